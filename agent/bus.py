@@ -1,0 +1,69 @@
+"""The event bus: a bounded queue fanned out to each sink's own bounded queue.
+
+emit() never blocks the producer: when a queue is full the event is dropped and counted.
+Durable delivery is the outbox's job (a sink's), not the bus's.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import threading
+
+import structlog
+
+from agent.model import Event
+from agent.selfmetrics import SelfMetrics
+
+log = structlog.get_logger("inferwatch")
+
+
+class EventBus:
+    def __init__(self, size: int, metrics: SelfMetrics) -> None:
+        self._queue: asyncio.Queue[Event] = asyncio.Queue(size)
+        self._subscribers: dict[str, asyncio.Queue[Event]] = {}
+        self._metrics = metrics
+        self._loop = asyncio.get_running_loop()
+        self._loop_thread = threading.get_ident()
+
+    def emit(self, event: Event) -> bool:
+        """Accept an event from any thread; False when it had to be dropped."""
+        if threading.get_ident() != self._loop_thread:
+            self._loop.call_soon_threadsafe(self._put, event)
+            return True
+        return self._put(event)
+
+    def _put(self, event: Event) -> bool:
+        try:
+            self._queue.put_nowait(event)
+        except asyncio.QueueFull:
+            self._metrics.events_dropped.labels("queue_full").inc()
+            return False
+        self._metrics.events_emitted.labels(event.kind).inc()
+        self._metrics.event_queue_depth.set(self._queue.qsize())
+        return True
+
+    def subscribe(self, name: str, size: int) -> asyncio.Queue[Event]:
+        queue: asyncio.Queue[Event] = asyncio.Queue(size)
+        self._subscribers[name] = queue
+        return queue
+
+    def unsubscribe(self, name: str) -> None:
+        self._subscribers.pop(name, None)
+
+    async def run(self) -> None:
+        while True:
+            event = await self._queue.get()
+            self._metrics.event_queue_depth.set(self._queue.qsize())
+            for name, queue in list(self._subscribers.items()):
+                try:
+                    queue.put_nowait(event)
+                except asyncio.QueueFull:
+                    self._metrics.events_dropped.labels("sink_full").inc()
+                    log.warning("sink queue full, event dropped", sink=name, kind=event.kind)
+            self._queue.task_done()
+
+    async def drain(self, timeout: float) -> None:
+        """Give queued events a chance to reach the sinks before they stop."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._queue.join(), timeout)

@@ -1,0 +1,116 @@
+"""Command line: `inferwatch run | check | plugins`. Errors are one line each, never a traceback."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from agent import __version__
+from agent.errors import EX_CONFIG, EX_OK, ConfigError, InferwatchError
+from agent.loader import PluginRecord, discover
+
+DEFAULT_CONFIG = Path("/etc/inferwatch/agent.toml")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        code: int = args.func(args)
+    except InferwatchError as exc:
+        for line in str(exc).splitlines():
+            print(f"inferwatch: error: {line}", file=sys.stderr)
+        return exc.exit_code
+    return code
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="inferwatch", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"inferwatch {__version__}")
+    sub = parser.add_subparsers(required=True, metavar="COMMAND")
+    run = sub.add_parser("run", help="run the agent in the foreground (systemd Type=notify)")
+    check = sub.add_parser("check", help="validate the configuration and plugins; exit 0 or 78")
+    for cmd in (run, check):
+        _common(cmd)
+    run.set_defaults(func=_run)
+    check.set_defaults(func=_check)
+    plugins = sub.add_parser("plugins", help="list the plugins found, their versions and hooks")
+    plugins.add_argument("-p", "--plugin", action="append", default=[], metavar="MODULE")
+    plugins.add_argument("--json", action="store_true", help="machine-readable output")
+    plugins.set_defaults(func=_plugins)
+    return parser
+
+
+def _common(cmd: argparse.ArgumentParser) -> None:
+    cmd.add_argument("-c", "--config", type=Path, default=None,
+                     help=f"TOML file (default: $INFERWATCH_CONFIG, then {DEFAULT_CONFIG} if "
+                          "it exists, else built-in defaults)")
+    cmd.add_argument("-p", "--plugin", action="append", default=[], metavar="[NAME=]MODULE",
+                     help="also load this module as a plugin (repeatable)")
+    cmd.add_argument("--strict-plugins", action="store_true",
+                     help="a plugin that fails to load is fatal (for CI)")
+
+
+def _config_path(arg: Path | None) -> Path | None:
+    if arg is not None:
+        return arg
+    if env := os.environ.get("INFERWATCH_CONFIG"):
+        return Path(env)
+    return DEFAULT_CONFIG if DEFAULT_CONFIG.exists() else None
+
+
+def _run(args: argparse.Namespace) -> int:
+    from agent.runtime import Agent  # noqa: PLC0415 - keeps `check` and `plugins` light
+
+    async def _main() -> int:
+        agent = Agent(_config_path(args.config), extra_plugins=args.plugin,
+                      strict_plugins=args.strict_plugins)
+        return await agent.run()
+
+    return asyncio.run(_main())
+
+
+def _check(args: argparse.Namespace) -> int:
+    from agent.config import check_state_dir, load_config  # noqa: PLC0415
+
+    path = _config_path(args.config)
+    found = discover(args.plugin, strict=args.strict_plugins)
+    problems = [f"plugin {r.name}: {r.error}" for r in found.records if r.error]
+    try:
+        config = load_config(path, found.config_models())
+        problems += check_state_dir(config.agent.state_dir)
+    except ConfigError as exc:
+        problems += exc.problems
+    if problems and (args.strict_plugins or any(not p.startswith("plugin ") for p in problems)):
+        raise ConfigError(problems)
+    for line in problems:
+        print(f"inferwatch: warning: {line}", file=sys.stderr)
+    enabled = sorted(n for n, c in config.plugins.items() if c.enabled)
+    print(f"{path or 'built-in defaults'}: ok; plugins enabled: {', '.join(enabled) or 'none'}")
+    return EX_OK
+
+
+def _plugins(args: argparse.Namespace) -> int:
+    records = discover(args.plugin).records
+    if args.json:
+        print(json.dumps([r.__dict__ for r in records], indent=2))
+    else:
+        for record in records:
+            print(_describe(record))
+    return EX_CONFIG if any(r.error for r in records) else EX_OK
+
+
+def _describe(r: PluginRecord) -> str:
+    source = f"{r.distribution} {r.version}".strip() if r.distribution else r.module
+    head = f"{r.name:<16} {r.origin:<12} {source}"
+    if r.error:
+        return f"{head}\n    BROKEN: {r.error}"
+    return f"{head}\n    hooks: {', '.join(r.hooks) or 'none'}"
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,75 @@
+"""The component kinds a plugin contributes; the supervisor runs each in its own task."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Sequence
+from typing import ClassVar
+
+from agent.metrics import Accumulator
+from agent.model import Event, Label, Sample
+
+
+class Component:
+    """Constructors must do no I/O; acquire resources in start(), release them in stop().
+
+    stop() must be idempotent and safe when start() failed or never ran.
+    """
+
+    kind: ClassVar[str] = "component"
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    async def start(self) -> None:
+        """Acquire resources. Raise NotReadyError to be retried, PermanentError to stay off."""
+
+    async def stop(self) -> None:
+        """Release resources."""
+
+
+class Collector(Component):
+    """Periodic reader of some state, writing metrics into an Accumulator.
+
+    With `blocking = True` (the default) collect() runs in the component's own worker thread,
+    so psutil, statvfs or NVML never stall the event loop; a call that outlives its timeout
+    is reported and the next tick is skipped until it returns. Async collectors set it False.
+    """
+
+    kind: ClassVar[str] = "collector"
+    blocking: ClassVar[bool] = True
+
+    def collect(self, out: Accumulator) -> Awaitable[None] | None:
+        raise NotImplementedError
+
+
+class Service(Component):
+    """A long-running task (a listener, a subscription); run() returns only on failure."""
+
+    kind: ClassVar[str] = "service"
+
+    async def run(self) -> None:
+        raise NotImplementedError
+
+
+class Monitor(Component):
+    """Consumes batches of samples and labels; returns the events they warrant."""
+
+    kind: ClassVar[str] = "monitor"
+
+    async def process(self, batch: Sequence[Sample | Label]) -> Sequence[Event]:
+        raise NotImplementedError
+
+
+class Sink(Component):
+    """Delivers events somewhere (a broker, a webhook, a log); raise to have a batch retried."""
+
+    kind: ClassVar[str] = "sink"
+    batch_size: ClassVar[int] = 100
+    queue_size: ClassVar[int] = 10_000
+
+    async def deliver(self, events: Sequence[Event]) -> None:
+        raise NotImplementedError
+
+
+# Start order: downstream first, so nothing produced early has nowhere to go. Stop is reversed.
+START_ORDER: tuple[str, ...] = ("sink", "monitor", "service", "collector")

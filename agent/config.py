@@ -1,0 +1,323 @@
+"""TOML configuration: one typed model per section, every problem reported at once with its path.
+
+msgspec stops at the first error; users fixing a config want all of them, so structs are walked
+field by field here and msgspec converts the leaves (which enforces `Meta` constraints).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+import tomllib
+import types
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import msgspec
+
+from agent.errors import ConfigError
+
+DEFAULT_PORT = 9879
+_INVALID: Any = object()
+_DURATION = re.compile(r"^\s*(?:(\d+(?:\.\d+)?)(ms|s|m|h|d)\s*)+$")
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
+_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+_MSGSPEC_PATH = re.compile(r"^(?P<msg>.*?)(?: - at `\$(?P<sub>[^`]*)`)?$", re.DOTALL)
+
+
+class FieldError(ValueError):
+    """Raised from a struct's __post_init__ to blame one key rather than the whole table."""
+
+    def __init__(self, key: str, message: str) -> None:
+        self.key = key
+        super().__init__(message)
+
+
+class Duration(float):
+    """Seconds; TOML may say `15`, `2.5`, `"500ms"`, `"1m30s"` or `"1h"`."""
+
+
+def parse_duration(value: object) -> Duration:
+    """Parse a number of seconds or a Go-style duration string; raise ValueError otherwise."""
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        # ValueError, not TypeError: callers report every config problem through one path.
+        kind = type(value).__name__
+        raise ValueError(f"expected seconds or a duration like '15s', got {kind}")  # noqa: TRY004
+    if isinstance(value, str):
+        if not _DURATION.match(value):
+            raise ValueError(f"invalid duration {value!r} (use e.g. '500ms', '15s', '1m30s')")
+        value = sum(float(n) * _UNIT_SECONDS[u] for n, u in _DURATION_PART.findall(value))
+    if not value > 0 or value == float("inf"):
+        raise ValueError(f"duration must be positive and finite, got {value!r}")
+    return Duration(value)
+
+
+class Secret:
+    """A credential resolved from `{env = "NAME"}` or `{file = "PATH"}`; never printed."""
+
+    __slots__ = ("_value", "source")
+
+    def __init__(self, value: str, source: str) -> None:
+        self._value = value
+        self.source = source
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return f"Secret({self.source}, ***)"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+
+def resolve_secret(raw: object, base_dir: Path) -> Secret:
+    """Literal secrets are refused so that config files can be shared and committed safely."""
+    if not isinstance(raw, dict) or len(raw) != 1 or not raw.keys() <= {"env", "file"}:
+        raise ValueError('a secret must be {env = "NAME"} or {file = "PATH"}, not a literal')
+    (kind, ref), = raw.items()
+    if not isinstance(ref, str) or not ref:
+        raise ValueError(f"secret {kind} reference must be a non-empty string")
+    if kind == "env":
+        if ref not in os.environ:
+            raise ValueError(f"environment variable {ref} is not set")
+        return Secret(os.environ[ref], f"env:{ref}")
+    path = (base_dir / ref).resolve()
+    try:
+        return Secret(path.read_text(encoding="utf-8").strip(), f"file:{path}")
+    except OSError as exc:
+        raise ValueError(f"cannot read secret file {path}: {exc.strerror}") from None
+
+
+LogLevel = Literal["debug", "info", "warning", "error"]
+
+
+class AgentSection(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    host_id: str = ""
+    state_dir: str = ""
+    log_level: LogLevel = "info"
+    log_format: Literal["json", "console", "auto"] = "auto"
+    event_queue_size: Annotated[int, msgspec.Meta(ge=1, le=10_000_000)] = 10_000
+    start_timeout: Duration = Duration(30.0)
+    stop_timeout: Duration = Duration(10.0)
+
+    def __post_init__(self) -> None:
+        if not self.host_id:
+            self.host_id = socket.gethostname()
+        if not self.state_dir:
+            self.state_dir = default_state_dir()
+
+
+def default_state_dir() -> str:
+    """systemd's StateDirectory= first, then the XDG location, so `make run` works unprivileged."""
+    if os.environ.get("STATE_DIRECTORY"):
+        return os.environ["STATE_DIRECTORY"].split(":")[0]
+    xdg = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return str(Path(xdg) / "inferwatch")
+
+
+class PrometheusSection(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    enabled: bool = True
+    listen: str = f"127.0.0.1:{DEFAULT_PORT}"
+    tls_cert_file: str | None = None
+    tls_key_file: str | None = None
+    basic_auth_users: dict[str, str] = msgspec.field(default_factory=dict)
+    series_limit_per_plugin: Annotated[int, msgspec.Meta(ge=1)] = 20_000
+
+    def __post_init__(self) -> None:
+        try:
+            parse_listen(self.listen)
+        except ValueError as exc:
+            raise FieldError("listen", str(exc)) from None
+        if (self.tls_cert_file is None) != (self.tls_key_file is None):
+            raise FieldError("tls_key_file", "tls_cert_file and tls_key_file go together")
+        for user, hashed in self.basic_auth_users.items():
+            if not re.match(r"^\$2[aby]\$\d\d\$.{53}$", hashed):
+                raise FieldError(
+                    f"basic_auth_users.{user}",
+                    f"not a bcrypt hash (make one with `htpasswd -nBC 10 {user}`)",
+                )
+
+
+def parse_listen(listen: str) -> tuple[str, int]:
+    """`HOST:PORT` or `[V6]:PORT`; an empty host means every interface, on purpose only."""
+    host, sep, port = listen.rpartition(":")
+    if not sep or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(f"listen must be HOST:PORT with a port 1-65535, got {listen!r}")
+    return host.strip("[]"), int(port)
+
+
+class PluginConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """Keys every `[plugins.<name>]` section shares; plugins subclass it with their own keys."""
+
+    enabled: bool = True
+    interval: Duration = Duration(10.0)
+    timeout: Duration = Duration(5.0)
+
+    def __post_init__(self) -> None:
+        if self.timeout > self.interval:
+            raise FieldError(
+                "timeout",
+                f"timeout ({self.timeout:g}s) must not exceed interval ({self.interval:g}s)"
+            )
+
+
+@dataclass(frozen=True)
+class Config:
+    path: Path | None
+    agent: AgentSection
+    prometheus: PrometheusSection
+    plugins: dict[str, PluginConfig] = field(default_factory=dict)
+
+
+def load_config(path: Path | None, models: Mapping[str, type[PluginConfig]]) -> Config:
+    """Read and validate a file (None: all defaults); raise ConfigError listing every problem."""
+    raw = _read_toml(path) if path is not None else {}
+    base_dir = path.parent if path is not None else Path.cwd()
+    return build_config(raw, models, path=path, base_dir=base_dir)
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as fh:
+            return tomllib.load(fh)
+    except FileNotFoundError:
+        raise ConfigError([f"{path}: no such file"]) from None
+    except OSError as exc:
+        raise ConfigError([f"{path}: cannot read: {exc.strerror}"]) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError([f"{path}: invalid TOML: {exc}"]) from None
+
+
+def build_config(
+    raw: Mapping[str, Any],
+    models: Mapping[str, type[PluginConfig]],
+    *,
+    path: Path | None = None,
+    base_dir: Path | None = None,
+) -> Config:
+    conv = _Converter(base_dir or Path.cwd())
+    for key in raw.keys() - {"agent", "prometheus", "plugins"}:
+        conv.errors.append(f"{key}: unknown section (known: agent, prometheus, plugins)")
+    agent = conv.struct(raw.get("agent", {}), AgentSection, "agent")
+    prometheus = conv.struct(raw.get("prometheus", {}), PrometheusSection, "prometheus")
+    plugins = conv.plugins(raw.get("plugins", {}), models)
+    if conv.errors:
+        raise ConfigError(sorted(conv.errors))
+    return Config(path=path, agent=agent, prometheus=prometheus, plugins=plugins)
+
+
+class _Converter:
+    """Walks a TOML document against struct types, collecting `path: problem` strings."""
+
+    def __init__(self, base_dir: Path) -> None:
+        self.base_dir = base_dir
+        self.errors: list[str] = []
+
+    def plugins(
+        self, raw: object, models: Mapping[str, type[PluginConfig]]
+    ) -> dict[str, PluginConfig]:
+        if not isinstance(raw, dict):
+            self.errors.append("plugins: expected a table of [plugins.<name>] sections")
+            return {}
+        for name in raw.keys() - models.keys():
+            known = ", ".join(sorted(models)) or "none"
+            self.errors.append(f"plugins.{name}: no plugin named {name!r} (installed: {known})")
+        return {
+            name: self.struct(raw.get(name, {}), model, f"plugins.{name}")
+            for name, model in models.items()
+        }
+
+    def value(self, value: object, tp: Any, path: str) -> Any:
+        origin, args = typing.get_origin(tp), typing.get_args(tp)
+        if origin in (typing.Union, types.UnionType) and type(None) in args:
+            (inner,) = [a for a in args if a is not type(None)]
+            return self.value(value, inner, path)
+        if isinstance(tp, type) and issubclass(tp, msgspec.Struct):
+            return self.struct(value, tp, path)
+        if tp is Secret or tp is Duration:
+            return self._special(value, tp, path)
+        if origin is list and _needs_walk(args[0]) and isinstance(value, list):
+            items = [self.value(v, args[0], f"{path}[{i}]") for i, v in enumerate(value)]
+            return _INVALID if _INVALID in items else items
+        return self._leaf(value, tp, path)
+
+    def struct(self, value: object, cls: type[Any], path: str) -> Any:
+        if not isinstance(value, dict):
+            self.errors.append(f"{path}: expected a table, got {_toml_type(value)}")
+            return _INVALID
+        fields = {f.encode_name: f for f in msgspec.structs.fields(cls)}
+        before = len(self.errors)
+        for key in value.keys() - fields.keys():
+            self.errors.append(f"{_join(path, key)}: unknown key (known: {', '.join(fields)})")
+        kwargs = {}
+        for key, info in fields.items():
+            if key in value:
+                kwargs[info.name] = self.value(value[key], info.type, _join(path, key))
+            elif info.required:
+                self.errors.append(f"{_join(path, key)}: required key is missing")
+        if len(self.errors) > before:
+            return _INVALID
+        try:
+            return cls(**kwargs)
+        except FieldError as exc:
+            self.errors.append(f"{_join(path, exc.key)}: {exc}")
+        except (ValueError, TypeError) as exc:
+            self.errors.append(f"{path}: {exc}")
+        return _INVALID
+
+    def _special(self, value: object, tp: Any, path: str) -> Any:
+        try:
+            if tp is Secret:
+                return resolve_secret(value, self.base_dir)
+            return parse_duration(value)
+        except ValueError as exc:
+            self.errors.append(f"{path}: {exc}")
+            return _INVALID
+
+    def _leaf(self, value: object, tp: Any, path: str) -> Any:
+        try:
+            return msgspec.convert(value, tp)
+        except msgspec.ValidationError as exc:
+            match = _MSGSPEC_PATH.match(str(exc))
+            assert match is not None  # the pattern matches any string  # noqa: S101
+            message = match["msg"]
+            if typing.get_origin(tp) is Literal:
+                message = f"must be one of {', '.join(map(repr, typing.get_args(tp)))}"
+            self.errors.append(f"{path}{match['sub'] or ''}: {message}")
+            return _INVALID
+
+
+def _needs_walk(tp: Any) -> bool:
+    return tp is Secret or tp is Duration or (
+        isinstance(tp, type) and issubclass(tp, msgspec.Struct)
+    )
+
+
+def _join(path: str, key: str) -> str:
+    return f"{path}.{key}" if path else key
+
+
+def _toml_type(value: object) -> str:
+    names = {dict: "table", list: "array", str: "string", bool: "boolean", int: "integer"}
+    return names.get(type(value), type(value).__name__)
+
+
+def check_state_dir(state_dir: str) -> list[str]:
+    """Create the state dir if needed and prove it writable, before anything depends on it."""
+    path = Path(state_dir)
+    probe = path / ".write-probe"
+    try:
+        path.mkdir(parents=True, exist_ok=True, mode=0o750)
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        return [f"agent.state_dir: {path} is not writable: {exc.strerror or exc}"]
+    return []

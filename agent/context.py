@@ -1,0 +1,51 @@
+"""What the core hands each plugin: its config, its metrics store, a logger, and the bus."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import structlog
+
+from agent.config import PluginConfig
+from agent.metrics import PluginMetrics
+from agent.model import Event, Severity
+
+
+@dataclass
+class PluginContext:
+    plugin: str
+    config: PluginConfig
+    host_id: str
+    state_root: Path
+    metrics: PluginMetrics
+    emitter: Callable[[Event], bool]
+
+    @property
+    def log(self) -> Any:
+        return structlog.get_logger("inferwatch").bind(plugin=self.plugin)
+
+    def state_dir(self) -> Path:
+        """The plugin's own folder under state_dir, created on first use."""
+        path = self.state_root / "plugins" / self.plugin
+        path.mkdir(parents=True, exist_ok=True, mode=0o750)
+        return path
+
+    def event(
+        self,
+        kind: str,
+        *,
+        severity: Severity = Severity.INFO,
+        data: dict[str, Any] | None = None,
+        attributes: dict[str, Any] | None = None,
+    ) -> Event:
+        return Event(
+            kind=kind, source=self.plugin, host=self.host_id, severity=severity,
+            data=data or {}, attributes=attributes or {},
+        )
+
+    def emit(self, event: Event) -> bool:
+        """Put an event on the bus from any thread; False if the bus was full and it was dropped."""
+        return self.emitter(event)

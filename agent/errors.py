@@ -1,0 +1,44 @@
+"""Errors plugins raise and the core turns into clear, one-line messages and exit codes."""
+
+from __future__ import annotations
+
+EX_OK = 0
+EX_SOFTWARE = 70
+EX_UNAVAILABLE = 69
+EX_CONFIG = 78
+
+
+class InferwatchError(Exception):
+    """Base of every error the agent reports to users without a traceback."""
+
+    exit_code = EX_SOFTWARE
+
+
+class ConfigError(InferwatchError):
+    """One or more configuration problems, each prefixed with its TOML path."""
+
+    exit_code = EX_CONFIG
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        super().__init__("\n".join(problems))
+
+
+class PluginLoadError(InferwatchError):
+    """A plugin could not be imported or registered (fatal only with --strict-plugins)."""
+
+    exit_code = EX_CONFIG
+
+
+class StartupError(InferwatchError):
+    """The environment refused something the config asked for: a port in use, say."""
+
+    exit_code = EX_UNAVAILABLE
+
+
+class NotReadyError(Exception):
+    """Raised by a component's start() when a retry later may succeed (a device not up yet)."""
+
+
+class PermanentError(Exception):
+    """Raised by a component's start() when retrying cannot help; the component stays off."""

@@ -1,0 +1,138 @@
+"""The /metrics endpoint: loopback by default, optional TLS and bcrypt basic auth.
+
+Content negotiation follows prometheus-client: OpenMetrics when the scraper asks for it (as
+Prometheus does), the classic text format otherwise (what promtool and curl read).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import errno
+import hashlib
+import hmac
+import ssl
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable
+
+import bcrypt
+from aiohttp import web
+from prometheus_client import CollectorRegistry
+from prometheus_client.exposition import choose_encoder
+
+from agent.config import PrometheusSection, parse_listen
+from agent.errors import StartupError
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+_AUTH_CACHE_SIZE = 64
+
+
+class BasicAuth:
+    """bcrypt is deliberately slow (~50 ms); successful checks are remembered by a keyed digest."""
+
+    def __init__(self, users: dict[str, str]) -> None:
+        self._users = {u: h.encode() for u, h in users.items()}
+        self._ok: OrderedDict[bytes, None] = OrderedDict()
+
+    async def allowed(self, header: str | None) -> bool:
+        user, password = _parse_basic(header)
+        hashed = self._users.get(user or "")
+        if user is None or password is None or hashed is None:
+            return False
+        key = hmac.digest(hashed, f"{user}:{password}".encode(), hashlib.sha256)
+        if key in self._ok:
+            self._ok.move_to_end(key)
+            return True
+        if not await asyncio.to_thread(bcrypt.checkpw, password.encode(), hashed):
+            return False
+        self._ok[key] = None
+        if len(self._ok) > _AUTH_CACHE_SIZE:
+            self._ok.popitem(last=False)
+        return True
+
+
+def _parse_basic(header: str | None) -> tuple[str | None, str | None]:
+    if not header or not header.lower().startswith("basic "):
+        return None, None
+    try:
+        decoded = base64.b64decode(header[6:].strip(), validate=True).decode()
+    except (binascii.Error, UnicodeDecodeError):
+        return None, None
+    user, sep, password = decoded.partition(":")
+    return (user, password) if sep else (None, None)
+
+
+class Exporter:
+    def __init__(
+        self, settings: PrometheusSection, registry: CollectorRegistry,
+        ready: Callable[[], bool],
+    ) -> None:
+        self.settings = settings
+        self._registry = registry
+        self._ready = ready
+        self._auth = BasicAuth(settings.basic_auth_users) if settings.basic_auth_users else None
+        self._runner: web.AppRunner | None = None
+
+    async def start(self) -> None:
+        app = web.Application(middlewares=[self._authenticate], client_max_size=64 * 1024)
+        app.router.add_get("/metrics", self._metrics)
+        app.router.add_get("/-/healthy", self._healthy)
+        app.router.add_get("/-/ready", self._readyz)
+        app.router.add_get("/", self._index)
+        self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        await self._runner.setup()
+        host, port = parse_listen(self.settings.listen)
+        site = web.TCPSite(self._runner, host or None, port, ssl_context=self._tls(),
+                           reuse_address=True)
+        try:
+            await site.start()
+        except OSError as exc:
+            await self.stop()
+            hint = " (another process listens there)" if exc.errno == errno.EADDRINUSE else ""
+            raise StartupError(
+                f"prometheus.listen: cannot listen on {self.settings.listen}: "
+                f"{exc.strerror}{hint}"
+            ) from None
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    def _tls(self) -> ssl.SSLContext | None:
+        if not self.settings.tls_cert_file or not self.settings.tls_key_file:
+            return None
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.minimum_version = ssl.TLSVersion.TLSv1_2
+        try:
+            context.load_cert_chain(self.settings.tls_cert_file, self.settings.tls_key_file)
+        except (OSError, ssl.SSLError) as exc:
+            raise StartupError(f"prometheus.tls_cert_file: cannot load certificate/key: "
+                               f"{exc}") from None
+        return context
+
+    @web.middleware
+    async def _authenticate(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        if self._auth is None or await self._auth.allowed(request.headers.get("Authorization")):
+            return await handler(request)
+        return web.Response(status=401, text="Unauthorized\n",
+                            headers={"WWW-Authenticate": 'Basic realm="inferwatch"'})
+
+    async def _metrics(self, request: web.Request) -> web.Response:
+        encoder, content_type = choose_encoder(request.headers.get("Accept", ""))
+        response = web.Response(body=encoder(self._registry))
+        response.headers["Content-Type"] = content_type
+        if "gzip" in request.headers.get("Accept-Encoding", ""):
+            response.enable_compression(web.ContentCoding.gzip)
+        return response
+
+    async def _healthy(self, _: web.Request) -> web.Response:
+        return web.Response(text="OK\n")
+
+    async def _readyz(self, _: web.Request) -> web.Response:
+        ready = self._ready()
+        return web.Response(status=200 if ready else 503, text="OK\n" if ready else "starting\n")
+
+    async def _index(self, _: web.Request) -> web.Response:
+        return web.Response(text="inferwatch agent: see /metrics\n")

@@ -1,0 +1,147 @@
+"""Plugin metrics as whole snapshots: each collection replaces the last, so nothing goes stale.
+
+A collector fills an `Accumulator`; the supervisor commits it only if the collection succeeded.
+Series of a device that disappeared are simply absent from the next snapshot. Each plugin has a
+series budget; what does not fit is refused and counted, never silently grown.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Literal
+
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+_NAME = re.compile(r"^inferwatch_[a-z][a-z0-9_]*$")
+_LABEL = re.compile(r"^[a-z_][a-z0-9_]*$")
+MAX_LABEL_VALUE = 256
+
+Labels = tuple[str, ...]
+Family = CounterMetricFamily | GaugeMetricFamily
+
+
+@dataclass(frozen=True, slots=True)
+class MetricDef:
+    """A metric's identity; declared once at module level so docs and tests can list them."""
+
+    name: str
+    help: str
+    kind: Literal["gauge", "counter"] = "gauge"
+    labels: Labels = ()
+
+    def __post_init__(self) -> None:
+        if not _NAME.match(self.name):
+            raise ValueError(f"metric name {self.name!r} must match {_NAME.pattern}")
+        if (self.kind == "counter") != self.name.endswith("_total"):
+            raise ValueError(f"{self.name}: counters and only counters end in _total")
+        if bad := [n for n in self.labels if not _LABEL.match(n)]:
+            raise ValueError(f"{self.name}: invalid label names {bad}")
+
+
+def gauge(name: str, help: str, *labels: str) -> MetricDef:
+    return MetricDef(name, help, "gauge", labels)
+
+
+def counter(name: str, help: str, *labels: str) -> MetricDef:
+    return MetricDef(name, help, "counter", labels)
+
+
+class Accumulator:
+    """What one collection observed: values keyed by metric and label values."""
+
+    __slots__ = ("series",)
+
+    def __init__(self) -> None:
+        self.series: dict[MetricDef, dict[Labels, float]] = {}
+
+    def add(self, metric: MetricDef, value: float, **labels: str) -> None:
+        if len(labels) != len(metric.labels):
+            raise ValueError(f"{metric.name} takes labels {metric.labels}, got {tuple(labels)}")
+        key = tuple(str(labels[n])[:MAX_LABEL_VALUE] for n in metric.labels)
+        self.series.setdefault(metric, {})[key] = float(value)
+
+    def __len__(self) -> int:
+        return sum(len(v) for v in self.series.values())
+
+
+class PluginMetrics:
+    """One plugin's committed snapshots, one per component, within the plugin's series budget."""
+
+    def __init__(self, plugin: str, limit: int) -> None:
+        self.plugin = plugin
+        self.limit = limit
+        self.refused_total = 0
+        self._snapshots: dict[str, dict[MetricDef, dict[Labels, float]]] = {}
+        self._lock = threading.Lock()
+
+    def commit(self, component: str, acc: Accumulator) -> int:
+        """Replace `component`'s snapshot; return how many series were refused by the budget."""
+        with self._lock:
+            others = sum(
+                len(v) for c, s in self._snapshots.items() if c != component for v in s.values()
+            )
+            room = max(self.limit - others, 0)
+            series, refused = _truncate(acc.series, room)
+            self._snapshots[component] = series
+            self.refused_total += refused
+            return refused
+
+    def drop(self, component: str) -> None:
+        with self._lock:
+            self._snapshots.pop(component, None)
+
+    def items(self) -> list[tuple[MetricDef, dict[Labels, float]]]:
+        with self._lock:
+            return [item for snap in self._snapshots.values() for item in snap.items()]
+
+
+def _truncate(
+    series: dict[MetricDef, dict[Labels, float]], room: int
+) -> tuple[dict[MetricDef, dict[Labels, float]], int]:
+    total = sum(len(v) for v in series.values())
+    if total <= room:
+        return series, 0
+    kept: dict[MetricDef, dict[Labels, float]] = {}
+    for metric, values in series.items():
+        take = dict(list(values.items())[:room])
+        room -= len(take)
+        if take:
+            kept[metric] = take
+    return kept, total - sum(len(v) for v in kept.values())
+
+
+class SnapshotCollector(Collector):
+    """Renders plugin snapshots at scrape time; a name two plugins define goes to the first."""
+
+    def __init__(self) -> None:
+        self._plugins: dict[str, PluginMetrics] = {}
+
+    def attach(self, store: PluginMetrics) -> None:
+        self._plugins[store.plugin] = store
+
+    def detach(self, plugin: str) -> None:
+        self._plugins.pop(plugin, None)
+
+    def collect(self) -> Iterator[Metric]:
+        families: dict[str, tuple[MetricDef, Family]] = {}
+        for store in list(self._plugins.values()):
+            for metric, values in store.items():
+                known = families.get(metric.name)
+                if known is None:
+                    known = families[metric.name] = (metric, _family(metric))
+                if known[0] != metric:
+                    continue
+                for labels, value in values.items():
+                    known[1].add_metric(labels, value)
+        for _, family in families.values():
+            yield family
+
+
+def _family(metric: MetricDef) -> Family:
+    if metric.kind == "counter":
+        return CounterMetricFamily(metric.name, metric.help, labels=metric.labels)
+    return GaugeMetricFamily(metric.name, metric.help, labels=metric.labels)

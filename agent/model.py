@@ -1,0 +1,73 @@
+"""Frozen, slotted records shared by the core and every plugin (DESIGN.md, "Events", "Samples")."""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+import os
+import time
+from typing import Any
+
+import msgspec
+
+EVENT_SCHEMA = 1
+_CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+
+
+class Severity(enum.StrEnum):
+    INFO = "info"
+    WARNING = "warning"
+    CRITICAL = "critical"
+
+
+def new_ulid(now: float | None = None) -> str:
+    """A ULID: 48-bit millisecond time + 80 random bits, so ids sort by creation time."""
+    ms = int((time.time() if now is None else now) * 1000)
+    value = (ms << 80) | int.from_bytes(os.urandom(10), "big")
+    return "".join(_CROCKFORD[(value >> shift) & 31] for shift in range(125, -1, -5))
+
+
+def utc_timestamp(now: float | None = None) -> str:
+    """RFC 3339 UTC with millisecond precision and a `Z` suffix."""
+    moment = dt.datetime.fromtimestamp(time.time() if now is None else now, tz=dt.UTC)
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+class Event(msgspec.Struct, frozen=True, kw_only=True):
+    """The one envelope for everything that happens; consumers dedupe by `id`."""
+
+    kind: str
+    source: str
+    host: str
+    severity: Severity = Severity.INFO
+    attributes: dict[str, Any] = msgspec.field(default_factory=dict)
+    data: dict[str, Any] = msgspec.field(default_factory=dict)
+    id: str = msgspec.field(default_factory=new_ulid)
+    ts: str = msgspec.field(default_factory=utc_timestamp)
+    schema: int = EVENT_SCHEMA
+
+    def to_json(self) -> bytes:
+        return msgspec.json.encode(self)
+
+
+class Sample(msgspec.Struct, frozen=True, kw_only=True):
+    """One model prediction as recorded by a model server."""
+
+    model: str
+    request_id: str
+    prediction: Any
+    ts: str | None = None
+    model_version: str = ""
+    features: dict[str, Any] = msgspec.field(default_factory=dict)
+    scores: dict[str, float] | None = None
+    score: float | None = None
+    group: str | None = None
+
+
+class Label(msgspec.Struct, frozen=True, kw_only=True):
+    """The ground truth for an earlier (or later) prediction, joined by (model, request_id)."""
+
+    model: str
+    request_id: str
+    label: Any
+    ts: str | None = None

@@ -1,0 +1,287 @@
+"""The agent's life: validate, start downstream first, serve, reload on SIGHUP, stop upstream."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import inspect
+import signal
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import structlog
+
+from agent import logs
+from agent.bus import EventBus
+from agent.components import START_ORDER, Component
+from agent.config import Config, PluginConfig, check_state_dir, load_config
+from agent.context import PluginContext
+from agent.errors import ConfigError
+from agent.exporter import Exporter
+from agent.loader import Plugins, discover
+from agent.metrics import PluginMetrics
+from agent.model import Event, Severity
+from agent.selfmetrics import SelfMetrics
+from agent.supervisor import Supervised
+from agent.systemd import Notifier
+
+log = structlog.get_logger("inferwatch")
+
+
+@dataclass
+class PluginInstance:
+    name: str
+    config: PluginConfig
+    store: PluginMetrics
+    supervised: list[Supervised] = field(default_factory=list)
+
+
+class Agent:
+    def __init__(
+        self,
+        config_path: Path | None,
+        *,
+        extra_plugins: Sequence[str] = (),
+        strict_plugins: bool = False,
+        notifier: Notifier | None = None,
+    ) -> None:
+        self.config_path = config_path
+        self.plugins: Plugins = discover(extra_plugins, strict=strict_plugins)
+        self.notifier = notifier or Notifier()
+        self.config = self.load()
+        self.instances: dict[str, PluginInstance] = {}
+        self._stop = asyncio.Event()
+        self._ready = False
+        self._reload_lock = asyncio.Lock()
+        self._tasks: list[asyncio.Task[None]] = []
+
+    def load(self) -> Config:
+        """Validate everything before anything starts; raise ConfigError listing every problem."""
+        config = load_config(self.config_path, self.plugins.config_models())
+        if problems := check_state_dir(config.agent.state_dir):
+            raise ConfigError(problems)
+        return config
+
+    async def run(self) -> int:
+        config = self.config
+        logs.configure(config.agent.log_level, config.agent.log_format)
+        for record in self.plugins.records:
+            if record.error:
+                log.error("plugin not loaded", plugin=record.name, error=record.error)
+        self.metrics = SelfMetrics()
+        self.bus = EventBus(config.agent.event_queue_size, self.metrics)
+        self.exporter = Exporter(config.prometheus, self.metrics.registry, lambda: self._ready)
+        if config.prometheus.enabled:
+            await self.exporter.start()
+        try:
+            return await self._serve(config)
+        finally:
+            await self.exporter.stop()
+            self.notifier.close()
+
+    async def _serve(self, config: Config) -> int:
+        self._tasks.append(asyncio.create_task(self.bus.run(), name="bus"))
+        self._install_signals()
+        await self._start_plugins(self._build(config, config.plugins))
+        self._mark_loaded()
+        self._ready = True
+        self.notifier.ready(self._status())
+        log.info("agent started", listen=config.prometheus.listen, plugins=sorted(self.instances),
+                 config=str(self.config_path or "defaults"))
+        self.bus.emit(self._event("agent.started", {"plugins": sorted(self.instances)}))
+        if self.notifier.watchdog_interval:
+            self._tasks.append(asyncio.create_task(self._watchdog(), name="watchdog"))
+        await self._stop.wait()
+        await self._shutdown()
+        return 0
+
+    def request_stop(self) -> None:
+        self._stop.set()
+
+    def _install_signals(self) -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self.request_stop)
+        loop.add_signal_handler(signal.SIGHUP, lambda: self._spawn(self.reload()))
+
+    def _spawn(self, coro: object) -> None:
+        assert inspect.iscoroutine(coro)  # noqa: S101
+        task = asyncio.create_task(coro, name="reload")
+        self._tasks.append(task)
+        task.add_done_callback(self._tasks.remove)
+
+    # -- plugins --------------------------------------------------------------------------
+
+    def _build(self, config: Config, plugins: dict[str, PluginConfig]) -> list[PluginInstance]:
+        built = []
+        for name, settings in sorted(plugins.items()):
+            if not settings.enabled:
+                continue
+            store = PluginMetrics(name, config.prometheus.series_limit_per_plugin)
+            built.append(PluginInstance(name, settings, store))
+        return built
+
+    async def _start_plugins(self, instances: list[PluginInstance]) -> None:
+        for instance in instances:
+            self.instances[instance.name] = instance
+            self.metrics.snapshots.attach(instance.store)
+            await self._components(instance)
+        for kind in START_ORDER:
+            stage = [s for i in instances for s in i.supervised if s.component.kind == kind]
+            for sup in stage:
+                sup.launch()
+            await self._await_started(stage)
+
+    async def _components(self, instance: PluginInstance) -> None:
+        ctx = PluginContext(
+            plugin=instance.name, config=instance.config, host_id=self.config.agent.host_id,
+            state_root=Path(self.config.agent.state_dir), metrics=instance.store,
+            emitter=self.bus.emit,
+        )
+        try:
+            result = self.plugins.call(instance.name, "inferwatch_components",
+                                       config=instance.config, ctx=ctx)
+            components = await result if inspect.isawaitable(result) else result
+            instance.supervised = [self._supervise(instance, c) for c in _checked(components)]
+        except Exception as exc:
+            self.metrics.plugin_errors.labels(instance.name, "", "start").inc()
+            self.metrics.plugin_up.labels(instance.name, "").set(0)
+            log.error("plugin set-up failed; plugin disabled", plugin=instance.name, exc_info=exc)
+
+    def _supervise(self, instance: PluginInstance, component: Component) -> Supervised:
+        return Supervised(
+            instance.name, component, instance.config, metrics=self.metrics,
+            store=instance.store, bus=self.bus, host_id=self.config.agent.host_id,
+            start_timeout=self.config.agent.start_timeout,
+        )
+
+    async def _await_started(self, stage: list[Supervised]) -> None:
+        if not stage:
+            return
+        waits = [asyncio.create_task(s.started.wait()) for s in stage]
+        _, pending = await asyncio.wait(waits, timeout=self.config.agent.start_timeout)
+        for task in pending:
+            task.cancel()
+        for sup in stage:
+            if not sup.started.is_set():
+                log.warning("component is slow to start; continuing without it",
+                            plugin=sup.plugin, instance=sup.component.name)
+
+    async def _stop_plugins(self, instances: Iterable[PluginInstance], budget: float) -> None:
+        instances = list(instances)
+        per_stage = budget / len(START_ORDER)
+        for kind in reversed(START_ORDER):
+            stage = [s for i in instances for s in i.supervised if s.component.kind == kind]
+            if kind == "sink":
+                await self.bus.drain(per_stage / 2)
+            if stage:
+                await asyncio.gather(*(s.stop(per_stage) for s in stage))
+        for instance in instances:
+            self.metrics.snapshots.detach(instance.name)
+            self.instances.pop(instance.name, None)
+            _forget_setup(self.metrics, instance.name)
+
+    # -- reload and shutdown --------------------------------------------------------------
+
+    async def reload(self) -> None:
+        """Apply a changed file; an invalid one is refused and the running config kept."""
+        async with self._reload_lock:
+            self.notifier.reloading()
+            try:
+                new = await asyncio.to_thread(self.load)
+            except ConfigError as exc:
+                self.metrics.reload_success.set(0)
+                log.error("reload refused; keeping the running configuration",
+                          problems=exc.problems)
+                self.notifier.ready(self._status())
+                return
+            await self._apply(new)
+            self.notifier.ready(self._status())
+
+    async def _apply(self, new: Config) -> None:
+        old = self.config
+        for key in ("host_id", "state_dir", "event_queue_size"):
+            if getattr(old.agent, key) != getattr(new.agent, key):
+                log.warning("agent setting changes only on restart", key=f"agent.{key}")
+        logs.configure(new.agent.log_level, new.agent.log_format)
+        changed = {n for n in old.plugins.keys() | new.plugins.keys()
+                   if old.plugins.get(n) != new.plugins.get(n)}
+        self.config = new
+        if new.prometheus != old.prometheus:
+            await self._restart_exporter(new)
+        stopping = [self.instances[n] for n in sorted(changed) if n in self.instances]
+        await self._stop_plugins(stopping, new.agent.stop_timeout)
+        restart = {n: new.plugins[n] for n in changed if n in new.plugins}
+        await self._start_plugins(self._build(new, restart))
+        self._mark_loaded()
+        log.info("configuration reloaded", restarted=sorted(changed))
+
+    async def _restart_exporter(self, new: Config) -> None:
+        await self.exporter.stop()
+        self.exporter = Exporter(new.prometheus, self.metrics.registry, lambda: self._ready)
+        if new.prometheus.enabled:
+            await self.exporter.start()
+
+    async def _shutdown(self) -> None:
+        self.notifier.stopping()
+        log.info("agent stopping")
+        self.bus.emit(self._event("agent.stopping", {}))
+        budget = self.config.agent.stop_timeout * 0.9
+        await self._stop_plugins(list(self.instances.values()), budget)
+        for task in self._tasks:
+            task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+        log.info("agent stopped")
+
+    # -- health -----------------------------------------------------------------------------
+
+    async def _watchdog(self) -> None:
+        """Ping only while the loop is responsive and every supervisor task is alive."""
+        assert self.notifier.watchdog_interval is not None  # noqa: S101
+        period = self.notifier.watchdog_interval
+        loop = asyncio.get_running_loop()
+        while True:
+            began = loop.time()
+            await asyncio.sleep(period / 2)
+            lag = loop.time() - began - period / 2
+            dead = [s.labels for i in self.instances.values() for s in i.supervised
+                    if s.task is not None and s.task.done() and not s.task.cancelled()
+                    and s.task.exception() is not None]
+            if lag < period and not dead:
+                self.notifier.watchdog()
+            else:
+                log.error("watchdog ping withheld", loop_lag_seconds=round(lag, 3),
+                          dead=[".".join(d) for d in dead])
+
+    def _status(self) -> str:
+        sups = [s for i in self.instances.values() for s in i.supervised]
+        up = sum(s.up for s in sups)
+        return f"running: {len(self.instances)} plugins, {up}/{len(sups)} components up"
+
+    def _mark_loaded(self) -> None:
+        self.metrics.reload_success.set(1)
+        self.metrics.reload_time.set(time.time())
+
+    def _event(self, kind: str, data: dict[str, object]) -> Event:
+        return Event(kind=kind, source="agent", host=self.config.agent.host_id,
+                     severity=Severity.INFO, data=data)
+
+
+def _checked(components: object) -> list[Component]:
+    items = list(components) if isinstance(components, Iterable) else [components]
+    checked = [c for c in items if isinstance(c, Component)]
+    if len(checked) != len(items):
+        raise TypeError(f"inferwatch_components returned non-components: {items!r}")
+    if len({c.name for c in checked}) != len(checked):
+        raise ValueError("component names within a plugin must be unique")
+    return checked
+
+
+def _forget_setup(metrics: SelfMetrics, plugin: str) -> None:
+    with contextlib.suppress(KeyError):
+        metrics.plugin_up.remove(plugin, "")
+    with contextlib.suppress(KeyError):
+        metrics.plugin_errors.remove(plugin, "", "start")

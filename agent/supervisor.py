@@ -1,0 +1,255 @@
+"""Runs one component in its own task. This module holds the agent's one broad `except`.
+
+A failure (an exception, a timeout, a failed start) is logged, counted, and answered with a
+restart after a jittered exponential backoff; siblings never notice. CancelledError always
+propagates, so stopping is never swallowed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import inspect
+import random
+import time
+from collections.abc import Sequence
+from concurrent.futures import Future
+from typing import Any
+
+import structlog
+
+from agent.bus import EventBus
+from agent.components import Collector, Component, Monitor, Service, Sink
+from agent.config import PluginConfig
+from agent.errors import NotReadyError, PermanentError
+from agent.metrics import Accumulator, PluginMetrics
+from agent.model import Event, Label, Sample, Severity
+from agent.selfmetrics import SelfMetrics
+from agent.worker import Worker
+
+log = structlog.get_logger("inferwatch")
+
+
+class Backoff:
+    """Exponential backoff with equal jitter, so restarting components do not move in step."""
+
+    def __init__(self, base: float = 1.0, cap: float = 60.0) -> None:
+        self.base, self.cap, self.attempt = base, cap, 0
+
+    def next(self) -> float:
+        delay = min(self.cap, self.base * 2**self.attempt)
+        self.attempt += 1
+        return random.uniform(delay / 2, delay)  # noqa: S311 - jitter, not cryptography
+
+    def reset(self) -> None:
+        self.attempt = 0
+
+
+class Supervised:
+    """One component, its task, and its bookkeeping."""
+
+    def __init__(
+        self,
+        plugin: str,
+        component: Component,
+        settings: PluginConfig,
+        *,
+        metrics: SelfMetrics,
+        store: PluginMetrics,
+        bus: EventBus,
+        host_id: str,
+        backoff: Backoff | None = None,
+        start_timeout: float = 30.0,
+    ) -> None:
+        self.plugin, self.component, self.settings = plugin, component, settings
+        self.metrics, self.store, self.bus, self.host_id = metrics, store, bus, host_id
+        self.backoff = backoff or Backoff()
+        self.start_timeout = start_timeout
+        self.started = asyncio.Event()
+        self.task: asyncio.Task[None] | None = None
+        self.inbox: asyncio.Queue[Any] | None = None
+        self._worker = Worker(f"{plugin}.{component.name}")
+        self._inflight: Future[Any] | None = None
+        self._failing = False
+        self.up = False
+        self._pending: list[Any] = []
+
+    @property
+    def labels(self) -> tuple[str, str]:
+        return self.plugin, self.component.name
+
+    def launch(self) -> None:
+        if isinstance(self.component, Sink):
+            self.inbox = self.bus.subscribe(".".join(self.labels), self.component.queue_size)
+        elif isinstance(self.component, Monitor):
+            self.inbox = asyncio.Queue(1000)
+        self.metrics.plugin_up.labels(*self.labels).set(0)
+        self.task = asyncio.create_task(self._main(), name=".".join(self.labels))
+
+    async def stop(self, timeout: float) -> None:
+        """Idempotent; safe after a failed start or none. Leaves no series behind."""
+        if self.task is not None and not self.task.done():
+            self.task.cancel()
+            await asyncio.wait({self.task}, timeout=timeout)
+        await self._stop_component(timeout)
+        self._worker.close()
+        self.store.drop(self.component.name)
+        self.metrics.forget(*self.labels)
+        self.bus.unsubscribe(".".join(self.labels))
+
+    async def _main(self) -> None:
+        structlog.contextvars.bind_contextvars(
+            plugin=self.plugin, instance=self.component.name, kind=self.component.kind
+        )
+        loop = asyncio.get_running_loop()
+        while True:
+            phase, began = "start", loop.time()
+            try:
+                await asyncio.wait_for(self.component.start(), self.start_timeout)
+                phase = "run"
+                self.started.set()
+                await self._body()
+                raise RuntimeError(f"{self.component.kind} returned unexpectedly")
+            except asyncio.CancelledError:
+                raise
+            except PermanentError as exc:
+                self._failed("start", exc)
+                log.error("component disabled: it cannot work here", error=str(exc))
+                self.started.set()
+                return
+            except Exception as exc:  # noqa: BLE001 - the supervisor is where failures stop
+                self._failed(_reason(phase, exc), exc)
+            self.started.set()
+            await self._stop_component(self.start_timeout)
+            if loop.time() - began > self.backoff.cap:
+                self.backoff.reset()
+            delay = self.backoff.next()
+            log.info("component restarts after backoff", delay_seconds=round(delay, 3))
+            await asyncio.sleep(delay)
+            self.metrics.plugin_restarts.labels(*self.labels).inc()
+
+    async def _body(self) -> None:
+        component = self.component
+        if isinstance(component, Collector):
+            await self._collect_loop(component)
+        elif isinstance(component, Service):
+            self._succeeded()
+            await component.run()
+        elif isinstance(component, Sink):
+            await self._sink_loop(component)
+        elif isinstance(component, Monitor):
+            await self._monitor_loop(component)
+        else:
+            raise PermanentError(f"unknown component kind {type(component).__name__}")
+
+    async def _collect_loop(self, collector: Collector) -> None:
+        loop = asyncio.get_running_loop()
+        interval = getattr(collector, "interval", None) or self.settings.interval
+        next_tick = loop.time()
+        while True:
+            if self._inflight is not None and not self._inflight.done():
+                self.metrics.skipped_ticks.labels(*self.labels).inc()
+            else:
+                await self._collect_once(collector)
+            next_tick += interval
+            now = loop.time()
+            if next_tick <= now:
+                missed = int((now - next_tick) // interval) + 1
+                self.metrics.skipped_ticks.labels(*self.labels).inc(missed)
+                next_tick += missed * interval
+            await asyncio.sleep(next_tick - now)
+
+    async def _collect_once(self, collector: Collector) -> None:
+        loop = asyncio.get_running_loop()
+        acc, began, timeout = Accumulator(), loop.time(), self.settings.timeout
+        if collector.blocking and not inspect.iscoroutinefunction(collector.collect):
+            run = contextvars.copy_context().run
+            self._inflight = self._worker.submit(run, collector.collect, acc)
+            await _await_thread(self._inflight, timeout)
+        elif inspect.isawaitable(result := collector.collect(acc)):
+            await asyncio.wait_for(result, timeout)
+        if refused := self.store.commit(collector.name, acc):
+            self.metrics.series_refused.labels(self.plugin).inc(refused)
+            log.warning("series budget exceeded, series refused", refused=refused)
+        self.metrics.collect_duration.labels(*self.labels).observe(loop.time() - began)
+        self.metrics.collect_last_success.labels(*self.labels).set(time.time())
+        self._succeeded()
+
+    async def _sink_loop(self, sink: Sink) -> None:
+        assert self.inbox is not None  # noqa: S101 - set by launch() for sinks
+        self._succeeded()
+        while True:
+            if not self._pending:
+                self._pending = [await self.inbox.get()]
+                while len(self._pending) < sink.batch_size and not self.inbox.empty():
+                    self._pending.append(self.inbox.get_nowait())
+            await asyncio.wait_for(sink.deliver(self._pending), self.settings.timeout)
+            self._pending = []
+            self._succeeded()
+
+    async def _monitor_loop(self, monitor: Monitor) -> None:
+        assert self.inbox is not None  # noqa: S101 - set by launch() for monitors
+        self._succeeded()
+        while True:
+            batch: Sequence[Sample | Label] = await self.inbox.get()
+            for event in await monitor.process(batch):
+                self.bus.emit(event)
+            self._succeeded()
+
+    def _succeeded(self) -> None:
+        self.up = True
+        self.metrics.plugin_up.labels(*self.labels).set(1)
+        if self._failing:
+            log.info("component recovered")
+        self._failing = False
+        self.backoff.reset()
+
+    def _failed(self, reason: str, exc: BaseException) -> None:
+        self.up = False
+        self.metrics.plugin_up.labels(*self.labels).set(0)
+        self.metrics.plugin_errors.labels(*self.labels, reason).inc()
+        self.store.drop(self.component.name)
+        if isinstance(exc, NotReadyError | TimeoutError | PermanentError):
+            log.warning("component failed", reason=reason, error=str(exc) or type(exc).__name__)
+        else:
+            log.error("component failed", reason=reason, exc_info=exc)
+        if not self._failing and not isinstance(self.component, Sink):
+            self.bus.emit(self._failure_event(reason, exc))
+        self._failing = True
+
+    def _failure_event(self, reason: str, exc: BaseException) -> Event:
+        return Event(
+            kind="plugin.failed", source=self.plugin, host=self.host_id,
+            severity=Severity.WARNING,
+            attributes={"component": self.component.name, "reason": reason},
+            data={"error": f"{type(exc).__name__}: {exc}"[:500]},
+        )
+
+    async def _stop_component(self, timeout: float) -> None:
+        try:
+            await asyncio.wait_for(self.component.stop(), timeout)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - a failing stop must not stop the others
+            log.warning("component stop failed", error=f"{type(exc).__name__}: {exc}")
+
+
+async def _await_thread(future: Future[Any], timeout: float) -> None:
+    """Wait for a worker call; on timeout leave it running and raise TimeoutError."""
+    waiter = asyncio.wrap_future(future)
+    done, _ = await asyncio.wait({waiter}, timeout=timeout)
+    if not done:
+        waiter.add_done_callback(_consume)
+        raise TimeoutError(f"collect did not return within {timeout:g}s")
+    waiter.result()
+
+
+def _consume(future: asyncio.Future[Any]) -> None:
+    if not future.cancelled():
+        future.exception()
+
+
+def _reason(phase: str, exc: BaseException) -> str:
+    if phase == "start":
+        return "start"
+    return "timeout" if isinstance(exc, TimeoutError) else "exception"
