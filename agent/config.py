@@ -159,9 +159,11 @@ class PluginConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
 
     enabled: bool = True
     interval: Duration = Duration(10.0)
-    timeout: Duration = Duration(5.0)
+    timeout: Duration = Duration(0.0)  # unset: min(5s, interval)
 
     def __post_init__(self) -> None:
+        if not self.timeout:
+            self.timeout = Duration(min(5.0, self.interval))
         if self.timeout > self.interval:
             raise FieldError(
                 "timeout",

@@ -243,7 +243,10 @@ class Agent:
         assert self.notifier.watchdog_interval is not None  # noqa: S101
         period = self.notifier.watchdog_interval
         loop = asyncio.get_running_loop()
+        status = ""
         while True:
+            if (now := self._status()) != status:
+                self.notifier.status(status := now)
             began = loop.time()
             await asyncio.sleep(period / 2)
             lag = loop.time() - began - period / 2

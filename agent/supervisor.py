@@ -107,7 +107,8 @@ class Supervised:
             try:
                 await asyncio.wait_for(self.component.start(), self.start_timeout)
                 phase = "run"
-                self.started.set()
+                if not isinstance(self.component, Collector):
+                    self.started.set()  # a collector is started once its first tick is done
                 await self._body()
                 raise RuntimeError(f"{self.component.kind} returned unexpectedly")
             except asyncio.CancelledError:
@@ -150,7 +151,10 @@ class Supervised:
             if self._inflight is not None and not self._inflight.done():
                 self.metrics.skipped_ticks.labels(*self.labels).inc()
             else:
-                await self._collect_once(collector)
+                try:
+                    await self._collect_once(collector)
+                finally:
+                    self.started.set()
             next_tick += interval
             now = loop.time()
             if next_tick <= now:

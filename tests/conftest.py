@@ -1,0 +1,45 @@
+"""Shared fixtures: a config writer and the real agent as a subprocess."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.helpers import AgentProcess, free_port, start_agent
+
+ConfigWriter = Callable[..., tuple[Path, int]]
+
+
+@pytest.fixture
+def write_config(tmp_path: Path) -> ConfigWriter:
+    """Write agent.toml into tmp_path with a free port and a private state dir."""
+
+    def write(body: str = "", *, name: str = "agent.toml", port: int | None = None,
+              prometheus: str = "") -> tuple[Path, int]:
+        port = port or free_port()
+        path = tmp_path / name
+        path.write_text(
+            f'[agent]\nstate_dir = "{tmp_path / "state"}"\nlog_format = "json"\n'
+            f'[prometheus]\nlisten = "127.0.0.1:{port}"\n{prometheus}\n{body}'
+        )
+        return path, port
+
+    return write
+
+
+@pytest.fixture
+def agent_factory() -> Iterator[Callable[..., AgentProcess]]:
+    started: list[AgentProcess] = []
+
+    def factory(config: Path, port: int, *args: str, **kwargs: object) -> AgentProcess:
+        agent = start_agent(config, port, *args, **kwargs)  # type: ignore[arg-type]
+        started.append(agent)
+        return agent
+
+    yield factory
+    for agent in started:
+        if agent.proc.poll() is None:
+            agent.proc.kill()
+            agent.proc.wait()

@@ -1,0 +1,84 @@
+"""sd_notify without systemd: the test owns NOTIFY_SOCKET and reads what the agent says."""
+
+from __future__ import annotations
+
+import socket
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ConfigWriter
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def notify_socket(tmp_path: Path) -> Iterator[tuple[socket.socket, str]]:
+    path = str(tmp_path / "notify.sock")
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind(path)
+    sock.settimeout(0.05)
+    yield sock, path
+    sock.close()
+
+
+def _messages(sock: socket.socket, seconds: float) -> list[str]:
+    deadline, out = time.monotonic() + seconds, []
+    while time.monotonic() < deadline:
+        try:
+            out.append(sock.recv(4096).decode())
+        except TimeoutError:
+            continue
+    return out
+
+
+def _until(sock: socket.socket, predicate, timeout: float = 10.0) -> list[str]:  # noqa: ANN001
+    deadline, seen = time.monotonic() + timeout, []
+    while time.monotonic() < deadline:
+        try:
+            seen.append(sock.recv(4096).decode())
+        except TimeoutError:
+            continue
+        if predicate(seen):
+            return seen
+    raise AssertionError(f"notify messages never matched; saw {seen}")
+
+
+def test_ready_status_and_watchdog_that_stops_when_the_loop_is_wedged(
+        write_config: ConfigWriter, agent_factory, notify_socket, tmp_path: Path) -> None:
+    sock, path = notify_socket
+    marker = tmp_path / "wedge"
+    config, port = write_config(
+        f'[plugins.host]\nenabled = false\n[plugins.wedger]\ninterval = "100ms"\n'
+        f'timeout = "100ms"\nmarker = "{marker}"\n')
+    agent = agent_factory(config, port, "-p", "iwtest.wedger",
+                          env={"NOTIFY_SOCKET": path, "WATCHDOG_USEC": "400000"})
+    seen = _until(sock, lambda s: sum("WATCHDOG=1" in m for m in s) >= 3)
+    ready = next(m for m in seen if "READY=1" in m)
+    assert "STATUS=running: 1 plugins, 1/1 components up" in ready
+    assert f"MAINPID={agent.proc.pid}" in ready
+
+    marker.touch()  # the wedger now blocks the event loop itself
+    assert _silence(sock, "WATCHDOG=1", quiet=1.0, within=6.0), "pings went on while wedged"
+
+    marker.unlink()
+    _until(sock, lambda s: any("WATCHDOG=1" in m for m in s), 5)
+    assert agent.stop() == 0
+    assert any("STOPPING=1" in m for m in _messages(sock, 0.3))
+
+
+def _silence(sock: socket.socket, text: str, quiet: float, within: float) -> bool:
+    """True once `text` has not arrived for `quiet` seconds, checked until `within`."""
+    deadline = time.monotonic() + within
+    last = time.monotonic()
+    while time.monotonic() < deadline:
+        if time.monotonic() - last >= quiet:
+            return True
+        try:
+            if text in sock.recv(4096).decode():
+                last = time.monotonic()
+        except TimeoutError:
+            continue
+    return False
