@@ -1,0 +1,82 @@
+"""Bad input at the command line: one line per problem naming the key, exit 78, no traceback."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ConfigWriter
+from tests.helpers import run_cli
+
+pytestmark = pytest.mark.integration
+
+
+def _errors(result) -> list[str]:  # noqa: ANN001
+    assert "Traceback" not in result.stderr + result.stdout
+    return result.stderr.strip().splitlines()
+
+
+def test_check_accepts_the_documented_example() -> None:
+    root = Path(__file__).resolve().parents[2]
+    result = run_cli("check", "-c", str(root / "agent.toml"), cwd=root)
+    assert result.returncode == 0, result.stderr
+    assert "plugins enabled: host" in result.stdout
+
+
+def test_malformed_toml(tmp_path: Path) -> None:
+    path = tmp_path / "bad.toml"
+    path.write_text("[agent\nlog_level = 'info'\n")
+    result = run_cli("check", "-c", str(path))
+    assert result.returncode == 78
+    (line,) = _errors(result)
+    assert line.startswith(f"inferwatch: error: {path}: invalid TOML:")
+    assert "line 1" in line
+
+
+def test_every_problem_at_once_with_its_path(write_config: ConfigWriter) -> None:
+    path, _ = write_config(
+        '[plugins.host]\ninterval = "soon"\nbogus = 1\nnetwork_exclude = "("\n'
+        '[[plugins.host.processes]]\nname = "triton"\n'
+        '[plugins.nosuch]\nenabled = true\n',
+        prometheus='tls_cert_file = "/x.crt"\n',
+    )
+    result = run_cli("check", "-c", str(path))
+    assert result.returncode == 78
+    lines = _errors(result)
+    expected = [
+        "plugins.host.bogus: unknown key",
+        "plugins.host.interval: invalid duration 'soon'",
+        "plugins.host.processes[0].name: set exactly one of",
+        "plugins.nosuch: no plugin named 'nosuch'",
+        "prometheus.tls_key_file: tls_cert_file and tls_key_file go together",
+    ]
+    for fragment in expected:
+        assert any(fragment in line for line in lines), (fragment, lines)
+    assert all(line.startswith("inferwatch: error: ") for line in lines)
+
+
+def test_wrong_type_and_missing_secret_file(tmp_path: Path) -> None:
+    path = tmp_path / "agent.toml"
+    path.write_text('[agent]\nevent_queue_size = "many"\nlog_level = "loud"\n')
+    lines = _errors(run_cli("check", "-c", str(path)))
+    assert "inferwatch: error: agent.event_queue_size: Expected `int`, got `str`" in lines
+    assert any("agent.log_level: must be one of 'debug', 'info'" in line for line in lines)
+
+
+def test_unwritable_state_dir(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    path = tmp_path / "agent.toml"
+    path.write_text(f'[agent]\nstate_dir = "{blocker}/state"\n')
+    for command in ("check", "run"):
+        result = run_cli(command, "-c", str(path))
+        assert result.returncode == 78
+        (line,) = _errors(result)
+        assert f"agent.state_dir: {blocker}/state is not writable" in line
+
+
+def test_missing_config_file(tmp_path: Path) -> None:
+    result = run_cli("run", "-c", str(tmp_path / "absent.toml"))
+    assert result.returncode == 78
+    assert _errors(result) == [f"inferwatch: error: {tmp_path / 'absent.toml'}: no such file"]
