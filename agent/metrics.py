@@ -59,9 +59,12 @@ class Accumulator:
         self.series: dict[MetricDef, dict[Labels, float]] = {}
 
     def add(self, metric: MetricDef, value: float, **labels: str) -> None:
-        if len(labels) != len(metric.labels):
+        try:
+            key = tuple(str(labels[n])[:MAX_LABEL_VALUE] for n in metric.labels)
+        except KeyError:
+            key = ()
+        if len(labels) != len(metric.labels) or len(key) != len(labels):
             raise ValueError(f"{metric.name} takes labels {metric.labels}, got {tuple(labels)}")
-        key = tuple(str(labels[n])[:MAX_LABEL_VALUE] for n in metric.labels)
         self.series.setdefault(metric, {})[key] = float(value)
 
     def __len__(self) -> int:

@@ -88,9 +88,12 @@ class Supervised:
 
     async def stop(self, timeout: float) -> None:
         """Idempotent; safe after a failed start or none. Leaves no series behind."""
-        if self.task is not None and not self.task.done():
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        # Cancel until it sticks: a cancellation racing a completing await can be absorbed.
+        while self.task is not None and not self.task.done() and loop.time() < deadline:
             self.task.cancel()
-            await asyncio.wait({self.task}, timeout=timeout)
+            await asyncio.wait({self.task}, timeout=min(0.1, deadline - loop.time()))
         await self._stop_component(timeout)
         self._worker.close()
         self.store.drop(self.component.name)
@@ -105,7 +108,8 @@ class Supervised:
         while True:
             phase, began = "start", loop.time()
             try:
-                await asyncio.wait_for(self.component.start(), self.start_timeout)
+                async with asyncio.timeout(self.start_timeout):
+                    await self.component.start()
                 phase = "run"
                 if not isinstance(self.component, Collector):
                     self.started.set()  # a collector is started once its first tick is done
@@ -171,7 +175,8 @@ class Supervised:
             self._inflight = self._worker.submit(run, collector.collect, acc)
             await _await_thread(self._inflight, timeout)
         elif inspect.isawaitable(result := collector.collect(acc)):
-            await asyncio.wait_for(result, timeout)
+            async with asyncio.timeout(timeout):
+                await result
         if refused := self.store.commit(collector.name, acc):
             self.metrics.series_refused.labels(self.plugin).inc(refused)
             log.warning("series budget exceeded, series refused", refused=refused)
@@ -187,7 +192,8 @@ class Supervised:
                 self._pending = [await self.inbox.get()]
                 while len(self._pending) < sink.batch_size and not self.inbox.empty():
                     self._pending.append(self.inbox.get_nowait())
-            await asyncio.wait_for(sink.deliver(self._pending), self.settings.timeout)
+            async with asyncio.timeout(self.settings.timeout):
+                await sink.deliver(self._pending)
             self._pending = []
             self._succeeded()
 
@@ -231,7 +237,8 @@ class Supervised:
 
     async def _stop_component(self, timeout: float) -> None:
         try:
-            await asyncio.wait_for(self.component.stop(), timeout)
+            async with asyncio.timeout(timeout):
+                await self.component.stop()
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # noqa: BLE001 - a failing stop must not stop the others

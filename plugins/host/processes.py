@@ -53,9 +53,9 @@ def _report(out: Accumulator, name: str, procs: list[psutil.Process]) -> None:
             with proc.oneshot():
                 cpu = proc.cpu_times()
                 rss_now, threads_now = proc.memory_info().rss, proc.num_threads()
-                fds_now = proc.num_fds()
         except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
             continue
+        fds_now = _num_fds(proc)
         alive += 1
         user, system = user + cpu.user, system + cpu.system
         rss, threads, fds = rss + rss_now, threads + threads_now, fds + fds_now
@@ -67,6 +67,14 @@ def _report(out: Accumulator, name: str, procs: list[psutil.Process]) -> None:
         out.add(m.PROC_RSS, rss, process=name)
         out.add(m.PROC_THREADS, threads, process=name)
         out.add(m.PROC_FDS, fds, process=name)
+
+
+def _num_fds(proc: psutil.Process) -> int:
+    """Another user's fd table needs CAP_SYS_PTRACE; without it count 0, keep the rest."""
+    try:
+        return proc.num_fds()
+    except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+        return 0
 
 
 def _pidfile(path: str) -> list[int]:

@@ -27,8 +27,7 @@ def test_serves_host_metrics_that_promtool_accepts(write_config: ConfigWriter,
     assert value(metrics, "inferwatch_plugin_up", plugin="host", component="memory") == 1
     assert value(metrics, "inferwatch_build_info", version="0.1.0",
                  python_version=__import__("platform").python_version()) == 1
-    with open("/proc/meminfo") as fh:
-        mem_total_kib = int(fh.readline().split()[1])
+    mem_total_kib = int(Path("/proc/meminfo").read_text().split()[1])
     assert value(metrics, "inferwatch_host_memory_total_bytes") == mem_total_kib * 1024
     text = subprocess.run(["curl", "-sf", f"{agent.url}/metrics"], capture_output=True,
                           check=True).stdout
@@ -80,7 +79,8 @@ def test_raising_and_hanging_plugins_leave_neighbours_alone(
                        component="ticker") == 1, 15, what="hanger recovery")
     skipped = value(agent.scrape(), "inferwatch_collector_skipped_ticks_total",
                     plugin="hanger", component="ticker")
-    assert skipped is not None and skipped >= 1
+    assert skipped is not None
+    assert skipped >= 1
     assert "Traceback" not in agent.log().split('"exception"')[0]  # tracebacks only inside JSON
     assert agent.stop() == 0
 

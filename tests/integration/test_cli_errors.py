@@ -12,7 +12,7 @@ from tests.helpers import run_cli
 pytestmark = pytest.mark.integration
 
 
-def _errors(result) -> list[str]:  # noqa: ANN001
+def _errors(result) -> list[str]:
     assert "Traceback" not in result.stderr + result.stdout
     return result.stderr.strip().splitlines()
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import subprocess
 import urllib.parse
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -17,7 +16,7 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
-def prometheus(tmp_path: Path):  # noqa: ANN201
+def prometheus(tmp_path: Path):
     procs: list[subprocess.Popen[bytes]] = []
 
     def start(target: str) -> str:

@@ -34,7 +34,7 @@ def _messages(sock: socket.socket, seconds: float) -> list[str]:
     return out
 
 
-def _until(sock: socket.socket, predicate, timeout: float = 10.0) -> list[str]:  # noqa: ANN001
+def _until(sock: socket.socket, predicate, timeout: float = 10.0) -> list[str]:
     deadline, seen = time.monotonic() + timeout, []
     while time.monotonic() < deadline:
         try:

@@ -1,0 +1,72 @@
+"""Every registered plugin honours the component contract (STYLE.md, "Tests")."""
+
+from __future__ import annotations
+
+import sys
+import tomllib
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from agent.components import START_ORDER, Component
+from agent.config import build_config
+from agent.context import PluginContext
+from agent.loader import discover
+from agent.metrics import PluginMetrics
+from tests.helpers import ROOT
+
+PLUGINS = discover()
+NAMES = [r.name for r in PLUGINS.loaded if r.origin == "built-in"]
+_IO_EVENTS = ("open", "socket.connect", "socket.bind", "subprocess.Popen", "os.scandir",
+              "os.listdir")
+_guard = {"on": False}
+
+
+def _audit(event: str, args: tuple[object, ...]) -> None:
+    if not _guard["on"] or event not in _IO_EVENTS:
+        return
+    if event == "open" and str(args[0]).endswith((".py", ".pyc", ".so")):
+        return  # a lazy import is not I/O on the host
+    raise AssertionError(f"I/O in a constructor: {event} {args[:2]}")
+
+
+sys.addaudithook(_audit)
+
+
+def _components(name: str, tmp_path: Path) -> Iterator[Component]:
+    config = build_config({}, PLUGINS.config_models()).plugins[name]
+    ctx = PluginContext(plugin=name, config=config, host_id="h", state_root=tmp_path,
+                        metrics=PluginMetrics(name, 100), emitter=lambda _: True)
+    _guard["on"] = True
+    try:
+        result = PLUGINS.call(name, "inferwatch_components", config=config, ctx=ctx)
+    finally:
+        _guard["on"] = False
+    yield from result
+
+
+def test_builtins_are_found() -> None:
+    assert {"host", "eventlog"} <= set(NAMES)
+
+
+@pytest.mark.parametrize("name", NAMES)
+async def test_contract(name: str, tmp_path: Path) -> None:
+    components = list(_components(name, tmp_path))
+    assert components, f"{name} contributes no components with its defaults"
+    assert len({c.name for c in components}) == len(components)
+    for component in components:
+        assert component.kind in START_ORDER
+        await component.stop()  # stop without start must work
+        await component.stop()  # and be idempotent
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_plugin_folder_has_readme(name: str) -> None:
+    assert (ROOT / "plugins" / name / "README.md").is_file()
+
+
+def test_example_config_covers_every_builtin() -> None:
+    example = tomllib.loads((ROOT / "agent.toml").read_text())
+    assert set(NAMES) <= set(example["plugins"])
+    build_config(example, PLUGINS.config_models())

@@ -1,0 +1,94 @@
+"""Snapshot metrics: whole replacement (no stale series), the series budget, valid names."""
+
+from __future__ import annotations
+
+import subprocess
+
+import pytest
+from prometheus_client import CollectorRegistry, generate_latest
+
+from agent.metrics import Accumulator, PluginMetrics, SnapshotCollector, counter, gauge
+from tests.helpers import parse_metrics, value
+
+DISK = gauge("inferwatch_test_disk_bytes", "Disk size.", "device")
+READS = counter("inferwatch_test_reads_total", "Reads.", "device")
+
+
+def _render(*stores: PluginMetrics) -> bytes:
+    registry = CollectorRegistry(auto_describe=False)
+    collector = SnapshotCollector()
+    for store in stores:
+        collector.attach(store)
+    registry.register(collector)
+    return generate_latest(registry)
+
+
+def test_vanished_device_leaves_no_series() -> None:
+    store = PluginMetrics("p", 100)
+    acc = Accumulator()
+    acc.add(DISK, 10, device="sda")
+    acc.add(DISK, 20, device="sdb")
+    store.commit("disk", acc)
+    later = Accumulator()
+    later.add(DISK, 11, device="sda")
+    store.commit("disk", later)
+    metrics = parse_metrics(_render(store).decode())
+    assert value(metrics, "inferwatch_test_disk_bytes", device="sda") == 11
+    assert value(metrics, "inferwatch_test_disk_bytes", device="sdb") is None
+
+
+def test_series_budget_refuses_and_counts() -> None:
+    store = PluginMetrics("p", 5)
+    first = Accumulator()
+    for i in range(3):
+        first.add(DISK, i, device=f"a{i}")
+    assert store.commit("one", first) == 0
+    second = Accumulator()
+    for i in range(4):
+        second.add(READS, i, device=f"b{i}")
+    assert store.commit("two", second) == 2
+    assert store.refused_total == 2
+    assert len(parse_metrics(_render(store).decode())) == 5
+
+
+def test_counter_and_promtool() -> None:
+    store = PluginMetrics("p", 100)
+    acc = Accumulator()
+    acc.add(READS, 3, device='we"ird\\dev\nice')
+    store.commit("c", acc)
+    text = _render(store)
+    assert b'inferwatch_test_reads_total{device="we\\"ird\\\\dev\\nice"} 3.0' in text
+    check = subprocess.run(["promtool", "check", "metrics"], input=text, capture_output=True,
+                           check=False)
+    assert check.returncode == 0, check.stderr
+
+
+def test_same_name_from_two_plugins_goes_to_first() -> None:
+    a, b = PluginMetrics("a", 10), PluginMetrics("b", 10)
+    for store, v in ((a, 1), (b, 2)):
+        acc = Accumulator()
+        acc.add(DISK, v, device="x")
+        store.commit("c", acc)
+    other = gauge("inferwatch_test_disk_bytes", "Different labels.", "mount")
+    acc = Accumulator()
+    acc.add(other, 9, mount="/")
+    b.commit("d", acc)
+    metrics = parse_metrics(_render(a, b).decode())
+    assert value(metrics, "inferwatch_test_disk_bytes", device="x") == 2  # same def: merged
+    assert value(metrics, "inferwatch_test_disk_bytes", mount="/") is None  # conflicting def
+
+
+@pytest.mark.parametrize(("name", "kind", "labels"), [
+    ("node_cpu", "gauge", ()),
+    ("inferwatch_x_total", "gauge", ()),
+    ("inferwatch_x", "counter", ()),
+    ("inferwatch_x", "gauge", ("Bad-Label",)),
+])
+def test_metric_definitions_are_checked(name: str, kind: str, labels: tuple[str, ...]) -> None:
+    with pytest.raises(ValueError, match=r"inferwatch_|_total|label"):
+        (counter if kind == "counter" else gauge)(name, "h", *labels)
+
+
+def test_wrong_labels_rejected() -> None:
+    with pytest.raises(ValueError, match="takes labels"):
+        Accumulator().add(DISK, 1, mount="/")
