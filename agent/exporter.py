@@ -18,11 +18,10 @@ from collections.abc import Awaitable, Callable
 
 import bcrypt
 from aiohttp import web
-from prometheus_client import CollectorRegistry
-from prometheus_client.exposition import choose_encoder
 
 from agent.config import PrometheusSection, parse_listen
 from agent.errors import StartupError
+from agent.exposition import Exposition
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 _AUTH_CACHE_SIZE = 64
@@ -65,11 +64,10 @@ def _parse_basic(header: str | None) -> tuple[str | None, str | None]:
 
 class Exporter:
     def __init__(
-        self, settings: PrometheusSection, registry: CollectorRegistry,
-        ready: Callable[[], bool],
+        self, settings: PrometheusSection, exposition: Exposition, ready: Callable[[], bool],
     ) -> None:
         self.settings = settings
-        self._registry = registry
+        self._exposition = exposition
         self._ready = ready
         self._auth = BasicAuth(settings.basic_auth_users) if settings.basic_auth_users else None
         self._runner: web.AppRunner | None = None
@@ -120,8 +118,8 @@ class Exporter:
                             headers={"WWW-Authenticate": 'Basic realm="inferwatch"'})
 
     async def _metrics(self, request: web.Request) -> web.Response:
-        encoder, content_type = choose_encoder(request.headers.get("Accept", ""))
-        response = web.Response(body=encoder(self._registry))
+        body, content_type = self._exposition.render(request.headers.get("Accept", ""))
+        response = web.Response(body=body)
         response.headers["Content-Type"] = content_type
         if "gzip" in request.headers.get("Accept-Encoding", ""):
             response.enable_compression(web.ContentCoding.gzip)

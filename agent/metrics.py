@@ -78,6 +78,7 @@ class PluginMetrics:
         self.plugin = plugin
         self.limit = limit
         self.refused_total = 0
+        self.version = 0  # bumped on every change, so renderings can be cached between them
         self._snapshots: dict[str, dict[MetricDef, dict[Labels, float]]] = {}
         self._lock = threading.Lock()
 
@@ -91,11 +92,13 @@ class PluginMetrics:
             series, refused = _truncate(acc.series, room)
             self._snapshots[component] = series
             self.refused_total += refused
+            self.version += 1
             return refused
 
     def drop(self, component: str) -> None:
         with self._lock:
-            self._snapshots.pop(component, None)
+            if self._snapshots.pop(component, None) is not None:
+                self.version += 1
 
     def items(self) -> list[tuple[MetricDef, dict[Labels, float]]]:
         with self._lock:
@@ -122,6 +125,10 @@ class SnapshotCollector(Collector):
 
     def __init__(self) -> None:
         self._plugins: dict[str, PluginMetrics] = {}
+
+    def version(self) -> tuple[tuple[str, int, int], ...]:
+        """Changes whenever any attached plugin's snapshot (or the set of plugins) changes."""
+        return tuple((s.plugin, id(s), s.version) for s in self._plugins.values())
 
     def attach(self, store: PluginMetrics) -> None:
         self._plugins[store.plugin] = store

@@ -72,7 +72,8 @@ class Agent:
                 log.error("plugin not loaded", plugin=record.name, error=record.error)
         self.metrics = SelfMetrics()
         self.bus = EventBus(config.agent.event_queue_size, self.metrics)
-        self.exporter = Exporter(config.prometheus, self.metrics.registry, lambda: self._ready)
+        self.exposition = self.metrics.exposition()
+        self.exporter = Exporter(config.prometheus, self.exposition, lambda: self._ready)
         if config.prometheus.enabled:
             await self.exporter.start()
         try:
@@ -220,7 +221,7 @@ class Agent:
 
     async def _restart_exporter(self, new: Config) -> None:
         await self.exporter.stop()
-        self.exporter = Exporter(new.prometheus, self.metrics.registry, lambda: self._ready)
+        self.exporter = Exporter(new.prometheus, self.exposition, lambda: self._ready)
         if new.prometheus.enabled:
             await self.exporter.start()
 

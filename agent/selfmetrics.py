@@ -5,10 +5,17 @@ from __future__ import annotations
 import contextlib
 import platform
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Summary
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Summary,
+    disable_created_metrics,
+)
 from prometheus_client.process_collector import ProcessCollector
 
 from agent import __version__
+from agent.exposition import Exposition
 from agent.metrics import SnapshotCollector
 
 _COMPONENT = ("plugin", "component")
@@ -18,9 +25,13 @@ class SelfMetrics:
     """Everything an SRE needs to tell whether the agent itself is healthy."""
 
     def __init__(self) -> None:
+        # `_created` series double every counter's cardinality and Prometheus ignores them in
+        # the text format; a process-wide switch in prometheus-client, and the agent is the process.
+        disable_created_metrics()
         self.registry = CollectorRegistry(auto_describe=False)
         self.snapshots = SnapshotCollector()
-        self.registry.register(self.snapshots)
+        self.plugin_registry = CollectorRegistry(auto_describe=False)
+        self.plugin_registry.register(self.snapshots)
         ProcessCollector(namespace="inferwatch", registry=self.registry)
         reg = self.registry
         info = Gauge(
@@ -77,6 +88,9 @@ class SelfMetrics:
             "inferwatch_config_last_reload_success_timestamp_seconds",
             "Unix time of the last successful configuration load.", registry=reg,
         )
+
+    def exposition(self) -> Exposition:
+        return Exposition(self.registry, self.plugin_registry, self.snapshots.version)
 
     def forget(self, plugin: str, component: str) -> None:
         """Remove a component's series when it is stopped for good (no stale series)."""

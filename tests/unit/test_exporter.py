@@ -15,6 +15,7 @@ from prometheus_client import CollectorRegistry, Counter
 from agent.config import PrometheusSection
 from agent.errors import StartupError
 from agent.exporter import BasicAuth, Exporter
+from agent.exposition import Exposition
 from tests.helpers import free_port
 
 
@@ -34,10 +35,10 @@ def _basic(user: str, password: str) -> dict[str, str]:
     return {"Authorization": f"Basic {token}"}
 
 
-def _registry() -> CollectorRegistry:
+def _registry() -> Exposition:
     registry = CollectorRegistry()
     Counter("inferwatch_test_requests", "Requests.", registry=registry).inc(3)
-    return registry
+    return Exposition(registry, CollectorRegistry(), lambda: 0)
 
 
 async def _start(**settings: object) -> tuple[Exporter, str]:

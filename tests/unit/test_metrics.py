@@ -92,3 +92,31 @@ def test_metric_definitions_are_checked(name: str, kind: str, labels: tuple[str,
 def test_wrong_labels_rejected() -> None:
     with pytest.raises(ValueError, match="takes labels"):
         Accumulator().add(DISK, 1, mount="/")
+
+
+def test_cached_exposition_follows_every_change() -> None:
+    from prometheus_client import Gauge  # noqa: PLC0415
+
+    from agent.exposition import Exposition  # noqa: PLC0415
+
+    live, cached, collector = CollectorRegistry(), CollectorRegistry(), SnapshotCollector()
+    cached.register(collector)
+    live_gauge = Gauge("inferwatch_test_live", "Live.", registry=live)
+    store = PluginMetrics("p", 100)
+    collector.attach(store)
+    exposition = Exposition(live, cached, collector.version)
+    for n in range(3):
+        acc = Accumulator()
+        acc.add(DISK, n, device="sda")
+        store.commit("disk", acc)
+        live_gauge.set(n * 10)
+        text, _ = exposition.render("")
+        metrics = parse_metrics(text.decode())
+        assert value(metrics, "inferwatch_test_disk_bytes", device="sda") == n
+        assert value(metrics, "inferwatch_test_live") == n * 10
+    store.drop("disk")
+    assert b"inferwatch_test_disk_bytes{" not in exposition.render("")[0]
+    body, content_type = exposition.render("application/openmetrics-text; version=1.0.0")
+    assert content_type.startswith("application/openmetrics-text")
+    assert body.count(b"# EOF") == 1
+    assert body.endswith(b"# EOF\n")
