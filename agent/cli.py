@@ -7,11 +7,12 @@ import asyncio
 import json
 import os
 import sys
+import traceback
 from collections.abc import Sequence
 from pathlib import Path
 
 from agent import __version__
-from agent.errors import EX_CONFIG, EX_OK, ConfigError, InferwatchError
+from agent.errors import EX_CONFIG, EX_OK, EX_SOFTWARE, ConfigError, InferwatchError
 from agent.loader import PluginRecord, discover
 
 DEFAULT_CONFIG = Path("/etc/inferwatch/agent.toml")
@@ -25,6 +26,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         for line in str(exc).splitlines():
             print(f"inferwatch: error: {line}", file=sys.stderr)
         return exc.exit_code
+    except Exception:  # noqa: BLE001 - a bug: say so plainly, keep the traceback for the report
+        print("inferwatch: internal error (please report it with this traceback):",
+              file=sys.stderr)
+        traceback.print_exc()
+        return EX_SOFTWARE
     return code
 
 

@@ -136,18 +136,22 @@ class SnapshotCollector(Collector):
     def detach(self, plugin: str) -> None:
         self._plugins.pop(plugin, None)
 
-    def collect(self) -> Iterator[Metric]:
-        families: dict[str, tuple[MetricDef, Family]] = {}
+    def families(self) -> dict[str, tuple[MetricDef, list[dict[Labels, float]]]]:
+        """Every plugin's series grouped by metric name, in first-seen order."""
+        merged: dict[str, tuple[MetricDef, list[dict[Labels, float]]]] = {}
         for store in list(self._plugins.values()):
             for metric, values in store.items():
-                known = families.get(metric.name)
-                if known is None:
-                    known = families[metric.name] = (metric, _family(metric))
-                if known[0] != metric:
-                    continue
+                known = merged.setdefault(metric.name, (metric, []))
+                if known[0] == metric:
+                    known[1].append(values)
+        return merged
+
+    def collect(self) -> Iterator[Metric]:
+        for metric, parts in self.families().values():
+            family = _family(metric)
+            for values in parts:
                 for labels, value in values.items():
-                    known[1].add_metric(labels, value)
-        for _, family in families.values():
+                    family.add_metric(labels, value)
             yield family
 
 

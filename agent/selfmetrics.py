@@ -30,8 +30,6 @@ class SelfMetrics:
         disable_created_metrics()
         self.registry = CollectorRegistry(auto_describe=False)
         self.snapshots = SnapshotCollector()
-        self.plugin_registry = CollectorRegistry(auto_describe=False)
-        self.plugin_registry.register(self.snapshots)
         ProcessCollector(namespace="inferwatch", registry=self.registry)
         reg = self.registry
         info = Gauge(
@@ -90,7 +88,7 @@ class SelfMetrics:
         )
 
     def exposition(self) -> Exposition:
-        return Exposition(self.registry, self.plugin_registry, self.snapshots.version)
+        return Exposition(self.registry, self.snapshots)
 
     def forget(self, plugin: str, component: str) -> None:
         """Remove a component's series when it is stopped for good (no stale series)."""

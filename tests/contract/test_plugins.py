@@ -70,3 +70,15 @@ def test_example_config_covers_every_builtin() -> None:
     example = tomllib.loads((ROOT / "agent.toml").read_text())
     assert set(NAMES) <= set(example["plugins"])
     build_config(example, PLUGINS.config_models())
+
+
+def test_every_metric_is_documented() -> None:
+    from agent.metrics import MetricDef  # noqa: PLC0415
+    from agent.selfmetrics import SelfMetrics  # noqa: PLC0415
+    from plugins.host import metrics as host  # noqa: PLC0415
+
+    documented = (ROOT / "docs" / "metrics.md").read_text()
+    names = {d.name for d in vars(host).values() if isinstance(d, MetricDef)}
+    names |= {m.name for m in SelfMetrics().registry.collect()}
+    missing = sorted(n for n in names if f"`{n}" not in documented)
+    assert not missing, f"undocumented metrics: {missing}"

@@ -16,6 +16,7 @@ from agent.config import PrometheusSection
 from agent.errors import StartupError
 from agent.exporter import BasicAuth, Exporter
 from agent.exposition import Exposition
+from agent.metrics import SnapshotCollector
 from tests.helpers import free_port
 
 
@@ -38,7 +39,7 @@ def _basic(user: str, password: str) -> dict[str, str]:
 def _registry() -> Exposition:
     registry = CollectorRegistry()
     Counter("inferwatch_test_requests", "Requests.", registry=registry).inc(3)
-    return Exposition(registry, CollectorRegistry(), lambda: 0)
+    return Exposition(registry, SnapshotCollector())
 
 
 async def _start(**settings: object) -> tuple[Exporter, str]:

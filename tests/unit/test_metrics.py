@@ -5,9 +5,18 @@ from __future__ import annotations
 import subprocess
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from prometheus_client import CollectorRegistry, generate_latest
 
-from agent.metrics import Accumulator, PluginMetrics, SnapshotCollector, counter, gauge
+from agent.metrics import (
+    Accumulator,
+    MetricDef,
+    PluginMetrics,
+    SnapshotCollector,
+    counter,
+    gauge,
+)
 from tests.helpers import parse_metrics, value
 
 DISK = gauge("inferwatch_test_disk_bytes", "Disk size.", "device")
@@ -99,12 +108,11 @@ def test_cached_exposition_follows_every_change() -> None:
 
     from agent.exposition import Exposition  # noqa: PLC0415
 
-    live, cached, collector = CollectorRegistry(), CollectorRegistry(), SnapshotCollector()
-    cached.register(collector)
+    live, collector = CollectorRegistry(), SnapshotCollector()
     live_gauge = Gauge("inferwatch_test_live", "Live.", registry=live)
     store = PluginMetrics("p", 100)
     collector.attach(store)
-    exposition = Exposition(live, cached, collector.version)
+    exposition = Exposition(live, collector)
     for n in range(3):
         acc = Accumulator()
         acc.add(DISK, n, device="sda")
@@ -120,3 +128,41 @@ def test_cached_exposition_follows_every_change() -> None:
     assert content_type.startswith("application/openmetrics-text")
     assert body.count(b"# EOF") == 1
     assert body.endswith(b"# EOF\n")
+
+
+_label_text = st.text(st.characters(codec="utf-8", exclude_categories=("Cs",)), max_size=12)
+_values = st.one_of(st.floats(allow_nan=False), st.just(float("inf")), st.integers(-2**60, 2**60))
+_metric = st.builds(
+    lambda kind, i, labels, help_: MetricDef(
+        f"inferwatch_p{i}_x" + ("_total" if kind == "counter" else ""), help_, kind,
+        tuple(labels)),
+    st.sampled_from(["gauge", "counter"]), st.integers(0, 5),
+    st.lists(st.sampled_from(["zeta", "alpha", "device", "mode"]), unique=True, max_size=3),
+    _label_text,
+)
+
+
+@given(st.lists(st.tuples(_metric, st.lists(st.tuples(st.lists(_label_text, min_size=3,
+                                                               max_size=3), _values),
+                                            min_size=1, max_size=4)),
+                max_size=5, unique_by=lambda t: t[0].name))
+def test_fast_render_is_byte_identical_to_prometheus_client(families) -> None:
+    from prometheus_client.openmetrics.exposition import (  # noqa: PLC0415
+        generate_latest as openmetrics_latest,
+    )
+
+    from agent.exposition import render  # noqa: PLC0415
+
+    store = PluginMetrics("p", 10_000)
+    acc = Accumulator()
+    for metric, samples in families:
+        for labels, number in samples:
+            acc.add(metric, number, **dict(zip(metric.labels, labels, strict=False)))
+    store.commit("c", acc)
+    collector = SnapshotCollector()
+    collector.attach(store)
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(collector)
+    ours = collector.families().values()
+    assert render(ours, openmetrics=False) == generate_latest(registry)
+    assert render(ours, openmetrics=True) + b"# EOF\n" == openmetrics_latest(registry)
