@@ -13,12 +13,12 @@ from __future__ import annotations
 import argparse
 import http.client
 import json
+import multiprocessing
 import os
 import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -44,11 +44,12 @@ class Target:
         fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
         return (int(fields[11]) + int(fields[12])) / TICK
 
-    def rss_bytes(self) -> int:
-        for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) * 1024
-        return 0
+
+def rss_bytes(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    return 0
 
 
 def free_port() -> int:
@@ -98,32 +99,36 @@ def start_node_exporter() -> Target:
     return Target("node_exporter", port, proc)
 
 
-def scrape_loop(target: Target, accept: str, seconds: float, period: float,
-                stop: threading.Event) -> None:
-    conn = http.client.HTTPConnection("127.0.0.1", target.port, timeout=5)
+def scrape_loop(port: int, pid: int, accept: str, seconds: float, period: float
+                ) -> tuple[list[float], list[int], int, int]:
+    """Scrape at a fixed rate; (latencies, RSS samples, errors, last body size)."""
+    latencies: list[float] = []
+    rss: list[int] = []
+    errors = size = 0
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
     headers = {"Accept": accept, "Accept-Encoding": "gzip",
                "X-Prometheus-Scrape-Timeout-Seconds": "1"}
     start = time.monotonic()
     n = 0
-    while not stop.is_set() and time.monotonic() - start < seconds:
+    while time.monotonic() - start < seconds:
         began = time.perf_counter()
         try:
             conn.request("GET", "/metrics", headers=headers)
             response = conn.getresponse()
             body = response.read()
-            if response.status != 200:
-                target.errors += 1
-            target.body_bytes = len(body)
+            errors += response.status != 200
+            size = len(body)
         except OSError:
-            target.errors += 1
+            errors += 1
             conn.close()
-            conn = http.client.HTTPConnection("127.0.0.1", target.port, timeout=5)
-        target.latencies.append(time.perf_counter() - began)
-        n += 1
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+        latencies.append(time.perf_counter() - began)
         if n % 10 == 0:
-            target.rss.append(target.rss_bytes())
+            rss.append(rss_bytes(pid))
+        n += 1
         time.sleep(max(0.0, start + n * period - time.monotonic()))
     conn.close()
+    return latencies, rss, errors, size
 
 
 def run_phase(name: str, accept: str, interval: str, seconds: float, period: float
@@ -134,13 +139,12 @@ def run_phase(name: str, accept: str, interval: str, seconds: float, period: flo
             time.sleep(2)  # let start-up CPU (imports, first collection) pass
             cpu0 = {t.name: t.cpu_seconds() for t in targets}
             wall0 = time.monotonic()
-            stop = threading.Event()
-            threads = [threading.Thread(target=scrape_loop, args=(t, accept, seconds, period, stop))
-                       for t in targets]
-            for th in threads:
-                th.start()
-            for th in threads:
-                th.join()
+            # One scraper process per exporter: the client's own GIL must not time the other.
+            with multiprocessing.Pool(len(targets)) as pool:
+                results = pool.starmap(scrape_loop, [(t.port, t.proc.pid, accept, seconds, period)
+                                                     for t in targets])
+            for t, (latencies, rss, errors, size) in zip(targets, results, strict=True):
+                t.latencies, t.rss, t.errors, t.body_bytes = latencies, rss, errors, size
             wall = time.monotonic() - wall0
             return [summarise(name, interval, t, t.cpu_seconds() - cpu0[t.name], wall)
                     for t in targets]
