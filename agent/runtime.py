@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import inspect
 import signal
 import time
@@ -87,6 +88,7 @@ class Agent:
         self._install_signals()
         await self._start_plugins(self._build(config, config.plugins))
         self._mark_loaded()
+        gc.freeze()  # start-up objects live for good: keep them out of every full collection
         self._ready = True
         self.notifier.ready(self._status())
         log.info("agent started", listen=config.prometheus.listen, plugins=sorted(self.instances),

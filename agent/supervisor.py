@@ -12,6 +12,7 @@ import contextvars
 import inspect
 import random
 import time
+import zlib
 from collections.abc import Sequence
 from concurrent.futures import Future
 from typing import Any
@@ -150,7 +151,8 @@ class Supervised:
     async def _collect_loop(self, collector: Collector) -> None:
         loop = asyncio.get_running_loop()
         interval = getattr(collector, "interval", None) or self.settings.interval
-        next_tick = loop.time()
+        # Collect at once, then on this component's own phase within the interval.
+        next_tick = loop.time() + (_phase(".".join(self.labels), interval) or interval)
         while True:
             if self._inflight is not None and not self._inflight.done():
                 self.metrics.skipped_ticks.labels(*self.labels).inc()
@@ -159,13 +161,13 @@ class Supervised:
                     await self._collect_once(collector)
                 finally:
                     self.started.set()
-            next_tick += interval
             now = loop.time()
             if next_tick <= now:
                 missed = int((now - next_tick) // interval) + 1
                 self.metrics.skipped_ticks.labels(*self.labels).inc(missed)
                 next_tick += missed * interval
             await asyncio.sleep(next_tick - now)
+            next_tick += interval
 
     async def _collect_once(self, collector: Collector) -> None:
         loop = asyncio.get_running_loop()
@@ -258,6 +260,11 @@ async def _await_thread(future: Future[Any], timeout: float) -> None:
 def _consume(future: asyncio.Future[Any]) -> None:
     if not future.cancelled():
         future.exception()
+
+
+def _phase(key: str, interval: float) -> float:
+    """A stable offset within the interval, so a plugin's collectors do not all wake at once."""
+    return (zlib.crc32(key.encode()) % 1000) / 1000 * interval
 
 
 def _reason(phase: str, exc: BaseException) -> str:
