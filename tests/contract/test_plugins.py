@@ -38,6 +38,7 @@ def _components(name: str, tmp_path: Path) -> Iterator[Component]:
     config = build_config({}, PLUGINS.config_models()).plugins[name]
     ctx = PluginContext(plugin=name, config=config, host_id="h", state_root=tmp_path,
                         metrics=PluginMetrics(name, 100), emitter=lambda _: True)
+    PLUGINS.call(name, "inferwatch_components", config=config, ctx=ctx)  # warm lazy imports
     _guard["on"] = True
     try:
         result = PLUGINS.call(name, "inferwatch_components", config=config, ctx=ctx)
@@ -76,9 +77,13 @@ def test_every_metric_is_documented() -> None:
     from agent.metrics import MetricDef  # noqa: PLC0415
     from agent.selfmetrics import SelfMetrics  # noqa: PLC0415
     from plugins.host import metrics as host  # noqa: PLC0415
+    from plugins.nvidia import metrics as nvidia  # noqa: PLC0415
 
-    documented = (ROOT / "docs" / "metrics.md").read_text()
-    names = {d.name for d in vars(host).values() if isinstance(d, MetricDef)}
-    names |= {m.name for m in SelfMetrics().registry.collect()}
-    missing = sorted(n for n in names if f"`{n}" not in documented)
-    assert not missing, f"undocumented metrics: {missing}"
+    for doc, names in (
+        ("metrics.md", {d.name for d in vars(host).values() if isinstance(d, MetricDef)}
+         | {m.name for m in SelfMetrics().registry.collect()}),
+        ("gpu.md", {d.name for d in vars(nvidia).values() if isinstance(d, MetricDef)}),
+    ):
+        documented = (ROOT / "docs" / doc).read_text()
+        missing = sorted(n for n in names if f"`{n}" not in documented)
+        assert not missing, f"metrics missing from docs/{doc}: {missing}"
