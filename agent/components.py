@@ -66,6 +66,9 @@ class Sink(Component):
     kind: ClassVar[str] = "sink"
     batch_size: ClassVar[int] = 100
     queue_size: ClassVar[int] = 10_000
+    # None: the plugin's `timeout`. A sink whose deliver() is a local commit sets its own,
+    # since abandoning a commit that then completes would only write the batch twice.
+    deliver_timeout: ClassVar[float | None] = None
 
     async def deliver(self, events: Sequence[Event]) -> None:
         raise NotImplementedError

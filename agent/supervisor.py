@@ -194,7 +194,7 @@ class Supervised:
                 self._pending = [await self.inbox.get()]
                 while len(self._pending) < sink.batch_size and not self.inbox.empty():
                     self._pending.append(self.inbox.get_nowait())
-            async with asyncio.timeout(self.settings.timeout):
+            async with asyncio.timeout(sink.deliver_timeout or self.settings.timeout):
                 await sink.deliver(self._pending)
             self._pending = []
             self._succeeded()

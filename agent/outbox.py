@@ -1,0 +1,155 @@
+"""A durable queue (SQLite, WAL) for at-least-once delivery, shared by every sink that needs one.
+
+An event is committed here before it is sent and deleted only after the receiver acknowledged
+it, so a broker outage or a kill -9 loses nothing up to the bounds. Writes are grouped: one
+transaction (and one fsync) per batch, never per event. Bounded by bytes and by age; the
+oldest go first and are counted. Methods block: call them from a worker thread.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sqlite3
+import time
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import structlog
+
+log = structlog.get_logger("inferwatch")
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS outbox (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    topic TEXT NOT NULL,
+    payload BLOB NOT NULL,
+    created REAL NOT NULL
+)
+"""
+Row = tuple[int, str, bytes]
+
+
+class Outbox:
+    def __init__(self, path: Path, *, max_bytes: int, max_age: float, sync: str = "full") -> None:
+        self.path, self.max_bytes, self.max_age, self.sync = path, max_bytes, max_age, sync
+        self.dropped: Counter[str] = Counter()
+        self.depth = 0
+        self.bytes = 0
+        self.oldest: float | None = None
+        self._db: sqlite3.Connection | None = None
+
+    def open(self) -> None:
+        """Open or create; a corrupt file is moved aside and a fresh one started."""
+        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o750)
+        try:
+            self._connect()
+        except sqlite3.DatabaseError as exc:
+            self.close()
+            aside = self.path.with_name(f"{self.path.name}.corrupt-{int(time.time())}")
+            for suffix in ("", "-wal", "-shm"):
+                part = Path(f"{self.path}{suffix}")
+                if part.exists():
+                    part.rename(f"{aside}{suffix}")
+            log.error("outbox file is corrupt; moved aside, starting a fresh one",
+                      path=str(self.path), moved_to=str(aside), error=str(exc))
+            self._connect()
+
+    def _connect(self) -> None:
+        db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        self._db = db
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute(f"PRAGMA synchronous={'FULL' if self.sync == 'full' else 'NORMAL'}")
+        if db.execute("PRAGMA quick_check").fetchone()[0] != "ok":
+            raise sqlite3.DatabaseError("quick_check failed")
+        db.execute(_SCHEMA)
+        self._recount()
+
+    def _recount(self) -> None:
+        count, size, oldest = self._conn.execute(
+            "SELECT COUNT(*), COALESCE(SUM(LENGTH(payload)), 0), MIN(created) FROM outbox"
+        ).fetchone()
+        self.depth, self.bytes, self.oldest = count, size, oldest
+
+    @property
+    def _conn(self) -> sqlite3.Connection:
+        if self._db is None:
+            raise RuntimeError("outbox is not open")
+        return self._db
+
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[None]:
+        """One explicit transaction: autocommit mode would commit (and fsync) every row."""
+        self._conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            self._conn.execute("ROLLBACK")
+            raise
+        self._conn.execute("COMMIT")
+
+    def put(self, rows: Sequence[tuple[str, bytes]]) -> None:
+        """Commit a batch (one transaction), then trim to the bounds."""
+        now = time.time()
+        with self._transaction():
+            self._conn.executemany("INSERT INTO outbox (topic, payload, created) VALUES (?, ?, ?)",
+                                   [(topic, payload, now) for topic, payload in rows])
+        self.depth += len(rows)
+        self.bytes += sum(len(p) for _, p in rows)
+        self.oldest = self.oldest or now
+        if self.bytes > self.max_bytes:
+            self._trim_bytes()
+
+    def take(self, limit: int, after: int = 0) -> list[Row]:
+        """The oldest `limit` entries after sequence number `after`, in order."""
+        self.expire()
+        cursor = self._conn.execute(
+            "SELECT seq, topic, payload FROM outbox WHERE seq > ? ORDER BY seq LIMIT ?",
+            (after, limit))
+        return cursor.fetchall()
+
+    def ack(self, first: int, last: int) -> None:
+        """Delete entries first..last (acknowledged), in one transaction; O(batch), not O(depth)."""
+        span = (first, last)
+        with self._transaction():
+            count, size = self._conn.execute(
+                "SELECT COUNT(*), COALESCE(SUM(LENGTH(payload)), 0) FROM outbox "
+                "WHERE seq BETWEEN ? AND ?", span).fetchone()
+            self._conn.execute("DELETE FROM outbox WHERE seq BETWEEN ? AND ?", span)
+        self.depth, self.bytes = self.depth - count, self.bytes - size
+        row = self._conn.execute("SELECT created FROM outbox ORDER BY seq LIMIT 1").fetchone()
+        self.oldest = row[0] if row else None
+
+    def expire(self) -> None:
+        if self.oldest is None or self.oldest >= time.time() - self.max_age:
+            return
+        with self._transaction():
+            gone = self._conn.execute("DELETE FROM outbox WHERE created < ?",
+                                      (time.time() - self.max_age,)).rowcount
+        self._dropped("expired", gone)
+
+    def _trim_bytes(self) -> None:
+        excess = self.bytes - self.max_bytes
+        cursor = self._conn.execute("SELECT seq, LENGTH(payload) FROM outbox ORDER BY seq")
+        freed, last = 0, None
+        for seq, size in cursor:
+            freed, last = freed + size, seq
+            if freed >= excess:
+                break
+        cursor.close()
+        if last is not None:
+            with self._transaction():
+                gone = self._conn.execute("DELETE FROM outbox WHERE seq <= ?", (last,)).rowcount
+            self._dropped("full", gone)
+
+    def _dropped(self, reason: str, count: int) -> None:
+        if count:
+            self.dropped[reason] += count
+            log.warning("outbox bound reached; oldest events dropped", reason=reason,
+                        dropped=count, path=str(self.path))
+        self._recount()
+
+    def close(self) -> None:
+        if self._db is not None:
+            self._db.close()
+            self._db = None

@@ -1,0 +1,69 @@
+"""Events over MQTT, through a durable outbox: nothing accepted is lost to a broker outage."""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING
+
+from agent import hookimpl
+from agent.components import Collector, Component
+from agent.config import PluginConfig
+from agent.context import PluginContext
+from agent.errors import PermanentError
+from agent.metrics import Accumulator
+from agent.outbox import Outbox
+from plugins.mqtt import metrics as m
+from plugins.mqtt.config import MqttConfig, topic_problem
+from plugins.mqtt.outbox_io import SharedOutbox
+
+if TYPE_CHECKING:
+    from plugins.mqtt.publisher import Publisher
+
+
+@hookimpl
+def inferwatch_config_model() -> type[PluginConfig]:
+    return MqttConfig
+
+
+@hookimpl
+def inferwatch_components(config: PluginConfig, ctx: PluginContext) -> list[Component]:
+    assert isinstance(config, MqttConfig)  # noqa: S101 - validated with our model
+    from plugins.mqtt.publisher import Publisher  # noqa: PLC0415 - aiomqtt only when enabled
+    from plugins.mqtt.sink import MqttSink  # noqa: PLC0415
+
+    prefix = config.topic_prefix.replace("{host}", ctx.host_id)
+    if problem := topic_problem(prefix):
+        raise PermanentError(f"topic prefix {prefix!r} {problem} (check agent.host_id)")
+    path = ctx.state_root / "outbox" / "mqtt.db"
+    shared = SharedOutbox(Outbox(path, max_bytes=config.outbox_max_bytes,
+                                 max_age=float(config.outbox_max_age), sync=config.outbox_sync))
+    publisher = Publisher(config, shared, prefix, config.client_id or ctx.host_id)
+    return [MqttSink(shared, prefix, config.max_payload_bytes), publisher,
+            MqttStats(shared, publisher)]
+
+
+class MqttStats(Collector):
+    """Outbox and connection figures from memory: cheap, and never waits on the broker."""
+
+    blocking = False
+
+    def __init__(self, shared: SharedOutbox, publisher: Publisher) -> None:
+        super().__init__("stats")
+        self.shared, self.publisher = shared, publisher
+
+    async def collect(self, out: Accumulator) -> None:
+        outbox, sink = self.shared.outbox, "mqtt"
+        pub = self.publisher
+        out.add(m.CONNECTED, 1 if pub.connected else 0)
+        out.add(m.CONNECTS, pub.connects)
+        for reason, count in pub.errors.items():
+            out.add(m.CONNECT_ERRORS, count, reason=reason)
+        out.add(m.DEPTH, outbox.depth, sink=sink)
+        out.add(m.BYTES, outbox.bytes, sink=sink)
+        oldest = 0.0 if outbox.oldest is None else max(0.0, time.time() - outbox.oldest)
+        out.add(m.OLDEST, oldest, sink=sink)
+        for reason in ("full", "expired", "too_large"):
+            out.add(m.DROPPED, outbox.dropped[reason], sink=sink, reason=reason)
+        out.add(m.DELIVERED, self.shared.delivered, sink=sink)
+        out.add(m.RESENT, self.shared.resent, sink=sink)
+

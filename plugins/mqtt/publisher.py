@@ -1,0 +1,169 @@
+"""The broker connection: birth and last will, quiet reconnects, and the outbox drain.
+
+aiomqtt owns the connection (TLS, auth, will, keepalive, disconnect detection). Its
+publish() costs ~100 µs a message (an Event and a wait_for task each), so the drain hands a
+whole window to the wrapped paho client's non-blocking publish and counts PUBACKs through
+paho's on_publish, then deletes the window from the outbox in one transaction.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ssl
+import time
+from typing import Any
+
+import aiomqtt
+import structlog
+
+from agent.components import Service
+from agent.supervisor import Backoff
+from plugins.mqtt.config import MqttConfig
+from plugins.mqtt.outbox_io import SharedOutbox
+
+log = structlog.get_logger("inferwatch")
+
+
+class Publisher(Service):
+    def __init__(self, config: MqttConfig, shared: SharedOutbox, prefix: str,
+                 client_id: str) -> None:
+        super().__init__("publisher")
+        self.config, self.shared, self.client_id = config, shared, client_id
+        self.status_topic = f"{prefix}/status"
+        self.connected = False
+        self.connects = 0
+        self.errors: dict[str, int] = {}
+        self._backoff = Backoff(1.0, 60.0)
+        self._failing: str | None = None
+        self._down_since: float | None = None
+        self._pending: dict[int, int] = {}
+        self._acked = asyncio.Event()
+
+    async def start(self) -> None:
+        await self.shared.open()
+
+    async def run(self) -> None:
+        while True:
+            try:
+                async with self._client() as client:
+                    await self._online(client)
+                    try:
+                        await self._drain(client)
+                    except asyncio.CancelledError:
+                        await self._offline(client)
+                        raise
+            except aiomqtt.MqttError as exc:
+                self._lost(exc)
+            except (OSError, ssl.SSLError) as exc:
+                self._lost(exc)
+            self.connected = False
+            await asyncio.sleep(self._backoff.next())
+
+    def _client(self) -> aiomqtt.Client:
+        c = self.config
+        return aiomqtt.Client(
+            c.host, c.broker_port, identifier=self.client_id,
+            username=c.username, password=c.password.reveal() if c.password else None,
+            protocol=(aiomqtt.ProtocolVersion.V5 if c.protocol == "5"
+                      else aiomqtt.ProtocolVersion.V311),
+            will=aiomqtt.Will(self.status_topic, b"offline", qos=1, retain=True),
+            keepalive=int(c.keepalive), timeout=float(c.ack_timeout),
+            max_inflight_messages=c.inflight, tls_context=self._tls(),
+        )
+
+    def _tls(self) -> ssl.SSLContext | None:
+        if not self.config.tls:
+            return None
+        context = ssl.create_default_context(cafile=self.config.ca_file)
+        if self.config.cert_file and self.config.key_file:
+            context.load_cert_chain(self.config.cert_file, self.config.key_file)
+        if not self.config.tls_verify:
+            context.check_hostname = False
+            context.verify_mode = ssl.CERT_NONE
+        return context
+
+    async def _online(self, client: aiomqtt.Client) -> None:
+        await client.publish(self.status_topic, b"online", qos=1, retain=True)
+        self.connected, self.connects = True, self.connects + 1
+        self._backoff.reset()
+        outage = None if self._down_since is None else round(time.time() - self._down_since, 1)
+        log.info("connected to MQTT broker", broker=f"{self.config.host}:{self.config.broker_port}",
+                 outage_seconds=outage, backlog=self.shared.outbox.depth)
+        self._failing = self._down_since = None
+
+    async def _offline(self, client: aiomqtt.Client) -> None:
+        """Clean shutdown: say so on the status topic (the will covers crashes)."""
+        with contextlib.suppress(aiomqtt.MqttError, TimeoutError):
+            async with asyncio.timeout(2):
+                await client.publish(self.status_topic, b"offline", qos=1, retain=True)
+
+    def _lost(self, exc: BaseException) -> None:
+        reason = _reason(exc)
+        self.errors[reason] = self.errors.get(reason, 0) + 1
+        if self._down_since is None:
+            self._down_since = time.time()
+        if reason != self._failing:  # one line per kind of trouble, not one per retry
+            log.warning("MQTT broker unreachable; events wait in the outbox", reason=reason,
+                        error=str(exc) or type(exc).__name__,
+                        broker=f"{self.config.host}:{self.config.broker_port}")
+            self._failing = reason
+
+    async def _drain(self, client: aiomqtt.Client) -> None:
+        paho = client._client
+        chained = paho.on_publish
+
+        def on_publish(*args: Any) -> None:
+            if chained is not None:
+                chained(*args)  # aiomqtt's own bookkeeping (birth/offline publishes)
+            self._ack(args[2])
+
+        paho.on_publish = on_publish
+        after = 0  # after a reconnect, everything unacknowledged goes again
+        first = True
+        while True:
+            rows = await self.shared.run(self.shared.outbox.take, self.config.inflight, after)
+            if not rows:
+                self.shared.wake.clear()
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(5):
+                        await self.shared.wake.wait()
+                continue
+            if first and self.connects > 1:
+                self.shared.resent += len(rows)
+            first = False
+            await self._send(paho, rows)
+            await self.shared.run(self.shared.outbox.ack, rows[0][0], rows[-1][0])
+            self.shared.delivered += len(rows)
+            after = rows[-1][0]
+
+    async def _send(self, paho: Any, rows: list[tuple[int, str, bytes]]) -> None:
+        self._pending.clear()
+        self._acked.clear()
+        for seq, topic, payload in rows:
+            info = paho.publish(topic, payload, qos=self.config.qos)
+            if info.rc != 0:
+                raise aiomqtt.MqttError(f"publish refused by the client (rc {info.rc})")
+            if not info.is_published():
+                self._pending[info.mid] = seq
+        if self._pending:
+            try:
+                async with asyncio.timeout(float(self.config.ack_timeout)):
+                    await self._acked.wait()
+            except TimeoutError:
+                raise aiomqtt.MqttError("no acknowledgement from the broker in time") from None
+
+    def _ack(self, mid: int) -> None:
+        if self._pending.pop(mid, None) is not None and not self._pending:
+            self._acked.set()
+
+
+def _reason(exc: BaseException) -> str:
+    text = str(exc).lower()
+    if isinstance(exc, ssl.SSLError) or "certificate" in text or "ssl" in text:
+        return "tls"
+    if "not authori" in text or "bad user" in text or "password" in text:
+        return "auth"
+    if "refused" in text or "unreachable" in text or "timed out" in text:
+        return "unreachable"
+    return "connection"

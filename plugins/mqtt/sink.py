@@ -1,0 +1,50 @@
+"""Events into the outbox: committed before anything is sent, in batches."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import msgspec
+import structlog
+
+from agent.components import Sink
+from agent.model import Event
+from plugins.mqtt.outbox_io import SharedOutbox
+
+log = structlog.get_logger("inferwatch")
+_UNSAFE = str.maketrans({"/": "_", "+": "_", "#": "_"})
+
+
+def event_topic(prefix: str, kind: str) -> str:
+    return f"{prefix}/events/{kind.translate(_UNSAFE)}"
+
+
+class MqttSink(Sink):
+    batch_size = 2000
+    queue_size = 100_000
+    deliver_timeout = 60.0  # a local SQLite commit; slow is not hung
+
+    def __init__(self, shared: SharedOutbox, prefix: str, max_payload: int) -> None:
+        super().__init__("outbox")
+        self.shared, self.prefix, self.max_payload = shared, prefix, max_payload
+        self._encoder = msgspec.json.Encoder()
+
+    async def start(self) -> None:
+        await self.shared.open()
+
+    async def deliver(self, events: Sequence[Event]) -> None:
+        rows = []
+        for event in events:
+            payload = self._encoder.encode(event)
+            if len(payload) > self.max_payload:
+                self.shared.outbox.dropped["too_large"] += 1
+                log.warning("event too large for MQTT; dropped", kind=event.kind,
+                            size=len(payload), limit=self.max_payload)
+                continue
+            rows.append((event_topic(self.prefix, event.kind), payload))
+        if rows:
+            await self.shared.run(self.shared.outbox.put, rows)
+            self.shared.wake.set()
+
+    async def stop(self) -> None:
+        await self.shared.close()
