@@ -39,7 +39,8 @@ class MqttConfig(PluginConfig):
     key_file: str | None = None
     tls_verify: bool = True
     max_payload_bytes: Annotated[int, msgspec.Meta(ge=1024, le=256 * MiB)] = 1 * MiB
-    inflight: Annotated[int, msgspec.Meta(ge=1, le=65535)] = 1000
+    inflight: Annotated[int, msgspec.Meta(ge=1, le=65535)] = 100  # paho is fastest near 100
+    window: Annotated[int, msgspec.Meta(ge=1, le=60000)] = 2000  # outbox rows per read/delete
     ack_timeout: Duration = Duration(30.0)
     outbox_max_bytes: Annotated[int, msgspec.Meta(ge=MiB)] = 1024 * MiB
     outbox_max_age: Duration = Duration(7 * 86400.0)

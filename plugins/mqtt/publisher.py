@@ -122,7 +122,7 @@ class Publisher(Service):
         after = 0  # after a reconnect, everything unacknowledged goes again
         first = True
         while True:
-            rows = await self.shared.run(self.shared.outbox.take, self.config.inflight, after)
+            rows = await self.shared.run(self.shared.outbox.take, self.config.window, after)
             if not rows:
                 self.shared.wake.clear()
                 with contextlib.suppress(TimeoutError):
