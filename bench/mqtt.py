@@ -64,14 +64,15 @@ class Broker:
             self.proc.wait()
 
 
-def bare_paho(port: int, count: int, inflight: int) -> float:
+def bare_paho(port: int, count: int, inflight: int, protocol: str) -> float:
     """The ceiling: paho publishing from memory in its own loop, no outbox at all."""
     acked = [0]
 
     def on_publish(*_: Any) -> None:
         acked[0] += 1
 
-    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"bench-paho-{inflight}")
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"bench-paho-{inflight}",
+                         protocol=mqtt.MQTTv5 if protocol == "5" else mqtt.MQTTv311)
     client.max_inflight_messages_set(inflight)
     client.on_publish = on_publish
     client.connect("127.0.0.1", port)
@@ -87,9 +88,11 @@ def bare_paho(port: int, count: int, inflight: int) -> float:
 
 
 class AgentPath:
-    def __init__(self, folder: Path, port: int, inflight: int = 100) -> None:
+    def __init__(self, folder: Path, port: int, inflight: int = 100,
+                 protocol: str = "3.1.1") -> None:
         self.config = MqttConfig(enabled=True, port=port, interval=Duration(10),
-                                 outbox_sync="full", inflight=inflight)
+                                 outbox_sync="full", inflight=inflight,
+                                 protocol=protocol)  # type: ignore[arg-type]
         self.shared = SharedOutbox(Outbox(folder / "outbox.db", max_bytes=4 << 30,
                                           max_age=86400.0))
         self.folder = folder
@@ -136,8 +139,9 @@ def rss_mib() -> float:
     return 0.0
 
 
-async def agent_rate(folder: Path, port: int, count: int, inflight: int) -> float:
-    async with AgentPath(folder, port, inflight) as agent:
+async def agent_rate(folder: Path, port: int, count: int, inflight: int, protocol: str
+                     ) -> float:
+    async with AgentPath(folder, port, inflight, protocol) as agent:
         began = time.perf_counter()
         await agent.emit(count)
         await agent.until(lambda: agent.shared.delivered >= count)
@@ -168,18 +172,23 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=100_000)
     parser.add_argument("--outage", type=int, default=100_000)
     parser.add_argument("--backlog", type=int, default=1_000_000, help="RSS check; 0 skips")
+    parser.add_argument("--protocol", choices=["3.1.1", "5"], default="3.1.1",
+                        help="the same on both sides (paho decodes MQTT 5 PUBACK properties)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         broker = Broker(folder)
         broker.start()
         try:
-            bare = {n: bare_paho(broker.port, args.events, n) for n in (20, 100, 1000)}
+            print(f"MQTT {args.protocol}, {args.events} messages of ~300 bytes, QoS 1")
+            bare = {n: bare_paho(broker.port, args.events, n, args.protocol)
+                    for n in (20, 100, 1000)}
             for n, rate in bare.items():
                 print(f"bare paho QoS 1, {n:4} in flight:        {rate:8.0f} msg/s")
             ceiling = max(bare.values())
             for n in (20, 100, 1000):
-                rate = asyncio.run(agent_rate(folder / f"a{n}", broker.port, args.events, n))
+                rate = asyncio.run(agent_rate(folder / f"a{n}", broker.port, args.events, n,
+                                              args.protocol))
                 print(f"agent via outbox, QoS 1, {n:4} in flight: {rate:8.0f} msg/s "
                       f"({100 * rate / ceiling:.0f}% of the best bare paho)")
             if args.outage:

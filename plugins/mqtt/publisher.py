@@ -1,14 +1,16 @@
 """The broker connection: birth and last will, quiet reconnects, and the outbox drain.
 
 aiomqtt owns the connection (TLS, auth, will, keepalive, disconnect detection). Its
-publish() costs ~100 µs a message (an Event and a wait_for task each), so the drain hands a
-whole window to the wrapped paho client's non-blocking publish and counts PUBACKs through
-paho's on_publish, then deletes the window from the outbox in one transaction.
+publish() costs ~100 µs a message (an Event and a wait_for task each), so the drain feeds the
+wrapped paho client's non-blocking publish directly, keeping `inflight` messages in flight
+(paho walks its whole queue on every PUBACK, so it is never handed more), refilling once per
+burst of PUBACKs, and deletes each outbox window in one transaction once all are acknowledged.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import ssl
 import time
@@ -38,7 +40,11 @@ class Publisher(Service):
         self._failing: str | None = None
         self._down_since: float | None = None
         self._pending: dict[int, int] = {}
+        self._queue: collections.deque[tuple[int, str, bytes]] = collections.deque()
         self._acked = asyncio.Event()
+        self._paho: Any = None
+        self._refill_scheduled = False
+        self._refused: int | None = None
 
     async def start(self) -> None:
         await self.shared.open()
@@ -138,24 +144,38 @@ class Publisher(Service):
             after = rows[-1][0]
 
     async def _send(self, paho: Any, rows: list[tuple[int, str, bytes]]) -> None:
+        """Publish a window, `inflight` at a time; return once every message is acknowledged."""
+        self._paho, self._refused = paho, None
         self._pending.clear()
+        self._queue = collections.deque(rows)
         self._acked.clear()
-        for seq, topic, payload in rows:
-            info = paho.publish(topic, payload, qos=self.config.qos)
+        self._fill()
+        try:
+            async with asyncio.timeout(float(self.config.ack_timeout)):
+                await self._acked.wait()
+        except TimeoutError:
+            raise aiomqtt.MqttError("no acknowledgement from the broker in time") from None
+        if self._refused is not None:
+            raise aiomqtt.MqttError(f"publish refused by the client (rc {self._refused})")
+
+    def _fill(self) -> None:
+        self._refill_scheduled = False
+        while self._queue and len(self._pending) < self.config.inflight:
+            seq, topic, payload = self._queue.popleft()
+            info = self._paho.publish(topic, payload, qos=self.config.qos)
             if info.rc != 0:
-                raise aiomqtt.MqttError(f"publish refused by the client (rc {info.rc})")
+                self._refused = info.rc
+                break
             if not info.is_published():
                 self._pending[info.mid] = seq
-        if self._pending:
-            try:
-                async with asyncio.timeout(float(self.config.ack_timeout)):
-                    await self._acked.wait()
-            except TimeoutError:
-                raise aiomqtt.MqttError("no acknowledgement from the broker in time") from None
+        if self._refused is not None or not (self._pending or self._queue):
+            self._acked.set()
 
     def _ack(self, mid: int) -> None:
-        if self._pending.pop(mid, None) is not None and not self._pending:
-            self._acked.set()
+        """paho's on_publish, on the loop thread: top up once per burst of PUBACKs."""
+        if self._pending.pop(mid, None) is not None and not self._refill_scheduled:
+            self._refill_scheduled = True
+            asyncio.get_running_loop().call_soon(self._fill)
 
 
 def _reason(exc: BaseException) -> str:
