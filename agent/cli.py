@@ -55,8 +55,9 @@ def _common(cmd: argparse.ArgumentParser) -> None:
     cmd.add_argument("-c", "--config", type=Path, default=None,
                      help=f"TOML file (default: $INFERWATCH_CONFIG, then {DEFAULT_CONFIG} if "
                           "it exists, else built-in defaults)")
-    cmd.add_argument("-p", "--plugin", action="append", default=[], metavar="[NAME=]MODULE",
-                     help="also load this module as a plugin (repeatable)")
+    cmd.add_argument("-p", "--plugin", action="append", default=[],
+                     metavar="[NAME=]MODULE[:ATTR]",
+                     help="also load this module (or object in it) as a plugin (repeatable)")
     cmd.add_argument("--strict-plugins", action="store_true",
                      help="a plugin that fails to load is fatal (for CI)")
 

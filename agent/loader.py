@@ -76,14 +76,19 @@ def discover(extra: Sequence[str] = (), *, strict: bool = False) -> Plugins:
 def _sources(extra: Sequence[str]) -> Iterable[tuple[PluginRecord, Callable[[], object]]]:
     for ep in sorted(entry_points(group=GROUP), key=lambda e: e.name):
         yield _entry_point_record(ep), ep.load
-    for spec in extra:
-        name, _, module = spec.rpartition("=")
-        record = PluginRecord(name or module.rsplit(".", 1)[-1], "command line", module)
-        yield record, _importer(module)
+    for spec in extra:  # [NAME=]MODULE[:ATTR], as in an entry point
+        name, _, target = spec.rpartition("=")
+        module, _, attr = target.partition(":")
+        default = attr or module.rsplit(".", 1)[-1]
+        yield PluginRecord(name or default, "command line", target), _importer(module, attr)
 
 
-def _importer(module: str) -> Callable[[], object]:
-    return lambda: importlib.import_module(module)
+def _importer(module: str, attr: str) -> Callable[[], object]:
+    def load() -> object:
+        loaded = importlib.import_module(module)
+        return getattr(loaded, attr) if attr else loaded
+
+    return load
 
 
 def _entry_point_record(ep: EntryPoint) -> PluginRecord:

@@ -15,7 +15,7 @@ from tests.helpers import poll, value
 pytestmark = pytest.mark.integration
 
 FAST = 'interval = "100ms"\ntimeout = "50ms"\n'
-PLUGINS = ("-p", "iwtest.ticker", "-p", "iwtest.raiser", "-p", "iwtest.hanger")
+PLUGINS = ("-p", "iwtest.common:ticker", "-p", "iwtest.common:raiser", "-p", "iwtest.common:hanger")
 
 
 def test_serves_host_metrics_that_promtool_accepts(write_config: ConfigWriter,
@@ -125,7 +125,7 @@ def test_sigterm_stops_within_ten_seconds_even_with_a_hung_collector(
     marker.touch()
     config, port = write_config(
         f"[plugins.hanger]\n{FAST}marker = \"{marker}\"\n", )
-    agent = agent_factory(config, port, "-p", "iwtest.hanger")
+    agent = agent_factory(config, port, "-p", "iwtest.common:hanger")
     poll(lambda: value(agent.scrape(), "inferwatch_plugin_errors_total", plugin="hanger",
                        component="ticker", reason="timeout"), what="hanger hung")
     began = time.monotonic()

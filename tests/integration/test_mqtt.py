@@ -157,3 +157,17 @@ def test_topic_prefix_with_wildcards_is_a_config_error(write_config) -> None:
         result = run_cli("check", "-c", str(config))
         assert result.returncode == 78
         assert "plugins.mqtt.topic_prefix: must not" in result.stderr
+
+
+def test_broker_lost_mid_drain_loses_nothing(write_config, agent_factory, tmp_path, broker,
+                                             subscriber) -> None:
+    agent = _agent(write_config, agent_factory, tmp_path, broker.port)
+    poll(lambda: subscriber.payloads("/status")[-1:] == [b"online"], what="birth")
+    _emit(tmp_path, 10_000)
+    poll(lambda: (value(agent.scrape(), "inferwatch_sink_delivered_total", sink="mqtt") or 0)
+         >= 1000, 30, 0.01, what="draining")
+    broker.stop()  # the connection closes mid-publish
+    broker.start()
+    poll(lambda: len({e["data"]["n"] for e in subscriber.events()
+                      if e["kind"] == "test.burst"}) == 10_000, 60, 0.1, "every event")
+    assert agent.proc.poll() is None

@@ -37,7 +37,7 @@ def test_gpu_metrics_xids_hang_and_loss(write_config: ConfigWriter, agent_factor
     data = scenario(2)
     path = tmp_path / "gpus.json"
     _write(path, data)
-    agent = agent_factory(*_config(write_config, path), "-p", "iwtest.ticker")
+    agent = agent_factory(*_config(write_config, path), "-p", "iwtest.common:ticker")
     m = poll(lambda: (s := agent.scrape()) and value(s, "inferwatch_gpu_power_watts", **GPU0)
              and value(s, "inferwatch_gpu_nvml_up") == 1 and s, what="GPU metrics")
     assert value(m, "inferwatch_gpu_power_watts", **GPU0) == 312
@@ -72,7 +72,7 @@ def test_no_driver_says_so_once(write_config: ConfigWriter, agent_factory,
                                 tmp_path: Path) -> None:
     path = tmp_path / "gpus.json"
     _write(path, scenario(1, init_error="LIBRARY_NOT_FOUND"))
-    agent = agent_factory(*_config(write_config, path), "-p", "iwtest.ticker")
+    agent = agent_factory(*_config(write_config, path), "-p", "iwtest.common:ticker")
     poll(lambda: (value(agent.scrape(), "inferwatch_test_ticker_ticks_total") or 0) > 20,
          what="a few GPU intervals")
     assert value(agent.scrape(), "inferwatch_gpu_nvml_up") == 0

@@ -53,7 +53,7 @@ def test_ready_status_and_watchdog_that_stops_when_the_loop_is_wedged(
     config, port = write_config(
         f'[plugins.host]\nenabled = false\n[plugins.wedger]\ninterval = "100ms"\n'
         f'timeout = "100ms"\nmarker = "{marker}"\n')
-    agent = agent_factory(config, port, "-p", "iwtest.wedger",
+    agent = agent_factory(config, port, "-p", "iwtest.common:wedger",
                           env={"NOTIFY_SOCKET": path, "WATCHDOG_USEC": "400000"})
     seen = _until(sock, lambda s: sum("WATCHDOG=1" in m for m in s) >= 3)
     ready = next(m for m in seen if "READY=1" in m)

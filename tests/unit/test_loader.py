@@ -68,3 +68,15 @@ def test_external_plugin_config_is_typed(site: dict[str, str], tmp_path: Path) -
     result = run_cli("check", "-c", str(config), env=site)
     assert result.returncode == 78
     assert "plugins.good.colour: Expected `str`, got `int`" in result.stderr
+
+
+def test_command_line_plugin_object_and_names() -> None:
+    from agent.loader import discover  # noqa: PLC0415
+
+    found = discover(["tick=tests.fixtures.iwtest.common:ticker",
+                      "tests.fixtures.iwtest.common:raiser", "nosuch.module"])
+    records = {r.name: r for r in found.records if r.origin == "command line"}
+    assert records["tick"].hooks == ["inferwatch_components", "inferwatch_config_model"]
+    assert records["tick"].module == "tests.fixtures.iwtest.common:ticker"
+    assert records["raiser"].error is None, "the default name is the attribute"
+    assert records["module"].error == "ModuleNotFoundError: No module named 'nosuch'"
