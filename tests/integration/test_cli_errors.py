@@ -58,10 +58,13 @@ def test_every_problem_at_once_with_its_path(write_config: ConfigWriter) -> None
 
 def test_wrong_type_and_missing_secret_file(tmp_path: Path) -> None:
     path = tmp_path / "agent.toml"
-    path.write_text('[agent]\nevent_queue_size = "many"\nlog_level = "loud"\n')
+    path.write_text('[agent]\nevent_queue_size = "many"\nlog_level = "loud"\n'
+                    '[plugins.mqtt]\nusername = "agent"\npassword = { file = "absent-pw" }\n')
     lines = _errors(run_cli("check", "-c", str(path)))
     assert "inferwatch: error: agent.event_queue_size: Expected `int`, got `str`" in lines
     assert any("agent.log_level: must be one of 'debug', 'info'" in line for line in lines)
+    assert any(line.startswith("inferwatch: error: plugins.mqtt.password: cannot read secret "
+                               f"file {tmp_path / 'absent-pw'}") for line in lines), lines
 
 
 def test_unwritable_state_dir(tmp_path: Path) -> None:

@@ -52,9 +52,11 @@ def _depth(agent: AgentProcess) -> float:
     return value(agent.scrape(), "inferwatch_outbox_depth", sink="mqtt") or 0
 
 
+@pytest.mark.parametrize("protocol", ["5", "3.1.1"])
 def test_birth_events_and_clean_offline(write_config, agent_factory, tmp_path, broker,
-                                        subscriber) -> None:
-    agent = _agent(write_config, agent_factory, tmp_path, broker.port)
+                                        subscriber, protocol) -> None:
+    agent = _agent(write_config, agent_factory, tmp_path, broker.port,
+                   f'protocol = "{protocol}"\n')
     poll(lambda: subscriber.payloads("/status")[-1:] == [b"online"], what="birth")
     _emit(tmp_path, 5)
     events = poll(lambda: len(e := [x for x in subscriber.events()

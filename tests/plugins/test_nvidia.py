@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
 import pynvml
@@ -93,6 +94,20 @@ def test_eight_gpus_each_fully_reported() -> None:
     assert {labels[0] for labels in series[m.INFO]} == {str(i) for i in range(8)}
     per_gpu = sum(len(v) for v in series.values()) / 8
     assert per_gpu == 153
+
+
+def test_processes_and_mig_instances() -> None:
+    rig = Rig(1)
+    rig.gpu(0)["values"].update({
+        "processes": [{"pid": 1, "used": 1 << 30}, {"pid": 999_999_999, "used": 5 << 20},
+                      {"pid": 2, "used": None}],
+        "mig_mode": 1, "mig_instances": 3})
+    series = rig.collect()
+    memory = {k[3:]: v for k, v in series[m.PROCESS_MEMORY].items()}
+    comm = Path("/proc/1/comm").read_text().strip()
+    assert memory == {("1", comm): 1 << 30, ("999999999", "unknown"): 5 << 20}
+    assert series[m.MIG_MODE][_labels(0)] == 1
+    assert series[m.MIG_INSTANCES][_labels(0)] == 3
 
 
 def test_throttling_decoded_integrated_and_episodes() -> None:
