@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
+from typing import Any
 
 import structlog
 
@@ -23,6 +24,8 @@ class EventBus:
         self._queue: asyncio.Queue[Event] = asyncio.Queue(size)
         self._subscribers: dict[str, asyncio.Queue[Event]] = {}
         self._metrics = metrics
+        self._emitted: dict[str, Any] = {}  # kind -> counter child: no labels() per event
+        metrics.event_queue_depth.set_function(self._queue.qsize)  # computed at scrape
         self._loop = asyncio.get_running_loop()
         self._loop_thread = threading.get_ident()
 
@@ -39,8 +42,10 @@ class EventBus:
         except asyncio.QueueFull:
             self._metrics.events_dropped.labels("queue_full").inc()
             return False
-        self._metrics.events_emitted.labels(event.kind).inc()
-        self._metrics.event_queue_depth.set(self._queue.qsize())
+        child = self._emitted.get(event.kind)
+        if child is None:
+            child = self._emitted[event.kind] = self._metrics.events_emitted.labels(event.kind)
+        child.inc()
         return True
 
     def subscribe(self, name: str, size: int) -> asyncio.Queue[Event]:
@@ -54,7 +59,6 @@ class EventBus:
     async def run(self) -> None:
         while True:
             event = await self._queue.get()
-            self._metrics.event_queue_depth.set(self._queue.qsize())
             for name, queue in list(self._subscribers.items()):
                 try:
                     queue.put_nowait(event)

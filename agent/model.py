@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import enum
 import os
@@ -11,7 +12,9 @@ from typing import Any
 import msgspec
 
 EVENT_SCHEMA = 1
-_CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+# RFC 4648 base32 -> Crockford's alphabet: the C encoder does the bit slicing for us.
+_TO_CROCKFORD = bytes.maketrans(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567", CROCKFORD.encode())
 
 
 class Severity(enum.StrEnum):
@@ -24,7 +27,8 @@ def new_ulid(now: float | None = None) -> str:
     """A ULID: 48-bit millisecond time + 80 random bits, so ids sort by creation time."""
     ms = int((time.time() if now is None else now) * 1000)
     value = (ms << 80) | int.from_bytes(os.urandom(10), "big")
-    return "".join(_CROCKFORD[(value >> shift) & 31] for shift in range(125, -1, -5))
+    # 160 bits encode to 32 characters; the last 26 are the 130 low bits: the ULID.
+    return base64.b32encode(value.to_bytes(20, "big"))[6:].translate(_TO_CROCKFORD).decode()
 
 
 def utc_timestamp(now: float | None = None) -> str:
