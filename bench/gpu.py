@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import statistics
 import sys
 import time
@@ -50,6 +51,7 @@ async def measure(nvml: Any, seconds: float, interval: float) -> dict[str, float
                      host_id="bench")
     loop = asyncio.get_running_loop()
     sup.launch()
+    gc.freeze()  # as agent/runtime.py does once started: full collections skip start-up objects
     worst, end = 0.0, loop.time() + seconds
     while loop.time() < end:
         began = loop.time()
