@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import ConfigWriter
-from tests.helpers import poll, value
+from tests.helpers import http_get, poll, value
 
 pytestmark = pytest.mark.integration
 
@@ -29,8 +29,7 @@ def test_serves_host_metrics_that_promtool_accepts(write_config: ConfigWriter,
                  python_version=__import__("platform").python_version()) == 1
     mem_total_kib = int(Path("/proc/meminfo").read_text().split()[1])
     assert value(metrics, "inferwatch_host_memory_total_bytes") == mem_total_kib * 1024
-    text = subprocess.run(["curl", "-sf", f"{agent.url}/metrics"], capture_output=True,
-                          check=True).stdout
+    text = http_get(f"{agent.url}/metrics").encode()
     check = subprocess.run(["promtool", "check", "metrics"], input=text, capture_output=True,
                            check=False)
     assert check.returncode == 0, check.stdout + check.stderr
