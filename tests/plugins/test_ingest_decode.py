@@ -1,0 +1,72 @@
+"""The ingestion decoder: every malformed record gets a reason, nothing raises."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from agent.model import Label, Sample
+from plugins.ingest.decode import decode
+
+REASONS = {"invalid_json", "not_an_object", "invalid_field", "no_model", "no_request_id",
+           "no_prediction", "non_finite_score", "too_deep", "invalid_utf8"}
+
+
+@given(st.binary(max_size=300))
+def test_arbitrary_bytes_never_raise(data: bytes) -> None:
+    record, reason = decode(data)
+    assert (record is None) == (reason in REASONS)
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
+    max_leaves=20)
+
+
+@given(st.dictionaries(st.sampled_from(["model", "request_id", "prediction", "label",
+                                        "scores", "score", "features", "ts", "group"]),
+                       json_values))
+def test_arbitrary_objects_never_raise(obj: dict[str, object]) -> None:
+    record, reason = decode(json.dumps(obj).encode())
+    if record is None:
+        assert reason in REASONS
+    else:
+        assert isinstance(record, Sample | Label)
+        assert record.model
+        assert record.request_id
+
+
+@pytest.mark.parametrize(("line", "reason"), [
+    (b'{"model": "m", "request_id": "r", "prediction": 1', "invalid_json"),  # truncated
+    (b'{"model": "m\xff\xfe", "request_id": "r", "prediction": 1}', "invalid_utf8"),
+    (b'{"model": "m", "request_id": "r", "prediction": 1, "score": NaN}', "invalid_json"),
+    (b'[1, 2, 3]', "not_an_object"),
+    (b'{"model": 5, "request_id": "r", "prediction": 1}', "invalid_field"),
+    (b'{"model": "m", "request_id": "r", "prediction": 1, "scores": {"a": "x"}}',
+     "invalid_field"),
+    (b'{"request_id": "r", "prediction": 1}', "no_model"),
+    (b'{"model": "m", "prediction": 1}', "no_request_id"),
+    (b'{"model": "m", "request_id": "r"}', "no_prediction"),
+    (b'{"model": "m", "request_id": "r", "prediction": 1, "score": 1e999}', "invalid_field"),
+    (b'{"model": "m", "request_id": "r", "prediction": ' + b"[" * 100_000 + b"]" * 100_000
+     + b"}", None),
+])
+def test_malformed_corpus(line: bytes, reason: str | None) -> None:
+    record, why = decode(line)
+    assert record is None
+    assert why == reason if reason else why in REASONS
+
+
+def test_sample_and_label() -> None:
+    sample, _ = decode(b'{"model": "fraud", "model_version": "3", "request_id": 17, '
+                       b'"features": {"amount": 12.5, "country": null}, "prediction": 1, '
+                       b'"scores": {"0": 0.2, "1": 0.8}, "group": "g", "ts": 1.5}')
+    assert sample == Sample(model="fraud", model_version="3", request_id="17", prediction=1,
+                            features={"amount": 12.5, "country": None},
+                            scores={"0": 0.2, "1": 0.8}, group="g", ts="1.5")
+    label, _ = decode(b'{"model": "fraud", "request_id": "17", "label": 0}')
+    assert label == Label(model="fraud", request_id="17", label=0)
