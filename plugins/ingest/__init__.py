@@ -23,7 +23,7 @@ from agent.config import PluginConfig
 from agent.context import PluginContext
 from agent.metrics import Accumulator, counter, gauge
 from agent.model import Label, Sample
-from plugins.ingest.decode import decode
+from plugins.ingest.decode import decode_many
 
 log = structlog.get_logger("inferwatch")
 OTHER = "_other"
@@ -102,33 +102,40 @@ class IngestService(Service):
     async def _lines(self, reader: asyncio.StreamReader) -> None:
         """Split on newlines ourselves: an oversized line is skipped, never buffered whole."""
         limit, buffer, skipping = self.config.max_record_bytes, bytearray(), False
-        while chunk := await reader.read(65536):
+        while chunk := await reader.read(262_144):
             self.tally.bytes += len(chunk)
-            start = 0
+            lines, start = [], 0
             while (end := chunk.find(b"\n", start)) != -1:
                 if skipping:
                     skipping = False
                     self.tally.rejected[("", "too_large")] += 1
-                else:
+                elif buffer:
                     buffer += chunk[start:end]
-                    self._line(bytes(buffer), limit)
-                buffer.clear()
+                    lines.append(bytes(buffer))
+                    buffer.clear()
+                else:
+                    lines.append(chunk[start:end])
                 start = end + 1
+            self._accept(lines, limit)
             if not skipping:
                 buffer += chunk[start:]
                 skipping = len(buffer) > limit
                 if skipping:
                     buffer.clear()
-        if buffer.strip():
-            self._line(bytes(buffer), limit)  # a last line without its newline: truncated?
+        self._accept([bytes(buffer)], limit)  # a last line without its newline: truncated?
 
-    def _line(self, line: bytes, limit: int) -> None:
-        if not line.strip():
-            return
-        if len(line) > limit:
-            self.tally.rejected[("", "too_large")] += 1
-            return
-        record, reason = decode(line)
+    def _accept(self, lines: list[bytes], limit: int) -> None:
+        usable = []
+        for line in lines:
+            if len(line) > limit:
+                self.tally.rejected[("", "too_large")] += 1
+            elif line.strip():
+                usable.append(line)
+        if usable:
+            for record, reason in decode_many(usable):
+                self._count(record, reason)
+
+    def _count(self, record: Sample | Label | None, reason: str) -> None:
         if record is None:
             self.tally.rejected[("", reason)] += 1
             return

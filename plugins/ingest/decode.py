@@ -7,7 +7,6 @@ not reject a record.
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import msgspec
@@ -31,7 +30,17 @@ class Raw(msgspec.Struct, kw_only=True):
 
 
 _decoder = msgspec.json.Decoder(Raw)
+_batch_decoder = msgspec.json.Decoder(list[Raw])
 Decoded = tuple[Sample | Label | None, str]  # (record, "") or (None, reason)
+
+
+def decode_many(lines: list[bytes]) -> list[Decoded]:
+    """Many lines in one msgspec call (most batches are clean); line by line if one is not."""
+    try:
+        raws = _batch_decoder.decode(b"[" + b",".join(lines) + b"]")
+    except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):
+        return [decode(line) for line in lines]
+    return [_typed(raw) for raw in raws]
 
 
 def decode(line: bytes) -> Decoded:
@@ -59,13 +68,8 @@ def _typed(raw: Raw) -> Decoded:
             return None, "no_prediction"
         return Label(model=raw.model, request_id=str(raw.request_id), label=raw.label,
                      ts=ts), ""
-    if not _finite(raw.score) or not all(_finite(v) for v in (raw.scores or {}).values()):
-        return None, "non_finite_score"
     return Sample(model=raw.model, model_version=raw.model_version,
                   request_id=str(raw.request_id), prediction=raw.prediction, ts=ts,
                   features=raw.features or {}, scores=raw.scores, score=raw.score,
                   group=raw.group), ""
 
-
-def _finite(value: float | None) -> bool:
-    return value is None or math.isfinite(value)

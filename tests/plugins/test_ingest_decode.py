@@ -12,7 +12,7 @@ from agent.model import Label, Sample
 from plugins.ingest.decode import decode
 
 REASONS = {"invalid_json", "not_an_object", "invalid_field", "no_model", "no_request_id",
-           "no_prediction", "non_finite_score", "too_deep", "invalid_utf8"}
+           "no_prediction", "too_deep", "invalid_utf8"}
 
 
 @given(st.binary(max_size=300))
