@@ -8,9 +8,10 @@ import gc
 import inspect
 import signal
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Coroutine, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import structlog
 
@@ -109,8 +110,7 @@ class Agent:
             loop.add_signal_handler(sig, self.request_stop)
         loop.add_signal_handler(signal.SIGHUP, lambda: self._spawn(self.reload()))
 
-    def _spawn(self, coro: object) -> None:
-        assert inspect.iscoroutine(coro)  # noqa: S101
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         task = asyncio.create_task(coro, name="reload")
         self._tasks.append(task)
         task.add_done_callback(self._tasks.remove)

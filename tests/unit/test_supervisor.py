@@ -11,11 +11,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from agent.bus import EventBus
-from agent.components import Collector, Service, Sink
+from agent.components import Collector, Monitor, Service, Sink
 from agent.config import Duration, PluginConfig
 from agent.errors import NotReadyError, PermanentError
 from agent.metrics import Accumulator, PluginMetrics, gauge
-from agent.model import Event
+from agent.model import Event, Label, Sample
 from agent.selfmetrics import SelfMetrics
 from agent.supervisor import Backoff, Supervised
 
@@ -251,3 +251,31 @@ def test_backoff_stays_within_equal_jitter_bounds(base: float, cap: float, n: in
         assert ceiling / 2 <= backoff.next() <= ceiling
     backoff.reset()
     assert min(base, cap) / 2 <= backoff.next() <= min(base, cap)
+
+
+class Doubler(Monitor):
+    """Emits one event per sample whose prediction is 1: a monitor in miniature."""
+
+    def __init__(self) -> None:
+        super().__init__("c")
+        self.seen = 0
+
+    async def process(self, batch: Sequence[Sample | Label]) -> Sequence[Event]:
+        self.seen += len(batch)
+        return [Event(kind="quality.degraded", source="p", host="h", data={"rid": s.request_id})
+                for s in batch if isinstance(s, Sample) and s.prediction == 1]
+
+
+async def test_monitor_turns_batches_into_events(env: Env) -> None:
+    monitor = Doubler()
+    sup = env.supervise(monitor)
+    sup.launch()
+    await sup.started.wait()
+    assert sup.inbox is not None
+    await sup.inbox.put([Sample(model="m", request_id="a", prediction=1),
+                         Sample(model="m", request_id="b", prediction=0),
+                         Label(model="m", request_id="a", label=1)])
+    event = await asyncio.wait_for(env.events.get(), 2)
+    assert (event.kind, event.data) == ("quality.degraded", {"rid": "a"})
+    assert monitor.seen == 3
+    await sup.stop(1)
