@@ -74,10 +74,13 @@ class XidService(Service):
         self.emit("gpu.xid", severity, {"xid": code, "description": description}, gpu)
 
     async def stop(self) -> None:
+        """Free the event set and release our NVML reference, in our own thread."""
         if self._set is not None:
             event_set, self._set = self._set, None
             with contextlib.suppress(pynvml.NVMLError):
                 await self._call(self.nvml.nvmlEventSetFree, event_set)
+            with contextlib.suppress(pynvml.NVMLError):
+                await self._call(self.nvml.nvmlShutdown)
         self._worker.close()
 
 

@@ -76,6 +76,7 @@ class FakeNvml:
         self._initialised = 0
         self._generation: Any = None
         self._delivered = 0
+        self._registered: set[int] = set()
         self.calls = 0
 
     # -- scenario -----------------------------------------------------------------------
@@ -284,7 +285,7 @@ class FakeNvml:
     # -- events ---------------------------------------------------------------------------
 
     def nvmlEventSetCreate(self) -> object:  # noqa: N802
-        self._registered: set[int] = set()
+        self._registered = set()
         return object()
 
     def nvmlDeviceRegisterEvents(self, h: _Handle, types: int, event_set: object) -> None:  # noqa: N802
