@@ -19,7 +19,7 @@ import structlog
 
 from agent import hookimpl
 from agent.components import Collector, Component, Service
-from agent.config import PluginConfig
+from agent.config import Duration, FieldError, PluginConfig, Secret, parse_listen
 from agent.context import PluginContext
 from agent.metrics import Accumulator, counter, gauge
 from agent.model import Label, Sample
@@ -42,6 +42,18 @@ class IngestConfig(PluginConfig):
     socket_mode: Annotated[int, msgspec.Meta(ge=0, le=0o777)] = 0o660  # owner and group
     max_record_bytes: Annotated[int, msgspec.Meta(ge=1024, le=64 << 20)] = 1 << 20
     max_models: Annotated[int, msgspec.Meta(ge=1, le=10_000)] = 100  # label values bound
+    http_listen: str = ""  # e.g. "127.0.0.1:9880"; empty: no HTTP endpoint
+    token: Secret | None = None  # bearer token for HTTP, from {file} or {env}
+    max_body_bytes: Annotated[int, msgspec.Meta(ge=1024, le=1 << 30)] = 16 << 20
+    body_timeout: Duration = Duration(30.0)  # a client slower than this is cut off
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.http_listen:
+            try:
+                parse_listen(self.http_listen)
+            except ValueError as exc:
+                raise FieldError("http_listen", str(exc)) from None
 
 
 class Tally:
@@ -54,6 +66,7 @@ class Tally:
         self.rejected: Counter[tuple[str, str]] = Counter()
         self.connections = 0
         self.bytes = 0
+        self.consumer: Callable[[Sample | Label], None] | None = None  # the window stage, next
         self._models: set[str] = set()
 
     def model(self, name: str) -> str:
@@ -62,12 +75,20 @@ class Tally:
             return name
         return OTHER
 
+    def count(self, record: Sample | Label | None, reason: str) -> None:
+        if record is None:
+            self.rejected[("", reason)] += 1
+            return
+        model = self.model(record.model)
+        (self.received if isinstance(record, Sample) else self.labels)[model] += 1
+        if self.consumer is not None:
+            self.consumer(record)
+
 
 class IngestService(Service):
     def __init__(self, path: Path, config: IngestConfig, tally: Tally) -> None:
         super().__init__("socket")
         self.path, self.config, self.tally = path, config, tally
-        self.consumer: Callable[[Sample | Label], None] | None = None
         self._server: asyncio.Server | None = None
 
     async def start(self) -> None:
@@ -133,16 +154,7 @@ class IngestService(Service):
                 usable.append(line)
         if usable:
             for record, reason in decode_many(usable):
-                self._count(record, reason)
-
-    def _count(self, record: Sample | Label | None, reason: str) -> None:
-        if record is None:
-            self.tally.rejected[("", reason)] += 1
-            return
-        model = self.tally.model(record.model)
-        (self.tally.received if isinstance(record, Sample) else self.tally.labels)[model] += 1
-        if self.consumer is not None:
-            self.consumer(record)
+                self.tally.count(record, reason)
 
 
 class IngestStats(Collector):
@@ -175,4 +187,9 @@ def inferwatch_components(config: PluginConfig, ctx: PluginContext) -> list[Comp
     path = Path(config.socket_path or (Path(runtime) if runtime else ctx.state_root) /
                 "ingest.sock")
     tally = Tally(config.max_models)
-    return [IngestService(path, config, tally), IngestStats(tally)]
+    components: list[Component] = [IngestService(path, config, tally), IngestStats(tally)]
+    if config.http_listen:
+        from plugins.ingest.http import IngestHttp  # noqa: PLC0415
+
+        components.append(IngestHttp(config, tally))
+    return components

@@ -83,3 +83,56 @@ def test_model_labels_are_bounded(write_config, agent_factory, tmp_path: Path) -
                                 for i in range(10)))
     poll(lambda: value(agent.scrape(), "inferwatch_samples_received_total", model="_other")
          == 7, what="models beyond the bound counted together")
+
+
+def test_http_endpoints_with_token_gzip_and_line_errors(write_config, agent_factory,
+                                                       tmp_path: Path) -> None:
+    import gzip  # noqa: PLC0415
+    import json  # noqa: PLC0415
+    import urllib.error  # noqa: PLC0415
+    import urllib.request  # noqa: PLC0415
+
+    from tests.helpers import free_port  # noqa: PLC0415
+
+    (tmp_path / "token").write_text("s3cret-token\n")
+    port = free_port()
+    agent = _agent(write_config, agent_factory, tmp_path / "ingest.sock",
+                   f'http_listen = "127.0.0.1:{port}"\nmax_body_bytes = 65536\n'
+                   f'token = {{file = "{tmp_path / "token"}"}}\n')
+    url = f"http://127.0.0.1:{port}/v1"
+
+    def post(path: str, body: bytes, **headers: str) -> tuple[int, dict[str, object]]:
+        request = urllib.request.Request(f"{url}/{path}", data=body, method="POST",  # noqa: S310
+                                         headers={"Authorization": "Bearer s3cret-token",
+                                                  **headers})
+        try:
+            with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310
+                return response.status, json.loads(response.read())
+        except urllib.error.HTTPError as exc:
+            with exc:
+                text = exc.read()
+            try:
+                return exc.code, json.loads(text)
+            except ValueError:  # aiohttp's own 413 is plain text
+                return exc.code, {"error": text.decode()}
+
+    good = {"model": "m", "request_id": "a", "prediction": 1}
+    status, body = post("samples", json.dumps([good, {"model": "m"}, good]).encode())
+    assert (status, body) == (202, {"accepted": 2, "rejected": 1,
+                                    "errors": [{"line": 2, "reason": "no_request_id"}]})
+    ndjson = b'{"model": "m", "request_id": "a", "label": 1}\n' + json.dumps(good).encode()
+    status, body = post("labels", gzip.compress(ndjson), **{"Content-Encoding": "gzip"})
+    assert (status, body["accepted"], body["errors"]) == (
+        202, 1, [{"line": 2, "reason": "wrong_endpoint"}])
+    bomb = gzip.compress(b" " * (10 << 20))
+    assert post("samples", bomb, **{"Content-Encoding": "gzip"})[0] == 413
+    assert post("samples", b"x" * 70_000)[0] == 413
+    assert post("samples", b"[{broken")[0] == 400
+    request = urllib.request.Request(f"{url}/samples", data=b"[]", method="POST")  # noqa: S310
+    with pytest.raises(urllib.error.HTTPError) as denied:
+        urllib.request.urlopen(request, timeout=10)  # noqa: S310
+    assert denied.value.code == 401
+    denied.value.close()
+    poll(lambda: value(agent.scrape(), "inferwatch_labels_received_total", model="m") == 1,
+         what="counted")
+    assert value(agent.scrape(), "inferwatch_samples_received_total", model="m") == 2

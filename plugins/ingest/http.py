@@ -1,0 +1,102 @@
+"""`POST /v1/samples` and `POST /v1/labels`: JSON arrays or NDJSON, gzip accepted.
+
+Answers 202 with what was accepted and refused, and the first refusals with their line
+numbers, so a sender can fix its data. aiohttp inflates gzip bodies itself and enforces
+`max_body_bytes` on the inflated size (a gzip bomb gets 413); a client that sends too slowly
+is cut off.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+from typing import Any
+
+import msgspec
+from aiohttp import web
+
+from agent.components import Service
+from agent.config import parse_listen
+from agent.errors import StartupError
+from agent.model import Label, Sample
+from plugins.ingest import IngestConfig, Tally
+from plugins.ingest.decode import decode_many
+
+FIRST_ERRORS = 10
+_array = msgspec.json.Decoder(list[msgspec.Raw])
+
+
+class IngestHttp(Service):
+    def __init__(self, config: IngestConfig, tally: Tally) -> None:
+        super().__init__("http")
+        self.config, self.tally = config, tally
+        self._runner: web.AppRunner | None = None
+        self._stopped = asyncio.Event()
+
+    async def start(self) -> None:
+        app = web.Application(client_max_size=self.config.max_body_bytes)
+        app.router.add_post("/v1/samples", self._samples)
+        app.router.add_post("/v1/labels", self._labels)
+        self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        await self._runner.setup()
+        host, port = parse_listen(self.config.http_listen)
+        try:
+            await web.TCPSite(self._runner, host or None, port, reuse_address=True).start()
+        except OSError as exc:
+            await self.stop()
+            raise StartupError(f"plugins.ingest.http_listen: cannot listen on "
+                               f"{self.config.http_listen}: {exc.strerror}") from None
+
+    async def run(self) -> None:
+        await self._stopped.wait()
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    async def _samples(self, request: web.Request) -> web.Response:
+        return await self._ingest(request, Sample)
+
+    async def _labels(self, request: web.Request) -> web.Response:
+        return await self._ingest(request, Label)
+
+    async def _ingest(self, request: web.Request, kind: type) -> web.Response:
+        token = self.config.token
+        if token is not None and not hmac.compare_digest(
+                request.headers.get("Authorization", "").encode(),
+                f"Bearer {token.reveal()}".encode()):
+            return web.json_response({"error": "missing or wrong bearer token"}, status=401)
+        try:
+            async with asyncio.timeout(float(self.config.body_timeout)):
+                body = await request.read()
+        except TimeoutError:
+            return web.json_response({"error": "body not received in time"}, status=408)
+        self.tally.bytes += len(body)
+        try:
+            lines = _lines(body)
+        except ValueError as exc:
+            return web.json_response({"error": str(exc)}, status=400)
+        return web.json_response(self._count(lines, kind), status=202)
+
+    def _count(self, lines: list[bytes], kind: type) -> dict[str, Any]:
+        accepted, errors = 0, []
+        for number, (decoded, why) in enumerate(decode_many(lines), start=1):
+            wrong = decoded is not None and not isinstance(decoded, kind)
+            record, reason = (None, "wrong_endpoint") if wrong else (decoded, why)
+            self.tally.count(record, reason)
+            if record is None:
+                errors.append({"line": number, "reason": reason})
+            else:
+                accepted += 1
+        return {"accepted": accepted, "rejected": len(errors), "errors": errors[:FIRST_ERRORS]}
+
+
+def _lines(body: bytes) -> list[bytes]:
+    """A JSON array of records, or one record per line (NDJSON)."""
+    if body.lstrip()[:1] == b"[":
+        try:
+            return [bytes(raw) for raw in _array.decode(body)]
+        except (msgspec.DecodeError, UnicodeDecodeError) as exc:
+            raise ValueError(f"invalid JSON array: {exc}") from None
+    return [line for line in body.split(b"\n") if line.strip()]
