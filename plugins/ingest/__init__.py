@@ -24,6 +24,8 @@ from agent.context import PluginContext
 from agent.metrics import Accumulator, counter, gauge
 from agent.model import Label, Sample
 from plugins.ingest.decode import decode_many
+from plugins.ingest.join import LabelJoin
+from plugins.ingest.stage import JoinStage
 
 log = structlog.get_logger("inferwatch")
 OTHER = "_other"
@@ -33,6 +35,12 @@ LABELS = counter("inferwatch_labels_received_total", "Labels accepted.", "model"
 REJECTED = counter("inferwatch_samples_rejected_total",
                    "Records refused, by model and reason.", "model", "reason")
 CONNECTIONS = gauge("inferwatch_ingest_connections", "Open ingestion connections.")
+JOINED = counter("inferwatch_labels_joined_total", "Predictions joined with their label.",
+                 "model")
+WAITING = gauge("inferwatch_label_join_waiting", "Predictions or labels waiting for the other.",
+                "kind")
+JOIN_LOST = counter("inferwatch_label_join_lost_total",
+                    "Records that left the join unmatched, by reason.", "reason")
 BYTES = counter("inferwatch_ingest_received_bytes_total", "Bytes read from clients.")
 
 
@@ -46,6 +54,9 @@ class IngestConfig(PluginConfig):
     token: Secret | None = None  # bearer token for HTTP, from {file} or {env}
     max_body_bytes: Annotated[int, msgspec.Meta(ge=1024, le=1 << 30)] = 16 << 20
     body_timeout: Duration = Duration(30.0)  # a client slower than this is cut off
+    label_ttl: Duration = Duration(7 * 86400.0)  # how long a prediction waits for its label
+    max_waiting: Annotated[int, msgspec.Meta(ge=1)] = 10_000_000  # per table, oldest dropped
+    join_queue: Annotated[int, msgspec.Meta(ge=1)] = 100_000  # in memory, before the join
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -160,9 +171,9 @@ class IngestService(Service):
 class IngestStats(Collector):
     blocking = False
 
-    def __init__(self, tally: Tally) -> None:
+    def __init__(self, tally: Tally, stage: JoinStage) -> None:
         super().__init__("stats")
-        self.tally = tally
+        self.tally, self.stage = tally, stage
 
     async def collect(self, out: Accumulator) -> None:
         for model, count in self.tally.received.items():
@@ -173,6 +184,15 @@ class IngestStats(Collector):
             out.add(REJECTED, count, model=model, reason=reason)
         out.add(CONNECTIONS, self.tally.connections)
         out.add(BYTES, self.tally.bytes)
+        for model, count in self.stage.joined.items():
+            out.add(JOINED, count, model=self.tally.model(model))
+        for kind, count in self.stage.waiting.items():
+            out.add(WAITING, count, kind=kind)
+        counts = self.stage.store.counts
+        for reason in ("expired_predictions", "unmatched_labels", "dropped_predictions",
+                       "dropped_labels"):
+            out.add(JOIN_LOST, counts[reason], reason=reason)
+        out.add(JOIN_LOST, self.stage.dropped, reason="join_queue_full")
 
 
 @hookimpl
@@ -187,7 +207,12 @@ def inferwatch_components(config: PluginConfig, ctx: PluginContext) -> list[Comp
     path = Path(config.socket_path or (Path(runtime) if runtime else ctx.state_root) /
                 "ingest.sock")
     tally = Tally(config.max_models)
-    components: list[Component] = [IngestService(path, config, tally), IngestStats(tally)]
+    store = LabelJoin(ctx.state_root / "ingest" / "labels.db", ttl=float(config.label_ttl),
+                      max_waiting=config.max_waiting)
+    stage = JoinStage(store, config.join_queue)
+    tally.consumer = stage.offer
+    components: list[Component] = [stage, IngestService(path, config, tally),
+                                   IngestStats(tally, stage)]
     if config.http_listen:
         from plugins.ingest.http import IngestHttp  # noqa: PLC0415
 

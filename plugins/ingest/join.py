@@ -125,7 +125,7 @@ class LabelJoin:
             self.counts["unmatched_labels"] += db.execute(
                 "DELETE FROM labels WHERE expires < ?", (now,)).rowcount
             for table in ("predictions", "labels"):
-                excess = self.waiting(table) - self.max_waiting
+                excess = self._rows(table) - self.max_waiting
                 if excess > 0:
                     self.counts[f"dropped_{table}"] += db.execute(
                         f"DELETE FROM {table} WHERE (model, request_id) IN "  # noqa: S608 - fixed names
@@ -133,7 +133,12 @@ class LabelJoin:
                         (excess,)).rowcount
 
     def waiting(self, table: str = "predictions") -> int:
+        """Predictions without a label yet, or labels without their prediction."""
+        where = " WHERE labelled = 0" if table == "predictions" else ""
+        return self._rows(table, where)
+
+    def _rows(self, table: str, where: str = "") -> int:
         if table not in ("predictions", "labels"):
             raise ValueError(table)
-        row = self._conn.execute(f"SELECT COUNT(*) FROM {table}").fetchone()  # noqa: S608
+        row = self._conn.execute(f"SELECT COUNT(*) FROM {table}{where}").fetchone()  # noqa: S608
         return int(row[0])

@@ -46,6 +46,33 @@ def test_sdk_in_another_process_reaches_the_agent(write_config, agent_factory,
          == 1000, what="1000 samples counted")
     poll(lambda: value(agent.scrape(), "inferwatch_labels_received_total", model="fraud")
          == 100, what="100 labels counted")
+    poll(lambda: value(agent.scrape(), "inferwatch_labels_joined_total", model="fraud") == 100,
+         what="100 predictions joined with their labels")
+    poll(lambda: value(agent.scrape(), "inferwatch_label_join_waiting", kind="predictions")
+         == 900, what="the 900 unlabelled predictions waiting")
+    assert value(agent.scrape(), "inferwatch_label_join_waiting", kind="labels") == 0
+
+
+def test_a_restart_between_prediction_and_label_still_joins(write_config, agent_factory,
+                                                             tmp_path: Path) -> None:
+    sock = tmp_path / "ingest.sock"
+    first = _agent(write_config, agent_factory, sock)
+    _send(sock, b"".join(b'{"model": "m", "request_id": "r%d", "prediction": 1}\n' % i
+                         for i in range(10)))
+    poll(lambda: value(first.scrape(), "inferwatch_label_join_waiting", kind="predictions")
+         == 10, what="predictions stored")
+    assert first.stop() == 0
+    second = _agent(write_config, agent_factory, sock)
+    _send(sock, b"".join(b'{"model": "m", "request_id": "r%d", "label": 0}\n' % i
+                         for i in range(10)))
+    poll(lambda: value(second.scrape(), "inferwatch_labels_joined_total", model="m") == 10,
+         what="labels joined after the restart")
+
+
+def _send(sock: Path, data: bytes) -> None:
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as client:
+        client.connect(str(sock))
+        client.sendall(data)
 
 
 def test_garbage_is_rejected_by_reason_and_the_connection_survives(

@@ -1,0 +1,86 @@
+"""Accepted records into the late-label join, off the event loop, in batches.
+
+Records queue in memory (bounded: beyond it they are dropped and counted) and go to SQLite
+through this service's own worker thread. Joined pairs are counted here; the window stage
+(the rest of #5) will consume them through `on_joined`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections import Counter
+from collections.abc import Callable, Sequence
+
+from agent.components import Service
+from agent.model import Label, Sample
+from agent.worker import Worker
+from plugins.ingest.join import Joined, LabelJoin
+
+BATCH = 5000
+EXPIRE_EVERY = 60.0
+
+
+class JoinStage(Service):
+    def __init__(self, store: LabelJoin, queue_size: int) -> None:
+        super().__init__("join")
+        self.store = store
+        self.queue: asyncio.Queue[Sample | Label] | None = None
+        self.queue_size = queue_size
+        self.dropped = 0
+        self.joined: Counter[str] = Counter()  # by model
+        self.waiting = {"predictions": 0, "labels": 0}
+        self.on_joined: Callable[[Sequence[Joined]], None] | None = None
+        self._worker = Worker("ingest.join")
+
+    def offer(self, record: Sample | Label) -> None:
+        """The ingest paths' consumer: never blocks; counts what does not fit."""
+        if self.queue is None:
+            self.queue = asyncio.Queue(self.queue_size)
+        try:
+            self.queue.put_nowait(record)
+        except asyncio.QueueFull:
+            self.dropped += 1
+
+    async def _call(self, fn: Callable[..., object], *args: object) -> object:
+        return await asyncio.wrap_future(self._worker.submit(fn, *args))
+
+    async def start(self) -> None:
+        await self._call(self.store.open)
+
+    async def run(self) -> None:
+        loop = asyncio.get_running_loop()
+        next_expiry = loop.time() + EXPIRE_EVERY
+        if self.queue is None:
+            self.queue = asyncio.Queue(self.queue_size)
+        while True:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(max(0.0, next_expiry - loop.time())):
+                    await self._drain(self.queue)
+            if loop.time() >= next_expiry:
+                await self._call(self.store.expire)
+                await self._refresh()
+                next_expiry = loop.time() + EXPIRE_EVERY
+
+    async def _drain(self, queue: asyncio.Queue[Sample | Label]) -> None:
+        batch = [await queue.get()]
+        while len(batch) < BATCH and not queue.empty():
+            batch.append(queue.get_nowait())
+        joined = await self._call(self.store.add, batch)
+        assert isinstance(joined, list)  # noqa: S101 - LabelJoin.add returns a list
+        for pair in joined:
+            self.joined[pair.sample.model] += 1
+        if joined and self.on_joined is not None:
+            self.on_joined(joined)
+        await self._refresh()
+
+    async def _refresh(self) -> None:
+        for table in self.waiting:
+            count = await self._call(self.store.waiting, table)
+            assert isinstance(count, int)  # noqa: S101
+            self.waiting[table] = count
+
+    async def stop(self) -> None:
+        with contextlib.suppress(RuntimeError):
+            await self._call(self.store.close)
+        self._worker.close()
