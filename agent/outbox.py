@@ -12,10 +12,12 @@ import contextlib
 import sqlite3
 import time
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import structlog
+
+from agent.sqlite import connect, transaction
 
 log = structlog.get_logger("inferwatch")
 
@@ -41,7 +43,6 @@ class Outbox:
 
     def open(self) -> None:
         """Open or create; a corrupt file is moved aside and a fresh one started."""
-        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o750)
         try:
             self._connect()
         except sqlite3.DatabaseError as exc:
@@ -56,10 +57,7 @@ class Outbox:
             self._connect()
 
     def _connect(self) -> None:
-        db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-        self._db = db
-        db.execute("PRAGMA journal_mode=WAL")
-        db.execute(f"PRAGMA synchronous={'FULL' if self.sync == 'full' else 'NORMAL'}")
+        db = self._db = connect(self.path, sync=self.sync)
         if db.execute("PRAGMA quick_check").fetchone()[0] != "ok":
             raise sqlite3.DatabaseError("quick_check failed")
         db.execute(_SCHEMA)
@@ -77,16 +75,8 @@ class Outbox:
             raise RuntimeError("outbox is not open")
         return self._db
 
-    @contextlib.contextmanager
-    def _transaction(self) -> Iterator[None]:
-        """One explicit transaction: autocommit mode would commit (and fsync) every row."""
-        self._conn.execute("BEGIN IMMEDIATE")
-        try:
-            yield
-        except BaseException:
-            self._conn.execute("ROLLBACK")
-            raise
-        self._conn.execute("COMMIT")
+    def _transaction(self) -> contextlib.AbstractContextManager[sqlite3.Connection]:
+        return transaction(self._conn)
 
     def put(self, rows: Sequence[tuple[str, bytes]]) -> None:
         """Commit a batch (one transaction), then trim to the bounds."""

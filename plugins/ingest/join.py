@@ -13,13 +13,14 @@ import contextlib
 import sqlite3
 import time
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import msgspec
 
 from agent.model import Label, Sample
+from agent.sqlite import connect, transaction
 
 _SCHEMA = (
     "CREATE TABLE IF NOT EXISTS predictions (model TEXT, request_id TEXT, body BLOB, "
@@ -48,10 +49,8 @@ class LabelJoin:
         self._encode = msgspec.msgpack.Encoder().encode
 
     def open(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o750)
-        self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")  # a crash loses at most the last batch
+        # NORMAL: a crash loses nothing; a power cut at most the last batch of a sampled stream.
+        self._db = connect(self.path, sync="normal")
         for statement in _SCHEMA:
             self._db.execute(statement)
 
@@ -66,15 +65,8 @@ class LabelJoin:
             raise RuntimeError("label store is not open")
         return self._db
 
-    @contextlib.contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
-        self._conn.execute("BEGIN IMMEDIATE")
-        try:
-            yield self._conn
-        except BaseException:
-            self._conn.execute("ROLLBACK")
-            raise
-        self._conn.execute("COMMIT")
+    def _transaction(self) -> contextlib.AbstractContextManager[sqlite3.Connection]:
+        return transaction(self._conn)
 
     def add(self, records: Sequence[Sample | Label], now: float | None = None) -> list[Joined]:
         """Store a batch (one transaction); return the pairs it completes, in order."""

@@ -24,26 +24,19 @@ def notify_socket(tmp_path: Path) -> Iterator[tuple[socket.socket, str]]:
     sock.close()
 
 
-def _messages(sock: socket.socket, seconds: float) -> list[str]:
-    deadline, out = time.monotonic() + seconds, []
-    while time.monotonic() < deadline:
-        try:
-            out.append(sock.recv(4096).decode())
-        except TimeoutError:
-            continue
-    return out
-
-
-def _until(sock: socket.socket, predicate, timeout: float = 10.0) -> list[str]:
-    deadline, seen = time.monotonic() + timeout, []
+def _collect(sock: socket.socket, seconds: float, until=None) -> list[str]:
+    """Messages for `seconds`, or until `until(messages)` holds (then failing if it never does)."""
+    deadline, seen = time.monotonic() + seconds, []
     while time.monotonic() < deadline:
         try:
             seen.append(sock.recv(4096).decode())
         except TimeoutError:
             continue
-        if predicate(seen):
+        if until is not None and until(seen):
             return seen
-    raise AssertionError(f"notify messages never matched; saw {seen}")
+    if until is not None:
+        raise AssertionError(f"notify messages never matched; saw {seen}")
+    return seen
 
 
 def test_ready_status_and_watchdog_that_stops_when_the_loop_is_wedged(
@@ -55,7 +48,7 @@ def test_ready_status_and_watchdog_that_stops_when_the_loop_is_wedged(
         f'timeout = "100ms"\nmarker = "{marker}"\n')
     agent = agent_factory(config, port, "-p", "iwtest.common:wedger",
                           env={"NOTIFY_SOCKET": path, "WATCHDOG_USEC": "400000"})
-    seen = _until(sock, lambda s: sum("WATCHDOG=1" in m for m in s) >= 3)
+    seen = _collect(sock, 10, lambda s: sum("WATCHDOG=1" in m for m in s) >= 3)
     ready = next(m for m in seen if "READY=1" in m)
     assert "STATUS=running: 1 plugins, 1/1 components up" in ready
     assert f"MAINPID={agent.proc.pid}" in ready
@@ -64,9 +57,9 @@ def test_ready_status_and_watchdog_that_stops_when_the_loop_is_wedged(
     assert _silence(sock, "WATCHDOG=1", quiet=1.0, within=6.0), "pings went on while wedged"
 
     marker.unlink()
-    _until(sock, lambda s: any("WATCHDOG=1" in m for m in s), 5)
+    _collect(sock, 5, lambda s: any("WATCHDOG=1" in m for m in s))
     assert agent.stop() == 0
-    assert any("STOPPING=1" in m for m in _messages(sock, 0.3))
+    assert any("STOPPING=1" in m for m in _collect(sock, 0.3))
 
 
 def _silence(sock: socket.socket, text: str, quiet: float, within: float) -> bool:

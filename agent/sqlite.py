@@ -1,0 +1,29 @@
+"""SQLite as the agent's durable stores use it: WAL, explicit transactions, one thread."""
+
+from __future__ import annotations
+
+import contextlib
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+
+
+def connect(path: Path, *, sync: str = "full") -> sqlite3.Connection:
+    """Autocommit mode with WAL; `sync` is "full" (survives power loss) or "normal" (a crash)."""
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o750)
+    db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute(f"PRAGMA synchronous={'FULL' if sync == 'full' else 'NORMAL'}")
+    return db
+
+
+@contextlib.contextmanager
+def transaction(db: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+    """One explicit transaction: in autocommit mode every statement would commit (and fsync)."""
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        yield db
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+    db.execute("COMMIT")
