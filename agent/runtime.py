@@ -148,7 +148,7 @@ class Agent:
                                        config=instance.config, ctx=ctx)
             components = await result if inspect.isawaitable(result) else result
             instance.supervised = [self._supervise(instance, c) for c in _checked(components)]
-        except Exception as exc:
+        except Exception as exc:  # one plugin's broken set-up must not stop the others
             self.metrics.plugin_errors.labels(instance.name, "", "start").inc()
             self.metrics.plugin_up.labels(instance.name, "").set(0)
             log.error("plugin set-up failed; plugin disabled", plugin=instance.name, exc_info=exc)
