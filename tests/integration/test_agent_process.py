@@ -142,3 +142,18 @@ def test_port_in_use_is_a_clear_error(write_config: ConfigWriter, agent_factory)
     assert f"prometheus.listen: cannot listen on 127.0.0.1:{port}" in second.log()
     assert "Traceback" not in second.log()
     assert first.stop() == 0
+
+
+def test_a_plugin_whose_set_up_fails_is_disabled_alone(write_config: ConfigWriter,
+                                                      agent_factory) -> None:
+    config, port = write_config(f"[plugins.host]\nenabled = false\n[plugins.ticker]\n{FAST}"
+                                "[plugins.broken]\n")
+    agent = agent_factory(config, port, "-p", "iwtest.common:ticker",
+                          "-p", "iwtest.common:broken")
+    poll(lambda: (value(agent.scrape(), "inferwatch_test_ticker_ticks_total") or 0) > 3,
+         what="the neighbour runs")
+    metrics = agent.scrape()
+    assert value(metrics, "inferwatch_plugin_errors_total", plugin="broken", component="",
+                 reason="start") == 1
+    assert value(metrics, "inferwatch_plugin_up", plugin="broken", component="") == 0
+    assert "plugin set-up failed; plugin disabled" in agent.log()
