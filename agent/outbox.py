@@ -8,7 +8,6 @@ oldest go first and are counted. Methods block: call them from a worker thread.
 
 from __future__ import annotations
 
-import contextlib
 import sqlite3
 import time
 from collections import Counter
@@ -17,7 +16,7 @@ from pathlib import Path
 
 import structlog
 
-from agent.sqlite import connect, transaction
+from agent.sqlite import SqliteStore, connect
 
 log = structlog.get_logger("inferwatch")
 
@@ -32,14 +31,16 @@ CREATE TABLE IF NOT EXISTS outbox (
 Row = tuple[int, str, bytes]
 
 
-class Outbox:
+class Outbox(SqliteStore):
+    _what = "outbox"
+
     def __init__(self, path: Path, *, max_bytes: int, max_age: float, sync: str = "full") -> None:
         self.path, self.max_bytes, self.max_age, self.sync = path, max_bytes, max_age, sync
         self.dropped: Counter[str] = Counter()
         self.depth = 0
         self.bytes = 0
         self.oldest: float | None = None
-        self._db: sqlite3.Connection | None = None
+        self._db = None
 
     def open(self) -> None:
         """Open or create; a corrupt file is moved aside and a fresh one started."""
@@ -68,15 +69,6 @@ class Outbox:
             "SELECT COUNT(*), COALESCE(SUM(LENGTH(payload)), 0), MIN(created) FROM outbox"
         ).fetchone()
         self.depth, self.bytes, self.oldest = count, size, oldest
-
-    @property
-    def _conn(self) -> sqlite3.Connection:
-        if self._db is None:
-            raise RuntimeError("outbox is not open")
-        return self._db
-
-    def _transaction(self) -> contextlib.AbstractContextManager[sqlite3.Connection]:
-        return transaction(self._conn)
 
     def put(self, rows: Sequence[tuple[str, bytes]]) -> None:
         """Commit a batch (one transaction), then trim to the bounds."""
@@ -138,8 +130,3 @@ class Outbox:
             log.warning("outbox bound reached; oldest events dropped", reason=reason,
                         dropped=count, path=str(self.path))
         self._recount()
-
-    def close(self) -> None:
-        if self._db is not None:
-            self._db.close()
-            self._db = None

@@ -17,6 +17,27 @@ def connect(path: Path, *, sync: str = "full") -> sqlite3.Connection:
     return db
 
 
+class SqliteStore:
+    """The connection bookkeeping both durable stores share; subclasses open and use it."""
+
+    _db: sqlite3.Connection | None = None
+    _what = "store"
+
+    @property
+    def _conn(self) -> sqlite3.Connection:
+        if self._db is None:
+            raise RuntimeError(f"{self._what} is not open")
+        return self._db
+
+    def _transaction(self) -> contextlib.AbstractContextManager[sqlite3.Connection]:
+        return transaction(self._conn)
+
+    def close(self) -> None:
+        if self._db is not None:
+            self._db.close()
+            self._db = None
+
+
 @contextlib.contextmanager
 def transaction(db: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
     """One explicit transaction: in autocommit mode every statement would commit (and fsync)."""

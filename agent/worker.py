@@ -6,6 +6,7 @@ cannot hold the process at exit, so SIGTERM still stops the agent in time.
 
 from __future__ import annotations
 
+import asyncio
 import queue
 import threading
 from collections.abc import Callable
@@ -29,6 +30,10 @@ class Worker:
             self._thread.start()
         self._queue.put((future, fn, args))
         return future
+
+    async def call(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run fn in this worker and await its result from the event loop."""
+        return await asyncio.wrap_future(self.submit(fn, *args))
 
     def close(self) -> None:
         if self._thread is not None:

@@ -9,7 +9,6 @@ Methods block: call them from a worker thread.
 
 from __future__ import annotations
 
-import contextlib
 import sqlite3
 import time
 from collections import Counter
@@ -20,7 +19,7 @@ from pathlib import Path
 import msgspec
 
 from agent.model import Label, Sample
-from agent.sqlite import connect, transaction
+from agent.sqlite import SqliteStore, connect
 
 _SCHEMA = (
     "CREATE TABLE IF NOT EXISTS predictions (model TEXT, request_id TEXT, body BLOB, "
@@ -39,11 +38,13 @@ class Joined:
     replaces: bool  # a newer label for a request that was already joined
 
 
-class LabelJoin:
+class LabelJoin(SqliteStore):
+    _what = "label store"
+
     def __init__(self, path: Path, *, ttl: float, max_waiting: int) -> None:
         self.path, self.ttl, self.max_waiting = path, ttl, max_waiting
         self.counts: Counter[str] = Counter()
-        self._db: sqlite3.Connection | None = None
+        self._db = None
         self._sample = msgspec.msgpack.Decoder(Sample)
         self._label = msgspec.msgpack.Decoder(Label)
         self._encode = msgspec.msgpack.Encoder().encode
@@ -53,20 +54,6 @@ class LabelJoin:
         self._db = connect(self.path, sync="normal")
         for statement in _SCHEMA:
             self._db.execute(statement)
-
-    def close(self) -> None:
-        if self._db is not None:
-            self._db.close()
-            self._db = None
-
-    @property
-    def _conn(self) -> sqlite3.Connection:
-        if self._db is None:
-            raise RuntimeError("label store is not open")
-        return self._db
-
-    def _transaction(self) -> contextlib.AbstractContextManager[sqlite3.Connection]:
-        return transaction(self._conn)
 
     def add(self, records: Sequence[Sample | Label], now: float | None = None) -> list[Joined]:
         """Store a batch (one transaction); return the pairs it completes, in order."""

@@ -43,7 +43,7 @@ class JoinStage(Service):
             self.dropped += 1
 
     async def _call(self, fn: Callable[..., object], *args: object) -> object:
-        return await asyncio.wrap_future(self._worker.submit(fn, *args))
+        return await self._worker.call(fn, *args)
 
     async def start(self) -> None:
         await self._call(self.store.open)

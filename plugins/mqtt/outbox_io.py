@@ -24,7 +24,7 @@ class SharedOutbox:
         self._opened = False
 
     async def run(self, fn: Callable[..., T], *args: Any) -> T:
-        return await asyncio.wrap_future(self._worker.submit(fn, *args))
+        return await self._worker.call(fn, *args)
 
     async def open(self) -> None:
         if not self._opened:

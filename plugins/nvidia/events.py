@@ -7,7 +7,6 @@ last-value gauge cannot show a repeat.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 from typing import Any
 
@@ -33,7 +32,7 @@ class XidService(Service):
         self._set: Any = None
 
     async def _call(self, fn: Any, *args: Any) -> Any:
-        return await asyncio.wrap_future(self._worker.submit(fn, *args))
+        return await self._worker.call(fn, *args)
 
     async def start(self) -> None:
         try:
