@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Sequence
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 from agent.metrics import Accumulator
-from agent.model import Event, Label, Sample
+from agent.model import Event
+
+if TYPE_CHECKING:  # numpy is imported only where windows are built
+    from agent.window import Window
 
 
 class Component:
@@ -52,11 +55,16 @@ class Service(Component):
 
 
 class Monitor(Component):
-    """Consumes batches of samples and labels; returns the events they warrant."""
+    """Reads each closed window (every model's, as arrays); returns the events it warrants.
+
+    Put what the window showed in `window.results[<section>]` (replay prints it); export
+    gauges through a Collector of the same plugin. A window arrives twice when labels are
+    awaited: first with the labels joined so far, then with `final = True`.
+    """
 
     kind: ClassVar[str] = "monitor"
 
-    async def process(self, batch: Sequence[Sample | Label]) -> Sequence[Event]:
+    async def process(self, window: Window) -> Sequence[Event]:
         raise NotImplementedError
 
 

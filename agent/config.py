@@ -249,6 +249,9 @@ class _Converter:
         if origin is list and _needs_walk(args[0]) and isinstance(value, list):
             items = [self.value(v, args[0], f"{path}[{i}]") for i, v in enumerate(value)]
             return _INVALID if _INVALID in items else items
+        if origin is dict and _needs_walk(args[1]) and isinstance(value, dict):
+            table = {k: self.value(v, args[1], _join(path, k)) for k, v in value.items()}
+            return _INVALID if _INVALID in table.values() else table
         return self._leaf(value, tp, path)
 
     def struct(self, value: object, cls: type[Any], path: str) -> Any:

@@ -5,13 +5,16 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import structlog
 
 from agent.config import PluginConfig
 from agent.metrics import PluginMetrics
 from agent.model import Event, Severity
+
+if TYPE_CHECKING:  # numpy is imported only where windows are built
+    from agent.window import Window
 
 
 @dataclass
@@ -22,6 +25,11 @@ class PluginContext:
     state_root: Path
     metrics: PluginMetrics
     emitter: Callable[[Event], bool]
+    window_sink: Callable[[Window], None] = lambda _window: None
+
+    def publish(self, window: Window) -> None:
+        """Hand a closed window to every monitor (call on the event loop)."""
+        self.window_sink(window)
 
     @property
     def log(self) -> Any:

@@ -11,13 +11,13 @@ import time
 from collections.abc import Coroutine, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import structlog
 
 from agent import logs
 from agent.bus import EventBus
-from agent.components import START_ORDER, Component
+from agent.components import START_ORDER, Component, Monitor
 from agent.config import Config, PluginConfig, check_state_dir, load_config
 from agent.context import PluginContext
 from agent.errors import ConfigError
@@ -28,6 +28,9 @@ from agent.model import Event, Severity
 from agent.selfmetrics import SelfMetrics
 from agent.supervisor import Supervised
 from agent.systemd import Notifier
+
+if TYPE_CHECKING:  # numpy is imported only where windows are built
+    from agent.window import Window
 
 log = structlog.get_logger("inferwatch")
 
@@ -141,7 +144,7 @@ class Agent:
         ctx = PluginContext(
             plugin=instance.name, config=instance.config, host_id=self.config.agent.host_id,
             state_root=Path(self.config.agent.state_dir), metrics=instance.store,
-            emitter=self.bus.emit,
+            emitter=self.bus.emit, window_sink=self._route_window,
         )
         try:
             result = self.plugins.call(instance.name, "inferwatch_components",
@@ -152,6 +155,17 @@ class Agent:
             self.metrics.plugin_errors.labels(instance.name, "", "start").inc()
             self.metrics.plugin_up.labels(instance.name, "").set(0)
             log.error("plugin set-up failed; plugin disabled", plugin=instance.name, exc_info=exc)
+
+    def _route_window(self, window: Window) -> None:
+        """Every monitor of every plugin gets every window; a full queue drops and counts."""
+        for instance in self.instances.values():
+            for sup in instance.supervised:
+                if sup.inbox is None or not isinstance(sup.component, Monitor):
+                    continue
+                try:
+                    sup.inbox.put_nowait(window)
+                except asyncio.QueueFull:
+                    self.metrics.windows_dropped.labels(*sup.labels).inc()
 
     def _supervise(self, instance: PluginInstance, component: Component) -> Supervised:
         return Supervised(

@@ -78,6 +78,11 @@ class SelfMetrics:
             "inferwatch_events_dropped_total",
             "Events dropped, by reason (queue_full, sink_full).", ["reason"], registry=reg,
         )
+        self.windows_dropped = Counter(
+            "inferwatch_windows_dropped_total",
+            "Windows a monitor could not take because its queue was full, by plugin.",
+            ["plugin", "component"], registry=reg,
+        )
         self.reload_success = Gauge(
             "inferwatch_config_last_reload_successful",
             "1 if the last configuration (re)load succeeded.", registry=reg,
@@ -93,7 +98,7 @@ class SelfMetrics:
     def forget(self, plugin: str, component: str) -> None:
         """Remove a component's series when it is stopped for good (no stale series)."""
         for metric in (self.plugin_up, self.plugin_restarts, self.collect_duration,
-                       self.collect_last_success, self.skipped_ticks):
+                       self.collect_last_success, self.skipped_ticks, self.windows_dropped):
             _remove(metric, plugin, component)
         for reason in ("exception", "timeout", "start"):
             _remove(self.plugin_errors, plugin, component, reason)

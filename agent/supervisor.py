@@ -13,9 +13,8 @@ import inspect
 import random
 import time
 import zlib
-from collections.abc import Sequence
 from concurrent.futures import Future
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import structlog
 
@@ -24,9 +23,14 @@ from agent.components import Collector, Component, Monitor, Service, Sink
 from agent.config import PluginConfig
 from agent.errors import NotReadyError, PermanentError
 from agent.metrics import Accumulator, PluginMetrics
-from agent.model import Event, Label, Sample, Severity
+from agent.model import Event, Severity
 from agent.selfmetrics import SelfMetrics
 from agent.worker import Worker
+
+if TYPE_CHECKING:  # numpy is imported only where windows are built
+    from agent.window import Window
+
+MONITOR_QUEUE = 64  # windows waiting per monitor: each may hold 100k rows
 
 log = structlog.get_logger("inferwatch")
 
@@ -83,7 +87,7 @@ class Supervised:
         if isinstance(self.component, Sink):
             self.inbox = self.bus.subscribe(".".join(self.labels), self.component.queue_size)
         elif isinstance(self.component, Monitor):
-            self.inbox = asyncio.Queue(1000)
+            self.inbox = asyncio.Queue(MONITOR_QUEUE)
         self.metrics.plugin_up.labels(*self.labels).set(0)
         self.task = asyncio.create_task(self._main(), name=".".join(self.labels))
 
@@ -203,8 +207,8 @@ class Supervised:
         assert self.inbox is not None  # noqa: S101 - set by launch() for monitors
         self._succeeded()
         while True:
-            batch: Sequence[Sample | Label] = await self.inbox.get()
-            for event in await monitor.process(batch):
+            window: Window = await self.inbox.get()
+            for event in await monitor.process(window):
                 self.bus.emit(event)
             self._succeeded()
 

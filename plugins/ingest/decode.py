@@ -14,6 +14,8 @@ import msgspec
 from agent.model import Label, Sample
 
 UNSET: Any = msgspec.UNSET
+INT64, UINT64 = -(1 << 63), 1 << 64  # what msgpack (the label store's format) can hold
+NESTED_LIMIT = 4096
 
 
 class Raw(msgspec.Struct, kw_only=True):
@@ -21,7 +23,8 @@ class Raw(msgspec.Struct, kw_only=True):
     model_version: str = ""
     request_id: str | int | None = None
     ts: float | str | None = None
-    features: dict[str, Any] | None = None
+    # Decoded on its own: one odd value must not cost the record its prediction.
+    features: msgspec.Raw = msgspec.Raw(b"null")
     prediction: Any = UNSET
     scores: dict[str, float] | None = None
     score: float | None = None
@@ -31,6 +34,9 @@ class Raw(msgspec.Struct, kw_only=True):
 
 _decoder = msgspec.json.Decoder(Raw)
 _batch_decoder = msgspec.json.Decoder(list[Raw])
+_features = msgspec.json.Decoder(dict[str, Any])
+_raw_features = msgspec.json.Decoder(dict[str, msgspec.Raw])
+_value = msgspec.json.Decoder()
 Decoded = tuple[Sample | Label | None, str]  # (record, "") or (None, reason)
 
 
@@ -70,6 +76,59 @@ def _typed(raw: Raw) -> Decoded:
                      ts=ts), ""
     return Sample(model=raw.model, model_version=raw.model_version,
                   request_id=str(raw.request_id), prediction=raw.prediction, ts=ts,
-                  features=raw.features or {}, scores=raw.scores, score=raw.score,
+                  features=decode_features(raw.features), scores=raw.scores, score=raw.score,
                   group=raw.group), ""
 
+
+
+def decode_features(raw: msgspec.Raw) -> dict[str, Any]:
+    """Features as decoded values; numbers too large for msgspec become floats (maybe inf).
+
+    A non-object `features` becomes `{}`: the record's prediction still counts, and the
+    missing features show up as data quality, not as a rejection.
+    """
+    if raw == b"null":
+        return {}
+    try:
+        return _features.decode(raw)
+    except (msgspec.DecodeError, RecursionError):
+        pass
+    try:
+        values = _raw_features.decode(raw)
+    except (msgspec.DecodeError, RecursionError):
+        return {}
+    out: dict[str, Any] = {}
+    for name, value in values.items():
+        try:
+            decoded = _value.decode(value)
+        except (msgspec.DecodeError, RecursionError):
+            decoded = None
+        if decoded is None or (isinstance(decoded, int) and not INT64 <= decoded < UINT64):
+            decoded = _huge(bytes(value))
+        if isinstance(decoded, list | dict) and len(value) > NESTED_LIMIT:
+            decoded = None  # a big nested value only a model could love: not a feature
+        out[name] = decoded
+    return out
+
+
+def _huge(text: bytes) -> float | None:
+    """An integer or float beyond 64 bits/double range: keep it as a float (inf if need be)."""
+    if text.startswith(b'"') or len(text) > NESTED_LIMIT:
+        return None
+    try:
+        return float(text)
+    except ValueError:
+        return None
+
+
+_array = msgspec.json.Decoder(list[msgspec.Raw])
+
+
+def split_records(body: bytes) -> list[bytes]:
+    """A JSON array of records, or one record per line (NDJSON); ValueError if neither."""
+    if body.lstrip()[:1] == b"[":
+        try:
+            return [bytes(raw) for raw in _array.decode(body)]
+        except (msgspec.DecodeError, UnicodeDecodeError, RecursionError) as exc:
+            raise ValueError(f"invalid JSON array: {exc}") from None
+    return [line for line in body.split(b"\n") if line.strip()]

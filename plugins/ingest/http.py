@@ -12,18 +12,17 @@ import asyncio
 import hmac
 from typing import Any
 
-import msgspec
 from aiohttp import web
 
 from agent.components import Service
 from agent.config import parse_listen
 from agent.errors import StartupError
 from agent.model import Label, Sample
-from plugins.ingest import IngestConfig, Tally
-from plugins.ingest.decode import decode_many
+from plugins.ingest.config import IngestConfig
+from plugins.ingest.decode import decode_many, split_records
+from plugins.ingest.tally import Tally
 
 FIRST_ERRORS = 10
-_array = msgspec.json.Decoder(list[msgspec.Raw])
 
 
 class IngestHttp(Service):
@@ -74,7 +73,7 @@ class IngestHttp(Service):
             return web.json_response({"error": "body not received in time"}, status=408)
         self.tally.bytes += len(body)
         try:
-            lines = _lines(body)
+            lines = split_records(body)
         except ValueError as exc:
             return web.json_response({"error": str(exc)}, status=400)
         return web.json_response(self._count(lines, kind), status=202)
@@ -84,19 +83,9 @@ class IngestHttp(Service):
         for number, (decoded, why) in enumerate(decode_many(lines), start=1):
             wrong = decoded is not None and not isinstance(decoded, kind)
             record, reason = (None, "wrong_endpoint") if wrong else (decoded, why)
-            self.tally.count(record, reason)
-            if record is None:
+            reason = self.tally.count(record, reason)
+            if reason:
                 errors.append({"line": number, "reason": reason})
             else:
                 accepted += 1
         return {"accepted": accepted, "rejected": len(errors), "errors": errors[:FIRST_ERRORS]}
-
-
-def _lines(body: bytes) -> list[bytes]:
-    """A JSON array of records, or one record per line (NDJSON)."""
-    if body.lstrip()[:1] == b"[":
-        try:
-            return [bytes(raw) for raw in _array.decode(body)]
-        except (msgspec.DecodeError, UnicodeDecodeError) as exc:
-            raise ValueError(f"invalid JSON array: {exc}") from None
-    return [line for line in body.split(b"\n") if line.strip()]

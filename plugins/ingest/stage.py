@@ -1,24 +1,29 @@
-"""Accepted records into the late-label join, off the event loop, in batches.
+"""The two services behind the pipeline: the late-label join and the window clock.
 
-Records queue in memory (bounded: beyond it they are dropped and counted) and go to SQLite
-through this service's own worker thread. Joined pairs are counted here; the window stage
-(the rest of #5) will consume them through `on_joined`.
+Records queue in memory for the join (bounded: beyond it they are dropped and counted) and go
+to SQLite through the join's own worker thread; joined pairs go to the windows through
+`on_joined`. The window service closes panes on wall time and builds their columns in its own
+worker thread, so a 100,000-row window never stalls the event loop.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 
 from agent.components import Service
 from agent.model import Label, Sample
+from agent.window import Window
 from agent.worker import Worker
 from plugins.ingest.join import Joined, LabelJoin
+from plugins.ingest.windows import Pane, WindowStage
 
 BATCH = 5000
 EXPIRE_EVERY = 60.0
+WINDOW_TICK = 1.0
 
 
 class JoinStage(Service):
@@ -84,3 +89,31 @@ class JoinStage(Service):
         with contextlib.suppress(RuntimeError):
             await self._call(self.store.close)
         self._worker.close()
+
+
+class WindowService(Service):
+    def __init__(self, stage: WindowStage, publish: Callable[[Window], None]) -> None:
+        super().__init__("windows")
+        self.stage, self.publish = stage, publish
+        self.published = 0
+        self._worker = Worker("ingest.windows")
+
+    async def run(self) -> None:
+        while True:
+            # On the second: panes of every length end on one.
+            await asyncio.sleep(WINDOW_TICK - time.time() % WINDOW_TICK + 0.001)
+            now = time.time()
+            due = self.stage.close_due(now)
+            if due:
+                await self._worker.call(_build, due)
+            for window in self.stage.retire(due, now):
+                self.publish(window)
+                self.published += 1
+
+    async def stop(self) -> None:
+        self._worker.close()
+
+
+def _build(panes: list[Pane]) -> None:
+    for pane in panes:
+        pane.build()

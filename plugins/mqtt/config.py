@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+import ssl
+from typing import Annotated, Literal, Protocol
 
 import msgspec
 
@@ -20,6 +21,23 @@ def topic_problem(topic: str) -> str | None:
     if any(c in topic for c in "+#\0"):
         return "must not contain the wildcards '+' or '#' (or NUL)"
     return None
+
+
+class TlsSettings(Protocol):
+    ca_file: str | None
+    cert_file: str | None
+    key_file: str | None
+    tls_verify: bool
+
+
+def tls_context(settings: TlsSettings) -> ssl.SSLContext:
+    context = ssl.create_default_context(cafile=settings.ca_file)
+    if settings.cert_file and settings.key_file:
+        context.load_cert_chain(settings.cert_file, settings.key_file)
+    if not settings.tls_verify:
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    return context
 
 
 class MqttConfig(PluginConfig):

@@ -21,7 +21,7 @@ import structlog
 
 from agent.components import Service
 from agent.supervisor import Backoff
-from plugins.mqtt.config import MqttConfig
+from plugins.mqtt.config import MqttConfig, tls_context
 from plugins.mqtt.outbox_io import SharedOutbox
 
 log = structlog.get_logger("inferwatch")
@@ -79,15 +79,7 @@ class Publisher(Service):
         )
 
     def _tls(self) -> ssl.SSLContext | None:
-        if not self.config.tls:
-            return None
-        context = ssl.create_default_context(cafile=self.config.ca_file)
-        if self.config.cert_file and self.config.key_file:
-            context.load_cert_chain(self.config.cert_file, self.config.key_file)
-        if not self.config.tls_verify:
-            context.check_hostname = False
-            context.verify_mode = ssl.CERT_NONE
-        return context
+        return tls_context(self.config) if self.config.tls else None
 
     async def _online(self, client: aiomqtt.Client) -> None:
         await client.publish(self.status_topic, b"online", qos=1, retain=True)

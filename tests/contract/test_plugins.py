@@ -77,6 +77,7 @@ def test_every_metric_is_documented() -> None:
     from agent.metrics import MetricDef  # noqa: PLC0415
     from agent.selfmetrics import SelfMetrics  # noqa: PLC0415
     from plugins.host import metrics as host  # noqa: PLC0415
+    from plugins.ingest import stats as ingest  # noqa: PLC0415
     from plugins.mqtt import metrics as mqtt  # noqa: PLC0415
     from plugins.nvidia import metrics as nvidia  # noqa: PLC0415
 
@@ -85,6 +86,7 @@ def test_every_metric_is_documented() -> None:
          | {m.name for m in SelfMetrics().registry.collect()}),
         ("gpu.md", {d.name for d in vars(nvidia).values() if isinstance(d, MetricDef)}),
         ("mqtt.md", {d.name for d in vars(mqtt).values() if isinstance(d, MetricDef)}),
+        ("ingestion.md", {d.name for d in vars(ingest).values() if isinstance(d, MetricDef)}),
     ):
         documented = (ROOT / "docs" / doc).read_text()
         missing = sorted(n for n in names if f"`{n}" not in documented)

@@ -6,6 +6,7 @@ import asyncio
 import threading
 from collections.abc import Sequence
 
+import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -15,9 +16,10 @@ from agent.components import Collector, Monitor, Service, Sink
 from agent.config import Duration, PluginConfig
 from agent.errors import NotReadyError, PermanentError
 from agent.metrics import Accumulator, PluginMetrics, gauge
-from agent.model import Event, Label, Sample
+from agent.model import Event
 from agent.selfmetrics import SelfMetrics
 from agent.supervisor import Backoff, Supervised
+from agent.window import Window
 
 FAST = PluginConfig(interval=Duration(0.02), timeout=Duration(0.02))
 TICK = gauge("inferwatch_test_tick", "Tick.")
@@ -253,29 +255,31 @@ def test_backoff_stays_within_equal_jitter_bounds(base: float, cap: float, n: in
     assert min(base, cap) / 2 <= backoff.next() <= min(base, cap)
 
 
-class Doubler(Monitor):
-    """Emits one event per sample whose prediction is 1: a monitor in miniature."""
+class Positives(Monitor):
+    """Emits one event per window with a positive prediction: a monitor in miniature."""
 
     def __init__(self) -> None:
         super().__init__("c")
         self.seen = 0
 
-    async def process(self, batch: Sequence[Sample | Label]) -> Sequence[Event]:
-        self.seen += len(batch)
-        return [Event(kind="quality.degraded", source="p", host="h", data={"rid": s.request_id})
-                for s in batch if isinstance(s, Sample) and s.prediction == 1]
+    async def process(self, window: Window) -> Sequence[Event]:
+        self.seen += window.rows
+        positives = int(np.count_nonzero(window.y_pred == window.positive))
+        return [Event(kind="quality.degraded", source="p", host="h",
+                      data={"positives": positives})] if positives else []
 
 
 async def test_monitor_turns_batches_into_events(env: Env) -> None:
-    monitor = Doubler()
+    monitor = Positives()
     sup = env.supervise(monitor)
     sup.launch()
     await sup.started.wait()
     assert sup.inbox is not None
-    await sup.inbox.put([Sample(model="m", request_id="a", prediction=1),
-                         Sample(model="m", request_id="b", prediction=0),
-                         Label(model="m", request_id="a", label=1)])
+    window = Window(model="m", model_version="", spec="1m", start=0, end=60,
+                    task="classification", n=3, y_pred=np.array([1, 0, 1]),
+                    y_true=np.array([1, -1, -1]), classes=("0", "1"), positive=1)
+    await sup.inbox.put(window)
     event = await asyncio.wait_for(env.events.get(), 2)
-    assert (event.kind, event.data) == ("quality.degraded", {"rid": "a"})
+    assert (event.kind, event.data) == ("quality.degraded", {"positives": 2})
     assert monitor.seen == 3
     await sup.stop(1)

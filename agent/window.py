@@ -1,0 +1,97 @@
+"""What a Monitor receives: one model's samples over one window, as columns (numpy arrays).
+
+Columns, not lists of dicts: every metric and drift statistic is a vectorised pass over
+arrays, and one window is built once however many monitors read it.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from agent.config import parse_duration
+
+_COUNT = re.compile(r"^\s*(\d+)\s*n\s*$")
+
+
+@dataclass(frozen=True)
+class WindowSpec:
+    """`"1h"` tumbling time, `"1h/10m"` sliding (size/step), `"10000n"`, `"10000n/2000n"` counts.
+
+    Time windows are aligned to the epoch: a `1h` window starts on the hour, UTC.
+    """
+
+    name: str
+    size: float  # seconds, or samples when by_count
+    step: float
+    by_count: bool
+
+    @classmethod
+    def parse(cls, text: str) -> WindowSpec:
+        """Raise ValueError with a readable reason."""
+        size_text, _, step_text = text.partition("/")
+        step_text = step_text or size_text
+        counts = [_COUNT.match(size_text), _COUNT.match(step_text)]
+        if all(counts):
+            size, step = (float(m.group(1)) for m in counts if m)
+            if size < 1 or step < 1:
+                raise ValueError(f"window {text!r}: counts must be at least 1")
+        elif any(counts):
+            raise ValueError(f"window {text!r}: size and step must both be durations or counts")
+        else:
+            try:
+                size, step = parse_duration(size_text), parse_duration(step_text)
+            except ValueError as exc:
+                raise ValueError(f"window {text!r}: {exc} (or a count like '10000n')") from None
+        if step > size or size % step:
+            raise ValueError(f"window {text!r}: the step must divide the size")
+        return cls(text.strip(), size, step, by_count=bool(counts[0]))
+
+    @property
+    def panes(self) -> int:
+        """How many steps one window spans (1 for tumbling windows)."""
+        return int(self.size // self.step)
+
+
+@dataclass
+class Window:
+    """One model, one window. Rows are samples; arrays are aligned on them.
+
+    Classification: `y_pred`/`y_true` are indices into `classes`, -1 where no label (yet);
+    `scores[i, k]` is the score of `classes[k]` (NaN where the sample sent none).
+    Regression: `y_pred`/`y_true` are floats, NaN where no label.
+    Features: float64 with NaN for missing/invalid (numeric), object arrays with None
+    (categorical). `n` counts every sample of the window; the arrays hold at most the
+    configured maximum (a uniform reservoir sample beyond it).
+    """
+
+    model: str
+    model_version: str
+    spec: str
+    start: float
+    end: float
+    task: str  # "classification" | "regression"
+    n: int
+    y_pred: np.ndarray
+    y_true: np.ndarray
+    classes: tuple[str, ...] = ()
+    positive: int = -1  # index of the positive class for a binary model, else -1
+    scores: np.ndarray | None = None
+    features: dict[str, np.ndarray] = field(default_factory=dict)
+    group: np.ndarray | None = None
+    quality: dict[str, dict[str, float]] = field(default_factory=dict)
+    final: bool = True
+    results: dict[str, Any] = field(default_factory=dict)  # what monitors found, by section
+
+    @property
+    def labeled(self) -> np.ndarray:
+        mask: np.ndarray = (self.y_true >= 0 if self.task == "classification"
+                            else ~np.isnan(self.y_true))
+        return mask
+
+    @property
+    def rows(self) -> int:
+        return len(self.y_pred)

@@ -1,0 +1,215 @@
+"""Samples into columns: numpy arrays per feature, predictions as class indices, scores.
+
+Runs once per pane (a window's step), off the event loop in the agent. Feature problems are
+counted here as data quality, against the model's declared schema where there is one.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from agent.model import Sample
+from plugins.ingest.models import FeatureSpec, ModelConfig
+
+ISSUES = ("missing", "null", "wrong_type", "non_finite", "out_of_range", "unseen_category")
+OTHER_FEATURE = "_other"
+MAX_CATEGORY = 256  # characters kept of a category value: enough to tell them apart
+
+
+def class_name(value: object) -> str:
+    """JSON `1`, `1.0`, `true` and `"1"` name the same class."""
+    if isinstance(value, bool):
+        return "1" if value else "0"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def class_order(names: Sequence[str]) -> list[str]:
+    """Numeric names in numeric order, then the rest alphabetically."""
+    def key(name: str) -> tuple[int, float, str]:
+        try:
+            return (0, float(name), name)
+        except ValueError:
+            return (1, 0.0, name)
+    return sorted(names, key=key)
+
+
+@dataclass
+class Columns:
+    """One pane's samples as arrays. Class indices refer to `classes` (the stream's list)."""
+
+    request_ids: list[str]
+    ts: np.ndarray
+    y_pred: np.ndarray
+    y_true: np.ndarray
+    scores: dict[str, np.ndarray]  # class name -> scores (NaN where absent)
+    features: dict[str, np.ndarray]
+    group: np.ndarray | None
+    quality: dict[str, Counter[str]] = field(default_factory=dict)
+    index: dict[str, int] = field(default_factory=dict)
+
+
+def build(samples: Sequence[Sample], ts: Sequence[float], *, task: str, classes: list[str],
+          config: ModelConfig, max_features: int) -> Columns:
+    """`classes` is the stream's growing class list; new classes are appended to it."""
+    n = len(samples)
+    ids = [s.request_id for s in samples]
+    if task == "classification":
+        codes = {name: i for i, name in enumerate(classes)}
+        y_pred = np.fromiter((_code(codes, classes, s.prediction) for s in samples),
+                             np.int64, n)
+        y_true = np.full(n, -1, np.int64)
+        scores = _scores(samples, classes, codes, config.positive_class)
+    else:
+        y_pred = np.array([to_number(s.prediction) for s in samples], np.float64)
+        y_true = np.full(n, np.nan)
+        scores = {}
+    groups = [s.group for s in samples]
+    group = np.array(groups, object) if any(g is not None for g in groups) else None
+    features, quality = _features(samples, config.features, max_features)
+    return Columns(ids, np.asarray(ts, np.float64), y_pred, y_true, scores, features, group,
+                   quality, {rid: i for i, rid in enumerate(ids)})
+
+
+def code(classes: list[str], value: object) -> int:
+    """The index of a class, appending a class not seen before."""
+    return _code({name: i for i, name in enumerate(classes)}, classes, value)
+
+
+def _code(codes: dict[str, int], classes: list[str], value: object) -> int:
+    name = class_name(value)
+    index = codes.get(name)
+    if index is None:
+        index = codes[name] = len(classes)
+        classes.append(name)
+    return index
+
+
+def to_number(value: object) -> float:
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    return math.nan
+
+
+def _scores(samples: Sequence[Sample], classes: list[str], codes: dict[str, int],
+            positive: str) -> dict[str, np.ndarray]:
+    n = len(samples)
+    out: dict[str, np.ndarray] = {}
+    for i, sample in enumerate(samples):
+        given = sample.scores
+        if given is None and sample.score is not None:
+            given = {positive: sample.score}
+        if not given:
+            continue
+        for name, value in given.items():
+            name = class_name(name)  # noqa: PLW2901 - normalised in place on purpose
+            _code(codes, classes, name)
+            column = out.get(name)
+            if column is None:
+                column = out[name] = np.full(n, np.nan)
+            column[i] = value
+    return out
+
+
+def _features(samples: Sequence[Sample], declared: dict[str, FeatureSpec], max_features: int
+              ) -> tuple[dict[str, np.ndarray], dict[str, Counter[str]]]:
+    names: dict[str, None] = dict.fromkeys(declared)
+    for sample in samples:
+        for name in sample.features:
+            if name not in names:
+                if len(names) >= max_features:
+                    continue
+                names[name] = None
+    rows = [s.features for s in samples]
+    columns, quality = {}, {}
+    for name in names:
+        spec = declared.get(name)
+        values = [row.get(name, _ABSENT) for row in rows]
+        column, issues = _column(values, spec)
+        columns[name], quality[name] = column, issues
+    extra = sum(1 for row in rows for name in row if name not in names)
+    if extra:
+        quality[OTHER_FEATURE] = Counter(too_many_features=extra)
+    return columns, quality
+
+
+class _Absent:
+    def __repr__(self) -> str:
+        return "<absent>"
+
+
+_ABSENT: Any = _Absent()
+
+
+def _column(values: list[Any], spec: FeatureSpec | None) -> tuple[np.ndarray, Counter[str]]:
+    issues: Counter[str] = Counter()
+    absent = values.count(_ABSENT) if spec is None or spec.required else 0
+    if absent:
+        issues["missing"] = absent
+    kind = spec.type if spec is not None else _infer(values)
+    if kind == "number":
+        column = np.empty(len(values))
+        for i, value in enumerate(values):
+            column[i] = _numeric(value, issues, spec)
+        if spec is not None and (spec.min is not None or spec.max is not None):
+            finite = column[~np.isnan(column)]
+            low = -math.inf if spec.min is None else spec.min
+            high = math.inf if spec.max is None else spec.max
+            issues["out_of_range"] += int(np.count_nonzero((finite < low) | (finite > high)))
+    else:
+        allowed = set(spec.categories) if spec is not None and spec.categories else None
+        column = np.empty(len(values), object)
+        for i, value in enumerate(values):
+            column[i] = _category(value, issues, spec, allowed)
+    return column, +issues
+
+
+def _infer(values: list[Any]) -> str:
+    """Numeric unless a present value is a string (or anything but a number)."""
+    for value in values:
+        if value is None or value is _ABSENT:
+            continue
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            return "category"
+    return "number"
+
+
+def _numeric(value: Any, issues: Counter[str], spec: FeatureSpec | None) -> float:
+    if value is _ABSENT:
+        return math.nan
+    if value is None:
+        if spec is None or not spec.nullable:
+            issues["null"] += 1
+        return math.nan
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        issues["wrong_type"] += 1
+        return math.nan
+    number = float(value)
+    if not math.isfinite(number):
+        issues["non_finite"] += 1
+        return math.nan
+    return number
+
+
+def _category(value: Any, issues: Counter[str], spec: FeatureSpec | None,
+              allowed: set[str] | None) -> str | None:
+    if value is _ABSENT:
+        return None
+    if value is None:
+        if spec is None or not spec.nullable:
+            issues["null"] += 1
+        return None
+    if isinstance(value, list | dict):
+        issues["wrong_type"] += 1
+        return None
+    name = class_name(value)[:MAX_CATEGORY]
+    if allowed is not None and name not in allowed:
+        issues["unseen_category"] += 1
+    return name

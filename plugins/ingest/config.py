@@ -1,0 +1,84 @@
+"""`[plugins.ingest]`: the listeners, their limits, the late-label join and the windows."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+import msgspec
+
+from agent.config import Duration, FieldError, PluginConfig, Secret, parse_listen
+from agent.window import WindowSpec
+from plugins.ingest.models import ModelConfig
+from plugins.mqtt.config import topic_problem
+
+
+class IngestMqtt(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """`[plugins.ingest.mqtt]`: a subscription for edge devices that publish predictions.
+
+    Payloads are one JSON record, a JSON array or NDJSON, samples and labels alike. The
+    session is persistent (QoS 1, fixed client id), so what is published while the agent
+    restarts waits in the broker.
+    """
+
+    host: str = "127.0.0.1"
+    port: Annotated[int, msgspec.Meta(ge=0, le=65535)] = 0  # 0: 1883, or 8883 with TLS
+    topics: list[str] = msgspec.field(default_factory=lambda: ["inferwatch/v1/ingest/#"])
+    qos: Literal[0, 1] = 1
+    client_id: str = ""  # default: <host_id>-ingest
+    username: str | None = None
+    password: Secret | None = None
+    tls: bool = False
+    ca_file: str | None = None
+    cert_file: str | None = None
+    key_file: str | None = None
+    tls_verify: bool = True
+    max_payload_bytes: Annotated[int, msgspec.Meta(ge=1024, le=256 << 20)] = 16 << 20
+
+    def __post_init__(self) -> None:
+        if not self.topics:
+            raise FieldError("topics", "subscribe to at least one topic")
+        for i, topic in enumerate(self.topics):
+            if problem := topic_problem(topic.replace("+", "x").replace("#", "x")):
+                raise FieldError(f"topics[{i}]", problem)
+        if (self.cert_file is None) != (self.key_file is None):
+            raise FieldError("key_file", "cert_file and key_file go together")
+        if self.password is not None and self.username is None:
+            raise FieldError("username", "a password needs a username")
+
+    @property
+    def broker_port(self) -> int:
+        return self.port or (8883 if self.tls else 1883)
+
+
+class IngestConfig(PluginConfig):
+    enabled: bool = False
+    socket_path: str = ""  # default: $RUNTIME_DIRECTORY/ingest.sock, else <state_dir>/ingest.sock
+    socket_mode: Annotated[int, msgspec.Meta(ge=0, le=0o777)] = 0o660  # owner and group
+    max_record_bytes: Annotated[int, msgspec.Meta(ge=1024, le=64 << 20)] = 1 << 20
+    max_models: Annotated[int, msgspec.Meta(ge=1, le=10_000)] = 100  # label values bound
+    http_listen: str = ""  # e.g. "127.0.0.1:9880"; empty: no HTTP endpoint
+    token: Secret | None = None  # bearer token for HTTP, from {file} or {env}
+    max_body_bytes: Annotated[int, msgspec.Meta(ge=1024, le=1 << 30)] = 16 << 20
+    body_timeout: Duration = Duration(30.0)  # a client slower than this is cut off
+    label_ttl: Duration = Duration(7 * 86400.0)  # how long a prediction waits for its label
+    max_waiting: Annotated[int, msgspec.Meta(ge=1)] = 10_000_000  # per table, oldest dropped
+    join_queue: Annotated[int, msgspec.Meta(ge=1)] = 100_000  # in memory, before the join
+    windows: list[str] = msgspec.field(default_factory=lambda: ["1h"])
+    label_wait: Duration = Duration(3600.0)  # a window is final this long after it closes
+    max_window_samples: Annotated[int, msgspec.Meta(ge=10, le=10_000_000)] = 20_000
+    max_features: Annotated[int, msgspec.Meta(ge=1, le=10_000)] = 200
+    models: dict[str, ModelConfig] = msgspec.field(default_factory=dict)
+    mqtt: IngestMqtt | None = None  # subscribe to edge devices' predictions
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.http_listen:
+            try:
+                parse_listen(self.http_listen)
+            except ValueError as exc:
+                raise FieldError("http_listen", str(exc)) from None
+        for i, text in enumerate(self.windows):
+            try:
+                WindowSpec.parse(text)
+            except ValueError as exc:
+                raise FieldError(f"windows[{i}]", str(exc)) from None

@@ -1,0 +1,72 @@
+"""What happens to an accepted record: model check, sampling, then the windows and the join.
+
+The same object runs in the agent (wall time) and in `inferwatch replay` (sample time), so a
+configuration tuned on history behaves the same once deployed.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from collections import Counter
+from collections.abc import Callable
+
+from agent.model import Label, Sample
+from plugins.ingest.columns import class_name
+from plugins.ingest.models import Budget, ModelConfig, keep_by_hash
+from plugins.ingest.windows import WindowStage
+
+UNKNOWN_MODEL = "unknown_model"
+
+
+def parse_ts(text: str | None) -> float | None:
+    """Unix seconds or RFC 3339; None when absent or unreadable."""
+    if text is None:
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        try:
+            moment = dt.datetime.fromisoformat(text)
+        except ValueError:
+            return None
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=dt.UTC)
+        return moment.timestamp()
+    return value if math.isfinite(value) else None
+
+
+class Pipeline:
+    def __init__(self, models: dict[str, ModelConfig], windows: WindowStage,
+                 join: Callable[[Sample | Label], None]) -> None:
+        self.models, self.windows, self.join = models, windows, join
+        self.budgets = {name: Budget(m.max_samples_per_second, stratify=m.stratify)
+                        for name, m in models.items() if m.max_samples_per_second}
+        self.seen: Counter[str] = Counter()  # predictions offered, by model
+        self.kept: Counter[str] = Counter()
+        self.sampled_out: Counter[tuple[str, str]] = Counter()  # (model, rate|budget)
+        self.counts: Counter[str] = Counter()
+
+    def offer(self, record: Sample | Label, now: float, ts: float | None = None) -> str:
+        """'' when accepted, else why not. `ts`: the record's time (replay); default `now`."""
+        config = self.models.get(record.model)
+        if config is None and self.models:
+            return UNKNOWN_MODEL
+        rate = config.sample_rate if config is not None else 1.0
+        if isinstance(record, Label):
+            if not keep_by_hash(record.request_id, rate):
+                return "sampled_out"  # its prediction was not kept either
+            self.join(record)
+            return ""
+        self.seen[record.model] += 1
+        if not keep_by_hash(record.request_id, rate):
+            self.sampled_out[(record.model, "rate")] += 1
+            return "sampled_out"
+        budget = self.budgets.get(record.model)
+        if budget is not None and not budget.take(class_name(record.prediction), now):
+            self.sampled_out[(record.model, "budget")] += 1
+            return "sampled_out"
+        self.kept[record.model] += 1
+        self.windows.add(record, now if ts is None else ts, now)
+        self.join(record)
+        return ""

@@ -1,0 +1,89 @@
+"""The local Unix socket: newline-delimited JSON from the client SDK (or anyone allowed)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+from pathlib import Path
+
+import structlog
+
+from agent.components import Service
+from plugins.ingest.config import IngestConfig
+from plugins.ingest.decode import decode_many
+from plugins.ingest.tally import Tally
+
+log = structlog.get_logger("inferwatch")
+
+
+class IngestService(Service):
+    def __init__(self, path: Path, config: IngestConfig, tally: Tally) -> None:
+        super().__init__("socket")
+        self.path, self.config, self.tally = path, config, tally
+        self._server: asyncio.Server | None = None
+
+    async def start(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with contextlib.suppress(FileNotFoundError):
+            self.path.unlink()  # a stale socket from a killed agent
+        self._server = await asyncio.start_unix_server(self._handle, str(self.path))
+        os.chmod(self.path, self.config.socket_mode)  # noqa: PTH101 - a socket, not a file we own by Path
+        log.info("ingestion socket listening", path=str(self.path))
+
+    async def run(self) -> None:
+        assert self._server is not None  # noqa: S101 - set by start()
+        await self._server.serve_forever()
+
+    async def stop(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            self._server = None
+        with contextlib.suppress(FileNotFoundError):
+            self.path.unlink()
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.tally.connections += 1
+        try:
+            await self._lines(reader)
+        except (ConnectionError, OSError):
+            pass
+        finally:
+            self.tally.connections -= 1
+            writer.close()
+
+    async def _lines(self, reader: asyncio.StreamReader) -> None:
+        """Split on newlines ourselves: an oversized line is skipped, never buffered whole."""
+        limit, buffer, skipping = self.config.max_record_bytes, bytearray(), False
+        while chunk := await reader.read(262_144):
+            self.tally.bytes += len(chunk)
+            lines, start = [], 0
+            while (end := chunk.find(b"\n", start)) != -1:
+                if skipping:
+                    skipping = False
+                    self.tally.rejected[("", "too_large")] += 1
+                elif buffer:
+                    buffer += chunk[start:end]
+                    lines.append(bytes(buffer))
+                    buffer.clear()
+                else:
+                    lines.append(chunk[start:end])
+                start = end + 1
+            self._accept(lines, limit)
+            if not skipping:
+                buffer += chunk[start:]
+                skipping = len(buffer) > limit
+                if skipping:
+                    buffer.clear()
+        self._accept([bytes(buffer)], limit)  # a last line without its newline: truncated?
+
+    def _accept(self, lines: list[bytes], limit: int) -> None:
+        usable = []
+        for line in lines:
+            if len(line) > limit:
+                self.tally.rejected[("", "too_large")] += 1
+            elif line.strip():
+                usable.append(line)
+        if usable:
+            for record, reason in decode_many(usable):
+                self.tally.count(record, reason)

@@ -1,0 +1,44 @@
+"""Counts of what the listeners accepted and refused, and the hand-off to the pipeline."""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+
+from agent.model import Label, Sample
+from plugins.ingest.pipeline import UNKNOWN_MODEL, Pipeline
+
+OTHER = "_other"
+
+
+class Tally:
+    """Counts by model, with model names capped so clients cannot make series unbounded."""
+
+    def __init__(self, max_models: int) -> None:
+        self.max_models = max_models
+        self.received: Counter[str] = Counter()
+        self.labels: Counter[str] = Counter()
+        self.rejected: Counter[tuple[str, str]] = Counter()
+        self.connections = 0
+        self.bytes = 0
+        self.pipeline: Pipeline | None = None
+        self._models: set[str] = set()
+
+    def model(self, name: str) -> str:
+        if name in self._models or len(self._models) < self.max_models:
+            self._models.add(name)
+            return name
+        return OTHER
+
+    def count(self, record: Sample | Label | None, reason: str) -> str:
+        """Count a decoded record and pass it on; '' when accepted, else the rejection."""
+        if record is None:
+            self.rejected[("", reason)] += 1
+            return reason
+        if self.pipeline is not None and (
+                self.pipeline.offer(record, time.time()) == UNKNOWN_MODEL):
+            self.rejected[(OTHER, UNKNOWN_MODEL)] += 1
+            return UNKNOWN_MODEL
+        model = self.model(record.model)
+        (self.received if isinstance(record, Sample) else self.labels)[model] += 1
+        return ""

@@ -1,0 +1,361 @@
+"""Per-model windows: samples collect in panes (one window step each), panes become columns
+once, and a window is the concatenation of its last `size/step` panes.
+
+A window is handed out when its last pane closes (`final = False`, with the labels joined so
+far) and again `label_wait` later (`final = True`, with every label that came in time); with
+`label_wait = 0` only the final one. Time is the caller's: wall time in the agent, sample
+time in `inferwatch replay`. Memory is bounded by `max_rows` per window (a uniform
+reservoir sample beyond it; `n` still counts everything).
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import zlib
+from collections import Counter, deque
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from agent.model import Label, Sample
+from agent.window import Window, WindowSpec
+from plugins.ingest import columns as col
+from plugins.ingest.join import Joined
+from plugins.ingest.models import ModelConfig
+
+
+@dataclass
+class Pane:
+    stream: Stream
+    spec: WindowSpec
+    start: float
+    end: float
+    cap: int
+    samples: list[Sample] = field(default_factory=list)
+    ts: list[float] = field(default_factory=list)
+    index: dict[str, int] = field(default_factory=dict)
+    labels: dict[str, object] = field(default_factory=dict)  # request id -> label, until built
+    seen: int = 0
+    closed_at: float = 0.0
+    columns: col.Columns | None = None
+    classes: list[str] = field(default_factory=list)
+    finalized: bool = False
+
+    def add(self, sample: Sample, ts: float, rng: random.Random) -> None:
+        self.seen += 1
+        if len(self.samples) < self.cap:
+            self.index[sample.request_id] = len(self.samples)
+            self.samples.append(sample)
+            self.ts.append(ts)
+            return
+        slot = rng.randrange(self.seen)  # reservoir sampling (Algorithm R)
+        if slot < self.cap:
+            del self.index[self.samples[slot].request_id]
+            self.index[sample.request_id] = slot
+            self.samples[slot], self.ts[slot] = sample, ts
+
+    def build(self) -> None:
+        """The expensive part; safe in a worker thread (reads only this pane's lists)."""
+        stream = self.stream
+        self.classes = list(stream.classes)  # a copy: the loop may add classes meanwhile
+        self.columns = col.build(self.samples, self.ts, task=stream.task,
+                                 classes=self.classes, config=stream.config,
+                                 max_features=stream.max_features)
+        self.samples, self.ts, self.index = [], [], {}
+
+    def merge_classes(self) -> None:
+        """Back on the caller's thread: this pane's class indices into the stream's."""
+        assert self.columns is not None  # noqa: S101 - after build()
+        if self.stream.task == "classification" and self.classes != self.stream.classes:
+            remap = np.array([col.code(self.stream.classes, c) for c in self.classes],
+                             np.int64)
+            self.columns.y_pred = remap[self.columns.y_pred]
+
+    def label(self, request_id: str, value: object) -> bool:
+        if self.columns is None:
+            if request_id not in self.index:
+                return False
+            self.labels[request_id] = value
+            return True
+        row = self.columns.index.get(request_id)
+        if row is None:
+            return False
+        self.stream.set_label(self.columns.y_true, row, value)
+        return True
+
+    def apply_labels(self) -> None:
+        assert self.columns is not None  # noqa: S101 - after build()
+        for request_id, value in self.labels.items():
+            row = self.columns.index.get(request_id)
+            if row is not None:
+                self.stream.set_label(self.columns.y_true, row, value)
+        self.labels = {}
+
+
+class Stream:
+    """One (model, model version): its panes per window spec."""
+
+    def __init__(self, model: str, version: str, config: ModelConfig, specs: list[WindowSpec],
+                 *, max_rows: int, max_features: int) -> None:
+        self.model, self.version, self.config = model, version, config
+        self.specs, self.max_rows, self.max_features = specs, max_rows, max_features
+        self.task = "" if config.task == "auto" else config.task
+        self.classes: list[str] = list(config.classes)
+        self.open: dict[WindowSpec, Pane] = {}
+        self.closed: dict[WindowSpec, deque[Pane]] = {spec: deque() for spec in specs}
+        self.count = 0
+        seed = zlib.crc32(f"{model}\0{version}".encode())
+        self.rng = random.Random(seed)  # noqa: S311 - sampling, not secrets; deterministic
+
+    def detect(self, sample: Sample) -> None:
+        if self.task:
+            return
+        regression = (sample.scores is None and sample.score is None
+                      and isinstance(sample.prediction, float)
+                      and not sample.prediction.is_integer())
+        self.task = "regression" if regression else "classification"
+
+    def set_label(self, y_true: np.ndarray, row: int, value: object) -> None:
+        if self.task == "classification":
+            y_true[row] = col.code(self.classes, value)
+        else:
+            y_true[row] = col.to_number(value)
+
+    def pane_for(self, spec: WindowSpec, ts: float) -> tuple[float, float]:
+        if spec.by_count:
+            return ts, math.inf
+        start = math.floor(ts / spec.step) * spec.step
+        return start, start + spec.step
+
+
+class WindowStage:
+    def __init__(self, models: dict[str, ModelConfig], windows: list[str], *,
+                 max_rows: int = 100_000, max_features: int = 200,
+                 label_wait: float = 3600.0) -> None:
+        self.models = models
+        self.default_specs = [WindowSpec.parse(w) for w in windows]
+        self.max_rows, self.max_features, self.label_wait = max_rows, max_features, label_wait
+        self.streams: dict[tuple[str, str], Stream] = {}
+        self.ready: list[Pane] = []  # count panes that filled up, waiting for close_due()
+        self.counts: Counter[str] = Counter()
+        self.quality: Counter[tuple[str, str, str]] = Counter()  # (model, feature, issue)
+
+    def stream(self, sample: Sample) -> Stream:
+        key = (sample.model, sample.model_version)
+        stream = self.streams.get(key)
+        if stream is None:
+            config = self.models.get(sample.model) or ModelConfig()
+            specs = [WindowSpec.parse(w) for w in config.windows] or self.default_specs
+            stream = self.streams[key] = Stream(*key, config, specs, max_rows=self.max_rows,
+                                                max_features=self.max_features)
+        return stream
+
+    def add(self, sample: Sample, ts: float, now: float) -> None:
+        """`ts`: the sample's time; a sample for a pane that has closed goes to the current one."""
+        stream = self.stream(sample)
+        stream.detect(sample)
+        stream.count += 1
+        for spec in stream.specs:
+            pane = stream.open.get(spec)
+            if pane is not None and not spec.by_count and not pane.start <= ts < pane.end:
+                if ts < pane.start:
+                    self.counts["late_samples"] += 1
+                    ts = pane.start
+                else:
+                    self._close(stream, spec, pane, now)
+                    pane = None
+            if pane is None:
+                start, end = stream.pane_for(spec, ts)
+                if not spec.by_count and end <= now:
+                    self.counts["late_samples"] += 1
+                    start, end = stream.pane_for(spec, now)
+                cap = max(1, math.ceil(self.max_rows / spec.panes))
+                pane = stream.open[spec] = Pane(stream, spec, start, end, cap)
+            pane.add(sample, ts, stream.rng)
+            if spec.by_count and pane.seen >= spec.step:
+                pane.end = ts
+                self._close(stream, spec, pane, now)
+
+    def _close(self, stream: Stream, spec: WindowSpec, pane: Pane, now: float) -> None:
+        del stream.open[spec]
+        pane.closed_at = now
+        self.ready.append(pane)
+
+    def labels(self, pairs: Iterable[Joined]) -> None:
+        for pair in pairs:
+            self.label(pair.sample, pair.label)
+
+    def label(self, sample: Sample, label: Label) -> None:
+        """A joined pair: the label lands in every window that still holds the sample."""
+        stream = self.streams.get((sample.model, sample.model_version))
+        found = False
+        if stream is not None:
+            for spec in stream.specs:
+                panes = [*stream.closed[spec], stream.open.get(spec)]
+                ready = [p for p in self.ready if p.stream is stream and p.spec == spec]
+                for pane in (*panes, *ready):
+                    if pane is not None and pane.label(sample.request_id, label.label):
+                        found = True
+                        break
+        self.counts["labels_windowed" if found else "labels_outside_windows"] += 1
+
+    def close_due(self, now: float) -> list[Pane]:
+        """Panes to build: time panes that ended by `now`, count panes that filled up."""
+        for stream in self.streams.values():
+            for spec, pane in list(stream.open.items()):
+                if pane.end <= now:
+                    self._close(stream, spec, pane, now)
+        due, self.ready = self.ready, []
+        return due
+
+    def retire(self, panes: Iterable[Pane], now: float) -> list[Window]:
+        """Built panes join their streams; each yields its window (not final, unless no wait)."""
+        out = []
+        for pane in panes:
+            pane.merge_classes()
+            pane.apply_labels()
+            assert pane.columns is not None  # noqa: S101 - built before retire()
+            for feature, issues in pane.columns.quality.items():
+                for issue, count in issues.items():
+                    self.quality[(pane.stream.model, feature, issue)] += count
+            pane.stream.closed[pane.spec].append(pane)
+            if self.label_wait > 0:
+                out.append(self._window(pane, final=False))
+        return out + self.finalize_due(now)
+
+    def finalize_due(self, now: float) -> list[Window]:
+        out = []
+        for stream in self.streams.values():
+            for spec, closed in stream.closed.items():
+                for pane in closed:
+                    if not pane.finalized and pane.closed_at + self.label_wait <= now:
+                        pane.finalized = True
+                        out.append(self._window(pane, final=True))
+                _prune(closed, spec)
+        return out
+
+    def advance(self, now: float) -> list[Window]:
+        """Close, build and hand out everything due by `now`, in this thread (replay)."""
+        due = self.close_due(now)
+        for pane in due:
+            pane.build()
+        return self.retire(due, now)
+
+    def flush(self) -> list[Window]:
+        """End of input: every open pane closes, every window becomes final."""
+        out = self.advance(math.inf)
+        for stream in self.streams.values():
+            for closed in stream.closed.values():
+                closed.clear()
+        return out
+
+    def _window(self, last: Pane, *, final: bool) -> Window:
+        stream, spec = last.stream, last.spec
+        panes = _window_panes(stream.closed[spec], last, spec)
+        return assemble(stream, spec, panes, final=final)
+
+
+def _prune(closed: deque[Pane], spec: WindowSpec) -> None:
+    """Drop final panes no window still needs (the next window needs the last panes-1)."""
+    while len(closed) > spec.panes - 1 and closed[0].finalized:
+        members = list(closed)
+        if any(not p.finalized and (i < spec.panes if spec.by_count
+                                    else _covers(p, members[0], spec))
+               for i, p in enumerate(members)):
+            return
+        closed.popleft()
+
+
+def _covers(last: Pane, pane: Pane, spec: WindowSpec) -> bool:
+    if spec.by_count:
+        return False
+    return last.end - spec.size < pane.end <= last.end
+
+
+def _window_panes(closed: deque[Pane], last: Pane, spec: WindowSpec) -> list[Pane]:
+    if spec.panes == 1:
+        return [last]
+    if spec.by_count:
+        members = list(closed)
+        position = members.index(last)
+        return members[max(0, position - spec.panes + 1):position + 1]
+    return [p for p in closed if _covers(last, p, spec)]
+
+
+def assemble(stream: Stream, spec: WindowSpec, panes: list[Pane], *, final: bool) -> Window:
+    parts = [p.columns for p in panes if p.columns is not None]
+    classes = col.class_order(stream.classes)
+    task = stream.task or "classification"
+    remap = np.array([classes.index(c) for c in stream.classes] + [-1], np.int64)
+    if task == "classification":
+        y_pred = remap[np.concatenate([p.y_pred for p in parts])]
+        y_true = remap[np.concatenate([p.y_true for p in parts])]  # -1 stays -1
+    else:
+        y_pred = np.concatenate([p.y_pred for p in parts])
+        y_true = np.concatenate([p.y_true for p in parts])
+    rows = len(y_pred)
+    scores = _score_matrix(parts, classes, rows)
+    positive = (classes.index(stream.config.positive_class)
+                if len(classes) == 2 and stream.config.positive_class in classes else -1)
+    features = _concat_features(parts)
+    groups = [p.group if p.group is not None else np.full(len(p.y_pred), None, object)
+              for p in parts]
+    group = np.concatenate(groups) if any(p.group is not None for p in parts) else None
+    n = sum(p.seen for p in panes)
+    start = panes[-1].end - spec.size if not spec.by_count else float(
+        parts[0].ts.min(initial=math.inf))
+    end = panes[-1].end if not spec.by_count else float(parts[-1].ts.max(initial=-math.inf))
+    if spec.by_count:
+        start, end = (min(start, end), end) if rows else (0.0, 0.0)
+    return Window(model=stream.model, model_version=stream.version, spec=spec.name,
+                  start=start, end=end, task=task, n=n, y_pred=y_pred, y_true=y_true,
+                  classes=tuple(classes), positive=positive, scores=scores,
+                  features=features, group=group, quality=_quality(parts, rows), final=final)
+
+
+def _score_matrix(parts: list[col.Columns], classes: list[str], rows: int) -> np.ndarray | None:
+    if not any(p.scores for p in parts):
+        return None
+    matrix = np.full((rows, len(classes)), np.nan)
+    offset = 0
+    for part in parts:
+        size = len(part.y_pred)
+        for name, values in part.scores.items():
+            matrix[offset:offset + size, classes.index(name)] = values
+        offset += size
+    if len(classes) == 2:  # a binary `score` gave one column: the other is its complement
+        for k in (0, 1):
+            gap = np.isnan(matrix[:, k]) & ~np.isnan(matrix[:, 1 - k])
+            matrix[gap, k] = 1.0 - matrix[gap, 1 - k]
+    return matrix
+
+
+def _concat_features(parts: list[col.Columns]) -> dict[str, np.ndarray]:
+    names: dict[str, None] = {}
+    for part in parts:
+        names.update(dict.fromkeys(part.features))
+    out = {}
+    for name in names:
+        pieces = [p.features.get(name) for p in parts]
+        numeric = all(x is None or x.dtype != object for x in pieces)
+        filled = [x if x is not None else
+                  (np.full(len(p.y_pred), np.nan) if numeric
+                   else np.full(len(p.y_pred), None, object))
+                  for x, p in zip(pieces, parts, strict=True)]
+        if not numeric:
+            filled = [x.astype(object) for x in filled]
+        out[name] = np.concatenate(filled) if filled else np.empty(0)
+    return out
+
+
+def _quality(parts: list[col.Columns], rows: int) -> dict[str, dict[str, float]]:
+    totals: dict[str, Counter[str]] = {}
+    for part in parts:
+        for feature, issues in part.quality.items():
+            totals.setdefault(feature, Counter()).update(issues)
+    if not rows:
+        return {}
+    return {feature: {f"{issue}_ratio": count / rows for issue, count in sorted(issues.items())}
+            for feature, issues in sorted(totals.items())}
