@@ -22,6 +22,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         code: int = args.func(args)
+    except BrokenPipeError:  # `inferwatch replay ... | head`: the reader has what it wanted
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EX_OK
     except InferwatchError as exc:
         for line in str(exc).splitlines():
             print(f"inferwatch: error: {line}", file=sys.stderr)
@@ -44,6 +47,21 @@ def _parser() -> argparse.ArgumentParser:
         _common(cmd)
     run.set_defaults(func=_run)
     check.set_defaults(func=_check)
+    replay = sub.add_parser(
+        "replay", help="run recorded samples and labels through the windows and monitors; "
+                       "print JSON lines")
+    replay.add_argument("--samples", type=Path, required=True, metavar="FILE",
+                        help="NDJSON predictions (gzip accepted), in time order")
+    replay.add_argument("--labels", type=Path, default=None, metavar="FILE",
+                        help="NDJSON labels (gzip accepted), in time order")
+    replay.add_argument("--window", action="append", default=[], metavar="SPEC",
+                        help="override the configured windows, e.g. 1h, 1h/10m, 10000n "
+                             "(repeatable)")
+    replay.add_argument("-c", "--config", type=Path, default=None,
+                        help="TOML file (default: built-in defaults for every monitor)")
+    replay.add_argument("-p", "--plugin", action="append", default=[],
+                        metavar="[NAME=]MODULE[:ATTR]", help="also load this plugin")
+    replay.set_defaults(func=_replay)
     plugins = sub.add_parser("plugins", help="list the plugins found, their versions and hooks")
     plugins.add_argument("-p", "--plugin", action="append", default=[], metavar="MODULE")
     plugins.add_argument("--json", action="store_true", help="machine-readable output")
@@ -98,6 +116,29 @@ def _check(args: argparse.Namespace) -> int:
         print(f"inferwatch: warning: {line}", file=sys.stderr)
     enabled = sorted(n for n, c in config.plugins.items() if c.enabled)
     print(f"{path or 'built-in defaults'}: ok; plugins enabled: {', '.join(enabled) or 'none'}")
+    return EX_OK
+
+
+def _replay(args: argparse.Namespace) -> int:
+    from agent.config import load_config  # noqa: PLC0415
+    from agent.window import WindowSpec  # noqa: PLC0415
+    from plugins.ingest.replay import replay  # noqa: PLC0415 - numpy only when replaying
+
+    problems = [f"--{name}: {path}: no such file" for name, path in
+                (("samples", args.samples), ("labels", args.labels))
+                if path is not None and not path.is_file()]
+    for spec in args.window:
+        try:
+            WindowSpec.parse(spec)
+        except ValueError as exc:
+            problems.append(f"--window: {exc}")
+    found = discover(args.plugin, strict=True)
+    config = load_config(args.config, found.config_models())
+    if problems:
+        raise ConfigError(problems)
+    summary = replay(config, found, args.samples, args.labels, windows=args.window,
+                     out=sys.stdout)
+    print(f"inferwatch: replayed {json.dumps(summary)}", file=sys.stderr)
     return EX_OK
 
 

@@ -58,7 +58,7 @@ class Accumulator:
     def __init__(self) -> None:
         self.series: dict[MetricDef, dict[Labels, float]] = {}
 
-    def add(self, metric: MetricDef, value: float, **labels: str) -> None:
+    def add(self, metric: MetricDef, value: float, /, **labels: str) -> None:
         try:
             key = tuple(str(labels[n])[:MAX_LABEL_VALUE] for n in metric.labels)
         except KeyError:

@@ -120,44 +120,37 @@ def _scores(samples: Sequence[Sample], classes: list[str], codes: dict[str, int]
 
 def _features(samples: Sequence[Sample], declared: dict[str, FeatureSpec], max_features: int
               ) -> tuple[dict[str, np.ndarray], dict[str, Counter[str]]]:
-    names: dict[str, None] = dict.fromkeys(declared)
-    for sample in samples:
-        for name in sample.features:
-            if name not in names:
-                if len(names) >= max_features:
-                    continue
-                names[name] = None
     rows = [s.features for s in samples]
+    seen: set[str] = set()
+    for row in rows:
+        seen.update(row)
+    extra = sorted(seen - declared.keys())
+    names = [*declared, *extra[:max(0, max_features - len(declared))]]
     columns, quality = {}, {}
     for name in names:
-        spec = declared.get(name)
-        values = [row.get(name, _ABSENT) for row in rows]
-        column, issues = _column(values, spec)
-        columns[name], quality[name] = column, issues
-    extra = sum(1 for row in rows for name in row if name not in names)
-    if extra:
-        quality[OTHER_FEATURE] = Counter(too_many_features=extra)
+        columns[name], quality[name] = _column([row.get(name) for row in rows], name, rows,
+                                               declared.get(name))
+    if len(names) < len(declared) + len(extra):
+        kept = set(names)
+        quality[OTHER_FEATURE] = Counter(
+            too_many_features=sum(1 for row in rows for name in row if name not in kept))
     return columns, quality
 
 
-class _Absent:
-    def __repr__(self) -> str:
-        return "<absent>"
-
-
-_ABSENT: Any = _Absent()
-
-
-def _column(values: list[Any], spec: FeatureSpec | None) -> tuple[np.ndarray, Counter[str]]:
+def _column(values: list[Any], name: str, rows: list[dict[str, Any]],
+            spec: FeatureSpec | None) -> tuple[np.ndarray, Counter[str]]:
+    """`values` has None for both absent and null; `rows` tells them apart when it matters."""
     issues: Counter[str] = Counter()
-    absent = values.count(_ABSENT) if spec is None or spec.required else 0
-    if absent:
-        issues["missing"] = absent
+    nones = values.count(None)
+    if nones:
+        absent = sum(1 for row in rows if name not in row)
+        if absent and (spec is None or spec.required):
+            issues["missing"] = absent
+        if nones > absent and (spec is None or not spec.nullable):
+            issues["null"] = nones - absent
     kind = spec.type if spec is not None else _infer(values)
     if kind == "number":
-        column = np.empty(len(values))
-        for i, value in enumerate(values):
-            column[i] = _numeric(value, issues, spec)
+        column = _numbers(values, issues)
         if spec is not None and (spec.min is not None or spec.max is not None):
             finite = column[~np.isnan(column)]
             low = -math.inf if spec.min is None else spec.min
@@ -167,28 +160,45 @@ def _column(values: list[Any], spec: FeatureSpec | None) -> tuple[np.ndarray, Co
         allowed = set(spec.categories) if spec is not None and spec.categories else None
         column = np.empty(len(values), object)
         for i, value in enumerate(values):
-            column[i] = _category(value, issues, spec, allowed)
+            column[i] = _category(value, issues, allowed)
     return column, +issues
 
 
 def _infer(values: list[Any]) -> str:
-    """Numeric unless a present value is a string (or anything but a number)."""
+    """By the first present value: a string (or anything but a number) makes a category."""
     for value in values:
-        if value is None or value is _ABSENT:
-            continue
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            return "category"
+        if value is not None:
+            number = isinstance(value, int | float) and not isinstance(value, bool)
+            return "number" if number else "category"
     return "number"
 
 
-def _numeric(value: Any, issues: Counter[str], spec: FeatureSpec | None) -> float:
-    if value is _ABSENT:
-        return math.nan
+def _numbers(values: list[Any], issues: Counter[str]) -> np.ndarray:
+    """numpy converts a clean column in C; only a column with odd values goes value by value.
+
+    Booleans count as 0/1, and numeric strings as their numbers (numpy's own rule).
+    """
+    try:
+        column = np.array(values, dtype=np.float64)
+    except (ValueError, TypeError, OverflowError):
+        column = np.empty(len(values))
+        for i, value in enumerate(values):
+            column[i] = _numeric(value, issues)
+        return column
+    if column.ndim != 1:  # every value a list of the same length
+        issues["wrong_type"] += len(values) - values.count(None)
+        return np.full(len(values), np.nan)
+    infinite = np.isinf(column)
+    if infinite.any():
+        issues["non_finite"] += int(infinite.sum())
+        column[infinite] = np.nan
+    return column
+
+
+def _numeric(value: Any, issues: Counter[str]) -> float:
     if value is None:
-        if spec is None or not spec.nullable:
-            issues["null"] += 1
         return math.nan
-    if isinstance(value, bool) or not isinstance(value, int | float):
+    if not isinstance(value, int | float):
         issues["wrong_type"] += 1
         return math.nan
     number = float(value)
@@ -198,13 +208,8 @@ def _numeric(value: Any, issues: Counter[str], spec: FeatureSpec | None) -> floa
     return number
 
 
-def _category(value: Any, issues: Counter[str], spec: FeatureSpec | None,
-              allowed: set[str] | None) -> str | None:
-    if value is _ABSENT:
-        return None
+def _category(value: Any, issues: Counter[str], allowed: set[str] | None) -> str | None:
     if value is None:
-        if spec is None or not spec.nullable:
-            issues["null"] += 1
         return None
     if isinstance(value, list | dict):
         issues["wrong_type"] += 1

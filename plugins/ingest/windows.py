@@ -140,6 +140,7 @@ class WindowStage:
         self.streams: dict[tuple[str, str], Stream] = {}
         self.ready: list[Pane] = []  # count panes that filled up, waiting for close_due()
         self.counts: Counter[str] = Counter()
+        self.horizon = math.inf  # nothing is due before this time (unless `ready`)
         self.quality: Counter[tuple[str, str, str]] = Counter()  # (model, feature, issue)
 
     def stream(self, sample: Sample) -> Stream:
@@ -173,6 +174,7 @@ class WindowStage:
                     start, end = stream.pane_for(spec, now)
                 cap = max(1, math.ceil(self.max_rows / spec.panes))
                 pane = stream.open[spec] = Pane(stream, spec, start, end, cap)
+                self.horizon = min(self.horizon, end)
             pane.add(sample, ts, stream.rng)
             if spec.by_count and pane.seen >= spec.step:
                 pane.end = ts
@@ -226,7 +228,7 @@ class WindowStage:
         return out + self.finalize_due(now)
 
     def finalize_due(self, now: float) -> list[Window]:
-        out = []
+        out: list[Window] = []
         for stream in self.streams.values():
             for spec, closed in stream.closed.items():
                 for pane in closed:
@@ -234,7 +236,18 @@ class WindowStage:
                         pane.finalized = True
                         out.append(self._window(pane, final=True))
                 _prune(closed, spec)
+        self.horizon = self._next_horizon()
         return out
+
+    def due(self, now: float) -> bool:
+        """Cheap: whether advance(now) would have anything to do."""
+        return bool(self.ready) or now >= self.horizon
+
+    def _next_horizon(self) -> float:
+        ends = [p.end for s in self.streams.values() for p in s.open.values()]
+        ends += [p.closed_at + self.label_wait for s in self.streams.values()
+                 for closed in s.closed.values() for p in closed if not p.finalized]
+        return min(ends, default=math.inf)
 
     def advance(self, now: float) -> list[Window]:
         """Close, build and hand out everything due by `now`, in this thread (replay)."""

@@ -1,0 +1,163 @@
+"""Every classification metric from one sort per class and one set of confusion counts.
+
+Definitions follow scikit-learn's (the tests compare to 1e-9): zero_division gives 0,
+averages run over the classes present in labels or predictions, PR AUC is average precision,
+log loss clips probabilities to [eps, 1 - eps], Brier is halved for binary models. Where a
+metric is undefined (one class only, no scores) it is left out rather than invented.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+EPS = float(np.finfo(np.float64).eps)
+ECE_BINS = 10
+
+
+def confusion(y_true: np.ndarray, y_pred: np.ndarray, k: int) -> np.ndarray:
+    """counts[t, p]: labelled t, predicted p."""
+    return np.bincount(y_true * k + y_pred, minlength=k * k).reshape(k, k)
+
+
+def curve(truth: np.ndarray, score: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """True and false positives at each distinct threshold, highest score first."""
+    order = np.argsort(score, kind="mergesort")[::-1]
+    ranked, hits = score[order], truth[order]
+    last = np.flatnonzero(np.diff(ranked)) if len(ranked) > 1 else np.empty(0, np.int64)
+    cut = np.r_[last, len(ranked) - 1]
+    tps = np.cumsum(hits, dtype=np.float64)[cut]
+    return tps, (cut + 1) - tps
+
+
+def roc_auc(truth: np.ndarray, score: np.ndarray) -> float | None:
+    tps, fps = curve(truth, score)
+    if not len(tps) or tps[-1] == 0 or fps[-1] == 0:
+        return None
+    tpr, fpr = np.r_[0.0, tps / tps[-1]], np.r_[0.0, fps / fps[-1]]
+    return float(np.trapezoid(tpr, fpr))
+
+
+def average_precision(truth: np.ndarray, score: np.ndarray) -> float | None:
+    tps, fps = curve(truth, score)
+    if not len(tps) or tps[-1] == 0:
+        return None
+    precision = tps / (tps + fps)
+    recall = tps / tps[-1]
+    return float(np.sum(np.diff(np.r_[0.0, recall]) * precision))
+
+
+def _ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
+    out = np.zeros_like(num, dtype=np.float64)
+    np.divide(num, den, out=out, where=den > 0)
+    return out
+
+
+def per_class(counts: np.ndarray) -> dict[str, np.ndarray]:
+    tp = np.diag(counts).astype(np.float64)
+    predicted, support = counts.sum(axis=0), counts.sum(axis=1)
+    precision, recall = _ratio(tp, predicted), _ratio(tp, support)
+    f1 = _ratio(2 * tp, predicted + support)  # = 2PR/(P+R), 0 where undefined
+    return {"precision": precision, "recall": recall, "f1": f1, "support": support,
+            "predicted": predicted}
+
+
+def probabilities(scores: np.ndarray | None, rows: np.ndarray) -> np.ndarray | None:
+    """Complete score rows, normalised to sum to 1; None if any row lacks a score."""
+    if scores is None:
+        return None
+    chosen = scores[rows]
+    if not len(chosen) or np.isnan(chosen).any():
+        return None
+    totals = chosen.sum(axis=1, keepdims=True)
+    if (totals <= 0).any():
+        return None
+    normalised: np.ndarray = chosen / totals
+    return normalised
+
+
+def classification(y_true: np.ndarray, y_pred: np.ndarray, proba: np.ndarray | None,
+                   classes: tuple[str, ...], positive: int) -> dict[str, Any]:
+    """Realized metrics over labelled rows. `proba[i, k]`: probability of classes[k]."""
+    n, k = len(y_true), len(classes)
+    if n == 0:
+        return {}
+    counts = confusion(y_true, y_pred, k)
+    stats = per_class(counts)
+    present = (stats["support"] + stats["predicted"]) > 0
+    out: dict[str, Any] = {"accuracy": float(np.trace(counts) / n), "samples": n}
+    if positive >= 0:
+        for name in ("precision", "recall", "f1"):
+            out[name] = float(stats[name][positive])
+    else:
+        weights = stats["support"][present]
+        for name in ("precision", "recall", "f1"):
+            values = stats[name][present]
+            out[name] = {
+                "macro": float(values.mean()),
+                "micro": out["accuracy"],
+                "weighted": float(np.average(values, weights=weights)) if weights.sum()
+                else 0.0,
+                "per_class": {classes[i]: float(stats[name][i]) for i in np.flatnonzero(present)},
+            }
+    out["confusion"] = {classes[t]: {classes[p]: int(counts[t, p]) for p in range(k)
+                                     if counts[t, p]} for t in range(k) if counts[t].any()}
+    out["label_class_ratio"] = {classes[i]: float(v / n)
+                                for i, v in enumerate(stats["support"]) if v}
+    if proba is not None:
+        out.update(_probabilistic(y_true, proba, k, positive))
+    return out
+
+
+def _probabilistic(y_true: np.ndarray, proba: np.ndarray, k: int, positive: int
+                   ) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    rows = np.arange(len(y_true))
+    clipped = np.clip(proba, EPS, 1 - EPS)
+    out["log_loss"] = float(-np.log(clipped[rows, y_true]).mean())
+    onehot = np.zeros_like(proba)
+    onehot[rows, y_true] = 1.0
+    brier = float(((onehot - proba) ** 2).sum(axis=1).mean())
+    out["brier"] = brier / 2 if k < 3 else brier
+    out["ece"] = ece(proba, y_true)
+    if positive >= 0:
+        truth = (y_true == positive).astype(np.float64)
+        for name, fn in (("roc_auc", roc_auc), ("pr_auc", average_precision)):
+            value = fn(truth, proba[:, positive])
+            if value is not None:
+                out[name] = value
+        return out
+    aucs, aps = [], []
+    for c in range(k):
+        truth = (y_true == c).astype(np.float64)
+        if not truth.any():
+            continue
+        auc = roc_auc(truth, proba[:, c])
+        if auc is not None:
+            aucs.append(auc)
+        ap = average_precision(truth, proba[:, c])
+        if ap is not None:
+            aps.append(ap)
+    if aucs and len(aucs) == len(np.unique(y_true)):
+        out["roc_auc"] = float(np.mean(aucs))  # one-vs-rest, macro
+    if aps:
+        out["pr_auc"] = float(np.mean(aps))
+    return out
+
+
+def ece(proba: np.ndarray, y_true: np.ndarray, bins: int = ECE_BINS) -> float:
+    """Expected calibration error of the top label, equal-width confidence bins (Guo 2017)."""
+    confidence = proba.max(axis=1)
+    correct = (proba.argmax(axis=1) == y_true).astype(np.float64)
+    which = np.clip(np.ceil(confidence * bins).astype(np.int64) - 1, 0, bins - 1)  # (lo, hi]
+    size = np.bincount(which, minlength=bins)
+    gap = np.abs(np.bincount(which, correct, bins) - np.bincount(which, confidence, bins))
+    return float(gap.sum() / max(1, size.sum()))
+
+
+def class_ratio(codes: np.ndarray, classes: tuple[str, ...]) -> dict[str, float]:
+    if not len(codes):
+        return {}
+    counts = np.bincount(codes[codes >= 0], minlength=len(classes))
+    return {classes[i]: float(c / len(codes)) for i, c in enumerate(counts) if c}
