@@ -1,0 +1,315 @@
+"""Model-quality arithmetic against scikit-learn (to 1e-9) and against the published definitions."""
+
+from __future__ import annotations
+
+import itertools
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from sklearn import metrics as sk
+from sklearn.isotonic import IsotonicRegression
+
+from agent.context import PluginContext
+from agent.metrics import PluginMetrics
+from agent.model import Event
+from agent.window import Window
+from plugins.quality.cbpe import Calibration, Isotonic, expected_metrics
+from plugins.quality.classification import classification, ece
+from plugins.quality.config import Cost, ModelQuality, QualityConfig, Threshold
+from plugins.quality.fairness import fairness
+from plugins.quality.monitor import QualityMonitor, cost
+from plugins.quality.regression import regression
+
+TOL = 1e-9
+
+
+def binary_data(seed: int, n: int, ties: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    score = rng.random(n)
+    if ties:
+        score = np.round(score * ties) / ties  # many equal scores
+    y = (rng.random(n) < score).astype(np.int64)
+    return y, (score > 0.5).astype(np.int64), np.column_stack([1 - score, score])
+
+
+def check_binary(y: np.ndarray, yp: np.ndarray, proba: np.ndarray) -> None:
+    got = classification(y, yp, proba, ("0", "1"), 1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        assert got["accuracy"] == pytest.approx(sk.accuracy_score(y, yp), abs=TOL)
+        for name, fn in (("precision", sk.precision_score), ("recall", sk.recall_score),
+                         ("f1", sk.f1_score)):
+            assert got[name] == pytest.approx(fn(y, yp, zero_division=0), abs=TOL), name
+        assert got["log_loss"] == pytest.approx(sk.log_loss(y, proba, labels=[0, 1]), abs=TOL)
+        assert got["brier"] == pytest.approx(
+            sk.brier_score_loss(y, proba[:, 1], labels=[0, 1]), abs=TOL)
+        if len(np.unique(y)) == 2:
+            assert got["roc_auc"] == pytest.approx(sk.roc_auc_score(y, proba[:, 1]), abs=TOL)
+        else:
+            assert "roc_auc" not in got  # undefined with one class: left out, not invented
+        if y.any():
+            assert got["pr_auc"] == pytest.approx(
+                sk.average_precision_score(y, proba[:, 1]), abs=TOL)
+    counts = sk.confusion_matrix(y, yp, labels=[0, 1])
+    for t in range(2):
+        for p in range(2):
+            assert got["confusion"].get(str(t), {}).get(str(p), 0) == counts[t, p]
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(0, 2**32 - 1), st.integers(1, 400), st.sampled_from([0, 5, 20]))
+def test_binary_metrics_equal_sklearn(seed: int, n: int, ties: int) -> None:
+    check_binary(*binary_data(seed, n, ties))
+
+
+@pytest.mark.parametrize("case", ["one_class_labels", "one_class_predictions", "all_wrong"])
+def test_binary_edge_cases(case: str) -> None:
+    y, yp, proba = binary_data(3, 200, 10)
+    if case == "one_class_labels":
+        y = np.ones_like(y)
+    elif case == "one_class_predictions":
+        yp = np.zeros_like(yp)
+    else:
+        yp = 1 - y
+    check_binary(y, yp, proba)
+
+
+def test_empty_window_has_no_metrics() -> None:
+    empty = np.empty(0, np.int64)
+    assert classification(empty, empty, None, ("0", "1"), 1) == {}
+    assert regression(np.empty(0), np.empty(0)) == {}
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(0, 2**32 - 1), st.integers(30, 400), st.integers(3, 7))
+def test_multiclass_metrics_equal_sklearn(seed: int, n: int, k: int) -> None:
+    rng = np.random.default_rng(seed)
+    proba = rng.dirichlet(np.ones(k), n)
+    y = (proba.cumsum(axis=1) > rng.random(n)[:, None]).argmax(axis=1)
+    yp = proba.argmax(axis=1)
+    classes = tuple(str(c) for c in range(k))
+    got = classification(y, yp, proba, classes, -1)
+    labels = sorted(set(y) | set(yp))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for name, fn in (("precision", sk.precision_score), ("recall", sk.recall_score),
+                         ("f1", sk.f1_score)):
+            for average in ("macro", "micro", "weighted"):
+                want = fn(y, yp, average=average, labels=labels, zero_division=0)
+                assert got[name][average] == pytest.approx(want, abs=TOL), (name, average)
+            per_class = fn(y, yp, average=None, labels=labels, zero_division=0)
+            assert [got[name]["per_class"][str(c)] for c in labels] == pytest.approx(
+                per_class, abs=TOL)
+        assert got["log_loss"] == pytest.approx(sk.log_loss(y, proba, labels=range(k)),
+                                                abs=TOL)
+        assert got["brier"] == pytest.approx(sk.brier_score_loss(y, proba, labels=range(k)),
+                                             abs=TOL)
+        if len(np.unique(y)) == k:
+            assert got["roc_auc"] == pytest.approx(
+                sk.roc_auc_score(y, proba, multi_class="ovr", labels=range(k)), abs=TOL)
+            assert got["pr_auc"] == pytest.approx(sk.average_precision_score(y, proba),
+                                                  abs=TOL)
+
+
+def reference_ece(proba: np.ndarray, y: np.ndarray, bins: int = 10) -> float:
+    """Guo et al. 2017, written plainly: bins (lo, hi] over top-label confidence."""
+    total = 0.0
+    for b in range(bins):
+        lo, hi = b / bins, (b + 1) / bins
+        members = [i for i in range(len(y)) if (lo < proba[i].max() <= hi)
+                   or (b == 0 and proba[i].max() == 0)]
+        if members:
+            accuracy = np.mean([proba[i].argmax() == y[i] for i in members])
+            confidence = np.mean([proba[i].max() for i in members])
+            total += len(members) / len(y) * abs(accuracy - confidence)
+    return total
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.integers(0, 2**32 - 1), st.integers(1, 200), st.integers(2, 5))
+def test_ece_matches_its_definition(seed: int, n: int, k: int) -> None:
+    rng = np.random.default_rng(seed)
+    proba = np.round(rng.dirichlet(np.ones(k), n), 1)  # confidences on bin edges too
+    proba = proba / proba.sum(axis=1, keepdims=True)
+    y = rng.integers(0, k, n)
+    assert ece(proba, y) == pytest.approx(reference_ece(proba, y), abs=TOL)
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.integers(0, 2**32 - 1), st.integers(2, 300))
+def test_isotonic_matches_sklearn(seed: int, n: int) -> None:
+    rng = np.random.default_rng(seed)
+    x = np.round(rng.random(n), 2)
+    y = (rng.random(n) < x ** 2).astype(np.float64)
+    ours = Isotonic.fit(x, y)
+    theirs = IsotonicRegression(out_of_bounds="clip").fit(x, y)
+    probe = np.linspace(-0.1, 1.1, 57)
+    np.testing.assert_allclose(ours(probe), theirs.predict(probe), atol=TOL)
+
+
+def reference_cbpe(p: np.ndarray, yp: np.ndarray, score: np.ndarray) -> dict[str, float]:
+    """The published CBPE definitions, one prediction at a time (binary)."""
+    tp = sum(p[i] for i in range(len(p)) if yp[i] == 1)
+    fp = sum(1 - p[i] for i in range(len(p)) if yp[i] == 1)
+    fn = sum(p[i] for i in range(len(p)) if yp[i] == 0)
+    tn = sum(1 - p[i] for i in range(len(p)) if yp[i] == 0)
+    out = {"accuracy": (tp + tn) / len(p), "precision": tp / (tp + fp) if tp + fp else 0.0,
+           "recall": tp / (tp + fn) if tp + fn else 0.0,
+           "f1": 2 * tp / (2 * tp + fp + fn) if tp + fp + fn else 0.0}
+    # Expected ROC: walk thresholds from the highest raw score; equal scores move together.
+    points, etp, efp = [(0.0, 0.0)], 0.0, 0.0
+    for value in sorted(set(score.tolist()), reverse=True):
+        members = [i for i in range(len(p)) if score[i] == value]
+        etp += sum(p[i] for i in members)
+        efp += sum(1 - p[i] for i in members)
+        points.append((efp, etp))
+    area = sum((b[0] - a[0]) / efp * (a[1] + b[1]) / 2 / etp
+               for a, b in itertools.pairwise(points))
+    out["roc_auc"] = area
+    return out
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.integers(0, 2**32 - 1), st.integers(2, 150))
+def test_cbpe_matches_its_definition(seed: int, n: int) -> None:
+    rng = np.random.default_rng(seed)
+    raw = np.round(rng.random(n), 1)
+    proba = np.column_stack([1 - raw, raw])
+    reference = rng.random(400)
+    calibration = Calibration.fit(np.column_stack([1 - reference, reference]),
+                                  (rng.random(400) < reference ** 2).astype(np.int64))
+    calibrated = calibration.apply(proba)
+    yp = (raw > 0.5).astype(np.int64)
+    got = expected_metrics(calibrated, yp, proba, 1)
+    want = reference_cbpe(calibrated[:, 1], yp, raw)
+    for name in ("accuracy", "precision", "recall", "f1"):
+        assert got[name] == pytest.approx(want[name], abs=TOL), name
+    if 0 < calibrated[:, 1].sum() < n:
+        assert got["roc_auc"] == pytest.approx(want["roc_auc"], abs=TOL)
+
+
+def test_cbpe_estimates_track_realized_performance() -> None:
+    """Miscalibrated scores (true probability = score squared): calibration corrects them."""
+    rng = np.random.default_rng(5)
+    raw = rng.random(60_000)
+    y = (rng.random(60_000) < raw ** 2).astype(np.int64)
+    proba, yp = np.column_stack([1 - raw, raw]), (raw > 0.5).astype(np.int64)
+    calibration = Calibration.fit(proba[:10_000], y[:10_000])
+    got = expected_metrics(calibration.apply(proba[10_000:]), yp[10_000:], proba[10_000:], 1)
+    real = classification(y[10_000:], yp[10_000:], proba[10_000:], ("0", "1"), 1)
+    for name in ("accuracy", "precision", "recall", "f1", "roc_auc"):
+        assert got[name] == pytest.approx(real[name], abs=0.02), name
+    naive = expected_metrics(proba[10_000:], yp[10_000:], proba[10_000:], 1)
+    assert abs(naive["precision"] - real["precision"]) > 0.1  # what calibration is for
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(0, 2**32 - 1), st.integers(2, 300), st.booleans())
+def test_regression_equals_sklearn(seed: int, n: int, zeros: bool) -> None:
+    rng = np.random.default_rng(seed)
+    y = rng.normal(3, 2, n)
+    if zeros:
+        y[::3] = 0.0
+    yp = y + rng.normal(0, 1, n)
+    got = regression(y, yp)
+    assert got["mae"] == pytest.approx(sk.mean_absolute_error(y, yp), abs=TOL)
+    assert got["rmse"] == pytest.approx(np.sqrt(sk.mean_squared_error(y, yp)), abs=TOL)
+    assert got["r2"] == pytest.approx(sk.r2_score(y, yp), abs=TOL)
+    nonzero = y != 0
+    assert got["mape"] == pytest.approx(
+        sk.mean_absolute_percentage_error(y[nonzero], yp[nonzero]), abs=TOL)
+    assert got["mape_excluded_samples"] == int((~nonzero).sum())
+    assert got["residual_mean"] == pytest.approx(float(np.mean(y - yp)), abs=TOL)
+
+
+def test_regression_constant_target_is_sklearn_r2() -> None:
+    y = np.full(5, 2.0)
+    assert regression(y, y)["r2"] == sk.r2_score(y, y) == 1.0
+    assert regression(y, y + 1)["r2"] == sk.r2_score(y, y + 1) == 0.0
+
+
+def test_fairness_rates_and_disparities() -> None:
+    group = np.array(["a"] * 200 + ["b"] * 200 + ["tiny"] * 5, object)
+    rng = np.random.default_rng(1)
+    y = rng.integers(0, 2, 405)
+    yp = np.where(group == "a", y, rng.integers(0, 2, 405))  # perfect for a, random for b
+    found = fairness(group, y, yp, 1, min_group_size=20, max_groups=10)
+    a, b = found["groups"]["a"], found["groups"]["b"]
+    assert found["groups"]["tiny"] == {"samples": 5}  # too small to claim anything
+    assert (a["tpr"], a["fpr"], a["f1"]) == (1.0, 0.0, 1.0)
+    in_b = group == "b"
+    assert b["tpr"] == pytest.approx(sk.recall_score(y[in_b], yp[in_b]), abs=TOL)
+    assert b["f1"] == pytest.approx(sk.f1_score(y[in_b], yp[in_b]), abs=TOL)
+    assert b["selection_rate"] == pytest.approx(yp[in_b].mean(), abs=TOL)
+    assert found["demographic_parity_difference"] == pytest.approx(
+        abs(a["selection_rate"] - b["selection_rate"]), abs=TOL)
+    assert found["equalized_odds_difference"] == pytest.approx(
+        max(1 - b["tpr"], b["fpr"]), abs=TOL)
+
+
+def window(y: list[int], yp: list[int], *, final: bool = True, start: float = 0.0) -> Window:
+    return Window(model="m", model_version="1", spec="1h", start=start, end=start + 3600,
+                  task="classification", n=len(y), y_pred=np.array(yp), y_true=np.array(y),
+                  classes=("0", "1"), positive=1, final=final)
+
+
+def test_cost_of_a_window() -> None:
+    w = window([1, 1, 0, 0, 0], [1, 0, 1, 0, 0])
+    found = cost(Cost(currency="EUR", tp=-10, fn=100, fp=5), w, w.labeled)
+    assert found == {"value": -10 + 100 + 5, "per_prediction": 95 / 5, "currency": "EUR"}
+    matrix = Cost(classes=["0", "1"], matrix=[[0, 5], [100, -10]])
+    assert cost(matrix, w, w.labeled)["value"] == 95
+
+
+def monitor(tmp_path: Path, **config: object) -> QualityMonitor:
+    settings_ = QualityConfig(**config)  # type: ignore[arg-type]
+    ctx = PluginContext(plugin="quality", config=settings_, host_id="h", state_root=tmp_path,
+                        metrics=PluginMetrics("quality", 100), emitter=lambda _: True)
+    return QualityMonitor(settings_, ctx)
+
+
+async def test_thresholds_trigger_once_and_clear_with_hysteresis(tmp_path: Path) -> None:
+    mon = monitor(tmp_path, thresholds={
+        "accuracy": Threshold(below=0.8, clear=0.9, min_samples=10)})
+    kinds = []
+    for i, right in enumerate([95, 70, 60, 85, 92, 50]):  # accuracy in percent
+        y = [1] * 100
+        yp = [1] * right + [0] * (100 - right)
+        kinds.append([e.kind for e in await mon.process(window(y, yp, start=i * 3600))])
+    assert kinds == [[], ["quality.degraded"], [], [], ["quality.recovered"],
+                     ["quality.degraded"]]
+
+
+async def test_a_quiet_window_pages_nobody(tmp_path: Path) -> None:
+    mon = monitor(tmp_path, thresholds={"accuracy": Threshold(below=0.8, min_samples=50)})
+    assert await mon.process(window([1] * 10, [0] * 10)) == []
+
+
+async def test_estimation_gap_raises_a_concept_drift_event(tmp_path: Path) -> None:
+    """Scores say 90% right; the labels say otherwise: CBPE alone cannot see this."""
+    mon = monitor(tmp_path, reference_samples=1000)
+    rng = np.random.default_rng(2)
+    raw = rng.random(4000)
+    good = (rng.random(4000) < raw).astype(np.int64)
+    events: list[Event] = []
+    for i, labels in enumerate([good, 1 - good]):  # the world flips its labels
+        w = window(labels.tolist(), (raw > 0.5).astype(int).tolist(), start=i * 3600)
+        w.scores = np.column_stack([1 - raw, raw])
+        events += await mon.process(w)
+        assert "estimated" in w.results
+    assert [e.kind for e in events] == ["quality.degraded"]
+    assert events[0].attributes["metric"] == "accuracy_gap"
+    assert events[0].data["value"] > 0.3
+
+
+async def test_per_model_thresholds_add_to_global(tmp_path: Path) -> None:
+    mon = monitor(tmp_path, thresholds={},
+                     models={"m": ModelQuality(thresholds={"f1": Threshold(below=0.5,
+                                                                           min_samples=1)})})
+    (event,) = await mon.process(window([1, 1, 1, 1], [0, 0, 0, 1]))
+    assert event.attributes["metric"] == "f1"
+    assert event.data["value"] == pytest.approx(0.4)
