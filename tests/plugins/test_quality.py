@@ -167,9 +167,9 @@ def reference_cbpe(p: np.ndarray, yp: np.ndarray, score: np.ndarray) -> dict[str
         etp += sum(p[i] for i in members)
         efp += sum(1 - p[i] for i in members)
         points.append((efp, etp))
-    area = sum((b[0] - a[0]) / efp * (a[1] + b[1]) / 2 / etp
-               for a, b in itertools.pairwise(points))
-    out["roc_auc"] = area
+    if etp > 0 and efp > 0:
+        out["roc_auc"] = sum((b[0] - a[0]) / efp * (a[1] + b[1]) / 2 / etp
+                             for a, b in itertools.pairwise(points))
     return out
 
 
