@@ -163,3 +163,101 @@ def test_http_endpoints_with_token_gzip_and_line_errors(write_config, agent_fact
     poll(lambda: value(agent.scrape(), "inferwatch_labels_received_total", model="m") == 1,
          what="counted")
     assert value(agent.scrape(), "inferwatch_samples_received_total", model="m") == 2
+
+
+QUALITY_SDK = """
+import sys, agent.client as iw
+iw.configure(socket_path=sys.argv[1], model="fraud", model_version="3")
+for i in range(400):
+    iw.record(f"r-{i}", {"amount": i * 1.5, "country": "DE" if i % 3 else None},
+              prediction=i % 2, score=0.9 if i % 2 else 0.1)
+iw._client().flush(5.0)
+for i in range(400):  # every fourth prediction is wrong
+    iw.label(f"r-{i}", (i % 2) if i % 4 else 1 - (i % 2))
+iw._client().flush(5.0)
+"""
+
+
+def test_windows_reach_the_quality_monitor_and_prometheus(write_config, agent_factory,
+                                                          tmp_path: Path) -> None:
+    sock = tmp_path / "ingest.sock"
+    agent = _agent(write_config, agent_factory, sock,
+                   'windows = ["200n"]\nlabel_wait = "3s"\n'
+                   '[plugins.quality]\ninterval = "100ms"\n'
+                   '[plugins.quality.thresholds.accuracy]\nbelow = 0.8\nmin_samples = 100\n')
+    subprocess.run([sys.executable, "-c", QUALITY_SDK, str(sock)], check=True, timeout=30,
+                   env={"PYTHONPATH": str(ROOT)}, capture_output=True)
+    w = {"model": "fraud", "model_version": "3", "window": "200n"}
+    poll(lambda: value(agent.scrape(), "inferwatch_model_window_final", **w) == 1, 20,
+         what="a final 200-sample window")
+    text = agent.scrape()
+    assert value(text, "inferwatch_model_window_samples", **w) == 200
+    assert value(text, "inferwatch_model_window_labeled_samples", **w) == 200
+    assert value(text, "inferwatch_model_accuracy", **w) == 0.75
+    assert value(text, "inferwatch_model_feature_issue_ratio", feature="country", issue="null",
+                 **w) == pytest.approx(67 / 200, abs=0.01)
+    assert value(text, "inferwatch_model_quality_degraded", metric="accuracy", **w) == 1
+    assert value(text, "inferwatch_windows_published_total") >= 2
+
+
+KEEP_CALLING = """
+import sys, time, agent.client as iw
+iw.configure(socket_path=sys.argv[1], model="m")
+worst, calls, deadline = 0.0, 0, time.monotonic() + float(sys.argv[2])
+features = {f"f{k}": k * 0.5 for k in range(20)}
+while time.monotonic() < deadline:
+    t = time.perf_counter()
+    iw.record(f"r{calls}", features, prediction=1)
+    worst = max(worst, time.perf_counter() - t)
+    calls += 1
+    if calls % 100 == 0:
+        time.sleep(0.001)
+print(worst, calls, iw.stats()["dropped_agent_unavailable"], flush=True)
+"""
+
+
+def test_the_caller_never_blocks_when_the_agent_is_killed(write_config, agent_factory,
+                                                           tmp_path: Path) -> None:
+    sock = tmp_path / "ingest.sock"
+    agent = _agent(write_config, agent_factory, sock)
+    caller = subprocess.Popen([sys.executable, "-c", KEEP_CALLING, str(sock), "4"],
+                              stdout=subprocess.PIPE, text=True,
+                              env={"PYTHONPATH": str(ROOT)})
+    poll(lambda: value(agent.scrape(), "inferwatch_samples_received_total", model="m") > 1000,
+         what="samples flowing")
+    agent.proc.kill()
+    out, _ = caller.communicate(timeout=30)
+    worst, calls, dropped = out.split()
+    assert float(worst) < 0.05, f"record() blocked for {float(worst) * 1000:.1f} ms"
+    assert int(calls) > 10_000
+    assert int(dropped) > 0  # counted, never waited for
+
+
+def test_mqtt_ingestion_from_edge_devices(write_config, agent_factory, tmp_path: Path) -> None:
+    from tests.integration.mqtt_helpers import Mosquitto  # noqa: PLC0415
+
+    broker = Mosquitto(tmp_path / "broker").start()
+    try:
+        agent = _agent(write_config, agent_factory, tmp_path / "ingest.sock",
+                       f'[plugins.ingest.mqtt]\nport = {broker.port}\n'
+                       'topics = ["edge/+/predictions"]\n')
+        poll(lambda: "subscribed for ingestion" in agent.log(), what="subscribed")
+        batch = b"\n".join(b'{"model": "cam", "request_id": "e%d", "prediction": "cat"}' % i
+                           for i in range(50))
+        array = b'[{"model": "cam", "request_id": "e0", "label": "dog"}, {"model": 1}]'
+        for topic, payload in (("edge/dev1/predictions", batch),
+                               ("edge/dev2/predictions", array),
+                               ("edge/dev3/predictions", b"\xff not json")):
+            subprocess.run(["mosquitto_pub", "-p", str(broker.port), "-q", "1", "-t", topic,
+                            "-m", payload], check=True, timeout=10)
+        poll(lambda: value(agent.scrape(), "inferwatch_samples_rejected_total", model="",
+                           reason="invalid_json") == 1, what="the garbage refused")
+        text = agent.scrape()
+        assert value(text, "inferwatch_samples_received_total", model="cam") == 50
+        assert value(text, "inferwatch_labels_received_total", model="cam") == 1
+        assert value(text, "inferwatch_samples_rejected_total", model="",
+                     reason="invalid_field") == 1
+        poll(lambda: value(agent.scrape(), "inferwatch_labels_joined_total", model="cam") == 1,
+             what="the label joined")
+    finally:
+        broker.stop()
