@@ -62,6 +62,14 @@ def _parser() -> argparse.ArgumentParser:
     replay.add_argument("-p", "--plugin", action="append", default=[],
                         metavar="[NAME=]MODULE[:ATTR]", help="also load this plugin")
     replay.set_defaults(func=_replay)
+    demo = sub.add_parser("demo", help="run the agent with a small model server that drifts")
+    demo.add_argument("--seconds", type=float, default=0, help="stop after (0: Ctrl-C)")
+    demo.add_argument("--drift-after", type=float, default=60.0, metavar="SECONDS")
+    demo.add_argument("--rate", type=float, default=50.0, help="requests per second")
+    demo.add_argument("--label-delay", type=float, default=10.0, metavar="SECONDS")
+    demo.add_argument("--listen", default="127.0.0.1:9879", metavar="HOST:PORT")
+    demo.add_argument("--window", default="30s", help="window length (default 30s)")
+    demo.set_defaults(func=_demo)
     plugins = sub.add_parser("plugins", help="list the plugins found, their versions and hooks")
     plugins.add_argument("-p", "--plugin", action="append", default=[], metavar="MODULE")
     plugins.add_argument("--json", action="store_true", help="machine-readable output")
@@ -140,6 +148,13 @@ def _replay(args: argparse.Namespace) -> int:
                      out=sys.stdout)
     print(f"inferwatch: replayed {json.dumps(summary)}", file=sys.stderr)
     return EX_OK
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from agent.demo import run  # noqa: PLC0415
+
+    return run(seconds=args.seconds, drift_after=args.drift_after, rate=args.rate,
+               label_delay=args.label_delay, listen=args.listen, window=args.window)
 
 
 def _plugins(args: argparse.Namespace) -> int:

@@ -22,6 +22,7 @@ class IngestService(Service):
         super().__init__("socket")
         self.path, self.config, self.tally = path, config, tally
         self._server: asyncio.Server | None = None
+        self._clients: dict[asyncio.Task[None], asyncio.StreamWriter] = {}
 
     async def start(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -39,10 +40,19 @@ class IngestService(Service):
         if self._server is not None:
             self._server.close()
             self._server = None
+        # Python 3.11 logs a traceback for a connection handler still running when the loop
+        # ends; closing the connections lets each handler finish on its own (end of input).
+        for task, writer in list(self._clients.items()):
+            writer.transport.abort()
+        if self._clients:
+            await asyncio.wait(list(self._clients), timeout=1.0)
         with contextlib.suppress(FileNotFoundError):
             self.path.unlink()
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None  # noqa: S101 - a handler runs in its own task
+        self._clients[task] = writer
         self.tally.connections += 1
         try:
             await self._lines(reader)
@@ -50,6 +60,7 @@ class IngestService(Service):
             pass
         finally:
             self.tally.connections -= 1
+            self._clients.pop(task, None)
             writer.close()
 
     async def _lines(self, reader: asyncio.StreamReader) -> None:
