@@ -42,7 +42,7 @@ class IngestService(Service):
             self._server = None
         # Python 3.11 logs a traceback for a connection handler still running when the loop
         # ends; closing the connections lets each handler finish on its own (end of input).
-        for task, writer in list(self._clients.items()):
+        for writer in list(self._clients.values()):
             writer.transport.abort()
         if self._clients:
             await asyncio.wait(list(self._clients), timeout=1.0)
