@@ -22,30 +22,47 @@ def confusion(y_true: np.ndarray, y_pred: np.ndarray, k: int) -> np.ndarray:
 
 
 def curve(truth: np.ndarray, score: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """True and false positives at each distinct threshold, highest score first."""
-    order = np.argsort(score, kind="mergesort")[::-1]
-    ranked, hits = score[order], truth[order]
-    last = np.flatnonzero(np.diff(ranked)) if len(ranked) > 1 else np.empty(0, np.int64)
-    cut = np.r_[last, len(ranked) - 1]
-    tps = np.cumsum(hits, dtype=np.float64)[cut]
+    """True and false positives at each distinct threshold, highest score first.
+
+    The one sort every ranking metric shares. Order within ties does not matter: counts
+    are read only where the score changes.
+    """
+    score = score + 0.0  # -0.0 becomes 0.0: one threshold, one bit pattern
+    if len(score) and score.min() >= 0.0 and score.max() < 2.0:
+        # For non-negative doubles the bit pattern orders like the value, so the truth bit
+        # can ride below it and one direct sort replaces an argsort and two gathers.
+        key = np.sort(score.view(np.int64) * 2 + truth)[::-1]
+        ranked, hits = key >> 1, key & 1
+    else:
+        order = np.argsort(score)[::-1]
+        ranked, hits = score[order], truth[order]
+    cut = np.flatnonzero(ranked[1:] != ranked[:-1])
+    cut = np.append(cut, len(ranked) - 1)
+    tps = np.cumsum(hits)[cut].astype(np.float64)
     return tps, (cut + 1) - tps
 
 
-def roc_auc(truth: np.ndarray, score: np.ndarray) -> float | None:
+def ranking(truth: np.ndarray, score: np.ndarray) -> dict[str, float]:
+    """ROC AUC and average precision from one curve; each only where it is defined."""
+    if not len(truth):
+        return {}
     tps, fps = curve(truth, score)
-    if not len(tps) or tps[-1] == 0 or fps[-1] == 0:
-        return None
-    tpr, fpr = np.r_[0.0, tps / tps[-1]], np.r_[0.0, fps / fps[-1]]
-    return float(np.trapezoid(tpr, fpr))
+    out = {}
+    if tps[-1] > 0 and fps[-1] > 0:
+        out["roc_auc"] = float(np.trapezoid(np.r_[0.0, tps / tps[-1]],
+                                            np.r_[0.0, fps / fps[-1]]))
+    if tps[-1] > 0:
+        recall = tps / tps[-1]
+        out["pr_auc"] = float(np.dot(np.diff(recall, prepend=0.0), tps / (tps + fps)))
+    return out
+
+
+def roc_auc(truth: np.ndarray, score: np.ndarray) -> float | None:
+    return ranking(truth, score).get("roc_auc")
 
 
 def average_precision(truth: np.ndarray, score: np.ndarray) -> float | None:
-    tps, fps = curve(truth, score)
-    if not len(tps) or tps[-1] == 0:
-        return None
-    precision = tps / (tps + fps)
-    recall = tps / tps[-1]
-    return float(np.sum(np.diff(np.r_[0.0, recall]) * precision))
+    return ranking(truth, score).get("pr_auc")
 
 
 def _ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
@@ -114,31 +131,24 @@ def _probabilistic(y_true: np.ndarray, proba: np.ndarray, k: int, positive: int
                    ) -> dict[str, Any]:
     out: dict[str, Any] = {}
     rows = np.arange(len(y_true))
-    clipped = np.clip(proba, EPS, 1 - EPS)
-    out["log_loss"] = float(-np.log(clipped[rows, y_true]).mean())
-    onehot = np.zeros_like(proba)
-    onehot[rows, y_true] = 1.0
-    brier = float(((onehot - proba) ** 2).sum(axis=1).mean())
+    p_true = proba[rows, y_true]
+    out["log_loss"] = float(-np.log(np.clip(p_true, EPS, 1 - EPS)).mean())
+    # sum_k (onehot - p)^2 = sum_k p^2 - 2 p_true + 1, without the one-hot matrix
+    brier = float(np.einsum("ij,ij->i", proba, proba).mean() - 2 * p_true.mean() + 1)
     out["brier"] = brier / 2 if k < 3 else brier
     out["ece"] = ece(proba, y_true)
     if positive >= 0:
-        truth = (y_true == positive).astype(np.float64)
-        for name, fn in (("roc_auc", roc_auc), ("pr_auc", average_precision)):
-            value = fn(truth, proba[:, positive])
-            if value is not None:
-                out[name] = value
+        out.update(ranking(y_true == positive, proba[:, positive]))
         return out
     aucs, aps = [], []
     for c in range(k):
-        truth = (y_true == c).astype(np.float64)
+        truth = y_true == c
         if not truth.any():
             continue
-        auc = roc_auc(truth, proba[:, c])
-        if auc is not None:
-            aucs.append(auc)
-        ap = average_precision(truth, proba[:, c])
-        if ap is not None:
-            aps.append(ap)
+        found = ranking(truth, proba[:, c])
+        if "roc_auc" in found:
+            aucs.append(found["roc_auc"])
+        aps.append(found["pr_auc"])
     if aucs and len(aucs) == len(np.unique(y_true)):
         out["roc_auc"] = float(np.mean(aucs))  # one-vs-rest, macro
     if aps:
@@ -148,8 +158,13 @@ def _probabilistic(y_true: np.ndarray, proba: np.ndarray, k: int, positive: int
 
 def ece(proba: np.ndarray, y_true: np.ndarray, bins: int = ECE_BINS) -> float:
     """Expected calibration error of the top label, equal-width confidence bins (Guo 2017)."""
-    confidence = proba.max(axis=1)
-    correct = (proba.argmax(axis=1) == y_true).astype(np.float64)
+    if proba.shape[1] == 2:  # argmax along a 2-wide axis is slow; a comparison is not
+        top = (proba[:, 1] > proba[:, 0]).astype(np.intp)
+        confidence = np.where(top == 1, proba[:, 1], proba[:, 0])
+    else:
+        top = proba.argmax(axis=1)
+        confidence = proba[np.arange(len(top)), top]
+    correct = (top == y_true).astype(np.float64)
     which = np.clip(np.ceil(confidence * bins).astype(np.int64) - 1, 0, bins - 1)  # (lo, hi]
     size = np.bincount(which, minlength=bins)
     gap = np.abs(np.bincount(which, correct, bins) - np.bincount(which, confidence, bins))
