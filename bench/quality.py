@@ -29,7 +29,7 @@ from sklearn import metrics as sk
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from plugins.quality.classification import classification  # noqa: E402
+from plugins.quality.classification import classification
 
 ROOT = Path(__file__).resolve().parent
 EVIDENTLY = ROOT / ".venv-evidently" / "bin" / "python"
@@ -38,7 +38,8 @@ EVIDENTLY_SCRIPT = r"""
 import sys, time, json, warnings
 warnings.filterwarnings("ignore")
 import numpy as np, pandas as pd
-from evidently import Report, Dataset, DataDefinition, BinaryClassification, MulticlassClassification
+from evidently import (Report, Dataset, DataDefinition, BinaryClassification,
+                       MulticlassClassification)
 from evidently.presets import ClassificationPreset
 data = np.load(sys.argv[1])
 y, yp, proba = data["y"], data["yp"], data["proba"]
@@ -132,8 +133,8 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=100_000)
     parser.add_argument("--repeat", type=int, default=5)
     args = parser.parse_args()
-    print(f"| window | inferwatch ms | scikit-learn ms | Evidently ms | vs sklearn | "
-          f"vs Evidently |\n|---|---|---|---|---|---|")
+    print("| window | inferwatch ms | scikit-learn ms | Evidently ms | vs sklearn | "
+          "vs Evidently |\n|---|---|---|---|---|---|")
     for k in (2, 10):
         y, yp, proba = data(args.rows, k)
         mine = statistics.median(timed(ours, y, yp, proba, repeat=args.repeat))
@@ -141,7 +142,7 @@ def main() -> None:
         peer = evidently(y, yp, proba, max(1, args.repeat // 2))
         ev = statistics.median(peer) if peer else float("nan")
         print(f"| {args.rows:,} rows, {k} classes | {mine * 1000:.1f} | {theirs * 1000:.1f} | "
-              f"{ev * 1000:.0f} | {theirs / mine:.1f}× | {ev / mine:.0f}× |", flush=True)
+              f"{ev * 1000:.0f} | {theirs / mine:.1f}x | {ev / mine:.0f}x |", flush=True)
 
 
 if __name__ == "__main__":

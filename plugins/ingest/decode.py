@@ -76,7 +76,8 @@ def _typed(raw: Raw) -> Decoded:
                      ts=ts), ""
     return Sample(model=raw.model, model_version=raw.model_version,
                   request_id=str(raw.request_id), prediction=raw.prediction, ts=ts,
-                  features=decode_features(raw.features), scores=raw.scores, score=raw.score,
+                  features_json=None if raw.features == b"null" else bytes(raw.features),
+                  scores=raw.scores, score=raw.score,
                   group=raw.group), ""
 
 

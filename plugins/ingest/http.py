@@ -79,13 +79,10 @@ class IngestHttp(Service):
         return web.json_response(self._count(lines, kind), status=202)
 
     def _count(self, lines: list[bytes], kind: type) -> dict[str, Any]:
-        accepted, errors = 0, []
-        for number, (decoded, why) in enumerate(decode_many(lines), start=1):
-            wrong = decoded is not None and not isinstance(decoded, kind)
-            record, reason = (None, "wrong_endpoint") if wrong else (decoded, why)
-            reason = self.tally.count(record, reason)
-            if reason:
-                errors.append({"line": number, "reason": reason})
-            else:
-                accepted += 1
+        decoded = [(None, "wrong_endpoint") if record is not None and not isinstance(
+            record, kind) else (record, why) for record, why in decode_many(lines)]
+        reasons = self.tally.count_many(decoded)
+        errors = [{"line": number, "reason": reason}
+                  for number, reason in enumerate(reasons, start=1) if reason]
+        accepted = len(reasons) - len(errors)
         return {"accepted": accepted, "rejected": len(errors), "errors": errors[:FIRST_ERRORS]}

@@ -66,5 +66,4 @@ class IngestSubscriber(Service):
         except ValueError:
             self.tally.rejected[("", "invalid_json")] += 1
             return
-        for record, reason in decode_many(lines):
-            self.tally.count(record, reason)
+        self.tally.count_many(decode_many(lines))

@@ -38,8 +38,10 @@ def parse_ts(text: str | None) -> float | None:
 
 class Pipeline:
     def __init__(self, models: dict[str, ModelConfig], windows: WindowStage,
-                 join: Callable[[Sample | Label], None]) -> None:
+                 join: Callable[[Sample | Label], None],
+                 join_many: Callable[[list[Sample | Label]], None] | None = None) -> None:
         self.models, self.windows, self.join = models, windows, join
+        self.join_many = join_many or self._join_each
         self.budgets = {name: Budget(m.max_samples_per_second, stratify=m.stratify)
                         for name, m in models.items() if m.max_samples_per_second}
         self.seen: Counter[str] = Counter()  # predictions offered, by model
@@ -47,8 +49,28 @@ class Pipeline:
         self.sampled_out: Counter[tuple[str, str]] = Counter()  # (model, rate|budget)
         self.counts: Counter[str] = Counter()
 
-    def offer(self, record: Sample | Label, now: float, ts: float | None = None) -> str:
-        """'' when accepted, else why not. `ts`: the record's time (replay); default `now`."""
+    def _join_each(self, records: list[Sample | Label]) -> None:
+        for record in records:
+            self.join(record)
+
+    def offer(self, record: Sample | Label, now: float, ts: float) -> str:
+        """One record at its own time `ts` (replay): '' when accepted, else why not."""
+        reason = self._admit(record, now)
+        if not reason:
+            if isinstance(record, Sample):
+                self.windows.add(record, ts, now)
+            self.join(record)
+        return reason
+
+    def offer_many(self, records: list[Sample | Label], now: float) -> list[str]:
+        """A batch that arrived at `now` (the agent): a reason per record, '' if accepted."""
+        reasons = [self._admit(record, now) for record in records]
+        accepted = [r for r, why in zip(records, reasons, strict=True) if not why]
+        self.windows.add_many([r for r in accepted if isinstance(r, Sample)], now)
+        self.join_many(accepted)
+        return reasons
+
+    def _admit(self, record: Sample | Label, now: float) -> str:
         config = self.models.get(record.model)
         if config is None and self.models:
             return UNKNOWN_MODEL
@@ -56,7 +78,6 @@ class Pipeline:
         if isinstance(record, Label):
             if not keep_by_hash(record.request_id, rate):
                 return "sampled_out"  # its prediction was not kept either
-            self.join(record)
             return ""
         self.seen[record.model] += 1
         if not keep_by_hash(record.request_id, rate):
@@ -67,6 +88,4 @@ class Pipeline:
             self.sampled_out[(record.model, "budget")] += 1
             return "sampled_out"
         self.kept[record.model] += 1
-        self.windows.add(record, now if ts is None else ts, now)
-        self.join(record)
         return ""

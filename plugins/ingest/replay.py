@@ -131,7 +131,7 @@ class Replay:
                     if self.stage.due(ts):
                         for window in self.stage.advance(ts):
                             await self._window(window)
-                    if self.pipeline.offer(record, ts) == "unknown_model":
+                    if self.pipeline.offer(record, ts, ts) == "unknown_model":
                         self.rejected["unknown_model"] += 1
                 for window in self.stage.flush():
                     await self._window(window)

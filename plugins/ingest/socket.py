@@ -96,5 +96,4 @@ class IngestService(Service):
             elif line.strip():
                 usable.append(line)
         if usable:
-            for record, reason in decode_many(usable):
-                self.tally.count(record, reason)
+            self.tally.count_many(decode_many(usable))

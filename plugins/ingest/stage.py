@@ -23,6 +23,7 @@ from plugins.ingest.windows import Pane, WindowStage
 
 BATCH = 5000
 EXPIRE_EVERY = 60.0
+REFRESH_EVERY = 5.0
 WINDOW_TICK = 1.0
 
 
@@ -30,8 +31,9 @@ class JoinStage(Service):
     def __init__(self, store: LabelJoin, queue_size: int) -> None:
         super().__init__("join")
         self.store = store
-        self.queue: asyncio.Queue[Sample | Label] | None = None
+        self.pending: list[Sample | Label] = []  # a list, not a Queue: ~10x cheaper per record
         self.queue_size = queue_size
+        self._wake: asyncio.Event | None = None
         self.dropped = 0
         self.joined: Counter[str] = Counter()  # by model
         self.waiting = {"predictions": 0, "labels": 0}
@@ -39,13 +41,23 @@ class JoinStage(Service):
         self._worker = Worker("ingest.join")
 
     def offer(self, record: Sample | Label) -> None:
-        """The ingest paths' consumer: never blocks; counts what does not fit."""
-        if self.queue is None:
-            self.queue = asyncio.Queue(self.queue_size)
-        try:
-            self.queue.put_nowait(record)
-        except asyncio.QueueFull:
+        """The ingest paths' consumer (on the loop): never blocks; counts what does not fit."""
+        if len(self.pending) >= self.queue_size:
             self.dropped += 1
+            return
+        self.pending.append(record)
+        if len(self.pending) == 1 and self._wake is not None:
+            self._wake.set()
+
+    def offer_many(self, records: list[Sample | Label]) -> None:
+        room = self.queue_size - len(self.pending)
+        if len(records) > room:
+            self.dropped += len(records) - max(0, room)
+            records = records[:max(0, room)]
+        if records:
+            self.pending += records
+            if len(self.pending) == len(records) and self._wake is not None:
+                self._wake.set()
 
     async def _call(self, fn: Callable[..., object], *args: object) -> object:
         return await self._worker.call(fn, *args)
@@ -55,29 +67,34 @@ class JoinStage(Service):
 
     async def run(self) -> None:
         loop = asyncio.get_running_loop()
+        wake = self._wake = asyncio.Event()
         next_expiry = loop.time() + EXPIRE_EVERY
-        if self.queue is None:
-            self.queue = asyncio.Queue(self.queue_size)
+        next_refresh, changed = 0.0, True
         while True:
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(max(0.0, next_expiry - loop.time())):
-                    await self._drain(self.queue)
+            if not self.pending:
+                wake.clear()
+                until = min(next_expiry, next_refresh) if changed else next_expiry
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(max(0.0, until - loop.time())):
+                        await wake.wait()
+            if self.pending:
+                batch, self.pending = self.pending[:BATCH], self.pending[BATCH:]
+                await self._add(batch)
+                changed = True
             if loop.time() >= next_expiry:
                 await self._call(self.store.expire)
+                next_expiry, next_refresh, changed = loop.time() + EXPIRE_EVERY, 0.0, True
+            if changed and loop.time() >= next_refresh:  # counting rows scans: not too often
                 await self._refresh()
-                next_expiry = loop.time() + EXPIRE_EVERY
+                next_refresh, changed = loop.time() + REFRESH_EVERY, False
 
-    async def _drain(self, queue: asyncio.Queue[Sample | Label]) -> None:
-        batch = [await queue.get()]
-        while len(batch) < BATCH and not queue.empty():
-            batch.append(queue.get_nowait())
+    async def _add(self, batch: list[Sample | Label]) -> None:
         joined = await self._call(self.store.add, batch)
         assert isinstance(joined, list)  # noqa: S101 - LabelJoin.add returns a list
         for pair in joined:
             self.joined[pair.sample.model] += 1
         if joined and self.on_joined is not None:
             self.on_joined(joined)
-        await self._refresh()
 
     async def _refresh(self) -> None:
         for table in self.waiting:

@@ -32,13 +32,23 @@ class Tally:
 
     def count(self, record: Sample | Label | None, reason: str) -> str:
         """Count a decoded record and pass it on; '' when accepted, else the rejection."""
-        if record is None:
-            self.rejected[("", reason)] += 1
-            return reason
-        if self.pipeline is not None and (
-                self.pipeline.offer(record, time.time()) == UNKNOWN_MODEL):
-            self.rejected[(OTHER, UNKNOWN_MODEL)] += 1
-            return UNKNOWN_MODEL
-        model = self.model(record.model)
-        (self.received if isinstance(record, Sample) else self.labels)[model] += 1
-        return ""
+        return self.count_many([(record, reason)])[0]
+
+    def count_many(self, decoded: list[tuple[Sample | Label | None, str]]) -> list[str]:
+        """Count decoded records and pass the usable ones on, as one batch."""
+        reasons = [why for _, why in decoded]
+        usable = [(i, r) for i, (r, _) in enumerate(decoded) if r is not None]
+        for (_, why) in decoded:
+            if why:
+                self.rejected[("", why)] += 1
+        verdicts = [""] * len(usable)
+        if self.pipeline is not None and usable:
+            verdicts = self.pipeline.offer_many([r for _, r in usable], time.time())
+        for (i, record), verdict in zip(usable, verdicts, strict=True):
+            if verdict == UNKNOWN_MODEL:
+                self.rejected[(OTHER, UNKNOWN_MODEL)] += 1
+                reasons[i] = verdict
+                continue
+            model = self.model(record.model)
+            (self.received if isinstance(record, Sample) else self.labels)[model] += 1
+        return reasons

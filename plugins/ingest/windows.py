@@ -42,19 +42,53 @@ class Pane:
     columns: col.Columns | None = None
     classes: list[str] = field(default_factory=list)
     finalized: bool = False
+    _weight: float = 0.0
+    _next: int = 0
 
     def add(self, sample: Sample, ts: float, rng: random.Random) -> None:
         self.seen += 1
-        if len(self.samples) < self.cap:
+        if self.seen <= self.cap:
             self.index[sample.request_id] = len(self.samples)
             self.samples.append(sample)
             self.ts.append(ts)
+            if self.seen == self.cap:
+                self._weight = math.exp(math.log(rng.random() or 1e-300) / self.cap)
+                self._skip(rng)
             return
-        slot = rng.randrange(self.seen)  # reservoir sampling (Algorithm R)
-        if slot < self.cap:
-            del self.index[self.samples[slot].request_id]
-            self.index[sample.request_id] = slot
-            self.samples[slot], self.ts[slot] = sample, ts
+        if self.seen < self._next:  # reservoir sampling, Algorithm L: most samples skip here
+            return
+        slot = rng.randrange(self.cap)
+        old = self.samples[slot].request_id
+        if self.index.get(old) == slot:  # a repeated request id may point elsewhere
+            del self.index[old]
+        self.index[sample.request_id] = slot
+        self.samples[slot], self.ts[slot] = sample, ts
+        self._weight *= math.exp(math.log(rng.random() or 1e-300) / self.cap)
+        self._skip(rng)
+
+    def add_many(self, samples: list[Sample], ts: float, rng: random.Random) -> None:
+        """Like add() for each, but the skipped samples of a full reservoir cost nothing."""
+        i, n = 0, len(samples)
+        while i < n and self.seen < self.cap:
+            self.add(samples[i], ts, rng)
+            i += 1
+        while i < n:
+            jump = self._next - self.seen - 1  # samples to pass over before the next taken
+            if jump >= n - i:
+                self.seen += n - i
+                return
+            self.seen += jump
+            i += jump
+            self.add(samples[i], ts, rng)
+            i += 1
+
+    def _skip(self, rng: random.Random) -> None:
+        """The next sample to take (Li 1994): a geometric jump, not a draw per sample."""
+        if self._weight >= 1.0:
+            self._next = self.seen + 1
+            return
+        jump = math.log(rng.random() or 1e-300) / math.log1p(-self._weight)
+        self._next = self.seen + 1 + int(min(jump, 1e15))
 
     def build(self) -> None:
         """The expensive part; safe in a worker thread (reads only this pane's lists)."""
@@ -159,26 +193,52 @@ class WindowStage:
         stream.detect(sample)
         stream.count += 1
         for spec in stream.specs:
-            pane = stream.open.get(spec)
-            if pane is not None and not spec.by_count and not pane.start <= ts < pane.end:
-                if ts < pane.start:
-                    self.counts["late_samples"] += 1
-                    ts = pane.start
-                else:
-                    self._close(stream, spec, pane, now)
-                    pane = None
-            if pane is None:
-                start, end = stream.pane_for(spec, ts)
-                if not spec.by_count and end <= now:
-                    self.counts["late_samples"] += 1
-                    start, end = stream.pane_for(spec, now)
-                cap = max(1, math.ceil(self.max_rows / spec.panes))
-                pane = stream.open[spec] = Pane(stream, spec, start, end, cap)
-                self.horizon = min(self.horizon, end)
+            pane, ts = self._pane(stream, spec, ts, now)
             pane.add(sample, ts, stream.rng)
             if spec.by_count and pane.seen >= spec.step:
                 pane.end = ts
                 self._close(stream, spec, pane, now)
+
+    def add_many(self, samples: list[Sample], now: float) -> None:
+        """The agent's path: a batch that arrived at `now`, so one pane per time window."""
+        streams: dict[tuple[str, str], list[Sample]] = {}
+        for sample in samples:
+            streams.setdefault((sample.model, sample.model_version), []).append(sample)
+        for group in streams.values():
+            stream = self.stream(group[0])
+            stream.detect(group[0])
+            stream.count += len(group)
+            for spec in stream.specs:
+                if spec.by_count:
+                    for sample in group:
+                        pane, _ = self._pane(stream, spec, now, now)
+                        pane.add(sample, now, stream.rng)
+                        if pane.seen >= spec.step:
+                            pane.end = now
+                            self._close(stream, spec, pane, now)
+                else:
+                    pane, _ = self._pane(stream, spec, now, now)
+                    pane.add_many(group, now, stream.rng)
+
+    def _pane(self, stream: Stream, spec: WindowSpec, ts: float, now: float
+              ) -> tuple[Pane, float]:
+        """The open pane for a sample at `ts` (closing one it has outlived); and its time."""
+        pane = stream.open.get(spec)
+        if pane is not None and not spec.by_count and not pane.start <= ts < pane.end:
+            if ts < pane.start:
+                self.counts["late_samples"] += 1
+                return pane, pane.start  # a late sample counts in the open pane
+            self._close(stream, spec, pane, now)
+            pane = None
+        if pane is None:
+            start, end = stream.pane_for(spec, ts)
+            if not spec.by_count and end <= now:
+                self.counts["late_samples"] += 1
+                start, end = stream.pane_for(spec, now)
+            cap = max(1, math.ceil(self.max_rows / spec.panes))
+            pane = stream.open[spec] = Pane(stream, spec, start, end, cap)
+            self.horizon = min(self.horizon, end)
+        return pane, ts
 
     def _close(self, stream: Stream, spec: WindowSpec, pane: Pane, now: float) -> None:
         del stream.open[spec]

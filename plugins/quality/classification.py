@@ -28,6 +28,8 @@ def curve(truth: np.ndarray, score: np.ndarray) -> tuple[np.ndarray, np.ndarray]
     are read only where the score changes.
     """
     score = score + 0.0  # -0.0 becomes 0.0: one threshold, one bit pattern
+    ranked: np.ndarray
+    hits: np.ndarray
     if len(score) and score.min() >= 0.0 and score.max() < 2.0:
         # For non-negative doubles the bit pattern orders like the value, so the truth bit
         # can ride below it and one direct sort replaces an argsort and two gathers.

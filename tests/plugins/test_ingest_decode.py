@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import msgspec
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -65,8 +66,22 @@ def test_sample_and_label() -> None:
     sample, _ = decode(b'{"model": "fraud", "model_version": "3", "request_id": 17, '
                        b'"features": {"amount": 12.5, "country": null}, "prediction": 1, '
                        b'"scores": {"0": 0.2, "1": 0.8}, "group": "g", "ts": 1.5}')
-    assert sample == Sample(model="fraud", model_version="3", request_id="17", prediction=1,
-                            features={"amount": 12.5, "country": None},
-                            scores={"0": 0.2, "1": 0.8}, group="g", ts="1.5")
+    assert isinstance(sample, Sample)
+    assert sample.feature_values() == {"amount": 12.5, "country": None}
+    assert msgspec.structs.replace(sample, features_json=None) == Sample(
+        model="fraud", model_version="3", request_id="17", prediction=1,
+        scores={"0": 0.2, "1": 0.8}, group="g", ts="1.5")
+
+
+def test_odd_feature_values_do_not_cost_the_record() -> None:
+    sample, reason = decode(b'{"model": "m", "request_id": 1, "prediction": 1, "features": '
+                            b'{"a": 1e400, "b": 100000000000000000000000000000000000, '
+                            b'"c": [1, 2], "d": "x"}}')
+    assert reason == ""
+    assert isinstance(sample, Sample)
+    assert sample.feature_values() == {"a": float("inf"), "b": 1e35, "c": [1, 2], "d": "x"}
+    sample, _ = decode(b'{"model": "m", "request_id": 1, "prediction": 1, "features": [1]}')
+    assert isinstance(sample, Sample)
+    assert sample.feature_values() == {}
     label, _ = decode(b'{"model": "fraud", "request_id": "17", "label": 0}')
     assert label == Label(model="fraud", request_id="17", label=0)

@@ -150,8 +150,8 @@ def test_pipeline_rejects_unknown_models_once_models_are_declared() -> None:
     joined: list[object] = []
     stage = WindowStage({"m": ModelConfig()}, ["1h"])
     pipeline = Pipeline({"m": ModelConfig()}, stage, joined.append)
-    assert pipeline.offer(sample(1, model="typo"), T0) == UNKNOWN_MODEL
-    assert pipeline.offer(sample(1), T0) == ""
+    assert pipeline.offer(sample(1, model="typo"), T0, T0) == UNKNOWN_MODEL
+    assert pipeline.offer(sample(1), T0, T0) == ""
     assert len(joined) == 1
 
 
@@ -160,8 +160,8 @@ def test_sampling_keeps_predictions_and_their_labels_alike() -> None:
     joined: list[Sample | Label] = []
     pipeline = Pipeline({"m": config}, WindowStage({"m": config}, ["1h"]), joined.append)
     for i in range(4000):
-        pipeline.offer(sample(i), T0)
-        pipeline.offer(Label(model="m", request_id=f"r{i}", label=1), T0)
+        pipeline.offer(sample(i), T0, T0)
+        pipeline.offer(Label(model="m", request_id=f"r{i}", label=1), T0, T0)
     predictions = {r.request_id for r in joined if isinstance(r, Sample)}
     labels = {r.request_id for r in joined if isinstance(r, Label)}
     assert predictions == labels
@@ -175,7 +175,8 @@ def test_budget_and_stratification() -> None:
     pipeline = Pipeline({"m": config}, stage, lambda _: None)
     for second in range(10):
         for i in range(1000):  # 1% positives
-            pipeline.offer(sample(i, prediction=int(i % 100 == 0)), T0 + second + i / 1000)
+            at = T0 + second + i / 1000
+            pipeline.offer(sample(i, prediction=int(i % 100 == 0)), at, at)
     kept = pipeline.kept["m"]
     assert 90 <= kept <= 120
     assert pipeline.sampled_out[("m", "budget")] == 10_000 - kept
