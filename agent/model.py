@@ -60,7 +60,7 @@ class Sample(msgspec.Struct, frozen=True, kw_only=True):
     model: str
     request_id: str
     prediction: Any
-    ts: str | None = None
+    ts: str | float | None = None  # RFC 3339 or Unix seconds, as sent
     model_version: str = ""
     features: dict[str, Any] = msgspec.field(default_factory=dict)
     scores: dict[str, float] | None = None
@@ -84,4 +84,4 @@ class Label(msgspec.Struct, frozen=True, kw_only=True):
     model: str
     request_id: str
     label: Any
-    ts: str | None = None
+    ts: str | float | None = None  # RFC 3339 or Unix seconds, as sent

@@ -66,16 +66,17 @@ def decode(line: bytes) -> Decoded:
 def _typed(raw: Raw) -> Decoded:
     if not raw.model:
         return None, "no_model"
-    if raw.request_id is None or raw.request_id == "":
+    rid = raw.request_id
+    if rid is None or rid == "":
         return None, "no_request_id"
-    ts = None if raw.ts is None else str(raw.ts)
+    if type(rid) is not str:
+        rid = str(rid)
     if raw.prediction is UNSET:
         if raw.label is UNSET:
             return None, "no_prediction"
-        return Label(model=raw.model, request_id=str(raw.request_id), label=raw.label,
-                     ts=ts), ""
+        return Label(model=raw.model, request_id=rid, label=raw.label, ts=raw.ts), ""
     return Sample(model=raw.model, model_version=raw.model_version,
-                  request_id=str(raw.request_id), prediction=raw.prediction, ts=ts,
+                  request_id=rid, prediction=raw.prediction, ts=raw.ts,
                   features_json=None if raw.features == b"null" else bytes(raw.features),
                   scores=raw.scores, score=raw.score,
                   group=raw.group), ""

@@ -50,7 +50,7 @@ class LabelJoin(SqliteStore):
         self.counts: Counter[str] = Counter()
         self._db = None
         # A waiting prediction keeps only what a join needs: (model_version, prediction, ts).
-        self._slim = msgspec.msgpack.Decoder(tuple[str, Any, str | None])
+        self._slim = msgspec.msgpack.Decoder(tuple[str, Any, str | float | None])
         self._label = msgspec.msgpack.Decoder(Label)
         self._encode = msgspec.msgpack.Encoder().encode
 

@@ -19,15 +19,17 @@ from plugins.ingest.windows import WindowStage
 UNKNOWN_MODEL = "unknown_model"
 
 
-def parse_ts(text: str | None) -> float | None:
+def parse_ts(text: str | float | None) -> float | None:
     """Unix seconds or RFC 3339; None when absent or unreadable."""
     if text is None:
         return None
+    if type(text) is float:
+        return text if math.isfinite(text) else None
     try:
         value = float(text)
     except ValueError:
         try:
-            moment = dt.datetime.fromisoformat(text)
+            moment = dt.datetime.fromisoformat(str(text))
         except ValueError:
             return None
         if moment.tzinfo is None:

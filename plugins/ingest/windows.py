@@ -254,13 +254,19 @@ class WindowStage:
         stream = self.streams.get((sample.model, sample.model_version))
         found = False
         if stream is not None:
+            rid, value = sample.request_id, label.label
             for spec in stream.specs:
-                panes = [*stream.closed[spec], stream.open.get(spec)]
-                ready = [p for p in self.ready if p.stream is stream and p.spec == spec]
-                for pane in (*panes, *ready):
-                    if pane is not None and pane.label(sample.request_id, label.label):
+                current = stream.open.get(spec)
+                if current is not None and current.label(rid, value):
+                    found = True
+                    continue
+                for pane in reversed(stream.closed[spec]):  # most labels are for recent ones
+                    if pane.label(rid, value):
                         found = True
                         break
+                else:
+                    found = any(p.label(rid, value) for p in self.ready
+                                if p.stream is stream and p.spec == spec) or found
         self.counts["labels_windowed" if found else "labels_outside_windows"] += 1
 
     def close_due(self, now: float) -> list[Pane]:
