@@ -23,7 +23,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tests.helpers import free_port, http_get  # noqa: E402
+from tests.helpers import free_port, http_get
 
 ROOT = Path(__file__).resolve().parent
 WHYLOGS = ROOT / ".venv-whylogs" / "bin" / "python"
@@ -122,8 +122,8 @@ def main() -> None:
         print(f"| whylogs 1.6 `DatasetProfile.track(row=...)` | {peer['median_us']:.1f} | "
               f"{peer['p99_us']:.1f} | {peer['max_us']:.0f} | — | — |")
         up = rows[1][1]
-        print(f"\nwhylogs / inferwatch (agent up): median {peer['median_us'] / up['median_us']:.0f}x,"
-              f" p99 {peer['p99_us'] / up['p99_us']:.0f}x")
+        ratio = peer["median_us"] / up["median_us"], peer["p99_us"] / up["p99_us"]
+        print(f"\nwhylogs / inferwatch (agent up): median {ratio[0]:.0f}x, p99 {ratio[1]:.0f}x")
 
 
 if __name__ == "__main__":
