@@ -44,10 +44,8 @@ class QualityMonitor(Monitor):
         self.compute_seconds = 0.0
 
     async def process(self, window: Window) -> Sequence[Event]:
-        began = time.thread_time()
-        results = await asyncio.to_thread(self.compute, window)
+        results = await asyncio.to_thread(self._timed, window)
         window.results.update(results)
-        self.compute_seconds += time.thread_time() - began
         key = (window.model, window.model_version, window.spec)
         self.latest[key] = window
         if window.final and "cost" in results:
@@ -55,6 +53,13 @@ class QualityMonitor(Monitor):
         return self._judge(key, window)
 
     # -- computing ------------------------------------------------------------------------
+
+    def _timed(self, window: Window) -> dict[str, Any]:
+        began = time.thread_time()  # in the worker thread: the CPU this window cost
+        try:
+            return self.compute(window)
+        finally:
+            self.compute_seconds += time.thread_time() - began
 
     def compute(self, window: Window) -> dict[str, Any]:
         if window.task == "regression":

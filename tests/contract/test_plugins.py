@@ -80,6 +80,7 @@ def test_every_metric_is_documented() -> None:
     from plugins.ingest import stats as ingest  # noqa: PLC0415
     from plugins.mqtt import metrics as mqtt  # noqa: PLC0415
     from plugins.nvidia import metrics as nvidia  # noqa: PLC0415
+    from plugins.quality import metrics as quality  # noqa: PLC0415
 
     for doc, names in (
         ("metrics.md", {d.name for d in vars(host).values() if isinstance(d, MetricDef)}
@@ -87,6 +88,7 @@ def test_every_metric_is_documented() -> None:
         ("gpu.md", {d.name for d in vars(nvidia).values() if isinstance(d, MetricDef)}),
         ("mqtt.md", {d.name for d in vars(mqtt).values() if isinstance(d, MetricDef)}),
         ("ingestion.md", {d.name for d in vars(ingest).values() if isinstance(d, MetricDef)}),
+        ("quality.md", {d.name for d in vars(quality).values() if isinstance(d, MetricDef)}),
     ):
         documented = (ROOT / "docs" / doc).read_text()
         missing = sorted(n for n in names if f"`{n}" not in documented)
