@@ -22,8 +22,10 @@ def redact(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMapping[s
     return event
 
 
-def configure(level: str = "info", fmt: str = "auto") -> None:
-    use_console = fmt == "console" or (fmt == "auto" and sys.stdout.isatty())
+def configure(level: str = "info", fmt: str = "auto", stream: Any = None) -> None:
+    """`stream`: stdout (journald's) unless a command keeps stdout for its output."""
+    stream = stream or sys.stdout
+    use_console = fmt == "console" or (fmt == "auto" and stream.isatty())
     shared: list[Any] = [
         structlog.contextvars.merge_contextvars,
         structlog.stdlib.add_log_level,
@@ -39,15 +41,16 @@ def configure(level: str = "info", fmt: str = "auto") -> None:
     structlog.configure(
         processors=[*shared, *tail, renderer],
         wrapper_class=structlog.make_filtering_bound_logger(_LEVELS[level]),
-        logger_factory=structlog.WriteLoggerFactory(sys.stdout),
+        logger_factory=structlog.WriteLoggerFactory(stream),
         cache_logger_on_first_use=False,
     )
-    _route_stdlib(shared, tail, renderer, _LEVELS[level])
+    _route_stdlib(shared, tail, renderer, _LEVELS[level], stream)
 
 
-def _route_stdlib(shared: list[Any], tail: list[Any], renderer: Any, level: int) -> None:
+def _route_stdlib(shared: list[Any], tail: list[Any], renderer: Any, level: int,
+                  stream: Any) -> None:
     """Library logs (asyncio, aiohttp) come out in the same format as ours."""
-    handler = logging.StreamHandler(sys.stdout)
+    handler = logging.StreamHandler(stream)
     handler.setFormatter(structlog.stdlib.ProcessorFormatter(
         foreign_pre_chain=shared, processors=[
             structlog.stdlib.ProcessorFormatter.remove_processors_meta, *tail, renderer,

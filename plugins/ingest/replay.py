@@ -13,6 +13,7 @@ import gzip
 import hashlib
 import heapq
 import inspect
+import sys
 import tempfile
 from collections import Counter
 from collections.abc import Iterator, Sequence
@@ -22,6 +23,7 @@ from typing import IO, Any
 
 import msgspec
 
+from agent import logs
 from agent.components import Monitor
 from agent.config import Config, PluginConfig
 from agent.context import PluginContext
@@ -226,4 +228,5 @@ def _fixed(event: Event, window: Window, seq: int) -> Event:
 
 def replay(config: Config, plugins: Plugins, samples: Path, labels: Path | None, *,
            windows: Sequence[str], out: IO[str]) -> dict[str, Any]:
+    logs.configure(config.agent.log_level, "auto", sys.stderr)  # stdout is the output
     return asyncio.run(Replay(config, plugins, windows=windows, out=out).run(samples, labels))

@@ -1,0 +1,48 @@
+"""`[plugins.drift]`: references, the decision rule, persistence, sequential detection, retrain."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import msgspec
+
+from agent.config import Duration, FieldError, PluginConfig, Secret
+
+
+class ModelDrift(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    reference: str = ""  # a profile from `inferwatch reference build`; else captured
+
+
+class Retrain(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    drift_persisted: Duration | None = None  # drift declared this long: ask for a retrain
+    performance_metric: str = "accuracy"  # realized, else `estimated_<metric>`
+    performance_below: float | None = None
+    max_model_age: Duration | None = None  # "weekly to quarterly": e.g. "30d"
+    cooldown: Duration = Duration(86400.0)  # one incident asks once
+    webhook_url: str = ""  # a CI/orchestrator trigger, POSTed the event as JSON
+    webhook_token: Secret | None = None  # Authorization: Bearer <token>
+
+    def __post_init__(self) -> None:
+        if self.webhook_url and not self.webhook_url.startswith(("http://", "https://")):
+            raise FieldError("webhook_url", "must be an http:// or https:// URL")
+
+
+class DriftConfig(PluginConfig):
+    reference_samples: Annotated[int, msgspec.Meta(ge=100)] = 10_000  # captured if no file
+    numeric_min_effect: Annotated[float, msgspec.Meta(gt=0)] = 0.05  # W1 in sigmas
+    categorical_min_effect: Annotated[float, msgspec.Meta(gt=0)] = 0.03  # total variation
+    correlation_min_effect: Annotated[float, msgspec.Meta(gt=0)] = 0.1
+    false_alarm_rate: Annotated[float, msgspec.Meta(gt=0, lt=1)] = 0.01  # per window
+    persist_windows: Annotated[int, msgspec.Meta(ge=1)] = 2  # K of ...
+    persist_of: Annotated[int, msgspec.Meta(ge=1)] = 3  # ... N windows declare drift
+    clear_ratio: Annotated[float, msgspec.Meta(gt=0, le=1)] = 0.8  # of the threshold
+    sequential_arl: Annotated[float, msgspec.Meta(ge=100)] = 1_000_000.0  # samples
+    sequential_shift: Annotated[float, msgspec.Meta(gt=0)] = 0.1  # sigmas worth catching
+    top_features: Annotated[int, msgspec.Meta(ge=1, le=100)] = 5
+    models: dict[str, ModelDrift] = msgspec.field(default_factory=dict)
+    retrain: Retrain = msgspec.field(default_factory=Retrain)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.persist_windows > self.persist_of:
+            raise FieldError("persist_windows", "K of N needs K <= N (`persist_of`)")

@@ -1,0 +1,339 @@
+"""The drift monitor: each window against its model version's reference.
+
+Per window: univariate effect sizes with sample-size-aware thresholds, the multivariate
+correlation check, the sequential CUSUM per stream; drift is declared after K of N drifted
+windows and cleared only when every effect falls below `clear_ratio` of its threshold. A
+window delivered twice (before and after its labels) is judged once. The retrain policy
+turns persisted drift, poor performance or an old model into one `retrain.requested` per
+cool-down, optionally POSTed to a pipeline trigger.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from collections import deque
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import numpy as np
+import structlog
+
+from agent.components import Monitor
+from agent.context import PluginContext
+from agent.model import Event, Severity
+from agent.window import Window
+from plugins.drift import statistics as st
+from plugins.drift.config import DriftConfig
+from plugins.drift.profile import Profile, build
+from plugins.drift.sequential import Cusum, calibrate
+
+log = structlog.get_logger("inferwatch")
+JUDGED_KEPT = 64
+EVENT_STREAMS = ("__score",)  # sequential alarms on these raise events; features: metrics
+Ident = tuple[str, str]  # model, model_version
+Key = tuple[str, str, str]  # ... and window spec
+
+
+def drift_columns(window: Window) -> dict[str, np.ndarray]:
+    """The features, plus the model's own outputs: its score and its predicted class."""
+    columns = dict(window.features)
+    if window.task == "classification" and window.rows:
+        names = np.array((*window.classes, ""), dtype=object)
+        columns["__prediction"] = names[window.y_pred]
+        if window.scores is not None:
+            score = (window.scores[:, window.positive] if window.positive >= 0
+                     else np.nanmax(window.scores, axis=1) if window.scores.shape[1] else None)
+            if score is not None:
+                columns["__score"] = score
+    elif window.rows:
+        columns["__prediction"] = window.y_pred.astype(np.float64)
+    return columns
+
+
+class DriftMonitor(Monitor):
+    def __init__(self, config: DriftConfig, ctx: PluginContext) -> None:
+        super().__init__("monitor")
+        self.config, self.ctx = config, ctx
+        self.rule = st.Rule(config.numeric_min_effect, config.categorical_min_effect,
+                            config.correlation_min_effect, config.false_alarm_rate)
+        self.k, self.h = calibrate(config.sequential_arl, config.sequential_shift)
+        self.references: dict[Ident, st.Prepared] = {}
+        self.capturing: dict[Ident, list[dict[str, np.ndarray]]] = {}
+        self.history: dict[Key, deque[bool]] = {}
+        self.declared: dict[Key, float] = {}  # since (window end)
+        self.latest: dict[Key, dict[str, Any]] = {}
+        # Windows already judged (by start, end), with their results: a window comes twice.
+        self.judged: dict[Key, dict[tuple[float, float], dict[str, Any] | None]] = {}
+        self.cusums: dict[Ident, dict[str, Cusum]] = {}
+        self.sequential_alarmed: set[tuple[Ident, str]] = set()
+        self.retrain_asked: dict[Ident, float] = {}
+        self.retrain_counts: dict[tuple[str, str], int] = {}
+        self.first_seen: dict[Ident, float] = {}
+        self.first_spec: dict[Ident, str] = {}  # the window spec the CUSUM reads
+        self.webhook_errors = 0
+        self.replaying = False  # set by `inferwatch replay`: no webhook calls
+        self._session: aiohttp.ClientSession | None = None
+
+    # -- references -----------------------------------------------------------------------
+
+    def set_reference(self, profile: Profile) -> None:
+        self.references[(profile.model, profile.model_version)] = st.Prepared(profile)
+
+    def _reference(self, ident: Ident) -> st.Prepared | None:
+        found = self.references.get(ident)
+        if found is not None:
+            return found
+        configured = self.config.models.get(ident[0])
+        paths = [Path(configured.reference)] if configured and configured.reference else []
+        paths.append(self._captured_path(ident))
+        for path in paths:
+            if path.exists():
+                try:
+                    profile = Profile.load(path)
+                except ValueError as exc:
+                    log.error("drift reference unusable", path=str(path), error=str(exc))
+                    continue
+                found = self.references[ident] = st.Prepared(profile)
+                return found
+        return None
+
+    def _captured_path(self, ident: Ident) -> Path:
+        digest = hashlib.sha256("\0".join(ident).encode()).hexdigest()[:16]
+        return self.ctx.state_root / "plugins" / self.ctx.plugin / f"reference-{digest}.json"
+
+    def _capture(self, ident: Ident, columns: dict[str, np.ndarray]) -> None:
+        """The first `reference_samples` production rows become the reference."""
+        parts = self.capturing.setdefault(ident, [])
+        parts.append(columns)
+        rows = sum(len(next(iter(p.values()), ())) for p in parts)
+        if rows < self.config.reference_samples:
+            return
+        names = set.intersection(*(set(p) for p in parts))
+        merged = {n: np.concatenate([p[n] for p in parts]) for n in names}
+        profile = build(merged, model=ident[0], model_version=ident[1])
+        del self.capturing[ident]
+        self.references[ident] = st.Prepared(profile)
+        try:
+            self.ctx.state_dir()
+            profile.save(self._captured_path(ident))
+        except OSError as exc:
+            log.warning("cannot save the captured drift reference", error=str(exc))
+        log.info("drift reference captured", model=ident[0], model_version=ident[1], rows=rows)
+
+    # -- per window -----------------------------------------------------------------------
+
+    async def process(self, window: Window) -> Sequence[Event]:
+        key = (window.model, window.model_version, window.spec)
+        ident = key[:2]
+        self.first_seen.setdefault(ident, window.start)
+        span = (window.start, window.end)
+        judged = self.judged.setdefault(key, {})
+        if span in judged:  # the same window again, now with its labels
+            if judged[span] is not None:
+                window.results["drift"] = judged[span]
+            return await self._retrain(ident, window)
+        results = await asyncio.to_thread(self.compute, window)
+        judged[span] = results
+        while len(judged) > JUDGED_KEPT:
+            del judged[next(iter(judged))]
+        if results is None:
+            return await self._retrain(ident, window)
+        window.results["drift"] = results
+        self.latest[key] = results
+        events = self._judge(key, window, results)
+        return events + await self._retrain(ident, window)
+
+    def compute(self, window: Window) -> dict[str, Any] | None:
+        ident = (window.model, window.model_version)
+        columns = drift_columns(window)
+        reference = self._reference(ident)
+        if reference is None:
+            self._capture(ident, columns)
+            return None
+        tests = len(reference.numeric) + len(reference.categorical)
+        z = st.z_for(self.rule, tests)
+        features: dict[str, Any] = {}
+        for name, ref in reference.numeric.items():
+            if name in columns and columns[name].dtype != object:
+                found = st.numeric_stats(ref, columns[name].astype(np.float64))
+                if found is not None:
+                    limit = st.numeric_threshold(self.rule, int(found["n"]), ref.profile.count,
+                                                 z)
+                    features[name] = self._verdict(found, "wasserstein", limit)
+        for name, cat in reference.categorical.items():
+            if name in columns and columns[name].dtype == object:
+                found = st.categorical_stats(cat, columns[name])
+                if found is not None:
+                    limit = st.categorical_threshold(self.rule, cat, int(found["n"]), z)
+                    features[name] = self._verdict(found, "tvd", limit)
+        multivariate = st.correlation_check(reference, columns, self.rule, z)
+        ranked = sorted(features.items(), key=lambda kv: -kv[1]["ratio"])
+        top = [{"feature": n, "method": f["method"], "score": f[f["method"]],
+                "threshold": f["threshold"]} for n, f in ranked[:self.config.top_features]]
+        drifted = any(f["drifted"] for f in features.values()) or bool(
+            multivariate and multivariate["drifted"])
+        return {"features": features, "multivariate": multivariate or {}, "top": top,
+                "drifted": drifted, "reference_samples": reference.profile.count,
+                "sequential": self._sequential(ident, window, columns, reference)}
+
+    @staticmethod
+    def _verdict(found: dict[str, float], method: str, limit: float) -> dict[str, Any]:
+        effect = found[method]
+        return {**{k: v for k, v in found.items() if k != "n"}, "method": method,
+                "threshold": limit, "ratio": effect / limit, "drifted": effect > limit,
+                "n": int(found["n"])}
+
+    def _sequential(self, ident: Ident, window: Window, columns: dict[str, np.ndarray],
+                    reference: st.Prepared) -> dict[str, Any]:
+        """CUSUM on each numeric stream, in row order, on the model's first window spec."""
+        if window.spec != self._first_spec(ident, window.spec):
+            return {}
+        detectors = self.cusums.setdefault(ident, {})
+        out = {}
+        for name, ref in reference.numeric.items():
+            values = columns.get(name)
+            if values is None or values.dtype == object:
+                continue
+            values = values.astype(np.float64)
+            values = values[~np.isnan(values)]
+            z = (values - ref.profile.mean) / ref.profile.std
+            detector = detectors.setdefault(name, Cusum(self.k, self.h))
+            fired = detector.update(z)
+            out[name] = {"statistic": max(detector.up, detector.down) / self.h,
+                         "alarms": len(fired), "total_alarms": detector.alarms}
+        return out
+
+    def _first_spec(self, ident: Ident, spec: str) -> str:
+        return self.first_spec.setdefault(ident, spec)
+
+    # -- judging --------------------------------------------------------------------------
+
+    def _judge(self, key: Key, window: Window, results: dict[str, Any]) -> list[Event]:
+        history = self.history.setdefault(key, deque(maxlen=self.config.persist_of))
+        history.append(results["drifted"])
+        events: list[Event] = []
+        ident = key[:2]
+        for name, found in results["sequential"].items():
+            marker = (ident, name)
+            if name not in EVENT_STREAMS:
+                continue
+            if found["alarms"] and marker not in self.sequential_alarmed:
+                self.sequential_alarmed.add(marker)
+                events.append(self._event("drift.detected", Severity.WARNING, window, results,
+                                          detector="sequential", feature=name))
+            elif not found["alarms"] and found["statistic"] < self.config.clear_ratio:
+                self.sequential_alarmed.discard(marker)
+        declared = key in self.declared
+        if not declared and sum(history) >= self.config.persist_windows:
+            self.declared[key] = window.end
+            events.append(self._event("drift.detected", Severity.WARNING, window, results,
+                                      detector="window"))
+        elif declared and self._calm(results):
+            del self.declared[key]
+            history.clear()
+            events.append(self._event("drift.resolved", Severity.INFO, window, results,
+                                      detector="window"))
+        results["declared"] = key in self.declared
+        return events
+
+    def _calm(self, results: dict[str, Any]) -> bool:
+        ratio = self.config.clear_ratio
+        multivariate = results["multivariate"]
+        return (not results["drifted"]
+                and all(f["ratio"] < ratio for f in results["features"].values())
+                and (not multivariate
+                     or multivariate["score"] < ratio * multivariate["threshold"]))
+
+    def _event(self, kind: str, severity: Severity, window: Window, results: dict[str, Any],
+               **extra: str) -> Event:
+        return self.ctx.event(kind, severity=severity, attributes={
+            "model": window.model, "model_version": window.model_version,
+            "window": window.spec, **extra,
+        }, data={
+            "top_features": results["top"], "multivariate": results["multivariate"],
+            "window_start": window.start, "window_end": window.end, "n": window.n,
+            "rows": window.rows, "reference_samples": results["reference_samples"],
+            "sequential": {k: v for k, v in results["sequential"].items() if v["alarms"]},
+        })
+
+    # -- retrain requests -----------------------------------------------------------------
+
+    async def _retrain(self, ident: Ident, window: Window) -> list[Event]:
+        policy = self.config.retrain
+        now = window.end
+        last = self.retrain_asked.get(ident)
+        if last is not None and now - last < policy.cooldown:
+            return []
+        reason, evidence = self._retrain_reason(ident, window)
+        if reason is None:
+            return []
+        self.retrain_asked[ident] = now
+        counted = (ident[0], reason)
+        self.retrain_counts[counted] = self.retrain_counts.get(counted, 0) + 1
+        event = self.ctx.event("retrain.requested", severity=Severity.WARNING, attributes={
+            "model": ident[0], "model_version": ident[1], "reason": reason,
+        }, data={**evidence, "window": window.spec, "window_end": window.end})
+        if policy.webhook_url and not self.replaying:
+            await self._webhook(event)
+        return [event]
+
+    def _retrain_reason(self, ident: Ident, window: Window
+                        ) -> tuple[str | None, dict[str, Any]]:
+        policy = self.config.retrain
+        now = window.end
+        if policy.drift_persisted is not None:
+            since = [s for k, s in self.declared.items() if k[:2] == ident]
+            if since and now - min(since) >= policy.drift_persisted:
+                return "drift_persisted", {"drift_since": min(since),
+                                           "top_features": self._top(ident)}
+        if policy.performance_below is not None:
+            value = self._performance(window)
+            if value is not None and value < policy.performance_below:
+                return "performance", {"metric": policy.performance_metric, "value": value,
+                                       "threshold": policy.performance_below}
+        if policy.max_model_age is not None:
+            age = now - self.first_seen.get(ident, now)
+            if age >= policy.max_model_age:
+                return "model_age", {"age_seconds": age}
+        return None, {}
+
+    def _top(self, ident: Ident) -> list[Any]:
+        return next((r["top"] for k, r in self.latest.items() if k[:2] == ident), [])
+
+    def _performance(self, window: Window) -> float | None:
+        metric = self.config.retrain.performance_metric
+        results = window.results
+        value = results.get("metrics", {}).get(metric)
+        if value is None and metric.startswith("estimated_"):
+            value = results.get("estimated", {}).get(metric.removeprefix("estimated_"))
+        if isinstance(value, dict):
+            value = value.get("macro")
+        if value is None and metric == "accuracy" and window.task == "classification":
+            labelled = window.labeled
+            if labelled.sum() >= 100:
+                value = float(np.mean(window.y_true[labelled] == window.y_pred[labelled]))
+        return float(value) if isinstance(value, int | float) else None
+
+    async def _webhook(self, event: Event) -> None:
+        policy = self.config.retrain
+        headers = {"Content-Type": "application/json"}
+        if policy.webhook_token is not None:
+            headers["Authorization"] = f"Bearer {policy.webhook_token.reveal()}"
+        if self._session is None:
+            self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10))
+        try:
+            async with self._session.post(policy.webhook_url, data=event.to_json(),
+                                          headers=headers) as response:
+                if response.status >= 300:
+                    raise aiohttp.ClientError(f"HTTP {response.status}")
+        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+            self.webhook_errors += 1
+            log.warning("retrain webhook failed", error=str(exc) or type(exc).__name__)
+
+    async def stop(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None

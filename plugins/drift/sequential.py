@@ -1,0 +1,99 @@
+"""Sequential change detection: a two-sided CUSUM per monitored stream, calibrated up front.
+
+Values are standardised by the reference (mean, sigma). The reference value k is 0.55 of the
+smallest shift worth catching (default 0.1 sigma), and the threshold h is solved from
+Siegmund's approximation so that the expected run length between false alarms (both sides
+together) is the configured `arl` (default 1,000,000 samples: 0.01 false alarms per 10,000
+stable samples). With those defaults the expected detection delay is ~1,650 samples for a
+0.1-sigma shift and ~425 for 0.25 sigma.
+
+The recursion S_t = max(0, S_{t-1} + z_t - k) is the reflected random walk
+C_t - min(0, min_{j<=t} C_j), so a whole window is one cumsum and one running minimum:
+tens of millions of samples a second, with the state carried between windows.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+K_FRACTION = 0.55
+CHUNK = 16384
+SIEGMUND = 1.166
+
+
+def one_sided_arl(mean: float, k: float, h: float) -> float:
+    """Siegmund's approximation of a one-sided CUSUM's average run length on N(mean, 1)."""
+    drift, b = mean - k, h + SIEGMUND
+    if abs(drift) < 1e-12:
+        return b * b
+    return (math.exp(-2 * drift * b) + 2 * drift * b - 1) / (2 * drift * drift)
+
+
+def calibrate(arl: float, shift: float) -> tuple[float, float]:
+    """(k, h) for a two-sided CUSUM whose false alarms come every `arl` samples on average."""
+    k = K_FRACTION * shift
+    low, high = 0.0, 1.0
+    while one_sided_arl(0.0, k, high) / 2 < arl:
+        high *= 2
+    for _ in range(100):  # bisection: the ARL grows with h
+        mid = (low + high) / 2
+        if one_sided_arl(0.0, k, mid) / 2 < arl:
+            low = mid
+        else:
+            high = mid
+    return k, high
+
+
+def expected_delay(k: float, h: float, shift: float) -> float:
+    return one_sided_arl(shift, k, h)
+
+
+@dataclass
+class Cusum:
+    k: float
+    h: float
+    up: float = 0.0
+    down: float = 0.0
+    alarms: int = 0
+    samples: int = 0
+
+    def update(self, z: np.ndarray) -> list[int]:
+        """Feed standardised values; the offsets (in this batch) where an alarm fired.
+
+        After an alarm both sides restart from zero, so alarms count episodes.
+        """
+        fired: list[int] = []
+        for offset in range(0, len(z), CHUNK):  # cache-sized pieces: several times faster
+            fired += [offset + at for at in self._update(z[offset:offset + CHUNK])]
+        self.samples += len(z)
+        return fired
+
+    def _update(self, z: np.ndarray) -> list[int]:
+        fired: list[int] = []
+        start = 0
+        while start < len(z):
+            chunk = z[start:]
+            up = _reflected(chunk - self.k, self.up)
+            down = _reflected(-chunk - self.k, self.down)
+            over = np.flatnonzero((up > self.h) | (down > self.h))
+            if not len(over):
+                self.up, self.down = float(up[-1]), float(down[-1])
+                break
+            at = int(over[0])
+            fired.append(start + at)
+            self.alarms += 1
+            self.up = self.down = 0.0
+            start += at + 1
+        return fired
+
+
+def _reflected(steps: np.ndarray, initial: float) -> np.ndarray:
+    steps[0] += initial
+    walk = np.cumsum(steps, out=steps)
+    floor = np.minimum.accumulate(walk)
+    np.minimum(floor, 0.0, out=floor)
+    np.subtract(walk, floor, out=walk)
+    return walk
