@@ -57,11 +57,23 @@ def _parser() -> argparse.ArgumentParser:
     replay.add_argument("--window", action="append", default=[], metavar="SPEC",
                         help="override the configured windows, e.g. 1h, 1h/10m, 10000n "
                              "(repeatable)")
+    replay.add_argument("--reference", action="append", type=Path, default=[],
+                        metavar="FILE", help="a reference profile for the drift monitor "
+                        "(from `inferwatch reference build`; repeatable, one per model)")
     replay.add_argument("-c", "--config", type=Path, default=None,
                         help="TOML file (default: built-in defaults for every monitor)")
     replay.add_argument("-p", "--plugin", action="append", default=[],
                         metavar="[NAME=]MODULE[:ATTR]", help="also load this plugin")
     replay.set_defaults(func=_replay)
+    reference = sub.add_parser("reference", help="reference profiles for drift detection")
+    ref_sub = reference.add_subparsers(required=True, metavar="ACTION")
+    ref_build = ref_sub.add_parser("build", help="profile training or validation data")
+    ref_build.add_argument("--from", dest="source", type=Path, required=True, metavar="FILE",
+                           help="NDJSON samples, CSV with a header, or Parquet (pyarrow)")
+    ref_build.add_argument("--model", required=True)
+    ref_build.add_argument("--model-version", default="")
+    ref_build.add_argument("--out", type=Path, required=True, metavar="FILE")
+    ref_build.set_defaults(func=_reference_build)
     demo = sub.add_parser("demo", help="run the agent with a small model server that drifts")
     demo.add_argument("--seconds", type=float, default=0, help="stop after (0: Ctrl-C)")
     demo.add_argument("--drift-after", type=float, default=60.0, metavar="SECONDS")
@@ -144,9 +156,25 @@ def _replay(args: argparse.Namespace) -> int:
     config = load_config(args.config, found.config_models())
     if problems:
         raise ConfigError(problems)
+    for path in args.reference:
+        if not path.is_file():
+            problems.append(f"--reference: {path}: no such file")
+    if problems:
+        raise ConfigError(problems)
     summary = replay(config, found, args.samples, args.labels, windows=args.window,
-                     out=sys.stdout)
+                     references=args.reference, out=sys.stdout)
     print(f"inferwatch: replayed {json.dumps(summary)}", file=sys.stderr)
+    return EX_OK
+
+
+def _reference_build(args: argparse.Namespace) -> int:
+    from plugins.drift.reference import build_reference  # noqa: PLC0415 - numpy on demand
+
+    profile = build_reference(args.source, args.model, args.model_version)
+    profile.save(args.out)
+    print(f"{args.out}: {profile.count} rows, {len(profile.numeric)} numeric and "
+          f"{len(profile.categorical)} categorical features, "
+          f"{args.out.stat().st_size / 1024:.0f} KiB")
     return EX_OK
 
 

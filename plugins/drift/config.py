@@ -36,6 +36,7 @@ class DriftConfig(PluginConfig):
     persist_windows: Annotated[int, msgspec.Meta(ge=1)] = 2  # K of ...
     persist_of: Annotated[int, msgspec.Meta(ge=1)] = 3  # ... N windows declare drift
     clear_ratio: Annotated[float, msgspec.Meta(gt=0, le=1)] = 0.8  # of the threshold
+    sequential: bool = True  # CUSUM on every numeric stream
     sequential_arl: Annotated[float, msgspec.Meta(ge=100)] = 1_000_000.0  # samples
     sequential_shift: Annotated[float, msgspec.Meta(gt=0)] = 0.1  # sigmas worth catching
     top_features: Annotated[int, msgspec.Meta(ge=1, le=100)] = 5

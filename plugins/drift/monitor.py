@@ -189,7 +189,7 @@ class DriftMonitor(Monitor):
     def _sequential(self, ident: Ident, window: Window, columns: dict[str, np.ndarray],
                     reference: st.Prepared) -> dict[str, Any]:
         """CUSUM on each numeric stream, in row order, on the model's first window spec."""
-        if window.spec != self._first_spec(ident, window.spec):
+        if not self.config.sequential or window.spec != self._first_spec(ident, window.spec):
             return {}
         detectors = self.cusums.setdefault(ident, {})
         out = {}

@@ -117,6 +117,7 @@ class Replay:
         self.monitors: list[tuple[PluginContext, Monitor]] = []
         self.events: list[Event] = []
         self.windows = 0
+        self.references: list[Path] = []  # drift reference profiles, for monitors that take them
 
     async def run(self, samples: Path, labels: Path | None) -> dict[str, Any]:
         with tempfile.TemporaryDirectory(prefix="inferwatch-replay-") as scratch:
@@ -149,7 +150,23 @@ class Replay:
             for component in await self._components(name, settings, scratch):
                 if isinstance(component, Monitor):
                     await component.start()
+                    self._prepare(component)
                     self.monitors.append((self._ctx, component))
+
+    def _prepare(self, monitor: Monitor) -> None:
+        """Monitors that call out (webhooks) stay quiet; those that take references get them."""
+        if hasattr(monitor, "replaying"):
+            monitor.replaying = True
+        take = getattr(monitor, "set_reference", None)
+        if take is None:
+            return
+        from plugins.drift.profile import Profile  # noqa: PLC0415
+
+        for path in self.references:
+            try:
+                take(Profile.load(path))
+            except ValueError as exc:
+                raise ConfigError([f"--reference: {exc}"]) from None
 
     async def _components(self, name: str, settings: PluginConfig, scratch: Path) -> list[Any]:
         self._ctx = PluginContext(
@@ -227,6 +244,9 @@ def _fixed(event: Event, window: Window, seq: int) -> Event:
 
 
 def replay(config: Config, plugins: Plugins, samples: Path, labels: Path | None, *,
-           windows: Sequence[str], out: IO[str]) -> dict[str, Any]:
+           windows: Sequence[str], out: IO[str], references: Sequence[Path] = ()
+           ) -> dict[str, Any]:
     logs.configure(config.agent.log_level, "auto", sys.stderr)  # stdout is the output
-    return asyncio.run(Replay(config, plugins, windows=windows, out=out).run(samples, labels))
+    runner = Replay(config, plugins, windows=windows, out=out)
+    runner.references = list(references)
+    return asyncio.run(runner.run(samples, labels))

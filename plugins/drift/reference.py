@@ -1,0 +1,95 @@
+"""`inferwatch reference build`: a reference profile from training or validation data.
+
+NDJSON in the sample format (features, prediction, scores) goes through the same decoding
+and column building as live traffic, so the reference and the windows agree on types. CSV
+takes a header row; a column whose every non-empty value parses as a number is numeric.
+Parquet is read when pyarrow is installed.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+from pathlib import Path
+
+import numpy as np
+
+from agent.errors import ConfigError
+from agent.model import Sample
+from plugins.drift.monitor import drift_columns
+from plugins.drift.profile import Profile, build
+from plugins.ingest.decode import decode_many
+from plugins.ingest.replay import open_lines
+from plugins.ingest.windows import WindowStage
+
+
+def from_ndjson(path: Path, model: str) -> dict[str, np.ndarray]:
+    samples: list[Sample] = []
+    with open_lines(path) as fh:
+        while lines := [line for line in fh.readlines(1 << 22) if line.strip()]:
+            samples += [r for r, _ in decode_many(lines)
+                        if isinstance(r, Sample) and r.model in (model, "")]
+    if not samples:
+        raise ConfigError([f"--from: {path}: no predictions of model {model!r}"])
+    stage = WindowStage({}, [f"{len(samples)}n"], max_rows=len(samples), label_wait=0)
+    for i, sample in enumerate(samples):
+        stage.add(sample, float(i), float(i))
+    (window,) = stage.flush()
+    return drift_columns(window)
+
+
+def from_csv(path: Path) -> dict[str, np.ndarray]:
+    with open_lines(path) as raw, io.TextIOWrapper(raw, encoding="utf-8", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    if not rows:
+        raise ConfigError([f"--from: {path}: no rows"])
+    columns: dict[str, np.ndarray] = {}
+    for name in rows[0]:
+        values = [row.get(name) or None for row in rows]
+        numbers = [_number(v) for v in values]
+        if all(v is None or n is not None for v, n in zip(values, numbers, strict=True)):
+            columns[name] = np.array([math.nan if n is None else n for n in numbers])
+        else:
+            columns[name] = np.array(values, dtype=object)
+    return columns
+
+
+def from_parquet(path: Path) -> dict[str, np.ndarray]:
+    try:
+        import pyarrow.parquet as pq  # type: ignore[import-not-found]  # noqa: PLC0415
+    except ImportError:
+        raise ConfigError(["--from: reading Parquet needs pyarrow (pip install pyarrow)"]
+                          ) from None
+    table = pq.read_table(path)
+    columns = {}
+    for name in table.column_names:
+        values = table.column(name).to_numpy(zero_copy_only=False)
+        columns[name] = (values.astype(np.float64) if values.dtype.kind in "biuf"
+                         else np.array([None if v is None else str(v) for v in values],
+                                       dtype=object))
+    return columns
+
+
+def build_reference(source: Path, model: str, version: str) -> Profile:
+    if not source.is_file():
+        raise ConfigError([f"--from: {source}: no such file"])
+    suffixes = "".join(source.suffixes).lower()
+    if ".parquet" in suffixes:
+        columns = from_parquet(source)
+    elif ".csv" in suffixes:
+        columns = from_csv(source)
+    else:
+        columns = from_ndjson(source, model)
+    return build(columns, model=model, model_version=version)
+
+
+def _number(value: str | None) -> float | None:
+    if value is None:
+        return None
+    try:
+        number = float(value)
+    except ValueError:
+        return None
+    return number if math.isfinite(number) else None
+
