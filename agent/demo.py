@@ -46,7 +46,12 @@ label_wait = "{label_wait:g}s"
 [plugins.ingest.models.{model}]
 positive_class = "1"
 
+[plugins.drift]
+enabled = true
+reference_samples = 1000
+
 [plugins.quality]
+enabled = true
 interval = "2s"
 reference_samples = 500
 

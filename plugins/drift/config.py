@@ -28,6 +28,7 @@ class Retrain(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
 
 
 class DriftConfig(PluginConfig):
+    enabled: bool = False  # with [plugins.ingest]: it reads the windows ingest publishes
     reference_samples: Annotated[int, msgspec.Meta(ge=100)] = 10_000  # captured if no file
     numeric_min_effect: Annotated[float, msgspec.Meta(gt=0)] = 0.05  # W1 in sigmas
     categorical_min_effect: Annotated[float, msgspec.Meta(gt=0)] = 0.03  # total variation

@@ -145,7 +145,8 @@ class Replay:
 
     async def _start_monitors(self, scratch: Path) -> None:
         for name, settings in sorted(self.config.plugins.items()):
-            if not settings.enabled and name != "ingest":
+            # With -c, the plugins the file enables; without, every built-in monitor.
+            if self.config.path is not None and not settings.enabled:
                 continue
             for component in await self._components(name, settings, scratch):
                 if isinstance(component, Monitor):

@@ -64,6 +64,7 @@ DEFAULT_THRESHOLDS = {"accuracy_gap": Threshold(above=0.05, clear=0.03, min_samp
 
 
 class QualityConfig(PluginConfig):
+    enabled: bool = False  # with [plugins.ingest]: it reads the windows ingest publishes
     thresholds: dict[str, Threshold] = msgspec.field(
         default_factory=lambda: dict(DEFAULT_THRESHOLDS))
     models: dict[str, ModelQuality] = msgspec.field(default_factory=dict)

@@ -182,13 +182,14 @@ def test_windows_reach_the_quality_monitor_and_prometheus(write_config, agent_fa
                                                           tmp_path: Path) -> None:
     sock = tmp_path / "ingest.sock"
     agent = _agent(write_config, agent_factory, sock,
-                   'windows = ["200n"]\nlabel_wait = "3s"\n'
-                   '[plugins.quality]\ninterval = "100ms"\n'
+                   'windows = ["200n"]\nlabel_wait = "6s"\n'
+                   '[plugins.quality]\nenabled = true\ninterval = "100ms"\n'
                    '[plugins.quality.thresholds.accuracy]\nbelow = 0.8\nmin_samples = 100\n')
     subprocess.run([sys.executable, "-c", QUALITY_SDK, str(sock)], check=True, timeout=30,
                    env={"PYTHONPATH": str(ROOT)}, capture_output=True)
     w = {"model": "fraud", "model_version": "3", "window": "200n"}
-    poll(lambda: value(agent.scrape(), "inferwatch_model_window_final", **w) == 1, 20,
+    # Labels join within label_wait (6 s, generous for a loaded CI machine).
+    poll(lambda: value(agent.scrape(), "inferwatch_model_window_final", **w) == 1, 30,
          what="a final 200-sample window")
     text = agent.scrape()
     assert value(text, "inferwatch_model_window_samples", **w) == 200
