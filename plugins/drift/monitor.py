@@ -158,7 +158,7 @@ class DriftMonitor(Monitor):
         features: dict[str, Any] = {}
         for name, ref in reference.numeric.items():
             if name in columns and columns[name].dtype != object:
-                found = st.numeric_stats(ref, columns[name].astype(np.float64))
+                found = st.numeric_stats(ref, np.asarray(columns[name], dtype=np.float64))
                 if found is not None:
                     limit = st.numeric_threshold(self.rule, int(found["n"]), ref.profile.count,
                                                  z)
@@ -197,7 +197,6 @@ class DriftMonitor(Monitor):
             values = columns.get(name)
             if values is None or values.dtype == object:
                 continue
-            values = values.astype(np.float64)
             values = values[~np.isnan(values)]
             z = (values - ref.profile.mean) / ref.profile.std
             detector = detectors.setdefault(name, Cusum(self.k, self.h))

@@ -29,6 +29,8 @@ from plugins.drift.profile import BINS, OTHER, CategoricalProfile, NumericProfil
 
 PSI_EPS = 1e-4
 LOOKUP_CELLS = 4096
+CORRELATION_BLOCK = 8192
+BLOCK = 16384
 COARSE = 10  # PSI on deciles, the customary form
 # Null distribution of sqrt(n_eff) * W1/sigma on 100 quantile bins (measured by simulation,
 # n from 100 to 100,000): mean 1.39, standard deviation ~0.68.
@@ -132,13 +134,15 @@ def n_effective(n: int, m: int) -> float:
 
 
 def numeric_stats(ref: PreparedNumeric, values: np.ndarray) -> dict[str, float] | None:
-    missing = np.isnan(values)
-    if missing.any():
-        values = values[~missing]
-    n = len(values)
+    counts, n = np.zeros(BINS), 0
+    for start in range(0, len(values), BLOCK):  # blocks: a check's memory stays small
+        block = values[start:start + BLOCK]
+        block = block[~np.isnan(block)]
+        counts += np.bincount(ref.bins(block), minlength=BINS)
+        n += len(block)
     if n == 0:
         return None
-    q = np.bincount(ref.bins(values), minlength=BINS) / n
+    q = counts / n
     cdf = np.cumsum(q)
     diff = np.abs(cdf - ref.cdf)
     coarse = q.reshape(COARSE, BINS // COARSE).sum(axis=1)
@@ -167,7 +171,9 @@ def js_distance(p: np.ndarray, q: np.ndarray) -> float:
 
 
 def categorical_stats(ref: PreparedCategorical, values: np.ndarray) -> dict[str, float] | None:
-    found = Counter(values.tolist())  # counted in C; only distinct values loop in Python
+    found: Counter[Any] = Counter()
+    for start in range(0, len(values), BLOCK):  # counted in C, a block at a time
+        found.update(values[start:start + BLOCK].tolist())
     found.pop(None, None)
     n = sum(found.values())
     if n == 0:
@@ -222,17 +228,40 @@ def categorical_threshold(rule: Rule, ref: PreparedCategorical, n: int, z: float
     return max(rule.categorical_min_effect, noise)
 
 
+def _correlation(columns: dict[str, np.ndarray], names: list[str], centre: list[float]
+                 ) -> tuple[np.ndarray, int]:
+    """Pearson correlation over complete rows, accumulated a block at a time: a 100,000-row
+    window never needs its whole feature matrix at once. Centred on the reference means
+    first, so the one-pass sums stay accurate."""
+    k = len(names)
+    total, cross, n = np.zeros(k), np.zeros((k, k)), 0
+    rows = len(columns[names[0]])
+    for start in range(0, rows, CORRELATION_BLOCK):
+        block = np.column_stack([columns[name][start:start + CORRELATION_BLOCK]
+                                 for name in names]).astype(np.float64)
+        block -= centre
+        block = block[~np.isnan(block).any(axis=1)]
+        total += block.sum(axis=0)
+        cross += block.T @ block
+        n += len(block)
+    if n < 2:
+        return np.zeros((k, k)), n
+    mean = total / n
+    cov = cross / n - np.outer(mean, mean)
+    std = np.sqrt(np.clip(np.diag(cov), 0.0, None))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        corr = cov / np.outer(std, std)
+    return np.nan_to_num(corr), n  # a constant column correlates with nothing: 0
+
+
 def correlation_check(prepared: Prepared, columns: dict[str, np.ndarray], rule: Rule,
                       z: float) -> dict[str, Any] | None:
     names = prepared.profile.corr_features
     if len(names) < 2 or any(n not in columns for n in names):
         return None
-    matrix = np.column_stack([columns[n] for n in names])
-    matrix = matrix[~np.isnan(matrix).any(axis=1)]
-    n = len(matrix)
+    corr, n = _correlation(columns, names, [prepared.numeric[m].profile.mean for m in names])
     if n < 10:
         return None
-    corr = np.nan_to_num(np.corrcoef(matrix, rowvar=False))  # a constant column: 0
     delta = np.abs(corr - prepared.corr)
     np.fill_diagonal(delta, 0.0)
     i, j = np.unravel_index(int(delta.argmax()), delta.shape)
