@@ -20,11 +20,12 @@ import random
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from agentproc import running_agent
 
 from tests.helpers import free_port, http_get, parse_metrics, value
 
@@ -76,47 +77,30 @@ def rss(pid: int) -> float:
 
 
 def run(path_kind: str, seconds: float) -> dict[str, float]:
-    with tempfile.TemporaryDirectory(prefix="iw-ingest-bench-") as folder:
-        root = Path(folder)
-        port, http_port = free_port(), free_port()
-        sock = root / "ingest.sock"
-        config = root / "agent.toml"
-        config.write_text(
-            f'[agent]\nstate_dir = "{root / "state"}"\nlog_level = "warning"\n'
-            f'[prometheus]\nlisten = "127.0.0.1:{port}"\n'
-            '[plugins.host]\nenabled = false\n[plugins.quality]\nenabled = false\n'
-            f'[plugins.ingest]\nenabled = true\nsocket_path = "{sock}"\n'
-            f'http_listen = "127.0.0.1:{http_port}"\nwindows = ["1m"]\ninterval = "1s"\n')
-        agent = subprocess.Popen([PYTHON, "-m", "agent", "run", "-c", str(config)],
-                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        try:
-            deadline = time.monotonic() + 20
-            while time.monotonic() < deadline:
-                try:
-                    http_get(f"http://127.0.0.1:{port}/-/ready")
-                    break
-                except OSError:
-                    time.sleep(0.1)
-            code = (f"import sys; sys.path.insert(0, {str(Path(__file__).parent)!r}); "
-                    f"import ingest; ingest.sender({str(sock)!r}, {path_kind!r}, {seconds}, "
-                    f"{http_port})")
-            began = time.monotonic()
-            send = subprocess.Popen([PYTHON, "-c", code])
-            samples, memory = [], []
-            while send.poll() is None:
-                time.sleep(1.0)
-                count = value(parse_metrics(http_get(f"http://127.0.0.1:{port}/metrics")),
-                              "inferwatch_samples_received_total", model="fraud") or 0
-                samples.append((time.monotonic() - began, count))
-                memory.append(rss(agent.pid))
-            steady = [s for s in samples if s[0] > 3]  # after warm-up
-            rate = ((steady[-1][1] - steady[0][1]) / (steady[-1][0] - steady[0][0])
-                    if len(steady) > 1 else 0.0)
-            return {"rate": rate, "rss_start": memory[min(3, len(memory) - 1)],
-                    "rss_end": memory[-1], "rss_max": max(memory)}
-        finally:
-            agent.terminate()
-            agent.wait(20)
+    http_port = free_port()
+
+    def plugins(root: Path) -> str:
+        return (f'[plugins.ingest]\nenabled = true\nsocket_path = "{root / "ingest.sock"}"\n'
+                f'http_listen = "127.0.0.1:{http_port}"\nwindows = ["1m"]\ninterval = "1s"\n')
+
+    with running_agent(plugins) as (root, port, pid):
+        code = (f"import sys; sys.path.insert(0, {str(Path(__file__).parent)!r}); "
+                f"import ingest; ingest.sender({str(root / 'ingest.sock')!r}, {path_kind!r}, "
+                f"{seconds}, {http_port})")
+        began = time.monotonic()
+        send = subprocess.Popen([PYTHON, "-c", code])
+        samples, memory = [], []
+        while send.poll() is None:
+            time.sleep(1.0)
+            count = value(parse_metrics(http_get(f"http://127.0.0.1:{port}/metrics")),
+                          "inferwatch_samples_received_total", model="fraud") or 0
+            samples.append((time.monotonic() - began, count))
+            memory.append(rss(pid))
+        steady = [s for s in samples if s[0] > 3]  # after warm-up
+        rate = ((steady[-1][1] - steady[0][1]) / (steady[-1][0] - steady[0][0])
+                if len(steady) > 1 else 0.0)
+        return {"rate": rate, "rss_start": memory[min(3, len(memory) - 1)],
+                "rss_end": memory[-1], "rss_max": max(memory)}
 
 
 def main() -> None:

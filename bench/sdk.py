@@ -17,13 +17,12 @@ import json
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tests.helpers import free_port, http_get
+from agentproc import running_agent
 
 ROOT = Path(__file__).resolve().parent
 WHYLOGS = ROOT / ".venv-whylogs" / "bin" / "python"
@@ -70,28 +69,11 @@ def ours(calls: int, socket_path: str) -> dict[str, float]:
 
 
 def with_agent(calls: int) -> dict[str, float]:
-    with tempfile.TemporaryDirectory(prefix="iw-sdk-bench-") as folder:
-        root, port = Path(folder), free_port()
-        sock = root / "ingest.sock"
-        (root / "agent.toml").write_text(
-            f'[agent]\nstate_dir = "{root / "state"}"\nlog_level = "warning"\n'
-            f'[prometheus]\nlisten = "127.0.0.1:{port}"\n[plugins.host]\nenabled = false\n'
-            f'[plugins.ingest]\nenabled = true\nsocket_path = "{sock}"\n')
-        agent = subprocess.Popen([sys.executable, "-m", "agent", "run", "-c",
-                                  str(root / "agent.toml")], cwd=ROOT.parent,
-                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        try:
-            deadline = time.monotonic() + 20
-            while time.monotonic() < deadline:
-                try:
-                    http_get(f"http://127.0.0.1:{port}/-/ready")
-                    break
-                except OSError:
-                    time.sleep(0.1)
-            return ours(calls, str(sock))
-        finally:
-            agent.terminate()
-            agent.wait(20)
+    def plugins(root: Path) -> str:
+        return f'[plugins.ingest]\nenabled = true\nsocket_path = "{root / "ingest.sock"}"\n'
+
+    with running_agent(plugins) as (root, _, _):
+        return ours(calls, str(root / "ingest.sock"))
 
 
 def whylogs(calls: int) -> dict[str, float] | None:

@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import time
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 import msgspec
 import numpy as np
@@ -21,6 +23,7 @@ BINS = 100
 MAX_CATEGORIES = 50
 OTHER = "__other__"
 FORMAT = 1
+T = TypeVar("T")
 
 
 class NumericProfile(msgspec.Struct, kw_only=True):
@@ -132,31 +135,30 @@ def merge(a: Profile, b: Profile) -> Profile:
         raise ValueError("profiles of different models or versions do not merge")
     out = Profile(model=a.model, model_version=a.model_version, created=time.time(),
                   count=a.count + b.count)
-    for name in a.numeric.keys() | b.numeric.keys():
-        x, y = a.numeric.get(name), b.numeric.get(name)
-        if x is None or y is None:
-            only = x or y
-            assert only is not None  # noqa: S101 - the name came from one of them
-            out.numeric[name] = only
-        else:
-            out.numeric[name] = _merge_numeric(x, y)
-    for name in a.categorical.keys() | b.categorical.keys():
-        p, q = a.categorical.get(name), b.categorical.get(name)
-        if p is None or q is None:
-            single = p or q
-            assert single is not None  # noqa: S101 - the name came from one of them
-            out.categorical[name] = single
-            continue
-        total = p.count + q.count
-        shares = {k: (p.freqs.get(k, 0.0) * p.count + q.freqs.get(k, 0.0) * q.count) / total
-                  for k in p.freqs.keys() | q.freqs.keys()}
-        out.categorical[name] = CategoricalProfile(count=total, freqs=shares)
+    out.numeric = _merge_each(a.numeric, b.numeric, _merge_numeric)
+    out.categorical = _merge_each(a.categorical, b.categorical, _merge_categorical)
     if a.corr_features == b.corr_features and a.corr:
         weight = a.count / max(1, a.count + b.count)
         out.corr_features = a.corr_features
         mixed = np.array(a.corr) * weight + np.array(b.corr) * (1 - weight)
         out.corr = [[float(v) for v in row] for row in mixed]
     return out
+
+
+def _merge_each(left: dict[str, T], right: dict[str, T], both: Callable[[T, T], T]
+                ) -> dict[str, T]:
+    """A feature one side lacks comes from the other as it is."""
+    out = {**left, **right}
+    for name in left.keys() & right.keys():
+        out[name] = both(left[name], right[name])
+    return out
+
+
+def _merge_categorical(p: CategoricalProfile, q: CategoricalProfile) -> CategoricalProfile:
+    total = p.count + q.count
+    shares = {k: (p.freqs.get(k, 0.0) * p.count + q.freqs.get(k, 0.0) * q.count) / total
+              for k in p.freqs.keys() | q.freqs.keys()}
+    return CategoricalProfile(count=total, freqs=shares)
 
 
 def _merge_numeric(x: NumericProfile, y: NumericProfile) -> NumericProfile:
