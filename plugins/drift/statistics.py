@@ -29,7 +29,7 @@ from plugins.drift.profile import BINS, OTHER, CategoricalProfile, NumericProfil
 
 PSI_EPS = 1e-4
 LOOKUP_CELLS = 4096
-CORRELATION_BLOCK = 8192
+CORRELATION_BLOCK = 4096
 BLOCK = 16384
 COARSE = 10  # PSI on deciles, the customary form
 # Null distribution of sqrt(n_eff) * W1/sigma on 100 quantile bins (measured by simulation,
