@@ -111,7 +111,7 @@ class DriftMonitor(Monitor):
         rows = sum(len(next(iter(p.values()), ())) for p in parts)
         if rows < self.config.reference_samples:
             return
-        names = set.intersection(*(set(p) for p in parts))
+        names = sorted(set.intersection(*(set(p) for p in parts)))  # not set order: replays agree
         merged = {n: np.concatenate([p[n] for p in parts]) for n in names}
         profile = build(merged, model=ident[0], model_version=ident[1])
         del self.capturing[ident]

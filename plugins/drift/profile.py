@@ -157,7 +157,7 @@ def _merge_each(left: dict[str, T], right: dict[str, T], both: Callable[[T, T], 
 def _merge_categorical(p: CategoricalProfile, q: CategoricalProfile) -> CategoricalProfile:
     total = p.count + q.count
     shares = {k: (p.freqs.get(k, 0.0) * p.count + q.freqs.get(k, 0.0) * q.count) / total
-              for k in p.freqs.keys() | q.freqs.keys()}
+              for k in sorted(p.freqs.keys() | q.freqs.keys())}
     return CategoricalProfile(count=total, freqs=shares)
 
 

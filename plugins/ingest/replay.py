@@ -173,7 +173,9 @@ class Replay:
     async def _components(self, name: str, settings: PluginConfig, scratch: Path) -> list[Any]:
         self._ctx = PluginContext(
             plugin=name, config=settings, host_id=self.config.agent.host_id,
-            state_root=Path(self.config.agent.state_dir) if self.config.path else scratch,
+            # A scratch state dir: a replay neither reads what the running agent learnt (its
+            # captured references) nor leaves anything behind, so it repeats exactly.
+            state_root=scratch,
             metrics=PluginMetrics(name, self.config.prometheus.series_limit_per_plugin),
             emitter=self._collect,
         )
