@@ -48,7 +48,8 @@ positive_class = "1"
 
 [plugins.drift]
 enabled = true
-reference_samples = 1000
+interval = "2s"
+reference_samples = 500          # the first window's inputs, before the drift
 
 [plugins.quality]
 enabled = true
@@ -160,7 +161,8 @@ def _report(listen: str, elapsed: float, drifted: bool) -> str:
     wanted = {"inferwatch_samples_received_total": "samples",
               "inferwatch_model_accuracy": "accuracy",
               "inferwatch_model_estimated_accuracy": "estimated",
-              "inferwatch_model_window_labeled_samples": "labelled"}
+              "inferwatch_model_window_labeled_samples": "labelled",
+              "inferwatch_drift_detected": "drift"}
     found: dict[str, str] = {}
     try:
         with urllib.request.urlopen(f"http://{listen}/metrics", timeout=2) as response:

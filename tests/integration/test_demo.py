@@ -23,4 +23,5 @@ def test_demo_shows_accuracy_fall_after_drift() -> None:
     assert len(accuracy) >= 2, out.stdout + out.stderr
     assert accuracy[0] > 0.9  # before the drift
     assert accuracy[-1] < accuracy[0] - 0.03, out.stdout  # after it
+    assert "drift=1" in out.stdout  # and the drift monitor declared it
     assert "Traceback" not in out.stderr
