@@ -6,10 +6,17 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 from tests.helpers import AgentProcess, free_port, start_agent
 
 ConfigWriter = Callable[..., tuple[Path, int]]
+
+# Generation speed depends on how loaded the machine is (CI runs the suite beside its
+# servers); a slow draw is not a failure of the code under test. Deadlines likewise.
+settings.register_profile("inferwatch", suppress_health_check=[HealthCheck.too_slow],
+                          deadline=None)
+settings.load_profile("inferwatch")
 
 
 @pytest.fixture
