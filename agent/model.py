@@ -67,15 +67,8 @@ class Sample(msgspec.Struct, frozen=True, kw_only=True):
     score: float | None = None
     group: str | None = None
     # The features' JSON as received, decoded only if the sample is kept in a window (most
-    # are not at high rates): `feature_values()` reads whichever is set.
+    # are not at high rates); the ingest plugin's `feature_values()` reads whichever is set.
     features_json: bytes | None = None
-
-    def feature_values(self) -> dict[str, Any]:
-        if self.features_json is None:
-            return self.features
-        from plugins.ingest.decode import decode_features  # noqa: PLC0415 - ingest's rules
-
-        return decode_features(msgspec.Raw(self.features_json))
 
 
 class Label(msgspec.Struct, frozen=True, kw_only=True):

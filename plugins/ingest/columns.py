@@ -16,6 +16,7 @@ import msgspec
 import numpy as np
 
 from agent.model import Sample
+from plugins.ingest.decode import feature_values
 from plugins.ingest.models import FeatureSpec, ModelConfig
 
 ISSUES = ("missing", "null", "wrong_type", "non_finite", "out_of_range", "unseen_category")
@@ -130,7 +131,7 @@ def feature_rows(samples: Sequence[Sample]) -> list[dict[str, Any]]:
             return _rows.decode(b"[" + b",".join(r for r in raw if r is not None) + b"]")
         except (msgspec.DecodeError, RecursionError):
             pass  # an odd value somewhere: sample by sample, with the lenient rules
-    return [s.feature_values() for s in samples]
+    return [feature_values(s) for s in samples]
 
 
 def _features(samples: Sequence[Sample], declared: dict[str, FeatureSpec], max_features: int

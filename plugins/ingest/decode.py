@@ -134,3 +134,10 @@ def split_records(body: bytes) -> list[bytes]:
         except (msgspec.DecodeError, UnicodeDecodeError, RecursionError) as exc:
             raise ValueError(f"invalid JSON array: {exc}") from None
     return [line for line in body.split(b"\n") if line.strip()]
+
+
+def feature_values(sample: Sample) -> dict[str, Any]:
+    """A sample's features, decoded now if they came as raw JSON."""
+    if sample.features_json is None:
+        return sample.features
+    return decode_features(msgspec.Raw(sample.features_json))
