@@ -51,10 +51,6 @@ def calibrate(arl: float, shift: float) -> tuple[float, float]:
     return k, high
 
 
-def expected_delay(k: float, h: float, shift: float) -> float:
-    return one_sided_arl(shift, k, h)
-
-
 @dataclass
 class Cusum:
     k: float

@@ -6,7 +6,6 @@ Declaring models is optional; once any is declared, records for other models are
 
 from __future__ import annotations
 
-import math
 import zlib
 from typing import Annotated, Literal
 
@@ -82,7 +81,3 @@ class Budget:
     def _share(self) -> float:
         return max(self.per_second / max(1, len(self._tokens)), 1e-9)
 
-
-def finite(value: object) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(
-        value)

@@ -59,13 +59,6 @@ def ranking(truth: np.ndarray, score: np.ndarray) -> dict[str, float]:
     return out
 
 
-def roc_auc(truth: np.ndarray, score: np.ndarray) -> float | None:
-    return ranking(truth, score).get("roc_auc")
-
-
-def average_precision(truth: np.ndarray, score: np.ndarray) -> float | None:
-    return ranking(truth, score).get("pr_auc")
-
 
 def _ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
     out = np.zeros_like(num, dtype=np.float64)
