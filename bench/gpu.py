@@ -30,6 +30,37 @@ from plugins.nvidia.config import NvidiaConfig
 from plugins.nvidia.state import NvidiaState
 
 
+class CallTimer:
+    """Wraps an NVML module: CPU and wall time per function, to find the costly calls."""
+
+    def __init__(self, nvml: Any) -> None:
+        self._nvml = nvml
+        self.spent: dict[str, list[float]] = {}
+
+    def __getattr__(self, name: str) -> Any:
+        target = getattr(self._nvml, name)
+        if not (callable(target) and name.startswith("nvml")):
+            return target
+
+        def timed(*args: Any, **kwargs: Any) -> Any:
+            cpu, wall = time.thread_time(), time.perf_counter()
+            try:
+                return target(*args, **kwargs)
+            finally:
+                row = self.spent.setdefault(name, [0.0, 0.0, 0])
+                row[0] += time.thread_time() - cpu
+                row[1] += time.perf_counter() - wall
+                row[2] += 1
+
+        return timed
+
+    def report(self, top: int = 15) -> None:
+        ranked = sorted(self.spent.items(), key=lambda kv: -kv[1][0])[:top]
+        for name, (cpu, wall, calls) in ranked:
+            print(f"  {name:<48} calls {calls:>6}  cpu {cpu * 1000 / calls:8.3f} ms/call  "
+                  f"wall {wall * 1000 / calls:8.3f} ms/call")
+
+
 class Timed(GpuCollector):
     """Records the worker thread's CPU time for each collection."""
 
@@ -72,6 +103,8 @@ def main() -> None:
     parser.add_argument("--backend", choices=["fake", "nvml"], default="fake")
     parser.add_argument("--seconds", type=float, default=5)
     parser.add_argument("--interval", type=float, default=0.1)
+    parser.add_argument("--calls", action="store_true",
+                        help="also list the NVML calls that cost the most CPU")
     args = parser.parse_args()
     if args.backend == "nvml":
         import pynvml  # noqa: PLC0415
@@ -82,8 +115,11 @@ def main() -> None:
 
         backends = [FakeNvml(scenario(n)) for n in (1, 2, 8)]
     for nvml in backends:
-        row = asyncio.run(measure(nvml, args.seconds, args.interval))
+        timer = CallTimer(nvml) if args.calls else None
+        row = asyncio.run(measure(timer or nvml, args.seconds, args.interval))
         print(args.backend, row)
+        if timer is not None:
+            timer.report()
 
 
 if __name__ == "__main__":

@@ -38,6 +38,10 @@ THRESHOLDS = {"shutdown": pynvml.NVML_TEMPERATURE_THRESHOLD_SHUTDOWN,
 NVLINK_COUNTERS = {"replay": 0, "recovery": 1, "crc_flit": 2, "crc_data": 3}
 Finding = tuple[str, Severity, dict[str, Any]]
 
+# Collections between reads of costly NVML fields (the value in between is the last read):
+# settings that change only with a reset or a reconfiguration, and slow counters.
+STATIC, SLOW = 30, 6
+
 
 class GpuReader:
     def __init__(self, nvml: Any, gpu: GpuId, state: NvidiaState, config: NvidiaConfig) -> None:
@@ -52,9 +56,12 @@ class GpuReader:
         self._ecc: dict[str, int] = {}
         self._remap_failure = 0
         self._nvlinks: list[int] | None = None
+        self._reads = 0
+        self._cache: dict[tuple[str, tuple[Any, ...]], tuple[int, Any]] = {}
 
     def read(self, out: Accumulator) -> Iterator[Finding]:
         """Write this GPU's series into `out`; yield the events its changes warrant."""
+        self._reads += 1
         self._out = out
         out.add(m.INFO, 1, **self.labels, pci_bus_id=self.gpu.pci_bus_id)
         self._utilisation()
@@ -71,9 +78,25 @@ class GpuReader:
 
     # -- plumbing -------------------------------------------------------------------------
 
-    def call(self, function: str, *args: Any) -> Any:
-        """Call NVML for this GPU; None when the GPU lacks the field (remembered)."""
+    def call(self, function: str, *args: Any, every: int = 1) -> Any:
+        """Call NVML for this GPU; None when the GPU lacks the field (remembered).
+
+        `every`: read only every that many collections and repeat the last value between.
+        On a real H100 a few calls cost milliseconds of CPU each (the energy counter ~8.6 ms,
+        each max-clock read ~1.6 ms) for values that never or barely change.
+        """
         key = (function, args)
+        if every > 1:
+            cached = self._cache.get(key)
+            if cached is not None and self._reads - cached[0] < every:
+                return cached[1]
+        value = self._call(key)
+        if every > 1 and value is not None:
+            self._cache[key] = (self._reads, value)
+        return value
+
+    def _call(self, key: tuple[str, tuple[Any, ...]]) -> Any:
+        function, args = key
         if key in self._unsupported:
             return None
         self.state.begin(self.gpu.index, function)
@@ -107,7 +130,7 @@ class GpuReader:
             self.put(m.MEMORY_USED, mem.used)
             self.put(m.MEMORY_FREE, mem.free)
             self.put(m.MEMORY_TOTAL, mem.total)
-        if (bar1 := self.call("nvmlDeviceGetBAR1MemoryInfo")) is not None:
+        if (bar1 := self.call("nvmlDeviceGetBAR1MemoryInfo", every=SLOW)) is not None:
             self.put(m.BAR1_USED, bar1.bar1Used)
             self.put(m.BAR1_TOTAL, bar1.bar1Total)
 
@@ -116,15 +139,16 @@ class GpuReader:
         self.put(m.TEMPERATURE, temp, sensor="gpu")
         self.put(m.TEMPERATURE, self._memory_temperature(), sensor="memory")
         for name, threshold in THRESHOLDS.items():
-            value = self.call("nvmlDeviceGetTemperatureThreshold", threshold)
+            value = self.call("nvmlDeviceGetTemperatureThreshold", threshold, every=STATIC)
             self.put(m.TEMPERATURE_THRESHOLD, value, threshold=name)
         self.put(m.POWER, self.call("nvmlDeviceGetPowerUsage"), div=1000)
         self.put(m.POWER_LIMIT, self.call("nvmlDeviceGetEnforcedPowerLimit"), div=1000)
-        self.put(m.ENERGY, self.call("nvmlDeviceGetTotalEnergyConsumption"), div=1000)
+        self.put(m.ENERGY, self.call("nvmlDeviceGetTotalEnergyConsumption", every=SLOW),
+                 div=1000)
         for name, clock in CLOCKS.items():
             self.put(m.CLOCK, self.call("nvmlDeviceGetClockInfo", clock), mul=1e6, clock=name)
-            self.put(m.CLOCK_MAX, self.call("nvmlDeviceGetMaxClockInfo", clock), mul=1e6,
-                     clock=name)
+            self.put(m.CLOCK_MAX, self.call("nvmlDeviceGetMaxClockInfo", clock, every=STATIC),
+                     mul=1e6, clock=name)
         self.put(m.PSTATE, self.call("nvmlDeviceGetPerformanceState"))
         self.put(m.FAN, self.call("nvmlDeviceGetFanSpeed"), div=100)
 
@@ -175,10 +199,10 @@ class GpuReader:
                                    ("rx", pynvml.NVML_PCIE_UTIL_RX_BYTES)):
             value = self.call("nvmlDeviceGetPcieThroughput", counter)
             self.put(m.PCIE_THROUGHPUT, value, mul=1024, direction=direction)
-        self.put(m.PCIE_REPLAYS, self.call("nvmlDeviceGetPcieReplayCounter"))
+        self.put(m.PCIE_REPLAYS, self.call("nvmlDeviceGetPcieReplayCounter", every=SLOW))
 
     def _ecc_and_memory_health(self) -> Iterator[Finding]:
-        if (mode := self.call("nvmlDeviceGetEccMode")) is not None:
+        if (mode := self.call("nvmlDeviceGetEccMode", every=STATIC)) is not None:
             self.put(m.ECC_MODE, mode[0])
             if mode[0]:
                 yield from self._ecc_counts()
@@ -223,7 +247,7 @@ class GpuReader:
     def _modes(self) -> None:
         self.put(m.PERSISTENCE, self.call("nvmlDeviceGetPersistenceMode"))
         self.put(m.COMPUTE_MODE, self.call("nvmlDeviceGetComputeMode"))
-        if (mig := self.call("nvmlDeviceGetMigMode")) is None:
+        if (mig := self.call("nvmlDeviceGetMigMode", every=STATIC)) is None:
             return
         self.put(m.MIG_MODE, mig[0])
         if mig[0]:
