@@ -65,7 +65,7 @@ def build(samples: Sequence[Sample], ts: Sequence[float], *, task: str, classes:
     ids = [s.request_id for s in samples]
     if task == "classification":
         codes = {name: i for i, name in enumerate(classes)}
-        y_pred = np.fromiter((_code(codes, classes, s.prediction) for s in samples),
+        y_pred = np.fromiter((code(codes, classes, s.prediction) for s in samples),
                              np.int64, n)
         y_true = np.full(n, -1, np.int64)
         scores = _scores(samples, classes, codes, config.positive_class)
@@ -80,12 +80,8 @@ def build(samples: Sequence[Sample], ts: Sequence[float], *, task: str, classes:
                    quality, {rid: i for i, rid in enumerate(ids)})
 
 
-def code(classes: list[str], value: object) -> int:
-    """The index of a class, appending a class not seen before."""
-    return _code({name: i for i, name in enumerate(classes)}, classes, value)
-
-
-def _code(codes: dict[str, int], classes: list[str], value: object) -> int:
+def code(codes: dict[str, int], classes: list[str], value: object) -> int:
+    """The index of a class in `classes` (`codes` its index), appending a class not seen."""
     name = class_name(value)
     index = codes.get(name)
     if index is None:
@@ -112,7 +108,7 @@ def _scores(samples: Sequence[Sample], classes: list[str], codes: dict[str, int]
             continue
         for name, value in given.items():
             name = class_name(name)  # noqa: PLW2901 - normalised in place on purpose
-            _code(codes, classes, name)
+            code(codes, classes, name)
             column = out.get(name)
             if column is None:
                 column = out[name] = np.full(n, np.nan)

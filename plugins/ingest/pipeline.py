@@ -40,10 +40,9 @@ def parse_ts(text: str | float | None) -> float | None:
 
 class Pipeline:
     def __init__(self, models: dict[str, ModelConfig], windows: WindowStage,
-                 join: Callable[[Sample | Label], None],
-                 join_many: Callable[[list[Sample | Label]], None] | None = None) -> None:
+                 join: Callable[[list[Sample | Label]], None]) -> None:
+        """`join` takes accepted records, a batch at a time, to the label join."""
         self.models, self.windows, self.join = models, windows, join
-        self.join_many = join_many or self._join_each
         self.budgets = {name: Budget(m.max_samples_per_second, stratify=m.stratify)
                         for name, m in models.items() if m.max_samples_per_second}
         self.seen: Counter[str] = Counter()  # predictions offered, by model
@@ -51,17 +50,13 @@ class Pipeline:
         self.sampled_out: Counter[tuple[str, str]] = Counter()  # (model, rate|budget)
         self.counts: Counter[str] = Counter()
 
-    def _join_each(self, records: list[Sample | Label]) -> None:
-        for record in records:
-            self.join(record)
-
     def offer(self, record: Sample | Label, now: float, ts: float) -> str:
         """One record at its own time `ts` (replay): '' when accepted, else why not."""
         reason = self._admit(record, now)
         if not reason:
             if isinstance(record, Sample):
                 self.windows.add(record, ts, now)
-            self.join(record)
+            self.join([record])
         return reason
 
     def offer_many(self, records: list[Sample | Label], now: float) -> list[str]:
@@ -69,7 +64,7 @@ class Pipeline:
         reasons = [self._admit(record, now) for record in records]
         accepted = [r for r, why in zip(records, reasons, strict=True) if not why]
         self.windows.add_many([r for r in accepted if isinstance(r, Sample)], now)
-        self.join_many(accepted)
+        self.join(accepted)
         return reasons
 
     def _admit(self, record: Sample | Label, now: float) -> str:

@@ -52,6 +52,10 @@ class MemoryJoin:
     counts: Counter[str] = field(default_factory=Counter)
     now: float = 0.0
 
+    def add_many(self, records: list[Sample | Label]) -> None:
+        for record in records:
+            self.add(record)
+
     def add(self, record: Sample | Label) -> None:
         key = (record.model, record.request_id)
         if isinstance(record, Sample):
@@ -113,9 +117,9 @@ class Replay:
                                  max_features=settings.max_features,
                                  label_wait=float(settings.label_ttl))
         self.join = MemoryJoin(float(settings.label_ttl), self.stage)
-        self.pipeline = Pipeline(models, self.stage, self.join.add)
+        self.pipeline = Pipeline(models, self.stage, self.join.add_many)
         self.rejected: Counter[str] = Counter()
-        self.monitors: list[tuple[PluginContext, Monitor]] = []
+        self.monitors: list[Monitor] = []
         self.events: list[Event] = []
         self.windows = 0
         self.references: list[Path] = []  # drift reference profiles, for monitors that take them
@@ -140,7 +144,7 @@ class Replay:
                 for window in self.stage.flush():
                     await self._window(window)
             finally:
-                for _, monitor in self.monitors:
+                for monitor in self.monitors:
                     await monitor.stop()
         return self.summary()
 
@@ -153,7 +157,7 @@ class Replay:
                 if isinstance(component, Monitor):
                     await component.start()
                     self._prepare(component)
-                    self.monitors.append((self._ctx, component))
+                    self.monitors.append(component)
 
     def _prepare(self, monitor: Monitor) -> None:
         """Monitors that call out (webhooks) stay quiet; those that take references get them."""
@@ -171,7 +175,7 @@ class Replay:
                 raise ConfigError([f"--reference: {exc}"]) from None
 
     async def _components(self, name: str, settings: PluginConfig, scratch: Path) -> list[Any]:
-        self._ctx = PluginContext(
+        ctx = PluginContext(
             plugin=name, config=settings, host_id=self.config.agent.host_id,
             # A scratch state dir: a replay neither reads what the running agent learnt (its
             # captured references) nor leaves anything behind, so it repeats exactly.
@@ -183,7 +187,7 @@ class Replay:
             return []  # its listeners and join are replaced by the file readers above
         try:
             result = self.plugins.call(name, "inferwatch_components", config=settings,
-                                       ctx=self._ctx)
+                                       ctx=ctx)
             result = await result if inspect.isawaitable(result) else result
         except Exception as exc:
             raise ConfigError([f"plugins.{name}: set-up failed: {exc}"]) from exc
@@ -195,7 +199,7 @@ class Replay:
 
     async def _window(self, window: Window) -> None:
         events: list[Event] = []
-        for _, monitor in self.monitors:
+        for monitor in self.monitors:
             events += await monitor.process(window)
         self.windows += 1
         self._print(window_line(window))

@@ -40,16 +40,8 @@ class JoinStage(Service):
         self.on_joined: Callable[[Sequence[Joined]], None] | None = None
         self._worker = Worker("ingest.join")
 
-    def offer(self, record: Sample | Label) -> None:
-        """The ingest paths' consumer (on the loop): never blocks; counts what does not fit."""
-        if len(self.pending) >= self.queue_size:
-            self.dropped += 1
-            return
-        self.pending.append(record)
-        if len(self.pending) == 1 and self._wake is not None:
-            self._wake.set()
-
     def offer_many(self, records: list[Sample | Label]) -> None:
+        """The ingest paths' consumer (on the loop): never blocks; counts what does not fit."""
         room = self.queue_size - len(self.pending)
         if len(records) > room:
             self.dropped += len(records) - max(0, room)

@@ -30,10 +30,6 @@ class Tally:
             return name
         return OTHER
 
-    def count(self, record: Sample | Label | None, reason: str) -> str:
-        """Count a decoded record and pass it on; '' when accepted, else the rejection."""
-        return self.count_many([(record, reason)])[0]
-
     def count_many(self, decoded: list[tuple[Sample | Label | None, str]]) -> list[str]:
         """Count decoded records and pass the usable ones on, as one batch."""
         reasons = [why for _, why in decoded]

@@ -103,7 +103,8 @@ class Pane:
         """Back on the caller's thread: this pane's class indices into the stream's."""
         assert self.columns is not None  # noqa: S101 - after build()
         if self.stream.task == "classification" and self.classes != self.stream.classes:
-            remap = np.array([col.code(self.stream.classes, c) for c in self.classes],
+            stream = self.stream
+            remap = np.array([col.code(stream.codes, stream.classes, c) for c in self.classes],
                              np.int64)
             self.columns.y_pred = remap[self.columns.y_pred]
 
@@ -137,6 +138,7 @@ class Stream:
         self.specs, self.max_rows, self.max_features = specs, max_rows, max_features
         self.task = "" if config.task == "auto" else config.task
         self.classes: list[str] = list(config.classes)
+        self.codes = {name: i for i, name in enumerate(self.classes)}  # kept with `classes`
         self.open: dict[WindowSpec, Pane] = {}
         self.closed: dict[WindowSpec, deque[Pane]] = {spec: deque() for spec in specs}
         self.count = 0
@@ -153,7 +155,7 @@ class Stream:
 
     def set_label(self, y_true: np.ndarray, row: int, value: object) -> None:
         if self.task == "classification":
-            y_true[row] = col.code(self.classes, value)
+            y_true[row] = col.code(self.codes, self.classes, value)
         else:
             y_true[row] = col.to_number(value)
 

@@ -149,7 +149,7 @@ def test_feature_quality_against_the_schema() -> None:
 def test_pipeline_rejects_unknown_models_once_models_are_declared() -> None:
     joined: list[object] = []
     stage = WindowStage({"m": ModelConfig()}, ["1h"])
-    pipeline = Pipeline({"m": ModelConfig()}, stage, joined.append)
+    pipeline = Pipeline({"m": ModelConfig()}, stage, joined.extend)
     assert pipeline.offer(sample(1, model="typo"), T0, T0) == UNKNOWN_MODEL
     assert pipeline.offer(sample(1), T0, T0) == ""
     assert len(joined) == 1
@@ -158,7 +158,7 @@ def test_pipeline_rejects_unknown_models_once_models_are_declared() -> None:
 def test_sampling_keeps_predictions_and_their_labels_alike() -> None:
     config = ModelConfig(sample_rate=0.25)
     joined: list[Sample | Label] = []
-    pipeline = Pipeline({"m": config}, WindowStage({"m": config}, ["1h"]), joined.append)
+    pipeline = Pipeline({"m": config}, WindowStage({"m": config}, ["1h"]), joined.extend)
     for i in range(4000):
         pipeline.offer(sample(i), T0, T0)
         pipeline.offer(Label(model="m", request_id=f"r{i}", label=1), T0, T0)
