@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import hashlib
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -40,6 +41,12 @@ class PluginContext:
         path = self.state_root / "plugins" / self.plugin
         path.mkdir(parents=True, exist_ok=True, mode=0o750)
         return path
+
+    def state_file(self, prefix: str, key: Sequence[str]) -> Path:
+        """`<state_dir>/<prefix>-<hash of key>.json`: per model and version, whatever their
+        names hold. Not created: call state_dir() before writing."""
+        digest = hashlib.sha256("\0".join(key).encode()).hexdigest()[:16]
+        return self.state_root / "plugins" / self.plugin / f"{prefix}-{digest}.json"
 
     def event(
         self,

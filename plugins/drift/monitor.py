@@ -11,7 +11,6 @@ cool-down, optionally POSTed to a pipeline trigger.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 from collections import deque
 from collections.abc import Sequence
 from pathlib import Path
@@ -88,7 +87,7 @@ class DriftMonitor(Monitor):
             return found
         configured = self.config.models.get(ident[0])
         paths = [Path(configured.reference)] if configured and configured.reference else []
-        paths.append(self._captured_path(ident))
+        paths.append(self.ctx.state_file("reference", ident))
         for path in paths:
             if path.exists():
                 try:
@@ -99,10 +98,6 @@ class DriftMonitor(Monitor):
                 found = self.references[ident] = st.Prepared(profile)
                 return found
         return None
-
-    def _captured_path(self, ident: Ident) -> Path:
-        digest = hashlib.sha256("\0".join(ident).encode()).hexdigest()[:16]
-        return self.ctx.state_root / "plugins" / self.ctx.plugin / f"reference-{digest}.json"
 
     def _capture(self, ident: Ident, columns: dict[str, np.ndarray]) -> None:
         """The first `reference_samples` production rows become the reference."""
@@ -118,7 +113,7 @@ class DriftMonitor(Monitor):
         self.references[ident] = st.Prepared(profile)
         try:
             self.ctx.state_dir()
-            profile.save(self._captured_path(ident))
+            profile.save(self.ctx.state_file("reference", ident))
         except OSError as exc:
             log.warning("cannot save the captured drift reference", error=str(exc))
         log.info("drift reference captured", model=ident[0], model_version=ident[1], rows=rows)

@@ -8,7 +8,6 @@ the event loop has scrapes to answer meanwhile.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import json
 import time
 import zlib
@@ -127,24 +126,21 @@ class QualityMonitor(Monitor):
         del self.reference[ident]
         self._save(ident, calibration)
 
-    def _path(self, ident: tuple[str, str]) -> str:
-        digest = hashlib.sha256("\0".join(ident).encode()).hexdigest()[:16]
-        return str(self.ctx.state_dir() / f"calibration-{digest}.json")
-
     def _save(self, ident: tuple[str, str], calibration: Calibration) -> None:
         assert calibration.curves is not None  # noqa: S101 - only fitted ones are saved
         body = {"model": ident[0], "model_version": ident[1],
                 "curves": [c.to_json() for c in calibration.curves]}
         try:
-            with open(self._path(ident), "w", encoding="utf-8") as fh:  # noqa: PTH123
-                json.dump(body, fh)
+            self.ctx.state_dir()
+            self.ctx.state_file("calibration", ident).write_text(json.dumps(body),
+                                                                 encoding="utf-8")
         except OSError as exc:
             log.warning("cannot save the CBPE calibration", error=str(exc))
 
     def _load(self, ident: tuple[str, str], k: int) -> Calibration:
         try:
-            with open(self._path(ident), encoding="utf-8") as fh:  # noqa: PTH123
-                body = json.load(fh)
+            body = json.loads(self.ctx.state_file("calibration", ident).read_text(
+                encoding="utf-8"))
             curves = [Isotonic(np.array(c["x"]), np.array(c["y"])) for c in body["curves"]]
         except (OSError, ValueError, KeyError, TypeError):
             return Calibration(None)
