@@ -54,7 +54,7 @@ class Event(msgspec.Struct, frozen=True, kw_only=True):
         return msgspec.json.encode(self)
 
 
-class Sample(msgspec.Struct, frozen=True, kw_only=True):
+class Sample(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     """One model prediction as recorded by a model server."""
 
     model: str
@@ -71,7 +71,7 @@ class Sample(msgspec.Struct, frozen=True, kw_only=True):
     features_json: bytes | None = None
 
 
-class Label(msgspec.Struct, frozen=True, kw_only=True):
+class Label(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     """The ground truth for an earlier (or later) prediction, joined by (model, request_id)."""
 
     model: str

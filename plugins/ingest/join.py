@@ -30,9 +30,10 @@ _SCHEMA = (
     "expires REAL, PRIMARY KEY (model, request_id)) WITHOUT ROWID",
     "CREATE INDEX IF NOT EXISTS predictions_expiry ON predictions (expires)",
     "CREATE INDEX IF NOT EXISTS labels_expiry ON labels (expires)",
-    "CREATE TEMP TABLE IF NOT EXISTS batch (model TEXT, request_id TEXT, "
-    "PRIMARY KEY (model, request_id)) WITHOUT ROWID",
 )
+# A waiting prediction keeps only what a join needs: [model_version, prediction, ts] as JSON.
+_INSERT = ("{verb} INTO predictions SELECT value ->> 0, value ->> 1, value -> 2, ?, 0 "
+           "FROM json_each(?)")
 
 
 @dataclass(frozen=True)
@@ -49,8 +50,9 @@ class LabelJoin(SqliteStore):
         self.path, self.ttl, self.max_waiting = path, ttl, max_waiting
         self.counts: Counter[str] = Counter()
         self._db = None
-        # A waiting prediction keeps only what a join needs: (model_version, prediction, ts).
         self._slim = msgspec.msgpack.Decoder(tuple[str, Any, str | float | None])
+        self._slim_json = msgspec.json.Decoder(tuple[str, Any, str | float | None])
+        self._json = msgspec.json.Encoder().encode
         self._label = msgspec.msgpack.Decoder(Label)
         self._encode = msgspec.msgpack.Encoder().encode
 
@@ -91,20 +93,23 @@ class LabelJoin(SqliteStore):
 
     def _samples_in(self, db: sqlite3.Connection, samples: dict[tuple[str, str], Sample],
                     expires: float) -> list[Joined]:
-        db.execute("DELETE FROM batch")
-        db.executemany("INSERT INTO batch VALUES (?, ?)", samples)
-        self.counts["duplicate_predictions"] += db.execute(
-            "SELECT COUNT(*) FROM predictions JOIN batch USING (model, request_id)"
-        ).fetchone()[0]
-        waiting = db.execute("SELECT model, request_id, body FROM labels "
-                             "JOIN batch USING (model, request_id)").fetchall()
-        found = {(model, rid): body for model, rid, body in waiting}
-        encode = self._encode
-        db.executemany("INSERT OR REPLACE INTO predictions VALUES (?, ?, ?, ?, ?)", [
-            (key[0], key[1], encode((s.model_version, s.prediction, s.ts)), expires,
-             1 if key in found else 0) for key, s in samples.items()])
+        """Set-based: the batch goes in as one JSON parameter, so SQLite walks it in C without
+        the GIL (executemany binds each row under it, and the ingest loop waits)."""
+        batch = self._json([(key[0], key[1], (s.model_version, s.prediction, s.ts))
+                            for key, s in samples.items()])
+        found: dict[tuple[str, str], Any] = {}
+        if db.execute("SELECT EXISTS (SELECT 1 FROM labels)").fetchone()[0]:
+            found = {(model, rid): body for model, rid, body in db.execute(
+                "SELECT l.model, l.request_id, l.body FROM json_each(?) j JOIN labels l "
+                "ON l.model = j.value ->> 0 AND l.request_id = j.value ->> 1", (batch,))}
+        inserted = db.execute(_INSERT.format(verb="INSERT OR IGNORE"), (expires, batch)).rowcount
+        if inserted < len(samples):  # repeated request ids: the newer prediction replaces
+            self.counts["duplicate_predictions"] += len(samples) - inserted
+            db.execute(_INSERT.format(verb="INSERT OR REPLACE"), (expires, batch))
         if not found:
             return []
+        db.executemany("UPDATE predictions SET labelled = 1 WHERE model = ? AND request_id = ?",
+                       list(found))
         db.executemany("DELETE FROM labels WHERE model = ? AND request_id = ?", list(found))
         return [Joined(samples[key], self._label.decode(body), replaces=False)
                 for key, body in found.items()]
@@ -120,11 +125,14 @@ class LabelJoin(SqliteStore):
         db.execute("UPDATE predictions SET labelled = 1 WHERE model = ? AND request_id = ?", key)
         return Joined(self._waiting(label, row[0]), label, replaces=bool(row[1]))
 
-    def _waiting(self, label: Label, body: bytes) -> Sample:
-        try:
-            version, prediction, ts = self._slim.decode(body)
-        except msgspec.DecodeError:  # written by 0.1 before the slim format: a whole Sample
-            return msgspec.msgpack.decode(body, type=Sample)
+    def _waiting(self, label: Label, body: str | bytes) -> Sample:
+        if isinstance(body, str):  # JSON now; msgpack as earlier builds wrote it
+            version, prediction, ts = self._slim_json.decode(body)
+        else:
+            try:
+                version, prediction, ts = self._slim.decode(body)
+            except msgspec.DecodeError:  # the earliest format: a whole Sample
+                return msgspec.msgpack.decode(body, type=Sample)
         return Sample(model=label.model, request_id=label.request_id, prediction=prediction,
                       model_version=version, ts=ts)
 

@@ -50,9 +50,14 @@ class ModelConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
                 raise FieldError(f"windows[{i}]", str(exc)) from None
 
 
+def request_hash(request_id: str) -> int:
+    """CRC32 of the request id: what the client SDK samples by, so every stage agrees."""
+    return zlib.crc32(request_id.encode())
+
+
 def keep_by_hash(request_id: str, rate: float) -> bool:
-    """The client SDK's rule (CRC32 of the request id), so predictions and labels agree."""
-    return rate >= 1.0 or zlib.crc32(request_id.encode()) < rate * HASH_SPACE
+    """The client SDK's rule, so predictions and their labels are sampled alike."""
+    return rate >= 1.0 or request_hash(request_id) < rate * HASH_SPACE
 
 
 class Budget:

@@ -11,7 +11,7 @@ import structlog
 from agent.components import Service
 from agent.supervisor import Backoff
 from plugins.ingest.config import IngestMqtt
-from plugins.ingest.decode import decode_many, split_records
+from plugins.ingest.decode import decode_body
 from plugins.ingest.tally import Tally
 from plugins.mqtt.config import tls_context
 
@@ -62,8 +62,8 @@ class IngestSubscriber(Service):
             self.tally.rejected[("", "too_large")] += 1
             return
         try:
-            lines = split_records(bytes(payload))
+            decoded = decode_body(bytes(payload))
         except ValueError:
             self.tally.rejected[("", "invalid_json")] += 1
             return
-        self.tally.count_many(decode_many(lines))
+        self.tally.count_many(decoded)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from agent.model import Label, Sample
 from plugins.ingest.columns import class_name
@@ -55,17 +55,34 @@ class Pipeline:
         reason = self._admit(record, now)
         if not reason:
             if isinstance(record, Sample):
-                self.windows.add(record, ts, now)
-            self.join([record])
+                if self.windows.add(record, ts, now):
+                    self.join([record])
+            elif self.windows.wanted([record]):
+                self.join([record])
         return reason
 
-    def offer_many(self, records: list[Sample | Label], now: float) -> list[str]:
-        """A batch that arrived at `now` (the agent): a reason per record, '' if accepted."""
-        reasons = [self._admit(record, now) for record in records]
-        accepted = [r for r, why in zip(records, reasons, strict=True) if not why]
-        self.windows.add_many([r for r in accepted if isinstance(r, Sample)], now)
-        self.join(accepted)
-        return reasons
+    def offer_many(self, records: Sequence[Sample | Label], now: float) -> dict[int, str]:
+        """A batch that arrived at `now` (the agent): why not, by index, for those refused.
+
+        Only the predictions a window keeps, and the labels that may be theirs, go on to the
+        label join: at high rates most predictions are counted in a window and let go.
+        """
+        if not self.models and not self.budgets and all(type(r) is Sample for r in records):
+            counts = Counter(r.model for r in records)  # the fast path: keep every sample
+            self.seen.update(counts)
+            self.kept.update(counts)
+            accepted, refused = records, {}
+        else:
+            refused = {i: why for i, r in enumerate(records) if (why := self._admit(r, now))}
+            accepted = [r for i, r in enumerate(records) if i not in refused] \
+                if refused else records
+        samples = [r for r in accepted if type(r) is Sample]
+        kept: list[Sample | Label] = list(self.windows.add_many(samples, now)) if samples else []
+        if len(samples) < len(accepted):
+            kept += self.windows.wanted([r for r in accepted if type(r) is Label])
+        if kept:
+            self.join(kept)
+        return refused
 
     def _admit(self, record: Sample | Label, now: float) -> str:
         config = self.models.get(record.model)

@@ -11,7 +11,7 @@ import structlog
 
 from agent.components import Service
 from plugins.ingest.config import IngestConfig
-from plugins.ingest.decode import decode_many
+from plugins.ingest.decode import decode_ndjson
 from plugins.ingest.tally import Tally
 
 log = structlog.get_logger("inferwatch")
@@ -64,36 +64,43 @@ class IngestService(Service):
             writer.close()
 
     async def _lines(self, reader: asyncio.StreamReader) -> None:
-        """Split on newlines ourselves: an oversized line is skipped, never buffered whole."""
-        limit, buffer, skipping = self.config.max_record_bytes, bytearray(), False
+        """Whole lines go on a chunk at a time; an oversized line is skipped, never buffered."""
+        limit, rest, skipping = self.config.max_record_bytes, b"", False
         while chunk := await reader.read(262_144):
             self.tally.bytes += len(chunk)
-            lines, start = [], 0
-            while (end := chunk.find(b"\n", start)) != -1:
-                if skipping:
-                    skipping = False
-                    self.tally.rejected[("", "too_large")] += 1
-                elif buffer:
-                    buffer += chunk[start:end]
-                    lines.append(bytes(buffer))
-                    buffer.clear()
-                else:
-                    lines.append(chunk[start:end])
-                start = end + 1
-            self._accept(lines, limit)
-            if not skipping:
-                buffer += chunk[start:]
-                skipping = len(buffer) > limit
-                if skipping:
-                    buffer.clear()
-        self._accept([bytes(buffer)], limit)  # a last line without its newline: truncated?
-
-    def _accept(self, lines: list[bytes], limit: int) -> None:
-        usable = []
-        for line in lines:
-            if len(line) > limit:
+            if skipping:  # the rest of a line already too long
+                end = chunk.find(b"\n")
+                if end == -1:
+                    continue
+                skipping, chunk = False, chunk[end + 1:]
                 self.tally.rejected[("", "too_large")] += 1
-            elif line.strip():
-                usable.append(line)
-        if usable:
-            self.tally.count_many(decode_many(usable))
+            last = chunk.rfind(b"\n")
+            if last == -1:
+                rest += chunk
+            else:
+                self._accept(rest + chunk[:last] if rest else chunk[:last], limit)
+                rest = chunk[last + 1:]
+            if len(rest) > limit:
+                rest, skipping = b"", True
+        if rest.strip():
+            self._accept(rest, limit)  # a last line without its newline: truncated?
+
+    def _accept(self, data: bytes, limit: int) -> None:
+        if not _lines_within(data, limit):
+            lines = data.split(b"\n")
+            self.tally.rejected[("", "too_large")] += sum(len(line) > limit for line in lines)
+            data = b"\n".join(line for line in lines if len(line) <= limit)
+        decoded = decode_ndjson(data) if data.strip() else []
+        if decoded:
+            self.tally.count_many(decoded)
+
+
+def _lines_within(data: bytes, limit: int) -> bool:
+    """Whether no line of `data` is longer than `limit`, in len/limit steps, not per line."""
+    pos, end = 0, len(data)
+    while end - pos > limit:
+        newline = data.rfind(b"\n", pos, pos + limit + 1)
+        if newline == -1:
+            return False
+        pos = newline + 1
+    return True

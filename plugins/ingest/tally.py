@@ -31,20 +31,33 @@ class Tally:
         return OTHER
 
     def count_many(self, decoded: list[tuple[Sample | Label | None, str]]) -> list[str]:
-        """Count decoded records and pass the usable ones on, as one batch."""
+        """Count decoded records (a reason each for those unusable) and pass the rest on."""
         reasons = [why for _, why in decoded]
-        usable = [(i, r) for i, (r, _) in enumerate(decoded) if r is not None]
-        for (_, why) in decoded:
+        for why in reasons:
             if why:
                 self.rejected[("", why)] += 1
-        verdicts = [""] * len(usable)
-        if self.pipeline is not None and usable:
-            verdicts = self.pipeline.offer_many([r for _, r in usable], time.time())
-        for (i, record), verdict in zip(usable, verdicts, strict=True):
-            if verdict == UNKNOWN_MODEL:
-                self.rejected[(OTHER, UNKNOWN_MODEL)] += 1
-                reasons[i] = verdict
-                continue
-            model = self.model(record.model)
-            (self.received if isinstance(record, Sample) else self.labels)[model] += 1
+        usable = [r for r, _ in decoded if r is not None]
+        refused = self.accept(usable) if usable else {}
+        if refused:
+            where = [i for i, (r, _) in enumerate(decoded) if r is not None]
+            for j, why in refused.items():
+                reasons[where[j]] = why
         return reasons
+
+    def accept(self, records: list[Sample | Label]) -> dict[int, str]:
+        """Usable records, as one batch: the reason by index for those refused."""
+        refused: dict[int, str] = {}
+        if self.pipeline is not None:
+            refused = {i: why for i, why in
+                       self.pipeline.offer_many(records, time.time()).items()
+                       if why == UNKNOWN_MODEL}  # sampled out still counts as received
+        if refused:
+            self.rejected[(OTHER, UNKNOWN_MODEL)] += len(refused)
+            records = [r for i, r in enumerate(records) if i not in refused]
+        samples = Counter(r.model for r in records if type(r) is Sample)
+        for name, count in samples.items():
+            self.received[self.model(name)] += count
+        if samples.total() < len(records):
+            for name, count in Counter(r.model for r in records if type(r) is Label).items():
+                self.labels[self.model(name)] += count
+        return refused

@@ -4,15 +4,15 @@ once, and a window is the concatenation of its last `size/step` panes.
 A window is handed out when its last pane closes (`final = False`, with the labels joined so
 far) and again `label_wait` later (`final = True`, with every label that came in time); with
 `label_wait = 0` only the final one. Time is the caller's: wall time in the agent, sample
-time in `inferwatch replay`. Memory is bounded by `max_rows` per window (a uniform
-reservoir sample beyond it; `n` still counts everything).
+time in `inferwatch replay`. Memory is bounded by `max_rows` per window (beyond it a uniform
+sample: the rows whose request ids hash lowest; `n` still counts everything). Only the
+predictions a pane keeps go on to the label join: a label for any other could land nowhere.
 """
 
 from __future__ import annotations
 
+import heapq
 import math
-import random
-import zlib
 from collections import Counter, deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -23,7 +23,9 @@ from agent.model import Label, Sample
 from agent.window import Window, WindowSpec
 from plugins.ingest import columns as col
 from plugins.ingest.join import Joined
-from plugins.ingest.models import ModelConfig
+from plugins.ingest.models import HASH_SPACE, ModelConfig, request_hash
+
+SLOT = (1 << 32) - 1
 
 
 @dataclass
@@ -42,53 +44,47 @@ class Pane:
     columns: col.Columns | None = None
     classes: list[str] = field(default_factory=list)
     finalized: bool = False
-    _weight: float = 0.0
-    _next: int = 0
+    # Bottom-k sampling: the `cap` samples with the smallest request-id hash, a uniform sample
+    # that a label can be checked against (`threshold`) without storing its prediction.
+    heap: list[int] = field(default_factory=list)  # -(hash << 32 | slot): the max on top
+    threshold: int = HASH_SPACE  # a hash at or above this cannot enter (once full)
 
-    def add(self, sample: Sample, ts: float, rng: random.Random) -> None:
+    def add(self, sample: Sample, ts: float, h: int) -> bool:
+        """Whether the pane keeps the sample (`h`: its request-id hash)."""
         self.seen += 1
-        if self.seen <= self.cap:
-            self.index[sample.request_id] = len(self.samples)
+        if h >= self.threshold:
+            return False
+        if len(self.samples) < self.cap:
+            slot = len(self.samples)
             self.samples.append(sample)
             self.ts.append(ts)
-            if self.seen == self.cap:
-                self._weight = math.exp(math.log(rng.random() or 1e-300) / self.cap)
-                self._skip(rng)
-            return
-        if self.seen < self._next:  # reservoir sampling, Algorithm L: most samples skip here
-            return
-        slot = rng.randrange(self.cap)
-        old = self.samples[slot].request_id
-        if self.index.get(old) == slot:  # a repeated request id may point elsewhere
-            del self.index[old]
+            heapq.heappush(self.heap, -(h << 32 | slot))
+            if slot + 1 == self.cap:
+                self.threshold = -self.heap[0] >> 32
+        else:
+            slot = -self.heap[0] & SLOT  # the largest hash kept leaves; the new one takes its slot
+            heapq.heapreplace(self.heap, -(h << 32 | slot))
+            old = self.samples[slot].request_id
+            if self.index.get(old) == slot:  # a repeated request id may point elsewhere
+                del self.index[old]
+            self.samples[slot], self.ts[slot] = sample, ts
+            self.threshold = -self.heap[0] >> 32
         self.index[sample.request_id] = slot
-        self.samples[slot], self.ts[slot] = sample, ts
-        self._weight *= math.exp(math.log(rng.random() or 1e-300) / self.cap)
-        self._skip(rng)
+        return True
 
-    def add_many(self, samples: list[Sample], ts: float, rng: random.Random) -> None:
-        """Like add() for each, but the skipped samples of a full reservoir cost nothing."""
-        i, n = 0, len(samples)
-        while i < n and self.seen < self.cap:
-            self.add(samples[i], ts, rng)
+    def add_many(self, samples: list[Sample], hashes: list[int], ts: float) -> list[int]:
+        """Like add() for each; the indices of those kept. A full pane skips most unseen."""
+        kept, i, n = [], 0, len(samples)
+        while i < n and len(self.samples) < self.cap:  # filling: every sample enters
+            if self.add(samples[i], ts, hashes[i]):
+                kept.append(i)
             i += 1
-        while i < n:
-            jump = self._next - self.seen - 1  # samples to pass over before the next taken
-            if jump >= n - i:
-                self.seen += n - i
-                return
-            self.seen += jump
-            i += jump
-            self.add(samples[i], ts, rng)
-            i += 1
-
-    def _skip(self, rng: random.Random) -> None:
-        """The next sample to take (Li 1994): a geometric jump, not a draw per sample."""
-        if self._weight >= 1.0:
-            self._next = self.seen + 1
-            return
-        jump = math.log(rng.random() or 1e-300) / math.log1p(-self._weight)
-        self._next = self.seen + 1 + int(min(jump, 1e15))
+        if i < n:
+            limit = self.threshold  # only falls as samples enter: a superset of the takers
+            candidates = [j for j in range(i, n) if hashes[j] < limit]
+            self.seen += n - i - len(candidates)
+            kept += [j for j in candidates if self.add(samples[j], ts, hashes[j])]
+        return kept
 
     def build(self) -> None:
         """The expensive part; safe in a worker thread (reads only this pane's lists)."""
@@ -142,8 +138,6 @@ class Stream:
         self.open: dict[WindowSpec, Pane] = {}
         self.closed: dict[WindowSpec, deque[Pane]] = {spec: deque() for spec in specs}
         self.count = 0
-        seed = zlib.crc32(f"{model}\0{version}".encode())
-        self.rng = random.Random(seed)  # noqa: S311 - sampling, not secrets; deterministic
 
     def detect(self, sample: Sample) -> None:
         if self.task:
@@ -189,38 +183,79 @@ class WindowStage:
                                                 max_features=self.max_features)
         return stream
 
-    def add(self, sample: Sample, ts: float, now: float) -> None:
-        """`ts`: the sample's time; a sample for a pane that has closed goes to the current one."""
+    def add(self, sample: Sample, ts: float, now: float) -> bool:
+        """`ts`: the sample's time (a sample for a closed pane goes to the current one).
+
+        Whether any pane kept it: only those need their label.
+        """
         stream = self.stream(sample)
         stream.detect(sample)
         stream.count += 1
+        h, kept = request_hash(sample.request_id), False
         for spec in stream.specs:
             pane, ts = self._pane(stream, spec, ts, now)
-            pane.add(sample, ts, stream.rng)
+            kept = pane.add(sample, ts, h) or kept
             if spec.by_count and pane.seen >= spec.step:
                 pane.end = ts
                 self._close(stream, spec, pane, now)
+        return kept
 
-    def add_many(self, samples: list[Sample], now: float) -> None:
-        """The agent's path: a batch that arrived at `now`, so one pane per time window."""
-        streams: dict[tuple[str, str], list[Sample]] = {}
-        for sample in samples:
-            streams.setdefault((sample.model, sample.model_version), []).append(sample)
-        for group in streams.values():
+    def add_many(self, samples: list[Sample], now: float) -> list[Sample]:
+        """The agent's path: a batch that arrived at `now`; returns the samples a pane kept."""
+        if len({s.model for s in samples}) == 1 and len({s.model_version for s in samples}) == 1:
+            groups = [samples]  # the usual batch: one model, one version
+        else:
+            by_key: dict[tuple[str, str], list[Sample]] = {}
+            for sample in samples:
+                by_key.setdefault((sample.model, sample.model_version), []).append(sample)
+            groups = list(by_key.values())
+        out: list[Sample] = []
+        for group in groups:
             stream = self.stream(group[0])
             stream.detect(group[0])
             stream.count += len(group)
+            hashes = [request_hash(s.request_id) for s in group]
+            kept: set[int] = set()
             for spec in stream.specs:
                 if spec.by_count:
-                    for sample in group:
+                    for i, sample in enumerate(group):
                         pane, _ = self._pane(stream, spec, now, now)
-                        pane.add(sample, now, stream.rng)
+                        if pane.add(sample, now, hashes[i]):
+                            kept.add(i)
                         if pane.seen >= spec.step:
                             pane.end = now
                             self._close(stream, spec, pane, now)
                 else:
                     pane, _ = self._pane(stream, spec, now, now)
-                    pane.add_many(group, now, stream.rng)
+                    kept.update(pane.add_many(group, hashes, now))
+            out += group if len(kept) == len(group) else [group[i] for i in sorted(kept)]
+        return out
+
+    def wanted(self, labels: list[Label]) -> list[Label]:
+        """The labels whose prediction a pane may hold; the others are counted, not stored.
+
+        A model with no pane yet keeps them all: a label may come before its prediction.
+        """
+        limits: dict[str, int] = {}
+        out = []
+        for label in labels:
+            limit = limits.get(label.model)
+            if limit is None:
+                limit = limits[label.model] = self._limit(label.model)
+            if request_hash(label.request_id) <= limit:  # the highest kept is in
+                out.append(label)
+        if len(out) < len(labels):
+            self.counts["labels_outside_windows"] += len(labels) - len(out)
+        return out
+
+    def _limit(self, model: str) -> int:
+        """The highest hash a live pane of `model` admits (HASH_SPACE: any)."""
+        panes = [p for p in self.ready if p.stream.model == model]
+        for (name, _), stream in self.streams.items():
+            if name == model:
+                panes += stream.open.values()
+                panes += [p for closed in stream.closed.values() for p in closed]
+        return max((p.threshold for p in panes), default=HASH_SPACE)
 
     def _pane(self, stream: Stream, spec: WindowSpec, ts: float, now: float
               ) -> tuple[Pane, float]:

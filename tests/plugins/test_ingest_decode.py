@@ -10,7 +10,15 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from agent.model import Label, Sample
-from plugins.ingest.decode import decode, feature_values
+from plugins.ingest.decode import (
+    decode,
+    decode_body,
+    decode_many,
+    decode_ndjson,
+    feature_values,
+    split_records,
+)
+from plugins.ingest.socket import _lines_within
 
 REASONS = {"invalid_json", "not_an_object", "invalid_field", "no_model", "no_request_id",
            "no_prediction", "too_deep", "invalid_utf8"}
@@ -85,3 +93,42 @@ def test_odd_feature_values_do_not_cost_the_record() -> None:
     assert feature_values(sample) == {}
     label, _ = decode(b'{"model": "fraud", "request_id": "17", "label": 0}')
     assert label == Label(model="fraud", request_id="17", label=0)
+
+
+record_lines = st.lists(
+    st.sampled_from([b'{"model": "m", "request_id": "a", "prediction": 1}',
+                     b'{"model": "m", "request_id": 7, "label": 0}',
+                     b'{"model": "m", "request_id": "b", "prediction": 1}, {"model": "m"}',
+                     b'{"model": "m"}', b'{"request_id": "c", "prediction": 0}', b"[1]",
+                     b"", b"  ", b'{"model": "m", "request_id": "d"', b"\xff\xfe", b"null"])
+    | st.binary(max_size=40), max_size=12)
+
+
+@given(record_lines)
+def test_a_whole_chunk_gets_the_verdicts_its_lines_would(lines: list[bytes]) -> None:
+    """The socket's one-call path must never accept what the line-by-line path refuses."""
+    joined = b"\n".join(lines)
+    if not joined.strip():
+        return
+    expected = [decode(line) for line in joined.split(b"\n") if line.strip()]
+    assert decode_ndjson(joined) == expected
+
+
+@given(record_lines)
+def test_an_http_body_is_an_array_or_ndjson(lines: list[bytes]) -> None:
+    body = b"\n".join(lines)
+    try:
+        array = decode_body(b"[" + b",".join(line for line in lines if line.strip()) + b"]")
+    except ValueError:
+        return  # not a JSON array: refused whole, as split_records does
+    assert array == decode_many(split_records(
+        b"[" + b",".join(line for line in lines if line.strip()) + b"]"))
+    if body.strip() and not body.lstrip().startswith(b"["):  # NDJSON
+        assert decode_body(body) == [decode(line) for line in body.split(b"\n") if line.strip()]
+
+
+@given(st.lists(st.integers(0, 60), max_size=30), st.integers(1, 50))
+def test_the_line_length_check_skips_ahead_but_misses_no_long_line(lengths: list[int],
+                                                                      limit: int) -> None:
+    data = b"\n".join(b"x" * n for n in lengths)
+    assert _lines_within(data, limit) == all(n <= limit for n in lengths)

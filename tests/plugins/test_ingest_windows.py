@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from agent.model import Label, Sample
 from agent.window import Window, WindowSpec
-from plugins.ingest.models import FeatureSpec, ModelConfig, keep_by_hash
+from plugins.ingest.models import FeatureSpec, ModelConfig, keep_by_hash, request_hash
 from plugins.ingest.pipeline import UNKNOWN_MODEL, Pipeline, parse_ts
 from plugins.ingest.windows import WindowStage
 
@@ -195,3 +195,42 @@ def test_parse_ts_formats() -> None:
     assert parse_ts("1800000000.5") == 1_800_000_000.5
     assert parse_ts("2027-01-15T08:00:00+01:00") == parse_ts("2027-01-15T07:00:00Z")
     assert parse_ts("yesterday") is None
+
+
+def test_a_full_pane_keeps_the_lowest_hashes_and_only_those_go_to_the_join() -> None:
+    joined: list[Sample | Label] = []
+    stage = WindowStage({}, ["1h"], label_wait=0, max_rows=50)
+    pipeline = Pipeline({}, stage, joined.extend)
+    batch = [sample(i) for i in range(2000)]
+    for start in range(0, 2000, 100):
+        assert pipeline.offer_many(batch[start:start + 100], T0) == {}
+    lowest = sorted(batch, key=lambda s: request_hash(s.request_id))[:50]
+    (pane,) = stage.streams[("m", "")].open.values()
+    assert {s.request_id for s in pane.samples} == {s.request_id for s in lowest}
+    assert pane.seen == 2000
+    stored = {r.request_id for r in joined}
+    assert stored >= {s.request_id for s in lowest}
+    assert len(stored) < 400  # k(1 + ln(n/k)) ~ 234 predictions stored, not 2,000
+    # A label whose prediction no pane can hold is counted, not stored.
+    labels = [Label(model="m", request_id=s.request_id, label=1) for s in batch]
+    joined.clear()
+    pipeline.offer_many(labels, T0)
+    assert {r.request_id for r in joined} == {s.request_id for s in lowest}
+    assert stage.counts["labels_outside_windows"] == 2000 - 50
+    # A model with no pane yet: its labels wait for their predictions.
+    joined.clear()
+    pipeline.offer_many([Label(model="new", request_id="x", label=1)], T0)
+    assert len(joined) == 1
+
+
+@given(st.lists(st.integers(0, 2**32 - 1), max_size=300), st.integers(1, 40))
+def test_bottom_k_matches_a_sort(hashes: list[int], cap: int) -> None:
+    stage = WindowStage({}, ["1h"], label_wait=0, max_rows=cap)
+    group = [sample(i) for i in range(len(hashes))]
+    pane, _ = stage._pane(stage.stream(sample(0)), stage.default_specs[0], T0, T0)
+    kept = pane.add_many(group, hashes, T0)
+    survivors = sorted(range(len(hashes)), key=lambda i: (hashes[i], i))[:cap]
+    in_pane = {int(s.request_id[1:]) for s in pane.samples}
+    assert sorted(hashes[i] for i in in_pane) == sorted(hashes[i] for i in survivors)
+    assert in_pane <= set(kept)
+    assert pane.seen == len(hashes)
