@@ -14,12 +14,15 @@ from __future__ import annotations
 
 import argparse
 import http.client
+import itertools
 import json
 import os
+import queue
 import random
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -49,23 +52,31 @@ def sender(path: str, mode: str, seconds: float, port: int) -> None:
     """Runs in its own process: sends for `seconds`, new request ids each round."""
     deadline = time.monotonic() + seconds
     base = records(BATCH * 10)
-    round_ = 0
+    # Rounds are built in a thread while the last is sent (sending lets go of the GIL), so
+    # the agent never waits for the sender to make up its next records.
+    ready: queue.Queue[list[bytes]] = queue.Queue(maxsize=4)
+
+    def build() -> None:
+        for number in itertools.count(1):
+            tag = b'"r-%d-' % number
+            records = [r.replace(b'"r-1-', tag) for r in base]
+            if mode == "socket":
+                ready.put([b"\n".join(records) + b"\n"])
+            else:
+                ready.put([b"\n".join(records[i:i + BATCH]) for i in range(0, len(records), BATCH)])
+
+    threading.Thread(target=build, daemon=True).start()
     if mode == "socket":
         with socket.socket(socket.AF_UNIX) as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4 << 20)
             sock.connect(path)
             while time.monotonic() < deadline:
-                round_ += 1
-                tag = b'"r-%d-' % round_
-                sock.sendall(b"\n".join(r.replace(b'"r-1-', tag) for r in base) + b"\n")
+                sock.sendall(ready.get()[0])
         return
     conn = http.client.HTTPConnection("127.0.0.1", port)
     while time.monotonic() < deadline:
-        round_ += 1
-        tag = b'"r-%d-' % round_
-        for start in range(0, len(base), BATCH):
-            body = b"\n".join(r.replace(b'"r-1-', tag) for r in base[start:start + BATCH])
-            conn.request("POST", "/v1/samples", body,
-                         {"Content-Type": "application/x-ndjson"})
+        for body in ready.get():
+            conn.request("POST", "/v1/samples", body, {"Content-Type": "application/x-ndjson"})
             conn.getresponse().read()
 
 

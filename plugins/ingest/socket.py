@@ -21,14 +21,15 @@ class IngestService(Service):
     def __init__(self, path: Path, config: IngestConfig, tally: Tally) -> None:
         super().__init__("socket")
         self.path, self.config, self.tally = path, config, tally
-        self._server: asyncio.Server | None = None
-        self._clients: dict[asyncio.Task[None], asyncio.StreamWriter] = {}
+        self._server: asyncio.AbstractServer | None = None
+        self._clients: set[asyncio.Transport] = set()
 
     async def start(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with contextlib.suppress(FileNotFoundError):
             self.path.unlink()  # a stale socket from a killed agent
-        self._server = await asyncio.start_unix_server(self._handle, str(self.path))
+        loop = asyncio.get_running_loop()
+        self._server = await loop.create_unix_server(lambda: _Connection(self), str(self.path))
         os.chmod(self.path, self.config.socket_mode)  # noqa: PTH101 - a socket, not a file we own by Path
         log.info("ingestion socket listening", path=str(self.path))
 
@@ -40,64 +41,96 @@ class IngestService(Service):
         if self._server is not None:
             self._server.close()
             self._server = None
-        # Python 3.11 logs a traceback for a connection handler still running when the loop
-        # ends; closing the connections lets each handler finish on its own (end of input).
-        for writer in list(self._clients.values()):
-            writer.transport.abort()
-        if self._clients:
-            await asyncio.wait(list(self._clients), timeout=1.0)
+        for transport in list(self._clients):
+            transport.abort()
         with contextlib.suppress(FileNotFoundError):
             self.path.unlink()
 
-    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        task = asyncio.current_task()
-        assert task is not None  # noqa: S101 - a handler runs in its own task
-        self._clients[task] = writer
-        self.tally.connections += 1
-        try:
-            await self._lines(reader)
-        except (ConnectionError, OSError):
-            pass
-        finally:
-            self.tally.connections -= 1
-            self._clients.pop(task, None)
-            writer.close()
 
-    async def _lines(self, reader: asyncio.StreamReader) -> None:
-        """Whole lines go on a chunk at a time; an oversized line is skipped, never buffered."""
-        limit, rest, skipping = self.config.max_record_bytes, b"", False
-        while chunk := await reader.read(262_144):
-            self.tally.bytes += len(chunk)
-            if skipping:  # the rest of a line already too long
-                end = chunk.find(b"\n")
-                if end == -1:
-                    continue
-                skipping, chunk = False, chunk[end + 1:]
-                self.tally.rejected[("", "too_large")] += 1
-            last = chunk.rfind(b"\n")
-            if last == -1:
-                rest += chunk
-            else:
-                self._accept(rest + chunk[:last] if rest else chunk[:last], limit)
-                rest = chunk[last + 1:]
-            if len(rest) > limit:
-                rest, skipping = b"", True
-        if rest.strip():
-            self._accept(rest, limit)  # a last line without its newline: truncated?
+class _Connection(asyncio.Protocol):
+    """A protocol, not a stream reader: each chunk is split and decoded as the socket hands it
+    over (no second buffer, no pause/resume round trips); while it is, the client waits."""
 
-    def _accept(self, data: bytes, limit: int) -> None:
-        if not _lines_within(data, limit):
-            lines = data.split(b"\n")
+    def __init__(self, service: IngestService) -> None:
+        self.service = service
+        self.lines = Lines(service.config.max_record_bytes, service.tally)
+        self.transport: asyncio.Transport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)  # noqa: S101 - a stream socket
+        self.transport = transport
+        self.service._clients.add(transport)
+        self.service.tally.connections += 1
+
+    def data_received(self, data: bytes) -> None:
+        self.lines.feed(data)
+
+    def eof_received(self) -> bool:
+        self.lines.close()
+        return False  # close our end too
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.transport is not None:
+            self.service._clients.discard(self.transport)
+            self.service.tally.connections -= 1
+            self.transport = None
+
+
+class Lines:
+    """Splits a byte stream into lines and decodes whole ones a chunk at a time.
+
+    A line longer than `limit` is counted and skipped, never buffered whole.
+    """
+
+    def __init__(self, limit: int, tally: Tally) -> None:
+        self.limit, self.tally = limit, tally
+        self.rest, self.skipping = b"", False
+
+    def feed(self, chunk: bytes) -> None:
+        self.tally.bytes += len(chunk)
+        if self.skipping:  # the rest of a line already too long
+            end = chunk.find(b"\n")
+            if end == -1:
+                return
+            self.skipping, chunk = False, chunk[end + 1:]
+            self.tally.rejected[("", "too_large")] += 1
+        last = chunk.rfind(b"\n")
+        if last == -1:
+            self.rest += chunk
+        else:
+            first = 0
+            if self.rest:  # the line the last chunk ended in: on its own, not copied in front
+                first = chunk.find(b"\n") + 1
+                self._accept(self.rest + chunk[:first - 1])
+            if first < last:
+                self._accept(chunk, first, last)
+            self.rest = chunk[last + 1:]
+        if len(self.rest) > self.limit:
+            self.rest, self.skipping = b"", True
+
+    def close(self) -> None:
+        """End of input: a last line without its newline (truncated?) is judged as it is."""
+        if self.skipping:
+            self.tally.rejected[("", "too_large")] += 1
+        elif self.rest.strip():
+            self._accept(self.rest)
+        self.rest, self.skipping = b"", False
+
+    def _accept(self, data: bytes, start: int = 0, end: int | None = None) -> None:
+        """The lines of data[start:end]."""
+        limit = self.limit
+        if not _lines_within(data, limit, start, end):
+            lines = data[start:end].split(b"\n")
             self.tally.rejected[("", "too_large")] += sum(len(line) > limit for line in lines)
-            data = b"\n".join(line for line in lines if len(line) <= limit)
-        decoded = decode_ndjson(data) if data.strip() else []
+            data, start, end = b"\n".join(line for line in lines if len(line) <= limit), 0, None
+        decoded = decode_ndjson(data, start, end)
         if decoded:
             self.tally.count_many(decoded)
 
 
-def _lines_within(data: bytes, limit: int) -> bool:
-    """Whether no line of `data` is longer than `limit`, in len/limit steps, not per line."""
-    pos, end = 0, len(data)
+def _lines_within(data: bytes, limit: int, start: int = 0, end: int | None = None) -> bool:
+    """Whether no line of data[start:end] is longer than `limit`, in len/limit steps."""
+    pos, end = start, len(data) if end is None else end
     while end - pos > limit:
         newline = data.rfind(b"\n", pos, pos + limit + 1)
         if newline == -1:

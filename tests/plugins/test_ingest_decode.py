@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import itertools
 import json
+from collections import Counter
 
 import msgspec
 import pytest
@@ -18,7 +20,8 @@ from plugins.ingest.decode import (
     feature_values,
     split_records,
 )
-from plugins.ingest.socket import _lines_within
+from plugins.ingest.socket import Lines, _lines_within
+from plugins.ingest.tally import Tally
 
 REASONS = {"invalid_json", "not_an_object", "invalid_field", "no_model", "no_request_id",
            "no_prediction", "too_deep", "invalid_utf8"}
@@ -132,3 +135,30 @@ def test_the_line_length_check_skips_ahead_but_misses_no_long_line(lengths: list
                                                                       limit: int) -> None:
     data = b"\n".join(b"x" * n for n in lengths)
     assert _lines_within(data, limit) == all(n <= limit for n in lengths)
+
+
+@given(st.lists(st.sampled_from([b'{"model": "m", "request_id": "a", "prediction": 1}',
+                                 b'{"model": "m", "request_id": 7, "label": 0}',
+                                 b'{"model": "m", "request_id": "' + b"z" * 1100 + b'", '
+                                 b'"prediction": 1}', b"", b"{oops", b"  "]), max_size=30),
+       st.lists(st.integers(0, 40_000), max_size=8), st.booleans())
+def test_the_socket_counts_the_same_however_the_stream_is_cut(
+        lines: list[bytes], cuts: list[int], newline_at_end: bool) -> None:
+    limit = 1024
+    data = b"\n".join(lines) + (b"\n" if newline_at_end else b"")
+    tally = Tally(10)
+    stream = Lines(limit, tally)
+    points = sorted({0, len(data), *(c % (len(data) + 1) for c in cuts)})
+    for a, b in itertools.pairwise(points):
+        stream.feed(data[a:b])
+    stream.close()
+    expected: Counter[str] = Counter()
+    for line in data.split(b"\n"):
+        if len(line) > limit:
+            expected["too_large"] += 1
+        elif line.strip():
+            record, why = decode(line)
+            expected[why or type(record).__name__] += 1
+    got = Counter({why: n for (_, why), n in tally.rejected.items()})
+    got.update({"Sample": tally.received.total(), "Label": tally.labels.total()})
+    assert +got == +expected
