@@ -56,6 +56,29 @@ class WindowSpec:
         return int(self.size // self.step)
 
 
+@dataclass(frozen=True)
+class Coded:
+    """A categorical column as integer codes into `levels` (-1 where missing): what a monitor
+    counts with `np.bincount` instead of hashing every string again."""
+
+    codes: np.ndarray  # intp, one per row
+    levels: tuple[str, ...]
+
+    @classmethod
+    def of(cls, values: np.ndarray) -> Coded:
+        """From an object array of strings and None (one dict lookup per row)."""
+        items = values.tolist()
+        levels = tuple(v for v in dict.fromkeys(items) if v is not None)
+        index: dict[Any, int] = {v: i for i, v in enumerate(levels)}
+        index[None] = -1
+        return cls(np.fromiter(map(index.__getitem__, items), np.intp, len(items)), levels)
+
+    def counts(self) -> dict[str, int]:
+        """Rows per level (missing rows left out)."""
+        found = np.bincount(self.codes + 1, minlength=len(self.levels) + 1)[1:]
+        return dict(zip(self.levels, found.tolist(), strict=True))
+
+
 @dataclass
 class Window:
     """One model, one window. Rows are samples; arrays are aligned on them.
@@ -64,8 +87,9 @@ class Window:
     `scores[i, k]` is the score of `classes[k]` (NaN where the sample sent none).
     Regression: `y_pred`/`y_true` are floats, NaN where no label.
     Features: float64 with NaN for missing/invalid (numeric), object arrays with None
-    (categorical). `n` counts every sample of the window; the arrays hold at most the
-    configured maximum (a uniform reservoir sample beyond it).
+    (categorical); `coded` holds the categorical ones as integer codes too, where the
+    window stage built them. `n` counts every sample of the window; the arrays hold at most
+    the configured maximum (a uniform sample beyond it).
     """
 
     model: str
@@ -81,6 +105,7 @@ class Window:
     positive: int = -1  # index of the positive class for a binary model, else -1
     scores: np.ndarray | None = None
     features: dict[str, np.ndarray] = field(default_factory=dict)
+    coded: dict[str, Coded] = field(default_factory=dict)  # categorical features, same rows
     group: np.ndarray | None = None
     quality: dict[str, dict[str, float]] = field(default_factory=dict)
     final: bool = True

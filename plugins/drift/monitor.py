@@ -23,7 +23,7 @@ import structlog
 from agent.components import Monitor
 from agent.context import PluginContext
 from agent.model import Event, Severity
-from agent.window import Window
+from agent.window import Coded, Window
 from plugins.drift import statistics as st
 from plugins.drift.config import DriftConfig
 from plugins.drift.profile import Profile, build
@@ -36,11 +36,21 @@ Ident = tuple[str, str]  # model, model_version
 Key = tuple[str, str, str]  # ... and window spec
 
 
+def coded_columns(window: Window) -> dict[str, Coded]:
+    """The categorical columns of drift_columns() as codes, where they are to be had cheaply."""
+    coded = dict(window.coded)
+    if window.task == "classification" and window.rows:
+        no_class = len(window.classes)
+        coded["__prediction"] = Coded(np.where(window.y_pred < 0, no_class, window.y_pred),
+                                      (*window.classes, ""))
+    return coded
+
+
 def drift_columns(window: Window) -> dict[str, np.ndarray]:
     """The features, plus the model's own outputs: its score and its predicted class."""
     columns = dict(window.features)
     if window.task == "classification" and window.rows:
-        names = np.array((*window.classes, ""), dtype=object)
+        names = np.array((*window.classes, ""), dtype=object)  # -1: no class, ""
         columns["__prediction"] = names[window.y_pred]
         if window.scores is not None:
             score = (window.scores[:, window.positive] if window.positive >= 0
@@ -151,20 +161,34 @@ class DriftMonitor(Monitor):
         tests = len(reference.numeric) + len(reference.categorical)
         z = st.z_for(self.rule, tests)
         features: dict[str, Any] = {}
-        for name, ref in reference.numeric.items():
-            if name in columns and columns[name].dtype != object:
-                found = st.numeric_stats(ref, np.asarray(columns[name], dtype=np.float64))
+        names = tuple(name for name in reference.numeric
+                      if name in columns and columns[name].dtype != object)
+        values = [np.asarray(columns[name], dtype=np.float64) for name in names]
+        scanned = None
+        if names:
+            batch = reference.batch(names)
+            if batch.tabled:  # one pass for the bins of every feature and the correlation
+                found_scan = st.scan(batch, values)
+                counts, n = found_scan.counts, found_scan.n
+                scanned = (names, found_scan)
+            else:
+                binned = [st.bin_counts(reference.numeric[name], v)
+                          for name, v in zip(names, values, strict=True)]
+                counts, n = np.array([c for c, _ in binned]), np.array([m for _, m in binned])
+            stats = st.numeric_stats_many(batch, counts, n, values)
+            for name, found in zip(names, stats, strict=True):
                 if found is not None:
-                    limit = st.numeric_threshold(self.rule, int(found["n"]), ref.profile.count,
-                                                 z)
+                    count = reference.numeric[name].profile.count
+                    limit = st.numeric_threshold(self.rule, int(found["n"]), count, z)
                     features[name] = self._verdict(found, "wasserstein", limit)
+        coded = coded_columns(window)
         for name, cat in reference.categorical.items():
             if name in columns and columns[name].dtype == object:
-                found = st.categorical_stats(cat, columns[name])
+                found = st.categorical_stats(cat, coded.get(name, columns[name]))
                 if found is not None:
                     limit = st.categorical_threshold(self.rule, cat, int(found["n"]), z)
                     features[name] = self._verdict(found, "tvd", limit)
-        multivariate = st.correlation_check(reference, columns, self.rule, z)
+        multivariate = st.correlation_check(reference, columns, self.rule, z, scanned)
         ranked = sorted(features.items(), key=lambda kv: -kv[1]["ratio"])
         top = [{"feature": n, "method": f["method"], "score": f[f["method"]],
                 "threshold": f["threshold"]} for n, f in ranked[:self.config.top_features]]

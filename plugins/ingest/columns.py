@@ -16,6 +16,7 @@ import msgspec
 import numpy as np
 
 from agent.model import Sample
+from agent.window import Coded
 from plugins.ingest.decode import feature_values
 from plugins.ingest.models import FeatureSpec, ModelConfig
 
@@ -56,6 +57,7 @@ class Columns:
     group: np.ndarray | None
     quality: dict[str, Counter[str]] = field(default_factory=dict)
     index: dict[str, int] = field(default_factory=dict)
+    coded: dict[str, Coded] = field(default_factory=dict)  # the categorical features as codes
 
 
 def build(samples: Sequence[Sample], ts: Sequence[float], *, task: str, classes: list[str],
@@ -76,8 +78,11 @@ def build(samples: Sequence[Sample], ts: Sequence[float], *, task: str, classes:
     groups = [s.group for s in samples]
     group = np.array(groups, object) if any(g is not None for g in groups) else None
     features, quality = _features(samples, config.features, max_features)
+    # Codes are made here, in the pane's worker thread, once: every check of every window
+    # holding this pane then counts categories with bincount.
+    coded = {name: Coded.of(values) for name, values in features.items() if values.dtype == object}
     return Columns(ids, np.asarray(ts, np.float64), y_pred, y_true, scores, features, group,
-                   quality, {rid: i for i, rid in enumerate(ids)})
+                   quality, {rid: i for i, rid in enumerate(ids)}, coded)
 
 
 def code(codes: dict[str, int], classes: list[str], value: object) -> int:

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from agent.model import Label, Sample
-from agent.window import Window, WindowSpec
+from agent.window import Coded, Window, WindowSpec
 from plugins.ingest import columns as col
 from plugins.ingest.join import Joined
 from plugins.ingest.models import HASH_SPACE, ModelConfig, request_hash
@@ -416,6 +416,7 @@ def assemble(stream: Stream, spec: WindowSpec, panes: list[Pane], *, final: bool
     positive = (classes.index(stream.config.positive_class)
                 if len(classes) == 2 and stream.config.positive_class in classes else -1)
     features = _concat_features(parts)
+    coded = _concat_coded(parts, features)
     groups = [p.group if p.group is not None else np.full(len(p.y_pred), None, object)
               for p in parts]
     group = np.concatenate(groups) if any(p.group is not None for p in parts) else None
@@ -428,7 +429,8 @@ def assemble(stream: Stream, spec: WindowSpec, panes: list[Pane], *, final: bool
     return Window(model=stream.model, model_version=stream.version, spec=spec.name,
                   start=start, end=end, task=task, n=n, y_pred=y_pred, y_true=y_true,
                   classes=tuple(classes), positive=positive, scores=scores,
-                  features=features, group=group, quality=_quality(parts, rows), final=final)
+                  features=features, coded=coded, group=group, quality=_quality(parts, rows),
+                  final=final)
 
 
 def _score_matrix(parts: list[col.Columns], classes: list[str], rows: int) -> np.ndarray | None:
@@ -463,6 +465,30 @@ def _concat_features(parts: list[col.Columns]) -> dict[str, np.ndarray]:
         if not numeric:
             filled = [x.astype(object) for x in filled]
         out[name] = np.concatenate(filled) if filled else np.empty(0)
+    return out
+
+
+def _concat_coded(parts: list[col.Columns], features: dict[str, np.ndarray]
+                  ) -> dict[str, Coded]:
+    """Each pane's codes mapped onto the window's levels (first seen first); a pane without
+    the feature gives -1 (missing), as its object column gives None."""
+    out = {}
+    for name, values in features.items():
+        if values.dtype != object or any(name in p.features and name not in p.coded
+                                         for p in parts):
+            continue
+        levels: dict[str, int] = {}
+        pieces = []
+        for part in parts:
+            found = part.coded.get(name)
+            if found is None:
+                pieces.append(np.full(len(part.y_pred), -1, np.intp))
+                continue
+            remap = np.array([levels.setdefault(level, len(levels)) for level in found.levels]
+                             + [-1], np.intp)
+            pieces.append(remap[found.codes])  # -1 picks the last entry: still -1
+        out[name] = Coded(np.concatenate(pieces) if pieces else np.empty(0, np.intp),
+                          tuple(levels))
     return out
 
 

@@ -19,7 +19,7 @@ from scipy.spatial.distance import jensenshannon
 from agent.config import Duration
 from agent.context import PluginContext
 from agent.metrics import PluginMetrics
-from agent.window import Window
+from agent.window import Coded, Window
 from plugins.drift import statistics as ds
 from plugins.drift.config import DriftConfig, Retrain
 from plugins.drift.monitor import DriftMonitor, drift_columns
@@ -99,9 +99,13 @@ def test_categorical_statistics_equal_scipy(seed: int, n: int) -> None:
     rng = np.random.default_rng(seed)
     profile = build({"c": CATEGORIES[rng.choice(8, 5000)]}, model="m").categorical["c"]
     ref = ds.PreparedCategorical(profile)
-    values = CATEGORIES[rng.choice(10, n)]  # k8, k9: never in the reference
+    values = CATEGORIES[rng.choice(10, n)].astype(object)  # k8, k9: never in the reference
+    values[rng.random(n) < 0.05] = None  # missing: left out of n
     found = ds.categorical_stats(ref, values)
     assert found is not None
+    assert ds.categorical_stats(ref, Coded.of(values)) == found  # the window's codes: the same
+    values = values[values != None]  # noqa: E711 - elementwise on an object array
+    n = len(values)
     names = [f"k{i}" for i in range(8)]
     p = np.array([profile.freqs[c] for c in names] + [0.0])
     counts = np.array([np.sum(values == c) for c in names] + [np.sum(np.isin(values,
@@ -346,3 +350,30 @@ def test_bin_lookup_equals_binary_search(seed: int, shape: str) -> None:
                             np.nextafter(ref.inner, np.inf), [-1e300, 1e300, -np.inf, np.inf]])
     np.testing.assert_array_equal(ref.bins(probe),
                                   np.searchsorted(ref.inner, probe, side="right"))
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.integers(0, 2**32 - 1), st.integers(1, 9000), st.floats(0.0, 0.3))
+def test_one_scan_counts_and_correlates_as_the_column_by_column_path(seed: int, n: int,
+                                                                     gaps: float) -> None:
+    rng = np.random.default_rng(seed)
+    reference = ds.Prepared(build({f"x{i}": rng.normal(i, 1 + i, 3000) for i in range(4)},
+                                  model="m"))
+    names = tuple(reference.numeric)
+    batch = reference.batch(names)
+    assert batch.tabled
+    values = [rng.normal(i, 3 + i, n) for i in range(4)]  # beyond the reference range too
+    for v in values:
+        v[rng.random(n) < gaps] = np.nan
+    found = ds.scan(batch, values)
+    for i, name in enumerate(names):
+        counts, count = ds.bin_counts(reference.numeric[name], values[i])
+        np.testing.assert_array_equal(found.counts[i], counts)
+        assert found.n[i] == count
+    columns = dict(zip(names, values, strict=True))
+    alone = ds.correlation_check(reference, columns, ds.Rule(), 3.0)
+    together = ds.correlation_check(reference, columns, ds.Rule(), 3.0, (names, found))
+    assert (alone is None) == (together is None)
+    if alone is not None and together is not None:
+        assert together["n"] == alone["n"]
+        assert together["score"] == pytest.approx(alone["score"], abs=1e-9)

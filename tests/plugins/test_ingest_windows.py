@@ -234,3 +234,17 @@ def test_bottom_k_matches_a_sort(hashes: list[int], cap: int) -> None:
     assert sorted(hashes[i] for i in in_pane) == sorted(hashes[i] for i in survivors)
     assert in_pane <= set(kept)
     assert pane.seen == len(hashes)
+
+
+def test_categorical_features_come_as_codes_too_across_panes() -> None:
+    stage = WindowStage({}, ["3m/1m"], label_wait=0)
+    records = [sample(i, features={"c": ["DE", "FR", None][i % 3], "x": 1.0}) for i in range(60)]
+    records += [sample(i, features={"x": 2.0}) for i in range(60, 120)]  # no "c" at all
+    records += [sample(i, features={"c": ["US", "DE"][i % 2], "x": 3.0}) for i in range(120, 180)]
+    windows = run(stage, [(s, T0 + i) for i, s in enumerate(records)])
+    for window in windows:
+        coded = window.coded["c"]
+        decoded = [coded.levels[c] if c >= 0 else None for c in coded.codes.tolist()]
+        assert decoded == window.features["c"].tolist()
+        assert "x" not in window.coded
+    assert windows[-1].coded["c"].counts() == {"DE": 20 + 30, "FR": 20, "US": 30}
