@@ -54,21 +54,27 @@ class Event(msgspec.Struct, frozen=True, kw_only=True):
         return msgspec.json.encode(self)
 
 
-class Sample(msgspec.Struct, frozen=True, kw_only=True, gc=False):
-    """One model prediction as recorded by a model server."""
+NO_FEATURES = msgspec.Raw()  # no "features" key (features may then be in `features`)
 
-    model: str
-    request_id: str
-    prediction: Any
+
+class Sample(msgspec.Struct, frozen=True, kw_only=True, gc=False):
+    """One model prediction as recorded by a model server, and what one JSON line decodes to
+    (a line with `label` and no `prediction` becomes a Label; the ingest decoder checks)."""
+
+    model: str = ""
+    request_id: str = ""
+    prediction: Any = msgspec.UNSET
     ts: str | float | None = None  # RFC 3339 or Unix seconds, as sent
     model_version: str = ""
-    features: dict[str, Any] = msgspec.field(default_factory=dict)
+    # The features' JSON as received, decoded only if a window keeps the sample (most are
+    # not, at high rates); a view into the buffer it came in until then, copied when kept.
+    # The ingest plugin's `feature_values()` reads this or `features` (samples made in code).
+    features_json: msgspec.Raw = msgspec.field(default=NO_FEATURES, name="features")
     scores: dict[str, float] | None = None
     score: float | None = None
     group: str | None = None
-    # The features' JSON as received, decoded only if the sample is kept in a window (most
-    # are not at high rates); the ingest plugin's `feature_values()` reads whichever is set.
-    features_json: bytes | None = None
+    label: Any = msgspec.UNSET  # only on a label line, before it becomes a Label
+    features: dict[str, Any] = msgspec.field(default_factory=dict, name="__features")
 
 
 class Label(msgspec.Struct, frozen=True, kw_only=True, gc=False):

@@ -127,9 +127,9 @@ _rows = msgspec.json.Decoder(list[dict[str, Any]])
 def feature_rows(samples: Sequence[Sample]) -> list[dict[str, Any]]:
     """Every sample's features; the raw JSON of a whole pane decoded in one call if it can."""
     raw = [s.features_json for s in samples]
-    if all(r is not None for r in raw):
+    if all(raw):
         try:
-            return _rows.decode(b"[" + b",".join(r for r in raw if r is not None) + b"]")
+            return _rows.decode(b"[" + b",".join(raw) + b"]")
         except (msgspec.DecodeError, RecursionError):
             pass  # an odd value somewhere: sample by sample, with the lenient rules
     return [feature_values(s) for s in samples]

@@ -11,7 +11,7 @@ from typing import Any
 
 import msgspec
 
-from agent.model import Label, Sample
+from agent.model import NO_FEATURES, Label, Sample
 
 UNSET: Any = msgspec.UNSET
 INT64, UINT64 = -(1 << 63), 1 << 64  # what msgpack (the label store's format) can hold
@@ -24,7 +24,7 @@ class Raw(msgspec.Struct, kw_only=True, gc=False):
     request_id: str | int | None = None
     ts: float | str | None = None
     # Decoded on its own: one odd value must not cost the record its prediction.
-    features: msgspec.Raw = msgspec.Raw(b"null")
+    features: msgspec.Raw = NO_FEATURES
     prediction: Any = UNSET
     scores: dict[str, float] | None = None
     score: float | None = None
@@ -33,6 +33,8 @@ class Raw(msgspec.Struct, kw_only=True, gc=False):
 
 
 _decoder = msgspec.json.Decoder(Raw)
+_samples = msgspec.json.Decoder(Sample)  # clean lines decode straight to samples
+NULL = msgspec.Raw(b"null")
 _batch_decoder = msgspec.json.Decoder(list[Raw])
 _features = msgspec.json.Decoder(dict[str, Any])
 _raw_features = msgspec.json.Decoder(dict[str, msgspec.Raw])
@@ -58,12 +60,27 @@ def decode_ndjson(data: bytes, start: int = 0, end: int | None = None) -> list[D
     """
     end = len(data) if end is None else end
     try:
-        raws = _decoder.decode_lines(memoryview(data)[start:end])
+        records = _samples.decode_lines(memoryview(data)[start:end])
     except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):
-        raws = None
-    if raws is None or len(raws) != data.count(b"\n", start, end) + 1:
+        records = None
+    if records is None or len(records) != data.count(b"\n", start, end) + 1:
         return [decode(line) for line in data[start:end].split(b"\n") if line.strip()]
-    return [_typed(raw) for raw in raws]
+    return [(r, "") if r.prediction is not UNSET and r.model and r.request_id else _odd(r)
+            for r in records]
+
+
+def _odd(record: Sample) -> Decoded:
+    """A line that decoded as a Sample but is a label, or lacks what every record needs."""
+    if not record.model:
+        return None, "no_model"
+    if not record.request_id:
+        return None, "no_request_id"
+    if record.prediction is UNSET:
+        if record.label is UNSET:
+            return None, "no_prediction"
+        return Label(model=record.model, request_id=record.request_id, label=record.label,
+                     ts=record.ts), ""
+    return record, ""
 
 
 def decode_body(body: bytes) -> list[Decoded]:
@@ -105,8 +122,7 @@ def _typed(raw: Raw) -> Decoded:
         return Label(model=raw.model, request_id=rid, label=raw.label, ts=raw.ts), ""
     return Sample(model=raw.model, model_version=raw.model_version,
                   request_id=rid, prediction=raw.prediction, ts=raw.ts,
-                  features_json=None if raw.features == b"null" else bytes(raw.features),
-                  scores=raw.scores, score=raw.score,
+                  features_json=raw.features, scores=raw.scores, score=raw.score,
                   group=raw.group), ""
 
 
@@ -117,7 +133,7 @@ def decode_features(raw: msgspec.Raw) -> dict[str, Any]:
     A non-object `features` becomes `{}`: the record's prediction still counts, and the
     missing features show up as data quality, not as a rejection.
     """
-    if raw == b"null":
+    if raw == NULL or not raw:
         return {}
     try:
         return _features.decode(raw)
@@ -166,6 +182,6 @@ def split_records(body: bytes) -> list[bytes]:
 
 def feature_values(sample: Sample) -> dict[str, Any]:
     """A sample's features, decoded now if they came as raw JSON."""
-    if sample.features_json is None:
+    if not sample.features_json:
         return sample.features
-    return decode_features(msgspec.Raw(sample.features_json))
+    return decode_features(sample.features_json)

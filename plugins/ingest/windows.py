@@ -17,6 +17,7 @@ from collections import Counter, deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+import msgspec
 import numpy as np
 
 from agent.model import Label, Sample
@@ -54,6 +55,8 @@ class Pane:
         self.seen += 1
         if h >= self.threshold:
             return False
+        if sample.features_json:  # a view into the buffer it came in: keep only its part
+            msgspec.structs.force_setattr(sample, "features_json", sample.features_json.copy())
         if len(self.samples) < self.cap:
             slot = len(self.samples)
             self.samples.append(sample)

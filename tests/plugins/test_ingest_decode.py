@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from agent.model import Label, Sample
+from agent.model import NO_FEATURES, Label, Sample
 from plugins.ingest.decode import (
     decode,
     decode_body,
@@ -79,7 +79,7 @@ def test_sample_and_label() -> None:
                        b'"scores": {"0": 0.2, "1": 0.8}, "group": "g", "ts": 1.5}')
     assert isinstance(sample, Sample)
     assert feature_values(sample) == {"amount": 12.5, "country": None}
-    assert msgspec.structs.replace(sample, features_json=None) == Sample(
+    assert msgspec.structs.replace(sample, features_json=NO_FEATURES) == Sample(
         model="fraud", model_version="3", request_id="17", prediction=1,
         scores={"0": 0.2, "1": 0.8}, group="g", ts=1.5)
 
