@@ -161,20 +161,13 @@ def numeric_stats(ref: PreparedNumeric, values: np.ndarray) -> dict[str, float] 
     return numeric_stats_many(Batch([ref]), counts[None, :], np.array([n]), [values])[0]
 
 
-@dataclass
 class Batch:
     """The reference side of many numeric features stacked, so a check computes every
     feature's statistics in a few array operations instead of a few per feature."""
 
-    refs: list[PreparedNumeric]
-    cdf: np.ndarray = field(init=False)
-    probs: np.ndarray = field(init=False)
-    gaps: np.ndarray = field(init=False)
-    coarse: np.ndarray = field(init=False)
-    std: np.ndarray = field(init=False)
-
-    def __post_init__(self) -> None:
-        k = len(self.refs)
+    def __init__(self, refs: list[PreparedNumeric]) -> None:
+        self.refs = refs
+        k = len(refs)
         self.tabled = all(r.table is not None for r in self.refs)
         if self.tabled:  # every feature's lookup, side by side: one set of array passes
             self.low = np.array([r.low for r in self.refs])
