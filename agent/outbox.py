@@ -71,16 +71,21 @@ class Outbox(SqliteStore):
         self.depth, self.bytes, self.oldest = count, size, oldest
 
     def put(self, rows: Sequence[tuple[str, bytes]]) -> None:
-        """Commit a batch (one transaction), then trim to the bounds."""
+        """Commit a batch, trimmed to the bound in the same transaction: no reader (and no
+        crash) ever sees the outbox over `max_bytes`, not even between the two."""
         now = time.time()
+        total = self.bytes + sum(len(p) for _, p in rows)
+        gone = 0
         with self._transaction():
             self._conn.executemany("INSERT INTO outbox (topic, payload, created) VALUES (?, ?, ?)",
                                    [(topic, payload, now) for topic, payload in rows])
-        self.depth += len(rows)
-        self.bytes += sum(len(p) for _, p in rows)
-        self.oldest = self.oldest or now
-        if self.bytes > self.max_bytes:
-            self._trim_bytes()
+            if total > self.max_bytes:
+                gone = self._trim_bytes(total - self.max_bytes)
+        if gone:
+            self._dropped("full", gone)  # recounts
+        else:
+            self.depth, self.bytes = self.depth + len(rows), total
+            self.oldest = self.oldest or now
 
     def take(self, limit: int, after: int = 0) -> list[Row]:
         """The oldest `limit` entries after sequence number `after`, in order."""
@@ -110,8 +115,8 @@ class Outbox(SqliteStore):
                                       (time.time() - self.max_age,)).rowcount
         self._dropped("expired", gone)
 
-    def _trim_bytes(self) -> None:
-        excess = self.bytes - self.max_bytes
+    def _trim_bytes(self, excess: int) -> int:
+        """Delete the oldest entries holding at least `excess` bytes (inside a transaction)."""
         cursor = self._conn.execute("SELECT seq, LENGTH(payload) FROM outbox ORDER BY seq")
         freed, last = 0, None
         for seq, size in cursor:
@@ -119,10 +124,10 @@ class Outbox(SqliteStore):
             if freed >= excess:
                 break
         cursor.close()
-        if last is not None:
-            with self._transaction():
-                gone = self._conn.execute("DELETE FROM outbox WHERE seq <= ?", (last,)).rowcount
-            self._dropped("full", gone)
+        if last is None:
+            return 0
+        gone: int = self._conn.execute("DELETE FROM outbox WHERE seq <= ?", (last,)).rowcount
+        return gone
 
     def _dropped(self, reason: str, count: int) -> None:
         if count:
