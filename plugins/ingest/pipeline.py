@@ -56,7 +56,7 @@ class Pipeline:
         if not reason:
             if isinstance(record, Sample):
                 if self.windows.add(record, ts, now):
-                    self.join([record])
+                    self.join([record, *self.windows.early([record])])
             elif self.windows.wanted([record]):
                 self.join([record])
         return reason
@@ -77,9 +77,10 @@ class Pipeline:
             accepted = [r for i, r in enumerate(records) if i not in refused] \
                 if refused else records
         samples = [r for r in accepted if type(r) is Sample]
-        kept: list[Sample | Label] = list(self.windows.add_many(samples, now)) if samples else []
-        if len(samples) < len(accepted):
-            kept += self.windows.wanted([r for r in accepted if type(r) is Label])
+        labels = self.windows.wanted([r for r in accepted if type(r) is Label]) \
+            if len(samples) < len(accepted) else []  # first: one held back may be for below
+        kept_samples = self.windows.add_many(samples, now) if samples else []
+        kept: list[Sample | Label] = [*kept_samples, *self.windows.early(kept_samples), *labels]
         if kept:
             self.join(kept)
         return refused

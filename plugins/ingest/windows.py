@@ -27,6 +27,7 @@ from plugins.ingest.join import Joined
 from plugins.ingest.models import HASH_SPACE, ModelConfig, request_hash
 
 SLOT = (1 << 32) - 1
+EARLY_LABELS = 10_000  # labels held back in memory, waiting for a prediction a pane keeps
 
 
 @dataclass
@@ -173,6 +174,7 @@ class WindowStage:
         self.streams: dict[tuple[str, str], Stream] = {}
         self.ready: list[Pane] = []  # count panes that filled up, waiting for close_due()
         self.counts: Counter[str] = Counter()
+        self._early: dict[tuple[str, str], Label] = {}  # labels held back by wanted()
         self.horizon = math.inf  # nothing is due before this time (unless `ready`)
         self.quality: Counter[tuple[str, str, str]] = Counter()  # (model, feature, issue)
 
@@ -235,9 +237,11 @@ class WindowStage:
         return out
 
     def wanted(self, labels: list[Label]) -> list[Label]:
-        """The labels whose prediction a pane may hold; the others are counted, not stored.
+        """The labels whose prediction a pane may hold; the others are not stored.
 
         A model with no pane yet keeps them all: a label may come before its prediction.
+        The others wait in memory (the last EARLY_LABELS) in case it comes before them and
+        a new pane keeps it (`early()`); a label that leaves that wait is counted outside.
         """
         limits: dict[str, int] = {}
         out = []
@@ -247,9 +251,21 @@ class WindowStage:
                 limit = limits[label.model] = self._limit(label.model)
             if request_hash(label.request_id) <= limit:  # the highest kept is in
                 out.append(label)
-        if len(out) < len(labels):
-            self.counts["labels_outside_windows"] += len(labels) - len(out)
+                continue
+            key = (label.model, label.request_id)
+            self._early.pop(key, None)  # a newer label for it: to the end, as it is newest
+            self._early[key] = label
+            if len(self._early) > EARLY_LABELS:
+                del self._early[next(iter(self._early))]
+                self.counts["labels_outside_windows"] += 1
         return out
+
+    def early(self, kept: list[Sample]) -> list[Label]:
+        """Labels that came before these (just kept) predictions and were held back."""
+        if not self._early:
+            return []
+        found = [self._early.pop((s.model, s.request_id), None) for s in kept]
+        return [label for label in found if label is not None]
 
     def _limit(self, model: str) -> int:
         """The highest hash a live pane of `model` admits (HASH_SPACE: any)."""

@@ -13,7 +13,7 @@ from agent.model import Label, Sample
 from agent.window import Window, WindowSpec
 from plugins.ingest.models import FeatureSpec, ModelConfig, keep_by_hash, request_hash
 from plugins.ingest.pipeline import UNKNOWN_MODEL, Pipeline, parse_ts
-from plugins.ingest.windows import WindowStage
+from plugins.ingest.windows import EARLY_LABELS, WindowStage
 
 T0 = 1_800_000_000.0  # on the hour
 
@@ -211,16 +211,44 @@ def test_a_full_pane_keeps_the_lowest_hashes_and_only_those_go_to_the_join() -> 
     stored = {r.request_id for r in joined}
     assert stored >= {s.request_id for s in lowest}
     assert len(stored) < 400  # k(1 + ln(n/k)) ~ 234 predictions stored, not 2,000
-    # A label whose prediction no pane can hold is counted, not stored.
+    # A label whose prediction no pane can hold is not stored: it waits in memory (bounded),
+    # and is counted outside the windows once it leaves.
     labels = [Label(model="m", request_id=s.request_id, label=1) for s in batch]
     joined.clear()
     pipeline.offer_many(labels, T0)
     assert {r.request_id for r in joined} == {s.request_id for s in lowest}
-    assert stage.counts["labels_outside_windows"] == 2000 - 50
+    assert len(stage._early) == 2000 - 50
+    many = [Label(model="m", request_id=f"other-{i}", label=1) for i in range(20_000)]
+    pipeline.offer_many(many, T0)
+    held = sum(request_hash(label.request_id) > stage._limit("m") for label in many)
+    assert len(stage._early) == EARLY_LABELS
+    assert stage.counts["labels_outside_windows"] == 2000 - 50 + held - EARLY_LABELS
     # A model with no pane yet: its labels wait for their predictions.
     joined.clear()
     pipeline.offer_many([Label(model="new", request_id="x", label=1)], T0)
     assert len(joined) == 1
+
+
+def test_a_label_before_its_prediction_still_joins_when_a_new_pane_keeps_it() -> None:
+    joined: list[Sample | Label] = []
+    stage = WindowStage({}, ["1m"], label_wait=0, max_rows=10)
+    pipeline = Pipeline({}, stage, joined.extend)
+    pipeline.offer_many([sample(i) for i in range(500)], T0)  # the pane is full
+    late = next(sample(i) for i in range(500, 5000)
+                if request_hash(f"r{i}") > stage._limit("m"))
+    pipeline.offer_many([Label(model="m", request_id=late.request_id, label=1)], T0)
+    assert not [r for r in joined if isinstance(r, Label)]  # held back, not stored
+    joined.clear()
+    pipeline.offer_many([late], T0 + 60)  # a new pane: it keeps the prediction
+    assert [type(r).__name__ for r in joined] == ["Sample", "Label"]
+    assert joined[1].request_id == late.request_id
+    # Both in one batch, the label first, as the next pane opens:
+    stage = WindowStage({}, ["1m"], label_wait=0, max_rows=10)
+    pipeline = Pipeline({}, stage, joined.extend)
+    pipeline.offer_many([sample(i) for i in range(500)], T0)
+    joined.clear()
+    pipeline.offer_many([Label(model="m", request_id=late.request_id, label=0), late], T0 + 60)
+    assert [type(r).__name__ for r in joined] == ["Sample", "Label"]
 
 
 @given(st.lists(st.integers(0, 2**32 - 1), max_size=300), st.integers(1, 40))
