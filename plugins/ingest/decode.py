@@ -71,16 +71,7 @@ def decode_ndjson(data: bytes, start: int = 0, end: int | None = None) -> list[D
 
 def _odd(record: Sample) -> Decoded:
     """A line that decoded as a Sample but is a label, or lacks what every record needs."""
-    if not record.model:
-        return None, "no_model"
-    if not record.request_id:
-        return None, "no_request_id"
-    if record.prediction is UNSET:
-        if record.label is UNSET:
-            return None, "no_prediction"
-        return Label(model=record.model, request_id=record.request_id, label=record.label,
-                     ts=record.ts), ""
-    return record, ""
+    return _not_a_sample(record, record.request_id) or (record, "")
 
 
 def decode_body(body: bytes) -> list[Decoded]:
@@ -109,22 +100,30 @@ def decode(line: bytes) -> Decoded:
 
 
 def _typed(raw: Raw) -> Decoded:
-    if not raw.model:
-        return None, "no_model"
     rid = raw.request_id
-    if rid is None or rid == "":
-        return None, "no_request_id"
-    if type(rid) is not str:
-        rid = str(rid)
-    if raw.prediction is UNSET:
-        if raw.label is UNSET:
-            return None, "no_prediction"
-        return Label(model=raw.model, request_id=rid, label=raw.label, ts=raw.ts), ""
+    rid = "" if rid is None else rid if type(rid) is str else str(rid)
+    verdict = _not_a_sample(raw, rid)
+    if verdict is not None:
+        return verdict
+    assert raw.model  # noqa: S101 - checked by _not_a_sample; for the type checker
     return Sample(model=raw.model, model_version=raw.model_version,
                   request_id=rid, prediction=raw.prediction, ts=raw.ts,
                   features_json=raw.features, scores=raw.scores, score=raw.score,
                   group=raw.group), ""
 
+
+def _not_a_sample(record: Raw | Sample, rid: str) -> Decoded | None:
+    """The verdict on a record that is not a usable prediction (a label, or a reason it
+    cannot be used); None for one that is. The one rule for both decoding paths."""
+    if not record.model:
+        return None, "no_model"
+    if not rid:
+        return None, "no_request_id"
+    if record.prediction is UNSET:
+        if record.label is UNSET:
+            return None, "no_prediction"
+        return Label(model=record.model, request_id=rid, label=record.label, ts=record.ts), ""
+    return None
 
 
 def decode_features(raw: msgspec.Raw) -> dict[str, Any]:
