@@ -229,12 +229,11 @@ def scan(batch: Batch, values: list[np.ndarray]) -> Scan:
             missing_per += missing.sum(axis=0)
         counts += np.bincount(index.ravel(), minlength=k * (BINS + 1))
         del index
-        block -= batch.centre
-        if gaps:
-            block = block[~missing.any(axis=1)]
-        total += np.ones(len(block)) @ block  # BLAS: 7x a strided sum over rows
-        cross += block.T @ block
-        complete += len(block)
+        sums, products, rows_complete = _centred_sums(
+            block, batch.centre, missing.any(axis=1) if gaps else None)
+        total += sums
+        cross += products
+        complete += rows_complete
     return Scan(counts.reshape(k, BINS + 1)[:, :BINS].astype(np.float64),
                 rows - missing_per, total, cross, complete)
 
@@ -358,14 +357,22 @@ def _correlation(columns: dict[str, np.ndarray], names: list[str], centre: list[
     for start in range(0, rows, CORRELATION_BLOCK):
         block = np.column_stack([columns[name][start:start + CORRELATION_BLOCK]
                                  for name in names]).astype(np.float64, copy=False)
-        block -= centre
         incomplete = np.isnan(block.sum(axis=1))  # one pass; NaN in any column shows here
-        if incomplete.any():
-            block = block[~incomplete]
-        total += block.sum(axis=0)
-        cross += block.T @ block
-        n += len(block)
+        sums, products, rows = _centred_sums(block, np.asarray(centre), incomplete)
+        total += sums
+        cross += products
+        n += rows
     return _corr_from(total, cross, n), n
+
+
+def _centred_sums(block: np.ndarray, centre: np.ndarray, incomplete: np.ndarray | None
+                  ) -> tuple[np.ndarray, np.ndarray, int]:
+    """Column sums and cross products of a block's complete rows, centred on the reference
+    means first (in place) so the one-pass correlation stays accurate."""
+    block -= centre
+    if incomplete is not None and incomplete.any():
+        block = block[~incomplete]
+    return np.ones(len(block)) @ block, block.T @ block, len(block)  # BLAS: 7x a strided sum
 
 
 def _corr_from(total: np.ndarray, cross: np.ndarray, n: int) -> np.ndarray:
