@@ -2,7 +2,14 @@
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
-STAMP  := $(VENV)/.installed
+# Exact versions with hashes (requirements/*.txt, made by `make lock` from pyproject.toml's
+# ranges): what `make run`, `make test` and CI install, so a new upstream release changes
+# nothing until `make lock` takes it on purpose. `make test-latest` tries the newest releases.
+LOCK_RUN  := requirements/run.txt
+LOCK_TEST := requirements/test.txt
+STAMP_RUN := $(VENV)/.installed-run
+STAMP     := $(VENV)/.installed-test
+UV_VERSION ?= 0.13.9
 CONFIG ?= agent.toml
 # Debian packages the integration tests start as real servers.
 DEB_TOOLS := prometheus:prometheus promtool:prometheus prometheus-node-exporter:prometheus-node-exporter \
@@ -10,17 +17,25 @@ DEB_TOOLS := prometheus:prometheus promtool:prometheus prometheus-node-exporter:
              prometheus-alertmanager:prometheus-alertmanager systemd-analyze:systemd openssl:openssl
 PYTEST_ARGS ?=
 
-.PHONY: run test lint typecheck check deps venv bench clean
+.PHONY: run test test-latest lock lint typecheck check deps venv bench clean
 
-$(STAMP): pyproject.toml
+# --no-deps: the lock is complete; `pip check` proves it. The project itself is built with the
+# locked setuptools (--no-build-isolation), so no step installs an unpinned package.
+$(STAMP_RUN): $(LOCK_RUN) pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test]'
-	touch $(STAMP)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --require-hashes --no-deps -r $(LOCK_RUN)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
+	$(BIN)/python -m pip check
+	touch $@
+
+$(STAMP): $(STAMP_RUN) $(LOCK_TEST)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --require-hashes --no-deps -r $(LOCK_TEST)
+	$(BIN)/python -m pip check
+	touch $@
 
 venv: $(STAMP)
 
-run: $(STAMP)
+run: $(STAMP_RUN)
 	$(BIN)/inferwatch run -c $(CONFIG)
 
 # Installs only what is missing: `apt-get update` once, then one install.
@@ -43,8 +58,30 @@ typecheck: $(STAMP)
 test: deps $(STAMP) lint typecheck
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
+# The newest releases pyproject.toml's ranges allow, in a venv of their own, through the same
+# suite: an upstream change is found here on purpose, not by a user. `pip list` shows what ran.
+test-latest: deps
+	rm -rf .venv-latest
+	$(PYTHON) -m venv .venv-latest
+	.venv-latest/bin/python -m pip install --quiet --disable-pip-version-check --upgrade pip
+	.venv-latest/bin/python -m pip install --quiet --upgrade --upgrade-strategy eager -e '.[test]'
+	.venv-latest/bin/python -m pip list --format=freeze
+	.venv-latest/bin/ruff check agent plugins tests bench contrib
+	.venv-latest/bin/mypy
+	.venv-latest/bin/python -m pytest $(PYTEST_ARGS)
+
+# Refresh the lock files from pyproject.toml (uv, pinned here, resolves for every platform; in a
+# venv of its own, so a lock that no longer matches pyproject.toml can still be remade).
+lock:
+	test -x .venv-lock/bin/uv || { $(PYTHON) -m venv .venv-lock && \
+	  .venv-lock/bin/python -m pip install --quiet --disable-pip-version-check 'uv==$(UV_VERSION)'; }
+	.venv-lock/bin/uv pip compile pyproject.toml requirements/build.in --universal --python-version 3.11 \
+	  --generate-hashes --upgrade -q -o $(LOCK_RUN)
+	.venv-lock/bin/uv pip compile pyproject.toml requirements/build.in --extra test --extra demo --universal \
+	  --python-version 3.11 --generate-hashes --upgrade -c $(LOCK_RUN) -q -o $(LOCK_TEST)
+
 bench: $(STAMP) deps
 	$(BIN)/python bench/overhead.py
 
 clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis *.egg-info
+	rm -rf $(VENV) .venv-latest .venv-lock .mypy_cache .ruff_cache .pytest_cache .hypothesis *.egg-info
