@@ -19,6 +19,7 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 
+from agent import client
 from agent.errors import ConfigError
 
 DEFAULT_PORT = 9879
@@ -116,11 +117,11 @@ class AgentSection(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
 
 
 def default_state_dir() -> str:
-    """systemd's StateDirectory= first, then the XDG location, so `make run` works unprivileged."""
-    if os.environ.get("STATE_DIRECTORY"):
-        return os.environ["STATE_DIRECTORY"].split(":")[0]
-    xdg = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
-    return str(Path(xdg) / "inferwatch")
+    """systemd's StateDirectory= first, then the XDG location, so `make run` works unprivileged.
+
+    The rule lives in the client SDK, whose socket search falls back to the same folder.
+    """
+    return client.default_state_dir()
 
 
 class PrometheusSection(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
