@@ -52,7 +52,7 @@ class IngestMqtt(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
 
 class IngestConfig(PluginConfig):
     enabled: bool = False
-    socket_path: str = ""  # default: $RUNTIME_DIRECTORY/ingest.sock, else <state_dir>/ingest.sock
+    socket_path: str = ""  # default: agent.client.socket_candidates(), the SDK's own rule
     socket_mode: Annotated[int, msgspec.Meta(ge=0, le=0o777)] = 0o660  # owner and group
     max_record_bytes: Annotated[int, msgspec.Meta(ge=1024, le=64 << 20)] = 1 << 20
     max_models: Annotated[int, msgspec.Meta(ge=1, le=10_000)] = 100  # label values bound
