@@ -51,8 +51,10 @@ def main(unit: Path, port: int) -> None:
     state.mkdir(mode=0o700)
     os.chown(state, AGENT_UID, CLIENTS_GID)
     config = Path("/run/sandbox-agent.toml")
-    config.write_text(f'[agent]\nstate_dir = "{state}"\n[prometheus]\nlisten = "127.0.0.1:{port}"'
-                      '\n[plugins.host]\nenabled = false\n[plugins.ingest]\nenabled = true\ninterval = "1s"\n')
+    config.write_text(f'[agent]\nstate_dir = "{state}"\n'
+                      f'[prometheus]\nlisten = "127.0.0.1:{port}"\n'
+                      '[plugins.host]\nenabled = false\n'
+                      '[plugins.ingest]\nenabled = true\ninterval = "1s"\n')
     env = {"PATH": os.environ["PATH"], "PYTHONPATH": str(ROOT), "HOME": "/nonexistent",
            "RUNTIME_DIRECTORY": str(runtime), "STATE_DIRECTORY": str(state)}
     agent = subprocess.Popen(
@@ -94,7 +96,7 @@ def sdk(uid: int, groups: list[int]) -> dict[str, object]:
 def received(port: int) -> float:
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as resp:  # noqa: S310
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as resp:
             for line in resp.read().decode().splitlines():
                 if line.startswith('inferwatch_samples_received_total{model="m"}'):
                     return float(line.split()[-1])
