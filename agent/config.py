@@ -247,12 +247,14 @@ class _Converter:
             return self.struct(value, tp, path)
         if tp is Secret or tp is Duration:
             return self._special(value, tp, path)
-        if origin is list and _needs_walk(args[0]) and isinstance(value, list):
+        # Containers are walked item by item so that an error names the key or index
+        # (`files.fraud`), never msgspec's `files[...]`.
+        if origin is list and isinstance(value, list):
             items = [self.value(v, args[0], f"{path}[{i}]") for i, v in enumerate(value)]
-            return _INVALID if _INVALID in items else items
-        if origin is dict and _needs_walk(args[1]) and isinstance(value, dict):
+            return _INVALID if any(v is _INVALID for v in items) else items
+        if origin is dict and args[0] is str and isinstance(value, dict):
             table = {k: self.value(v, args[1], _join(path, k)) for k, v in value.items()}
-            return _INVALID if _INVALID in table.values() else table
+            return _INVALID if any(v is _INVALID for v in table.values()) else table
         return self._leaf(value, tp, path)
 
     def struct(self, value: object, cls: type[Any], path: str) -> Any:
@@ -300,11 +302,6 @@ class _Converter:
             self.errors.append(f"{path}{match['sub'] or ''}: {message}")
             return _INVALID
 
-
-def _needs_walk(tp: Any) -> bool:
-    return tp is Secret or tp is Duration or (
-        isinstance(tp, type) and issubclass(tp, msgspec.Struct)
-    )
 
 
 def _join(path: str, key: str) -> str:
