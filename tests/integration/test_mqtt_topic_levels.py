@@ -32,7 +32,7 @@ def test_a_family_wildcard_gets_the_family_and_only_it(write_config: ConfigWrite
         assert {e["kind"] for e in got} == {"test.burst"}, "the envelope keeps the dotted kind"
         with family._lock:
             assert {t for t, _, _ in family.messages} == {f"{PREFIX}/events/test/burst"}
-        started = poll(lambda: agents.events(), what="agent.started under events/agent/#")
+        started = poll(agents.events, what="agent.started under events/agent/#")
         assert started[0]["kind"] == "agent.started"
     finally:
         family.close()
