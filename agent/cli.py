@@ -120,7 +120,7 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _check(args: argparse.Namespace) -> int:
-    from agent.config import check_state_dir, load_config  # noqa: PLC0415
+    from agent.config import check_state_dir, config_warnings, load_config  # noqa: PLC0415
 
     path = _config_path(args.config)
     found = discover(args.plugin, strict=args.strict_plugins)
@@ -132,7 +132,7 @@ def _check(args: argparse.Namespace) -> int:
         problems += exc.problems
     if problems and (args.strict_plugins or any(not p.startswith("plugin ") for p in problems)):
         raise ConfigError(problems)
-    for line in problems:
+    for line in problems + config_warnings(config):
         print(f"inferwatch: warning: {line}", file=sys.stderr)
     enabled = sorted(n for n, c in config.plugins.items() if c.enabled)
     print(f"{path or 'built-in defaults'}: ok; plugins enabled: {', '.join(enabled) or 'none'}")

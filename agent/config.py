@@ -15,7 +15,7 @@ import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 import msgspec
 
@@ -97,12 +97,41 @@ def resolve_secret(raw: object, base_dir: Path) -> Secret:
         raise ValueError(f"cannot read secret file {path}: {exc.strerror}") from None
 
 
+class ConfigPath(str):
+    """A path in the config: a relative one is resolved against the config file's folder
+    (never the working directory, which differs between a shell and systemd)."""
+
+    __slots__ = ()
+
+
+class InputFile(ConfigPath):
+    """A file the agent reads (a CA, a key, a scenario, a reference): resolved like
+    `ConfigPath`, and it must exist and be readable when the config is loaded, so that
+    `inferwatch check` names it with its TOML path instead of a failure at run time."""
+
+    __slots__ = ()
+
+
+def resolve_path(raw: object, base_dir: Path, tp: type[ConfigPath]) -> ConfigPath:
+    """Resolve a path against the config's folder; for an `InputFile`, prove it readable."""
+    if not isinstance(raw, str) or not raw:
+        raise ValueError(f"expected a path, got {_toml_type(raw)}")
+    path = base_dir / Path(raw).expanduser()
+    if tp is InputFile:
+        if not path.is_file():
+            raise ValueError(f"{path}: no such file" if not path.exists()
+                             else f"{path}: not a regular file")
+        if not os.access(path, os.R_OK):
+            raise ValueError(f"{path}: cannot read: permission denied")
+    return tp(path)
+
+
 LogLevel = Literal["debug", "info", "warning", "error"]
 
 
 class AgentSection(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     host_id: str = ""
-    state_dir: str = ""
+    state_dir: ConfigPath = ConfigPath("")
     log_level: LogLevel = "info"
     log_format: Literal["json", "console", "auto"] = "auto"
     event_queue_size: Annotated[int, msgspec.Meta(ge=1, le=10_000_000)] = 10_000
@@ -113,7 +142,7 @@ class AgentSection(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
         if not self.host_id:
             self.host_id = socket.gethostname()
         if not self.state_dir:
-            self.state_dir = default_state_dir()
+            self.state_dir = ConfigPath(default_state_dir())
 
 
 def default_state_dir() -> str:
@@ -127,8 +156,8 @@ def default_state_dir() -> str:
 class PrometheusSection(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     enabled: bool = True
     listen: str = f"127.0.0.1:{DEFAULT_PORT}"
-    tls_cert_file: str | None = None
-    tls_key_file: str | None = None
+    tls_cert_file: InputFile | None = None
+    tls_key_file: InputFile | None = None
     basic_auth_users: dict[str, str] = msgspec.field(default_factory=dict)
     series_limit_per_plugin: Annotated[int, msgspec.Meta(ge=1)] = 20_000
 
@@ -161,6 +190,9 @@ class PluginConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     enabled: bool = True
     interval: Duration = Duration(10.0)
     timeout: Duration = Duration(0.0)  # unset: min(5s, interval)
+    # Plugins this one is useless without (a class attribute, not a key): `check` and `run`
+    # warn when it is enabled and they are not.
+    needs: ClassVar[tuple[str, ...]] = ()
 
     def __post_init__(self) -> None:
         if not self.timeout:
@@ -245,7 +277,7 @@ class _Converter:
             return self.value(value, inner, path)
         if isinstance(tp, type) and issubclass(tp, msgspec.Struct):
             return self.struct(value, tp, path)
-        if tp is Secret or tp is Duration:
+        if tp is Secret or tp is Duration or tp is ConfigPath or tp is InputFile:
             return self._special(value, tp, path)
         # Containers are walked item by item so that an error names the key or index
         # (`files.fraud`), never msgspec's `files[...]`.
@@ -285,7 +317,9 @@ class _Converter:
         try:
             if tp is Secret:
                 return resolve_secret(value, self.base_dir)
-            return parse_duration(value)
+            if tp is Duration:
+                return parse_duration(value)
+            return resolve_path(value, self.base_dir, tp)
         except ValueError as exc:
             self.errors.append(f"{path}: {exc}")
             return _INVALID
@@ -311,6 +345,15 @@ def _join(path: str, key: str) -> str:
 def _toml_type(value: object) -> str:
     names = {dict: "table", list: "array", str: "string", bool: "boolean", int: "integer"}
     return names.get(type(value), type(value).__name__)
+
+
+def config_warnings(config: Config) -> list[str]:
+    """What is valid but cannot work as meant: a plugin on without one it needs."""
+    enabled = {name for name, section in config.plugins.items() if section.enabled}
+    return [f"plugins.{name}: enabled, but it needs [plugins.{need}] enabled too "
+            f"(it will have nothing to do)"
+            for name in sorted(enabled) for need in type(config.plugins[name]).needs
+            if need not in enabled]
 
 
 def check_state_dir(state_dir: str) -> list[str]:

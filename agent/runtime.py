@@ -18,7 +18,7 @@ import structlog
 from agent import logs
 from agent.bus import EventBus
 from agent.components import START_ORDER, Component, Monitor
-from agent.config import Config, PluginConfig, check_state_dir, load_config
+from agent.config import Config, PluginConfig, check_state_dir, config_warnings, load_config
 from agent.context import PluginContext
 from agent.errors import ConfigError
 from agent.exporter import Exporter
@@ -75,6 +75,8 @@ class Agent:
         for record in self.plugins.records:
             if record.error:
                 log.error("plugin not loaded", plugin=record.name, error=record.error)
+        for warning in config_warnings(config):
+            log.warning("config", problem=warning)
         self.metrics = SelfMetrics()
         self.bus = EventBus(config.agent.event_queue_size, self.metrics)
         self.exposition = self.metrics.exposition()
