@@ -1,4 +1,6 @@
-"""Command line: `inferwatch run | check | plugins`. Errors are one line each, never a traceback."""
+"""Command line: the daemon (`run`) and the tools beside it; `inferwatch --help` lists every
+command (its summary line is built from the commands themselves, so it cannot fall behind).
+Errors are one line each, never a traceback."""
 
 from __future__ import annotations
 
@@ -38,7 +40,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="inferwatch", description=__doc__)
+    parser = argparse.ArgumentParser(prog="inferwatch")
     parser.add_argument("--version", action="version", version=f"inferwatch {__version__}")
     sub = parser.add_subparsers(required=True, metavar="COMMAND")
     run = sub.add_parser("run", help="run the agent in the foreground (systemd Type=notify)")
@@ -86,6 +88,9 @@ def _parser() -> argparse.ArgumentParser:
     plugins.add_argument("-p", "--plugin", action="append", default=[], metavar="MODULE")
     plugins.add_argument("--json", action="store_true", help="machine-readable output")
     plugins.set_defaults(func=_plugins)
+    parser.description = (f"inferwatch {__version__}, the monitoring agent for ML inference "
+                          f"hosts. Commands: {', '.join(sub.choices)}. Errors are one line "
+                          "each, never a traceback.")
     return parser
 
 

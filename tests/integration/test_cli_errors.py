@@ -152,3 +152,16 @@ def test_check_warns_about_monitors_without_ingestion(tmp_path: Path) -> None:
         "too (it will have nothing to do)"]
     path.write_text(path.read_text() + "[plugins.ingest]\nenabled = true\n")
     assert run_cli("check", "-c", str(path)).stderr == ""
+
+
+def test_help_lists_every_command() -> None:
+    from agent.cli import _parser  # noqa: PLC0415
+
+    result = run_cli("--help")
+    assert result.returncode == 0
+    commands = list(_parser()._subparsers._group_actions[0].choices)  # type: ignore[union-attr]
+    assert {"run", "check", "plugins", "replay", "reference", "demo"} <= set(commands)
+    summary = " ".join(result.stdout.split())
+    assert f"Commands: {', '.join(commands)}." in summary
+    for command in commands:
+        assert f"\n    {command}" in result.stdout, command
