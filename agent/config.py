@@ -172,7 +172,9 @@ class PrometheusSection(msgspec.Struct, kw_only=True, forbid_unknown_fields=True
             if not re.match(r"^\$2[aby]\$\d\d\$.{53}$", hashed):
                 raise FieldError(
                     f"basic_auth_users.{user}",
-                    f"not a bcrypt hash (make one with `htpasswd -nBC 10 {user}`)",
+                    f"not a bcrypt hash (make one with `htpasswd -nBC 10 {user}`, or "
+                    "python3 -c 'import bcrypt, getpass; print(bcrypt.hashpw(getpass."
+                    "getpass().encode(), bcrypt.gensalt(10)).decode())')",
                 )
 
 
