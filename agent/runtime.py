@@ -159,10 +159,13 @@ class Agent:
             log.error("plugin set-up failed; plugin disabled", plugin=instance.name, exc_info=exc)
 
     def _route_window(self, window: Window) -> None:
-        """Every monitor of every plugin gets every window; a full queue drops and counts."""
+        """Every monitor of every plugin gets every window (a provisional one only if it
+        asked); a full queue drops and counts."""
         for instance in self.instances.values():
             for sup in instance.supervised:
                 if sup.inbox is None or not isinstance(sup.component, Monitor):
+                    continue
+                if window.provisional and not sup.component.provisional:
                     continue
                 try:
                     sup.inbox.put_nowait(window)

@@ -39,7 +39,8 @@ def inferwatch_components(config: PluginConfig, ctx: PluginContext) -> list[Comp
                           max_features=config.max_features, label_wait=float(config.label_wait))
     tally.pipeline = Pipeline(config.models, windows, join.offer_many)
     join.on_joined = windows.labels
-    window_service = WindowService(windows, ctx.publish)
+    window_service = WindowService(windows, ctx.publish, float(config.running_every)
+                                   if config.running_views else None)
     components: list[Component] = [
         join, window_service, IngestService(path, config, tally),
         IngestStats(tally, join, window_service),

@@ -73,6 +73,9 @@ class IngestConfig(PluginConfig):
     join_queue: Annotated[int, msgspec.Meta(ge=1)] = 100_000  # in memory, before the join
     windows: list[str] = msgspec.field(default_factory=lambda: ["1h"])
     label_wait: Duration = Duration(3600.0)  # a window is final this long after it closes
+    # A provisional view of each window still open, as window="<spec>:running", this often.
+    running_views: bool = True
+    running_every: Duration = Duration(30.0)
     max_window_samples: Annotated[int, msgspec.Meta(ge=10, le=10_000_000)] = 20_000
     max_features: Annotated[int, msgspec.Meta(ge=1, le=10_000)] = 200
     models: dict[str, ModelConfig] = msgspec.field(default_factory=dict)
