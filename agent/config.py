@@ -112,10 +112,14 @@ class InputFile(ConfigPath):
     __slots__ = ()
 
 
-def resolve_path(raw: object, base_dir: Path, tp: type[ConfigPath]) -> ConfigPath:
-    """Resolve a path against the config's folder; for an `InputFile`, prove it readable."""
-    if not isinstance(raw, str) or not raw:
-        raise ValueError(f"expected a path, got {_toml_type(raw)}")
+def resolve_path(raw: object, base_dir: Path, tp: type[ConfigPath]) -> ConfigPath | None:
+    """Resolve a path against the config's folder; for an `InputFile`, prove it readable.
+
+    An empty string keeps its meaning of "the default" (a path) or "none" (a file)."""
+    if not isinstance(raw, str):
+        raise ValueError(f"expected a path, got {_toml_type(raw)}")  # noqa: TRY004 - one path
+    if not raw:
+        return None if tp is InputFile else tp("")
     path = base_dir / Path(raw).expanduser()
     if tp is InputFile:
         if not path.is_file():
