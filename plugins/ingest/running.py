@@ -23,10 +23,10 @@ def snapshot(stage: WindowStage) -> list[Pane]:
     for stream in stage.streams.values():
         for spec, pane in stream.open.items():
             if pane.samples:
+                # No `index`: the copy takes no labels; build() makes the columns' own.
                 copies.append(Pane(stream, spec, pane.start, pane.end, pane.cap,
                                    samples=list(pane.samples), ts=list(pane.ts),
-                                   index=dict(pane.index), labels=dict(pane.labels),
-                                   seen=pane.seen))
+                                   labels=dict(pane.labels), seen=pane.seen))
     return copies
 
 
