@@ -1,4 +1,6 @@
-"""Command line: `inferwatch run | check | plugins`. Errors are one line each, never a traceback."""
+"""Command line: the daemon (`run`) and the tools beside it; `inferwatch --help` lists every
+command (its summary line is built from the commands themselves, so it cannot fall behind).
+Errors are one line each, never a traceback."""
 
 from __future__ import annotations
 
@@ -38,7 +40,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="inferwatch", description=__doc__)
+    parser = argparse.ArgumentParser(prog="inferwatch")
     parser.add_argument("--version", action="version", version=f"inferwatch {__version__}")
     sub = parser.add_subparsers(required=True, metavar="COMMAND")
     run = sub.add_parser("run", help="run the agent in the foreground (systemd Type=notify)")
@@ -86,6 +88,9 @@ def _parser() -> argparse.ArgumentParser:
     plugins.add_argument("-p", "--plugin", action="append", default=[], metavar="MODULE")
     plugins.add_argument("--json", action="store_true", help="machine-readable output")
     plugins.set_defaults(func=_plugins)
+    parser.description = (f"inferwatch {__version__}, the monitoring agent for ML inference "
+                          f"hosts. Commands: {', '.join(sub.choices)}. Errors are one line "
+                          "each, never a traceback.")
     return parser
 
 
@@ -120,7 +125,7 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _check(args: argparse.Namespace) -> int:
-    from agent.config import check_state_dir, load_config  # noqa: PLC0415
+    from agent.config import check_state_dir, config_warnings, load_config  # noqa: PLC0415
 
     path = _config_path(args.config)
     found = discover(args.plugin, strict=args.strict_plugins)
@@ -132,7 +137,7 @@ def _check(args: argparse.Namespace) -> int:
         problems += exc.problems
     if problems and (args.strict_plugins or any(not p.startswith("plugin ") for p in problems)):
         raise ConfigError(problems)
-    for line in problems:
+    for line in problems + config_warnings(config):
         print(f"inferwatch: warning: {line}", file=sys.stderr)
     enabled = sorted(n for n, c in config.plugins.items() if c.enabled)
     print(f"{path or 'built-in defaults'}: ok; plugins enabled: {', '.join(enabled) or 'none'}")

@@ -9,9 +9,14 @@
 
 record() and label() only append to a bounded in-memory queue; a daemon thread encodes
 batches as JSON lines and writes them to the agent's Unix socket. When the agent is down,
-slow, or the queue is full, records are dropped and counted (`stats()`), never waited for.
-Sampling is decided by a hash of the request id, so a prediction and its label are kept or
-dropped together.
+slow, or the queue is full, records are dropped and counted (`stats()`), never waited for;
+the first time the agent cannot be reached is logged once (standard `logging`, logger
+"inferwatch.client"). Sampling is decided by a hash of the request id, so a prediction and
+its label are kept or dropped together.
+
+Where the socket is: one rule, `socket_candidates()`, shared with the agent. The agent
+listens at the first candidate whose folder it can create; the SDK sends to the first that
+exists. `$INFERWATCH_SOCKET` (or `socket_path=`) overrides both.
 """
 
 from __future__ import annotations
@@ -31,15 +36,50 @@ if TYPE_CHECKING:
     from collections.abc import Mapping
     from typing import Any
 
-DEFAULT_SOCKET = "/run/inferwatch/ingest.sock"
+RUN_DIR = "/run/inferwatch"  # the unit's RuntimeDirectory=inferwatch; root outside systemd
+SOCKET_NAME = "ingest.sock"
+DEFAULT_SOCKET = f"{RUN_DIR}/{SOCKET_NAME}"
 _RECORD, _LABEL = 0, 1
+
+
+def default_state_dir(env: Mapping[str, str] | None = None) -> str:
+    """systemd's StateDirectory= first, then the XDG location, so `make run` works unprivileged."""
+    env = os.environ if env is None else env
+    if env.get("STATE_DIRECTORY"):
+        return env["STATE_DIRECTORY"].split(":")[0]
+    home = env.get("HOME") or os.path.expanduser("~")  # noqa: PTH111 - no pathlib: import time
+    return (env.get("XDG_STATE_HOME") or f"{home}/.local/state") + "/inferwatch"
+
+
+def socket_candidates(env: Mapping[str, str] | None = None) -> list[str]:
+    """Where the agent's socket may be, in order: the one rule the SDK and the agent share.
+
+    `$INFERWATCH_SOCKET` alone when set; else /run/inferwatch (the unit's runtime directory,
+    or root's), then `$XDG_RUNTIME_DIR/inferwatch` (a user session), then the default
+    state directory (anything else, e.g. a container), each with `ingest.sock` in it.
+    """
+    env = os.environ if env is None else env
+    if env.get("INFERWATCH_SOCKET"):
+        return [env["INFERWATCH_SOCKET"]]
+    folders = [RUN_DIR]
+    if env.get("XDG_RUNTIME_DIR"):
+        folders.append(env["XDG_RUNTIME_DIR"].rstrip("/") + "/inferwatch")
+    folders.append(default_state_dir(env))
+    return [f"{folder}/{SOCKET_NAME}" for folder in folders]
+
+
+def find_socket(candidates: list[str]) -> str:
+    """The first candidate that exists, else the first (where the agent is expected)."""
+    return next((path for path in candidates if os.path.exists(path)), candidates[0])  # noqa: PTH110
 
 
 class Client:
     def __init__(self, *, socket_path: str | None = None, model: str = "",
                  model_version: str = "", sample_rate: float = 1.0, queue_size: int = 10_000,
                  batch_size: int = 1000, flush_interval: float = 0.05) -> None:
-        self.socket_path = socket_path or os.environ.get("INFERWATCH_SOCKET") or DEFAULT_SOCKET
+        self._candidates = [socket_path] if socket_path else socket_candidates()
+        self.socket_path = find_socket(self._candidates)
+        self._warned = False
         self.model, self.model_version = model, model_version
         self._threshold = int(max(0.0, min(1.0, sample_rate)) * 0xFFFFFFFF)
         self._queue: deque[tuple[Any, ...]] = deque()
@@ -91,10 +131,12 @@ class Client:
         with self._lock:
             self._counts[key] += n
 
-    def stats(self) -> dict[str, int]:
-        """Counts since start: queued, sent, and why anything was not (sampled out, dropped)."""
+    def stats(self) -> dict[str, Any]:
+        """Counts since start (queued, sent, and why anything was not: sampled out, dropped),
+        the socket in use (`socket_path`) and every place looked at (`looked_at`)."""
         with self._lock:
-            return {**self._counts, "waiting": len(self._queue)}
+            return {**self._counts, "waiting": len(self._queue),
+                    "socket_path": self.socket_path, "looked_at": list(self._candidates)}
 
     # -- the background thread ---------------------------------------------------------------
 
@@ -163,16 +205,32 @@ class Client:
     def _connect(self) -> bool:
         if time.monotonic() < self._retry_at:
             return False
+        self.socket_path = find_socket(self._candidates)  # the agent may have started since
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         sock.settimeout(1.0)  # a stalled agent costs this thread a second, never the caller
         try:
             sock.connect(self.socket_path)
-        except OSError:
+        except OSError as exc:
             sock.close()
             self._retry_at = time.monotonic() + 1.0
+            self._warn_once(exc)
             return False
         self._sock = sock
         return True
+
+    def _warn_once(self, exc: OSError) -> None:
+        """Say once why records are being dropped; the counts in stats() say how many."""
+        with self._lock:
+            if self._warned:
+                return
+            self._warned = True
+        import logging  # noqa: PLC0415 - only on failure: import time is the SDK's budget
+
+        logging.getLogger("inferwatch.client").warning(
+            "inferwatch: cannot reach the agent at %s (%s; looked at: %s); records are dropped "
+            "and counted in stats() until it answers. Set INFERWATCH_SOCKET or socket_path= "
+            "to the agent's socket (`inferwatch run` logs where it listens).",
+            self.socket_path, exc.strerror or exc, ", ".join(self._candidates))
 
 
 def _plain(value: Any) -> Any:
@@ -214,5 +272,5 @@ def label(request_id: str, value: Any, **kw: Any) -> bool:
     return _client().label(request_id, value, **kw)
 
 
-def stats() -> dict[str, int]:
+def stats() -> dict[str, Any]:
     return _client().stats()

@@ -63,6 +63,9 @@ class Monitor(Component):
     """
 
     kind: ClassVar[str] = "monitor"
+    # True: also receive provisional windows (`window.provisional`), running views of the
+    # windows still open, to export; they must raise no events and change no state.
+    provisional: ClassVar[bool] = False
 
     async def process(self, window: Window) -> Sequence[Event]:
         raise NotImplementedError

@@ -15,10 +15,11 @@ import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 import msgspec
 
+from agent import client
 from agent.errors import ConfigError
 
 DEFAULT_PORT = 9879
@@ -96,12 +97,45 @@ def resolve_secret(raw: object, base_dir: Path) -> Secret:
         raise ValueError(f"cannot read secret file {path}: {exc.strerror}") from None
 
 
+class ConfigPath(str):
+    """A path in the config: a relative one is resolved against the config file's folder
+    (never the working directory, which differs between a shell and systemd)."""
+
+    __slots__ = ()
+
+
+class InputFile(ConfigPath):
+    """A file the agent reads (a CA, a key, a scenario, a reference): resolved like
+    `ConfigPath`, and it must exist and be readable when the config is loaded, so that
+    `inferwatch check` names it with its TOML path instead of a failure at run time."""
+
+    __slots__ = ()
+
+
+def resolve_path(raw: object, base_dir: Path, tp: type[ConfigPath]) -> ConfigPath | None:
+    """Resolve a path against the config's folder; for an `InputFile`, prove it readable.
+
+    An empty string keeps its meaning of "the default" (a path) or "none" (a file)."""
+    if not isinstance(raw, str):
+        raise ValueError(f"expected a path, got {_toml_type(raw)}")  # noqa: TRY004 - one path
+    if not raw:
+        return None if tp is InputFile else tp("")
+    path = base_dir / Path(raw).expanduser()
+    if tp is InputFile:
+        if not path.is_file():
+            raise ValueError(f"{path}: no such file" if not path.exists()
+                             else f"{path}: not a regular file")
+        if not os.access(path, os.R_OK):
+            raise ValueError(f"{path}: cannot read: permission denied")
+    return tp(path)
+
+
 LogLevel = Literal["debug", "info", "warning", "error"]
 
 
 class AgentSection(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     host_id: str = ""
-    state_dir: str = ""
+    state_dir: ConfigPath = ConfigPath("")
     log_level: LogLevel = "info"
     log_format: Literal["json", "console", "auto"] = "auto"
     event_queue_size: Annotated[int, msgspec.Meta(ge=1, le=10_000_000)] = 10_000
@@ -112,22 +146,22 @@ class AgentSection(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
         if not self.host_id:
             self.host_id = socket.gethostname()
         if not self.state_dir:
-            self.state_dir = default_state_dir()
+            self.state_dir = ConfigPath(default_state_dir())
 
 
 def default_state_dir() -> str:
-    """systemd's StateDirectory= first, then the XDG location, so `make run` works unprivileged."""
-    if os.environ.get("STATE_DIRECTORY"):
-        return os.environ["STATE_DIRECTORY"].split(":")[0]
-    xdg = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
-    return str(Path(xdg) / "inferwatch")
+    """systemd's StateDirectory= first, then the XDG location, so `make run` works unprivileged.
+
+    The rule lives in the client SDK, whose socket search falls back to the same folder.
+    """
+    return client.default_state_dir()
 
 
 class PrometheusSection(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     enabled: bool = True
     listen: str = f"127.0.0.1:{DEFAULT_PORT}"
-    tls_cert_file: str | None = None
-    tls_key_file: str | None = None
+    tls_cert_file: InputFile | None = None
+    tls_key_file: InputFile | None = None
     basic_auth_users: dict[str, str] = msgspec.field(default_factory=dict)
     series_limit_per_plugin: Annotated[int, msgspec.Meta(ge=1)] = 20_000
 
@@ -142,7 +176,9 @@ class PrometheusSection(msgspec.Struct, kw_only=True, forbid_unknown_fields=True
             if not re.match(r"^\$2[aby]\$\d\d\$.{53}$", hashed):
                 raise FieldError(
                     f"basic_auth_users.{user}",
-                    f"not a bcrypt hash (make one with `htpasswd -nBC 10 {user}`)",
+                    f"not a bcrypt hash (make one with `htpasswd -nBC 10 {user}`, or "
+                    "python3 -c 'import bcrypt, getpass; print(bcrypt.hashpw(getpass."
+                    "getpass().encode(), bcrypt.gensalt(10)).decode())')",
                 )
 
 
@@ -160,6 +196,9 @@ class PluginConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     enabled: bool = True
     interval: Duration = Duration(10.0)
     timeout: Duration = Duration(0.0)  # unset: min(5s, interval)
+    # Plugins this one is useless without (a class attribute, not a key): `check` and `run`
+    # warn when it is enabled and they are not.
+    needs: ClassVar[tuple[str, ...]] = ()
 
     def __post_init__(self) -> None:
         if not self.timeout:
@@ -244,14 +283,16 @@ class _Converter:
             return self.value(value, inner, path)
         if isinstance(tp, type) and issubclass(tp, msgspec.Struct):
             return self.struct(value, tp, path)
-        if tp is Secret or tp is Duration:
+        if tp is Secret or tp is Duration or tp is ConfigPath or tp is InputFile:
             return self._special(value, tp, path)
-        if origin is list and _needs_walk(args[0]) and isinstance(value, list):
+        # Containers are walked item by item so that an error names the key or index
+        # (`files.fraud`), never msgspec's `files[...]`.
+        if origin is list and isinstance(value, list):
             items = [self.value(v, args[0], f"{path}[{i}]") for i, v in enumerate(value)]
-            return _INVALID if _INVALID in items else items
-        if origin is dict and _needs_walk(args[1]) and isinstance(value, dict):
+            return _INVALID if any(v is _INVALID for v in items) else items
+        if origin is dict and args[0] is str and isinstance(value, dict):
             table = {k: self.value(v, args[1], _join(path, k)) for k, v in value.items()}
-            return _INVALID if _INVALID in table.values() else table
+            return _INVALID if any(v is _INVALID for v in table.values()) else table
         return self._leaf(value, tp, path)
 
     def struct(self, value: object, cls: type[Any], path: str) -> Any:
@@ -282,7 +323,9 @@ class _Converter:
         try:
             if tp is Secret:
                 return resolve_secret(value, self.base_dir)
-            return parse_duration(value)
+            if tp is Duration:
+                return parse_duration(value)
+            return resolve_path(value, self.base_dir, tp)
         except ValueError as exc:
             self.errors.append(f"{path}: {exc}")
             return _INVALID
@@ -300,11 +343,6 @@ class _Converter:
             return _INVALID
 
 
-def _needs_walk(tp: Any) -> bool:
-    return tp is Secret or tp is Duration or (
-        isinstance(tp, type) and issubclass(tp, msgspec.Struct)
-    )
-
 
 def _join(path: str, key: str) -> str:
     return f"{path}.{key}" if path else key
@@ -313,6 +351,15 @@ def _join(path: str, key: str) -> str:
 def _toml_type(value: object) -> str:
     names = {dict: "table", list: "array", str: "string", bool: "boolean", int: "integer"}
     return names.get(type(value), type(value).__name__)
+
+
+def config_warnings(config: Config) -> list[str]:
+    """What is valid but cannot work as meant: a plugin on without one it needs."""
+    enabled = {name for name, section in config.plugins.items() if section.enabled}
+    return [f"plugins.{name}: enabled, but it needs [plugins.{need}] enabled too "
+            f"(it will have nothing to do)"
+            for name in sorted(enabled) for need in type(config.plugins[name]).needs
+            if need not in enabled]
 
 
 def check_state_dir(state_dir: str) -> list[str]:

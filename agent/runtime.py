@@ -18,7 +18,7 @@ import structlog
 from agent import logs
 from agent.bus import EventBus
 from agent.components import START_ORDER, Component, Monitor
-from agent.config import Config, PluginConfig, check_state_dir, load_config
+from agent.config import Config, PluginConfig, check_state_dir, config_warnings, load_config
 from agent.context import PluginContext
 from agent.errors import ConfigError
 from agent.exporter import Exporter
@@ -75,6 +75,8 @@ class Agent:
         for record in self.plugins.records:
             if record.error:
                 log.error("plugin not loaded", plugin=record.name, error=record.error)
+        for warning in config_warnings(config):
+            log.warning("config", problem=warning)
         self.metrics = SelfMetrics()
         self.bus = EventBus(config.agent.event_queue_size, self.metrics)
         self.exposition = self.metrics.exposition()
@@ -157,10 +159,13 @@ class Agent:
             log.error("plugin set-up failed; plugin disabled", plugin=instance.name, exc_info=exc)
 
     def _route_window(self, window: Window) -> None:
-        """Every monitor of every plugin gets every window; a full queue drops and counts."""
+        """Every monitor of every plugin gets every window (a provisional one only if it
+        asked); a full queue drops and counts."""
         for instance in self.instances.values():
             for sup in instance.supervised:
                 if sup.inbox is None or not isinstance(sup.component, Monitor):
+                    continue
+                if window.provisional and not sup.component.provisional:
                     continue
                 try:
                     sup.inbox.put_nowait(window)

@@ -109,6 +109,10 @@ class Window:
     group: np.ndarray | None = None
     quality: dict[str, dict[str, float]] = field(default_factory=dict)
     final: bool = True
+    # A running view of a window still open (its spec named "<spec>:running"): what the
+    # rows so far say, for dashboards. Only monitors that ask (`Monitor.provisional`) get
+    # one, and they raise no events and learn nothing from it.
+    provisional: bool = False
     results: dict[str, Any] = field(default_factory=dict)  # what monitors found, by section
 
     @property

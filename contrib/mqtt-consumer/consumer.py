@@ -3,6 +3,9 @@
     pip install paho-mqtt
     python consumer.py --host BROKER [--port 1883] [--topic 'inferwatch/v1/+/events/#']
 
+A kind's dotted parts are topic levels (`gpu.xid` arrives on `.../events/gpu/xid`), so one
+family is `--topic 'inferwatch/v1/+/events/gpu/#'`; the printed kind is the envelope's.
+
 Prints one line per new event. Keeps the last 100,000 ids to drop at-least-once repeats.
 """
 

@@ -6,11 +6,11 @@ from typing import Annotated
 
 import msgspec
 
-from agent.config import Duration, FieldError, PluginConfig, Secret
+from agent.config import Duration, FieldError, InputFile, PluginConfig, Secret
 
 
 class ModelDrift(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
-    reference: str = ""  # a profile from `inferwatch reference build`; else captured
+    reference: InputFile | None = None  # from `inferwatch reference build`; else captured
 
 
 class Retrain(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -28,6 +28,7 @@ class Retrain(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
 
 
 class DriftConfig(PluginConfig):
+    needs = ("ingest",)  # it reads the windows ingest publishes
     enabled: bool = False  # with [plugins.ingest]: it reads the windows ingest publishes
     reference_samples: Annotated[int, msgspec.Meta(ge=100)] = 10_000  # captured if no file
     numeric_min_effect: Annotated[float, msgspec.Meta(gt=0)] = 0.05  # W1 in sigmas

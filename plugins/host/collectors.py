@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import psutil
+import structlog
 
 from agent.components import Collector
 from agent.metrics import Accumulator
@@ -21,6 +22,34 @@ if TYPE_CHECKING:
     from psutil._ntuples import sdiskpart
 
 PROC = Path("/proc")
+log = structlog.get_logger("inferwatch")
+
+
+class Exclusion:
+    """An `*_exclude` regex that says once (a warning) when it drops everything it sees.
+
+    A placeholder filled in literally (`disk_exclude = "..."` matches any name) would
+    otherwise remove every series without a word.
+    """
+
+    def __init__(self, key: str, pattern: str) -> None:
+        self.key, self.regex = key, re.compile(pattern)
+        self.seen = self.dropped = 0
+        self.warned = False
+
+    def excludes(self, name: str) -> bool:
+        self.seen += 1
+        dropped = self.regex.search(name) is not None
+        self.dropped += dropped
+        return dropped
+
+    def settle(self) -> None:
+        """After a collection: warn the first time every one of several names was dropped."""
+        if self.seen and self.dropped == self.seen and not self.warned:
+            self.warned = True
+            log.warning("an exclude pattern drops everything", key=f"plugins.host.{self.key}",
+                        pattern=self.regex.pattern, names_seen=self.seen)
+        self.seen = self.dropped = 0
 
 
 class CpuCollector(Collector):
@@ -75,14 +104,15 @@ class FilesystemCollector(Collector):
     def __init__(self, config: HostConfig) -> None:
         super().__init__("filesystem")
         self._types = frozenset(config.filesystem_exclude_types)
-        self._exclude = re.compile(config.mountpoint_exclude)
+        self._exclude = Exclusion("mountpoint_exclude", config.mountpoint_exclude)
 
     def mounts(self) -> list[sdiskpart]:
         seen: dict[str, sdiskpart] = {}
         for part in sorted(psutil.disk_partitions(all=False), key=lambda p: len(p.mountpoint)):
-            if part.fstype in self._types or self._exclude.search(part.mountpoint):
+            if part.fstype in self._types or self._exclude.excludes(part.mountpoint):
                 continue
             seen.setdefault(part.device, part)
+        self._exclude.settle()
         return list(seen.values())
 
     def collect(self, out: Accumulator) -> None:
@@ -104,11 +134,11 @@ class FilesystemCollector(Collector):
 class DiskIOCollector(Collector):
     def __init__(self, config: HostConfig) -> None:
         super().__init__("diskio")
-        self._exclude = re.compile(config.disk_exclude)
+        self._exclude = Exclusion("disk_exclude", config.disk_exclude)
 
     def collect(self, out: Accumulator) -> None:
         for device, io in (psutil.disk_io_counters(perdisk=True, nowrap=True) or {}).items():
-            if self._exclude.search(device):
+            if self._exclude.excludes(device):
                 continue
             out.add(m.DISK_READ_BYTES, io.read_bytes, device=device)
             out.add(m.DISK_WRITTEN_BYTES, io.write_bytes, device=device)
@@ -118,17 +148,18 @@ class DiskIOCollector(Collector):
             out.add(m.DISK_WRITE_TIME, io.write_time / 1000, device=device)
             if (busy := getattr(io, "busy_time", None)) is not None:
                 out.add(m.DISK_IO_TIME, busy / 1000, device=device)
+        self._exclude.settle()
 
 
 class NetworkCollector(Collector):
     def __init__(self, config: HostConfig) -> None:
         super().__init__("network")
-        self._exclude = re.compile(config.network_exclude)
+        self._exclude = Exclusion("network_exclude", config.network_exclude)
 
     def collect(self, out: Accumulator) -> None:
         stats = psutil.net_if_stats()
         for name, io in psutil.net_io_counters(pernic=True, nowrap=True).items():
-            if self._exclude.search(name):
+            if self._exclude.excludes(name):
                 continue
             out.add(m.NET_RX_BYTES, io.bytes_recv, interface=name)
             out.add(m.NET_TX_BYTES, io.bytes_sent, interface=name)
@@ -142,6 +173,7 @@ class NetworkCollector(Collector):
                 out.add(m.NET_UP, 1 if st.isup else 0, interface=name)
                 if st.speed > 0:
                     out.add(m.NET_SPEED, st.speed * 125_000, interface=name)
+        self._exclude.settle()
 
 
 class SystemCollector(Collector):

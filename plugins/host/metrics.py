@@ -80,7 +80,8 @@ TEMPERATURE_CRIT = gauge("inferwatch_host_temperature_critical_celsius",
 
 _P = ("process",)
 PROC_UP = gauge("inferwatch_host_process_up", "1 if at least one matching process runs.", *_P)
-PROC_COUNT = gauge("inferwatch_host_process_count", "Matching processes.", *_P)
+# Not `_count`: promtool refuses a gauge with a histogram's suffix.
+PROC_COUNT = gauge("inferwatch_host_process_instances", "Matching processes.", *_P)
 PROC_CPU = counter("inferwatch_host_process_cpu_seconds_total",
                    "CPU time of the matching processes, by mode.", "process", "mode")
 PROC_RSS = gauge("inferwatch_host_process_resident_memory_bytes",

@@ -6,7 +6,6 @@ per-model windows, which every monitor receives, and into the late-label join.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 from agent import hookimpl
@@ -31,9 +30,7 @@ def inferwatch_config_model() -> type[PluginConfig]:
 @hookimpl
 def inferwatch_components(config: PluginConfig, ctx: PluginContext) -> list[Component]:
     assert isinstance(config, IngestConfig)  # noqa: S101 - validated with our model
-    runtime = os.environ.get("RUNTIME_DIRECTORY", "").split(":")[0]
-    path = Path(config.socket_path or (Path(runtime) if runtime else ctx.state_root) /
-                "ingest.sock")
+    path = Path(config.socket_path) if config.socket_path else None  # None: the SDK's rule
     tally = Tally(config.max_models)
     store = LabelJoin(ctx.state_root / "ingest" / "labels.db", ttl=float(config.label_ttl),
                       max_waiting=config.max_waiting)
@@ -42,7 +39,8 @@ def inferwatch_components(config: PluginConfig, ctx: PluginContext) -> list[Comp
                           max_features=config.max_features, label_wait=float(config.label_wait))
     tally.pipeline = Pipeline(config.models, windows, join.offer_many)
     join.on_joined = windows.labels
-    window_service = WindowService(windows, ctx.publish)
+    window_service = WindowService(windows, ctx.publish, float(config.running_every)
+                                   if config.running_views else None)
     components: list[Component] = [
         join, window_service, IngestService(path, config, tally),
         IngestStats(tally, join, window_service),
@@ -56,3 +54,4 @@ def inferwatch_components(config: PluginConfig, ctx: PluginContext) -> list[Comp
 
         components.append(IngestSubscriber(config.mqtt, tally, ctx.host_id))
     return components
+

@@ -6,7 +6,15 @@ from typing import Annotated, Literal
 
 import msgspec
 
-from agent.config import Duration, FieldError, PluginConfig, Secret, parse_listen
+from agent.config import (
+    ConfigPath,
+    Duration,
+    FieldError,
+    InputFile,
+    PluginConfig,
+    Secret,
+    parse_listen,
+)
 from agent.window import WindowSpec
 from plugins.ingest.models import ModelConfig
 from plugins.mqtt.config import topic_problem
@@ -28,9 +36,9 @@ class IngestMqtt(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     username: str | None = None
     password: Secret | None = None
     tls: bool = False
-    ca_file: str | None = None
-    cert_file: str | None = None
-    key_file: str | None = None
+    ca_file: InputFile | None = None
+    cert_file: InputFile | None = None
+    key_file: InputFile | None = None
     tls_verify: bool = True
     max_payload_bytes: Annotated[int, msgspec.Meta(ge=1024, le=256 << 20)] = 16 << 20
 
@@ -52,7 +60,7 @@ class IngestMqtt(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
 
 class IngestConfig(PluginConfig):
     enabled: bool = False
-    socket_path: str = ""  # default: $RUNTIME_DIRECTORY/ingest.sock, else <state_dir>/ingest.sock
+    socket_path: ConfigPath = ConfigPath("")  # default: agent.client.socket_candidates()
     socket_mode: Annotated[int, msgspec.Meta(ge=0, le=0o777)] = 0o660  # owner and group
     max_record_bytes: Annotated[int, msgspec.Meta(ge=1024, le=64 << 20)] = 1 << 20
     max_models: Annotated[int, msgspec.Meta(ge=1, le=10_000)] = 100  # label values bound
@@ -65,6 +73,9 @@ class IngestConfig(PluginConfig):
     join_queue: Annotated[int, msgspec.Meta(ge=1)] = 100_000  # in memory, before the join
     windows: list[str] = msgspec.field(default_factory=lambda: ["1h"])
     label_wait: Duration = Duration(3600.0)  # a window is final this long after it closes
+    # A provisional view of each window still open, as window="<spec>:running", this often.
+    running_views: bool = True
+    running_every: Duration = Duration(30.0)
     max_window_samples: Annotated[int, msgspec.Meta(ge=10, le=10_000_000)] = 20_000
     max_features: Annotated[int, msgspec.Meta(ge=1, le=10_000)] = 200
     models: dict[str, ModelConfig] = msgspec.field(default_factory=dict)

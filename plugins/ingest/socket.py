@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import grp
 import os
+from collections.abc import Mapping
 from pathlib import Path
 
 import structlog
 
+from agent.client import socket_candidates
 from agent.components import Service
 from plugins.ingest.config import IngestConfig
 from plugins.ingest.decode import decode_ndjson
@@ -17,21 +20,49 @@ from plugins.ingest.tally import Tally
 log = structlog.get_logger("inferwatch")
 
 
+def listen_path(env: Mapping[str, str] | None = None) -> Path:
+    """The first of the SDK's candidates whose folder this process can create and write.
+
+    Under the unit that is /run/inferwatch (RuntimeDirectory=); as a user, the session's
+    runtime folder; else the default state folder: where `agent.client` looks, in that order.
+    """
+    candidates = [Path(c) for c in socket_candidates(os.environ if env is None else env)]
+    for candidate in candidates:
+        if _usable_folder(candidate.parent):
+            return candidate
+    return candidates[-1]
+
+
+def _usable_folder(folder: Path) -> bool:
+    if not folder.is_dir():
+        try:
+            folder.mkdir(parents=True)
+            folder.chmod(0o755)  # others may pass through; the socket's own mode decides
+        except OSError:
+            return False
+    return os.access(folder, os.W_OK | os.X_OK)
+
+
 class IngestService(Service):
-    def __init__(self, path: Path, config: IngestConfig, tally: Tally) -> None:
+    """Listens at `path`, or where the client SDK looks by default when `path` is None."""
+
+    def __init__(self, path: Path | None, config: IngestConfig, tally: Tally) -> None:
         super().__init__("socket")
         self.path, self.config, self.tally = path, config, tally
         self._server: asyncio.AbstractServer | None = None
         self._clients: set[asyncio.Transport] = set()
 
     async def start(self) -> None:
+        self.path = listen_path() if self.path is None else self.path
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with contextlib.suppress(FileNotFoundError):
             self.path.unlink()  # a stale socket from a killed agent
         loop = asyncio.get_running_loop()
         self._server = await loop.create_unix_server(lambda: _Connection(self), str(self.path))
         os.chmod(self.path, self.config.socket_mode)  # noqa: PTH101 - a socket, not a file we own by Path
-        log.info("ingestion socket listening", path=str(self.path))
+        log.info("ingestion socket listening", path=str(self.path),
+                 mode=f"{self.config.socket_mode:04o}", group=_group_name(self.path),
+                 sdk_default=str(self.path) in socket_candidates())
 
     async def run(self) -> None:
         assert self._server is not None  # noqa: S101 - set by start()
@@ -43,8 +74,21 @@ class IngestService(Service):
             self._server = None
         for transport in list(self._clients):
             transport.abort()
-        with contextlib.suppress(FileNotFoundError):
-            self.path.unlink()
+        if self.path is not None:
+            with contextlib.suppress(FileNotFoundError):
+                self.path.unlink()
+
+
+def _group_name(path: Path) -> str:
+    """Who may connect besides the owner (the model server's user joins this group)."""
+    try:
+        gid = path.stat().st_gid
+    except OSError:
+        return ""
+    try:
+        return grp.getgrgid(gid).gr_name
+    except KeyError:
+        return str(gid)
 
 
 class _Connection(asyncio.Protocol):

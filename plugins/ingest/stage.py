@@ -18,6 +18,7 @@ from agent.components import Service
 from agent.model import Label, Sample
 from agent.window import Window
 from agent.worker import Worker
+from plugins.ingest import running
 from plugins.ingest.join import Joined, LabelJoin
 from plugins.ingest.windows import Pane, WindowStage
 
@@ -101,10 +102,16 @@ class JoinStage(Service):
 
 
 class WindowService(Service):
-    def __init__(self, stage: WindowStage, publish: Callable[[Window], None]) -> None:
+    """Closes panes on wall time; every `running_every` (None: never) also publishes a
+    provisional running view of each window still open (plugins/ingest/running.py)."""
+
+    def __init__(self, stage: WindowStage, publish: Callable[[Window], None],
+                 running_every: float | None = None) -> None:
         super().__init__("windows")
         self.stage, self.publish = stage, publish
         self.published = 0
+        self.running_every = running_every
+        self._next_running = 0.0
         self._worker = Worker("ingest.windows")
 
     async def run(self) -> None:
@@ -118,6 +125,16 @@ class WindowService(Service):
             for window in self.stage.retire(due, now):
                 self.publish(window)
                 self.published += 1
+            if self.running_every is not None and now >= self._next_running:
+                self._next_running = now + self.running_every
+                await self._running(now)
+
+    async def _running(self, now: float) -> None:
+        copies = running.snapshot(self.stage)
+        if copies:
+            await self._worker.call(_build, copies)
+            for window in running.views(copies, now):
+                self.publish(window)
 
     async def stop(self) -> None:
         self._worker.close()

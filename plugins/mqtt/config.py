@@ -7,7 +7,7 @@ from typing import Annotated, Literal, Protocol
 
 import msgspec
 
-from agent.config import Duration, FieldError, PluginConfig, Secret
+from agent.config import Duration, FieldError, InputFile, PluginConfig, Secret
 
 MiB = 1 << 20
 
@@ -24,10 +24,16 @@ def topic_problem(topic: str) -> str | None:
 
 
 class TlsSettings(Protocol):
-    ca_file: str | None
-    cert_file: str | None
-    key_file: str | None
-    tls_verify: bool
+    """Read-only, so that a config whose paths are `InputFile`s (a str) satisfies it."""
+
+    @property
+    def ca_file(self) -> str | None: ...
+    @property
+    def cert_file(self) -> str | None: ...
+    @property
+    def key_file(self) -> str | None: ...
+    @property
+    def tls_verify(self) -> bool: ...
 
 
 def tls_context(settings: TlsSettings) -> ssl.SSLContext:
@@ -52,9 +58,9 @@ class MqttConfig(PluginConfig):
     topic_prefix: str = "inferwatch/v1/{host}"
     keepalive: Duration = Duration(30.0)
     tls: bool = False
-    ca_file: str | None = None
-    cert_file: str | None = None
-    key_file: str | None = None
+    ca_file: InputFile | None = None
+    cert_file: InputFile | None = None
+    key_file: InputFile | None = None
     tls_verify: bool = True
     max_payload_bytes: Annotated[int, msgspec.Meta(ge=1024, le=256 * MiB)] = 1 * MiB
     inflight: Annotated[int, msgspec.Meta(ge=1, le=65535)] = 100  # paho is fastest near 100

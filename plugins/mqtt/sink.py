@@ -16,7 +16,10 @@ _UNSAFE = str.maketrans({"/": "_", "+": "_", "#": "_"})
 
 
 def event_topic(prefix: str, kind: str) -> str:
-    return f"{prefix}/events/{kind.translate(_UNSAFE)}"
+    """`gpu.xid` -> `<prefix>/events/gpu/xid`: a kind's parts are topic levels, so that
+    `events/gpu/#` works (MQTT wildcards match whole levels); the envelope keeps `gpu.xid`."""
+    levels = (part.translate(_UNSAFE) or "_" for part in kind.split("."))
+    return f"{prefix}/events/{'/'.join(levels)}"
 
 
 class MqttSink(Sink):

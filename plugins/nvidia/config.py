@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from typing import Literal
 
-from agent.config import Duration, FieldError, PluginConfig
+from agent.config import Duration, FieldError, InputFile, PluginConfig
 
 
 class NvidiaConfig(PluginConfig):
     enabled: bool = False
     backend: Literal["nvml", "fake"] = "nvml"
-    fake_scenario: str | None = None  # JSON file driving the fake backend
+    fake_scenario: InputFile | None = None  # JSON file driving the fake backend
     processes: bool = True  # per-process GPU memory (pid and name labels)
     nvlink: bool = True
     xid_events: bool = True

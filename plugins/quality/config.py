@@ -64,6 +64,7 @@ DEFAULT_THRESHOLDS = {"accuracy_gap": Threshold(above=0.05, clear=0.03, min_samp
 
 
 class QualityConfig(PluginConfig):
+    needs = ("ingest",)  # it reads the windows ingest publishes
     enabled: bool = False  # with [plugins.ingest]: it reads the windows ingest publishes
     thresholds: dict[str, Threshold] = msgspec.field(
         default_factory=lambda: dict(DEFAULT_THRESHOLDS))

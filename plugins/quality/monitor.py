@@ -32,6 +32,8 @@ Key = tuple[str, str, str]  # model, model_version, window spec
 
 
 class QualityMonitor(Monitor):
+    provisional = True  # running views of open windows: exported, never judged
+
     def __init__(self, config: QualityConfig, ctx: PluginContext) -> None:
         super().__init__("monitor")
         self.config, self.ctx = config, ctx
@@ -49,7 +51,7 @@ class QualityMonitor(Monitor):
         self.latest[key] = window
         if window.final and "cost" in results:
             self.cost_total[key] = self.cost_total.get(key, 0.0) + results["cost"]["value"]
-        return self._judge(key, window)
+        return [] if window.provisional else self._judge(key, window)
 
     # -- computing ------------------------------------------------------------------------
 

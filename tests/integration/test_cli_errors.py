@@ -39,8 +39,9 @@ def test_every_problem_at_once_with_its_path(write_config: ConfigWriter) -> None
         '[plugins.host]\ninterval = "soon"\nbogus = 1\nnetwork_exclude = "("\n'
         '[[plugins.host.processes]]\nname = "triton"\n'
         '[plugins.nosuch]\nenabled = true\n',
-        prometheus='tls_cert_file = "/x.crt"\n',
+        prometheus='tls_cert_file = "x.crt"\n',  # beside the config: it exists
     )
+    (path.parent / "x.crt").write_text("")
     result = run_cli("check", "-c", str(path))
     assert result.returncode == 78
     lines = _errors(result)
@@ -83,3 +84,84 @@ def test_missing_config_file(tmp_path: Path) -> None:
     result = run_cli("run", "-c", str(tmp_path / "absent.toml"))
     assert result.returncode == 78
     assert _errors(result) == [f"inferwatch: error: {tmp_path / 'absent.toml'}: no such file"]
+
+
+def test_check_names_every_missing_file_with_its_toml_path(tmp_path: Path) -> None:
+    """A file the config names is checked when it is loaded, not when it is first used."""
+    folder = tmp_path / "etc"
+    folder.mkdir()
+    (folder / "ok.pem").write_text("")
+    unreadable = folder / "key.pem"
+    unreadable.write_text("")
+    unreadable.chmod(0)
+    path = folder / "agent.toml"
+    path.write_text(
+        '[prometheus]\ntls_cert_file = "ok.pem"\ntls_key_file = "gone.key"\n'
+        '[plugins.mqtt]\nenabled = true\ntls = true\nca_file = "ca.pem"\n'
+        'cert_file = "ok.pem"\nkey_file = "key.pem"\n'
+        '[plugins.nvidia]\nenabled = true\nbackend = "fake"\nfake_scenario = "gpus.json"\n'
+        '[plugins.ingest]\nenabled = true\n'
+        '[plugins.ingest.mqtt]\nca_file = "/nonexistent/ingest-ca.pem"\ntls = true\n'
+        '[plugins.drift]\nenabled = true\n'
+        '[plugins.drift.models.fraud]\nreference = "refs/fraud.json"\n')
+    result = run_cli("check", "-c", str(path), cwd=tmp_path)  # not the config's folder
+    assert result.returncode == 78
+    lines = _errors(result)
+    expected = [
+        f"prometheus.tls_key_file: {folder}/gone.key: no such file",
+        f"plugins.mqtt.ca_file: {folder}/ca.pem: no such file",
+        f"plugins.nvidia.fake_scenario: {folder}/gpus.json: no such file",
+        "plugins.ingest.mqtt.ca_file: /nonexistent/ingest-ca.pem: no such file",
+        f"plugins.drift.models.fraud.reference: {folder}/refs/fraud.json: no such file",
+    ]
+    if __import__("os").geteuid() != 0:  # root reads anything
+        expected.append(f"plugins.mqtt.key_file: {folder}/key.pem: cannot read")
+    for fragment in expected:
+        assert any(line.startswith(f"inferwatch: error: {fragment}") for line in lines), (
+            fragment, lines)
+    assert not any("ok.pem" in line for line in lines)
+
+
+def test_relative_paths_resolve_against_the_config_folder(tmp_path: Path) -> None:
+    from agent.config import load_config  # noqa: PLC0415
+    from agent.loader import discover  # noqa: PLC0415
+
+    folder = tmp_path / "etc"
+    folder.mkdir()
+    (folder / "gpus.json").write_text("{}")
+    path = folder / "agent.toml"
+    path.write_text('[agent]\nstate_dir = "state"\n[plugins.nvidia]\nenabled = true\n'
+                    'backend = "fake"\nfake_scenario = "gpus.json"\n'
+                    '[plugins.ingest]\nsocket_path = "run/ingest.sock"\n')
+    config = load_config(path, discover([]).config_models())
+    assert config.agent.state_dir == str(folder / "state")
+    assert config.plugins["nvidia"].fake_scenario == str(folder / "gpus.json")  # type: ignore[attr-defined]
+    assert config.plugins["ingest"].socket_path == str(folder / "run/ingest.sock")  # type: ignore[attr-defined]
+
+
+def test_check_warns_about_monitors_without_ingestion(tmp_path: Path) -> None:
+    path = tmp_path / "agent.toml"
+    path.write_text(f'[agent]\nstate_dir = "{tmp_path}/state"\n'
+                    '[plugins.quality]\nenabled = true\n[plugins.drift]\nenabled = true\n')
+    result = run_cli("check", "-c", str(path))
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.splitlines() == [
+        "inferwatch: warning: plugins.drift: enabled, but it needs [plugins.ingest] enabled too "
+        "(it will have nothing to do)",
+        "inferwatch: warning: plugins.quality: enabled, but it needs [plugins.ingest] enabled "
+        "too (it will have nothing to do)"]
+    path.write_text(path.read_text() + "[plugins.ingest]\nenabled = true\n")
+    assert run_cli("check", "-c", str(path)).stderr == ""
+
+
+def test_help_lists_every_command() -> None:
+    from agent.cli import _parser  # noqa: PLC0415
+
+    result = run_cli("--help")
+    assert result.returncode == 0
+    commands = list(_parser()._subparsers._group_actions[0].choices)  # type: ignore[union-attr]
+    assert {"run", "check", "plugins", "replay", "reference", "demo"} <= set(commands)
+    summary = " ".join(result.stdout.split())
+    assert f"Commands: {', '.join(commands)}." in summary
+    for command in commands:
+        assert f"\n    {command}" in result.stdout, command

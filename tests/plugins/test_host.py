@@ -128,3 +128,19 @@ def test_process_match_needs_exactly_one_matcher() -> None:
     assert "processes[1].name: set exactly one of" in problems
     assert "processes[2].name: Expected `str` matching regex" in problems
     assert "processes[3].cmdline: invalid regular expression" in problems
+
+
+def test_a_pattern_that_drops_every_name_is_said_once() -> None:
+    from structlog.testing import capture_logs  # noqa: PLC0415
+
+    everything = collectors.NetworkCollector(_config(network_exclude="."))  # any name
+    with capture_logs() as logs:
+        assert _collect(everything).get(m.NET_RX_BYTES, {}) == {}
+        _collect(everything)
+    warnings = [e for e in logs if e["event"] == "an exclude pattern drops everything"]
+    assert len(warnings) == 1, logs
+    assert warnings[0]["key"] == "plugins.host.network_exclude"
+    assert warnings[0]["pattern"] == "."
+    with capture_logs() as logs:
+        _collect(collectors.NetworkCollector(_config()))  # the default keeps some
+    assert logs == []

@@ -115,3 +115,45 @@ def test_errors_never_reach_the_caller(server: LineServer) -> None:
     poll(lambda: client.stats()["sent"] == 1, what="the sender thread survived")
     assert client.stats()["dropped_unencodable"] == 1
     assert [line["request_id"] for line in server.lines] == ["fine"]
+
+
+def test_one_socket_rule_for_the_sdk_and_the_agent(tmp_path: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    from agent.client import find_socket, socket_candidates  # noqa: PLC0415
+    from plugins.ingest.socket import listen_path  # noqa: PLC0415
+
+    env = {"XDG_RUNTIME_DIR": str(tmp_path / "xdg"), "HOME": str(tmp_path / "home")}
+    assert socket_candidates(env) == ["/run/inferwatch/ingest.sock",
+                                      f"{tmp_path}/xdg/inferwatch/ingest.sock",
+                                      f"{tmp_path}/home/.local/state/inferwatch/ingest.sock"]
+    assert socket_candidates({**env, "INFERWATCH_SOCKET": "/x.sock"}) == ["/x.sock"]
+    (tmp_path / "not-a-folder").write_text("")
+    monkeypatch.setattr("agent.client.RUN_DIR", str(tmp_path / "not-a-folder" / "inferwatch"))
+    (tmp_path / "xdg").mkdir()
+    chosen = listen_path(env)  # /run/inferwatch cannot be made: the session's folder next
+    assert chosen == tmp_path / "xdg" / "inferwatch" / "ingest.sock"
+    assert (chosen.parent.stat().st_mode & 0o777) == 0o755
+    srv = LineServer(chosen)
+    try:
+        assert find_socket(socket_candidates(env)) == str(chosen), "the SDK looks there too"
+    finally:
+        srv.sock.close()
+
+
+def test_unreachable_agent_is_logged_once_and_stats_say_where(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    missing = str(tmp_path / "absent.sock")
+    client = Client(socket_path=missing, flush_interval=0.01)
+    with caplog.at_level("WARNING", logger="inferwatch.client"):
+        for i in range(3):
+            client.record(f"r-{i}", {}, 0)
+            client.flush()
+            client._retry_at = 0.0  # retry at once: every attempt fails the same way
+    messages = [r.getMessage() for r in caplog.records if r.name == "inferwatch.client"]
+    assert len(messages) == 1, messages
+    assert missing in messages[0]
+    assert "No such file or directory" in messages[0]
+    stats = poll(lambda: (s := client.stats())["dropped_agent_unavailable"] == 3 and s,
+                 what="three drops counted")
+    assert stats["socket_path"] == missing
+    assert stats["looked_at"] == [missing]

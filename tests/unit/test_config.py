@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import msgspec
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -145,3 +146,15 @@ def test_ulid_matches_the_specification(ms: int, random: bytes) -> None:
     expected = "".join(CROCKFORD[(value >> shift) & 31] for shift in range(125, -1, -5))
     with mock.patch("agent.model.os.urandom", return_value=random):
         assert new_ulid(now) == expected
+
+
+def test_an_error_inside_a_table_or_list_names_the_key() -> None:
+    class Files(PluginConfig):
+        files: dict[str, str] = msgspec.field(default_factory=dict)
+        tags: list[int] = msgspec.field(default_factory=list)
+
+    with pytest.raises(ConfigError) as err:
+        build_config({"plugins": {"f": {"files": {"ok": "a", "fraud": 3}, "tags": [1, "x"]}}},
+                     {"f": Files})
+    assert err.value.problems == ["plugins.f.files.fraud: Expected `str`, got `int`",
+                                  "plugins.f.tags[1]: Expected `int`, got `str`"]
