@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, ClassVar
 
 from agent.metrics import Accumulator
 from agent.model import Event
+from agent.plain import plain, plain_event
 
 if TYPE_CHECKING:  # numpy is imported only where windows are built
     from agent.window import Window
@@ -66,6 +67,17 @@ class Monitor(Component):
 
     async def process(self, window: Window) -> Sequence[Event]:
         raise NotImplementedError
+
+
+async def process_window(monitor: Monitor, window: Window) -> list[Event]:
+    """The one way a window goes through a monitor (the agent and `replay` alike): what the
+    monitor leaves in `window.results` and the events it returns come out plain Python, so
+    a numpy scalar from any monitor can never reach an encoder (DESIGN.md, "Replay output")."""
+    events = await monitor.process(window)
+    results = window.results
+    for section, found in results.items():
+        results[section] = plain(found)  # same keys: safe while iterating
+    return [plain_event(event) for event in events]
 
 
 class Sink(Component):

@@ -25,7 +25,7 @@ from typing import IO, Any
 import msgspec
 
 from agent import logs
-from agent.components import Monitor
+from agent.components import Monitor, process_window
 from agent.config import Config, PluginConfig
 from agent.context import PluginContext
 from agent.errors import ConfigError
@@ -200,7 +200,7 @@ class Replay:
     async def _window(self, window: Window) -> None:
         events: list[Event] = []
         for monitor in self.monitors:
-            events += await monitor.process(window)
+            events += await process_window(monitor, window)
         self.windows += 1
         self._print(window_line(window))
         for i, event in enumerate([*self.events, *events]):
