@@ -154,6 +154,7 @@ class Replay:
         self.pipeline = Pipeline(models, self.stage, self.join.add_many)
         self.rejected: Counter[str] = Counter()
         self.monitors: list[Monitor] = []
+        self.monitor_plugins: set[str] = set()
         self.events: list[Event] = []
         self.windows = 0
         self.references: list[Path] = []  # drift reference profiles, for monitors that take them
@@ -218,6 +219,7 @@ class Replay:
                     await component.start()
                     self._prepare(component)
                     self.monitors.append(component)
+                    self.monitor_plugins.add(name)
 
     def _prepare(self, monitor: Monitor) -> None:
         """Monitors that call out (webhooks) stay quiet; those that take references get them."""
@@ -287,7 +289,7 @@ class Replay:
         has no monitor results when it has none."""
         labels = summary["labels"]
         return [*label_notes(labels, self.join.ttl, self.join.longest_late),
-                *silence_notes(monitors={type(m).__name__ for m in self.monitors},
+                *silence_notes(monitors=self.monitor_plugins,
                                off=self.off, path=self.config.path, windows=self.windows,
                                with_results=self.with_results, samples=summary["samples"],
                                labels=labels)]

@@ -111,3 +111,17 @@ def test_the_summary_has_an_entry_per_stream(tmp_path: Path) -> None:
     _, summary, _ = _replay(*_stream(tmp_path), "--window", "1d")
     assert summary["streams"] == [{"model": "credit", "model_version": "2", "windows": 2,
                                    "samples": 2400}]
+
+
+def test_monitors_that_found_nothing_say_why(tmp_path: Path) -> None:
+    """Regression predictions, no labels, no reference: nothing to report, and it says so."""
+    samples = _write(tmp_path / "samples.ndjson", [
+        {"model": "price", "request_id": f"r{i}", "ts": T0 + 60 * i, "prediction": 1.5 * i + 0.25,
+         "features": {"x": float(i)}} for i in range(300)])
+    labels = _write(tmp_path / "labels.ndjson", [])
+    lines, _, notes = _replay(samples, labels, "--window", "1d")
+    assert all(w["metrics"] == {} and w["drift"] == {} for w in lines if w["type"] == "window")
+    assert len(notes) == 1
+    assert notes[0].startswith("inferwatch: replay: no monitor results in 2 windows from "
+                               "drift, quality: quality needs labels")
+    assert "reference_samples" in notes[0]
