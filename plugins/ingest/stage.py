@@ -84,7 +84,8 @@ class JoinStage(Service):
         joined = await self._call(self.store.add, batch)
         assert isinstance(joined, list)  # noqa: S101 - LabelJoin.add returns a list
         for pair in joined:
-            self.joined[pair.sample.model] += 1
+            if not pair.replaces:  # a corrected label is not a second join
+                self.joined[pair.sample.model] += 1
         if joined and self.on_joined is not None:
             self.on_joined(joined)
 

@@ -102,6 +102,8 @@ def test_invalid_utf8_in_a_read_field_is_invalid_utf8(field: str, before: str, b
 def test_the_reason_does_not_depend_on_the_libraries_words(exc: Exception) -> None:
     bad = b'{"model": "m\xff", "request_id": "r", "prediction": 1}'
     assert failure_reason(bad, exc) == "invalid_utf8"
+    assert failure_reason(b"\xff not json", exc) == "invalid_json"  # not JSON either way
+    assert failure_reason(b'{"model": "m\xff"', exc) == "invalid_json"  # truncated too
     if isinstance(exc, msgspec.ValidationError):
         assert failure_reason(b" [1, 2]", exc) == "not_an_object"
         assert failure_reason(b'"text"', exc) == "not_an_object"

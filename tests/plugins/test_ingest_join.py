@@ -66,6 +66,23 @@ def test_ttl_counts_expired_predictions_and_unmatched_labels(tmp_path: Path) -> 
     assert store.add([_l("a")], now=12) == [], "too late: it waits, unmatched"
 
 
+def test_every_label_is_counted_by_outcome(tmp_path: Path) -> None:
+    """joined, duplicate (joined again, or a waiting one replaced), expired (its prediction
+    older than the TTL when it came), unmatched (waited past the TTL)."""
+    store = _store(tmp_path, ttl=10)
+    store.add([_s("a"), _s("b"), _s("old")], now=0)
+    store.add([_l("a"), _l("a", 1), _l("w"), _l("w", 1), _l("never")], now=1)
+    store.add([_s("w")], now=2)  # the waiting (newest) label joins
+    assert store.add([_l("old")], now=10.5) == [], "its prediction is past the TTL"
+    store.expire(now=12)
+    counts = {k: store.counts[f"labels_{k}"] for k in ("joined", "duplicate", "expired")}
+    assert counts == {"joined": 2, "duplicate": 2, "expired": 1}
+    assert store.counts["unmatched_labels"] == 1  # "never"
+    store.add([_l("late")], now=20)
+    store.add([_s("late")], now=31)  # the label waited 11 s: past the TTL, it does not join
+    assert store.counts["labels_joined"] == 2
+
+
 def test_bounded_oldest_first(tmp_path: Path) -> None:
     store = _store(tmp_path, max_waiting=3)
     for n in range(5):
