@@ -59,7 +59,8 @@ class Monitor(Component):
     """Reads each closed window (every model's, as arrays); returns the events it warrants.
 
     Put what the window showed in `window.results[<section>]` (replay prints it); export
-    gauges through a Collector of the same plugin. A window arrives twice when labels are
+    gauges through a Collector of the same plugin. numpy values are converted to plain
+    Python on the way out (`process_window`). A window arrives twice when labels are
     awaited: first with the labels joined so far, then with `final = True`.
     """
 
