@@ -113,6 +113,14 @@ def test_the_summary_has_an_entry_per_stream(tmp_path: Path) -> None:
                                    "samples": 2400}]
 
 
+def test_monitors_add_to_the_per_stream_summary(tmp_path: Path) -> None:
+    """The place a monitor reports per stream, e.g. which drift reference it used."""
+    _, summary, _ = _replay(*_stream(tmp_path), "--window", "1d", "-p", "iwtest.summary")
+    assert summary["streams"] == [{"model": "credit", "model_version": "2", "windows": 2,
+                                   "samples": 2400, "summarized_rows": 2400,
+                                   "reference": "test"}]
+
+
 def test_monitors_that_found_nothing_say_why(tmp_path: Path) -> None:
     """Regression predictions, no labels, no reference: nothing to report, and it says so."""
     samples = _write(tmp_path / "samples.ndjson", [
