@@ -47,6 +47,7 @@ from plugins.ingest.replay_report import (
 from plugins.ingest.windows import WindowStage
 
 CHUNK = 20_000  # lines decoded per msgspec call
+UNKEPT_LIMIT = 2_000_000  # predictions no window kept, remembered (~100 MB)
 
 
 @dataclass
@@ -65,12 +66,21 @@ class MemoryJoin:
     counts: Counter[str] = field(default_factory=Counter)
     now: float = 0.0
     longest_late: float = 0.0  # the longest prediction-to-label delay among expired labels
+    # Predictions no window kept (so never offered here), by hash((model, request id)): a
+    # label for one is `outside_windows`, not `unmatched`. Bounded; beyond, unmatched.
+    unkept: set[int] = field(default_factory=set)
+    last: Sample | Label | None = None  # the last record offered, to see what was not
+
+    def not_kept(self, sample: Sample) -> None:
+        if len(self.unkept) < UNKEPT_LIMIT:
+            self.unkept.add(hash((sample.model, sample.request_id)))
 
     def add_many(self, records: list[Sample | Label]) -> None:
         for record in records:
             self.add(record)
 
     def add(self, record: Sample | Label) -> None:
+        self.last = record
         key = (record.model, record.request_id)
         if isinstance(record, Sample):
             self.predictions[key] = (record.model_version, self.now, False)
@@ -85,6 +95,9 @@ class MemoryJoin:
 
     def _label(self, key: tuple[str, str], label: Label) -> None:
         found = self.predictions.get(key)
+        if found is None and self.unkept and hash(key) in self.unkept:
+            self.counts["outside_windows"] += 1
+            return
         if found is None:  # before its prediction: it waits (a newer label replaces it)
             if self.labels.pop(key, None) is not None:
                 self.counts["duplicate"] += 1
@@ -100,14 +113,23 @@ class MemoryJoin:
     def _joined(self, key: tuple[str, str], version: str, label: Label) -> None:
         """The windows find a sample by model, version and request id: that is all we keep."""
         _, at, labelled = self.predictions[key]
-        self.counts["duplicate" if labelled else "joined"] += 1  # a repeat replaces the label
         self.predictions[key] = (version, at, True)
+        windowed = self.stage.counts["labels_windowed"]
         self.stage.label(Sample(model=key[0], model_version=version, request_id=key[1],
                                 prediction=None), label)
+        if labelled:  # a repeat replaces the label
+            self.counts["duplicate"] += 1
+        elif self.stage.counts["labels_windowed"] > windowed:
+            self.counts["joined"] += 1
+        else:  # a full window's sample let the prediction go before its label came
+            self.counts["outside_windows"] += 1
 
     def finish(self) -> None:
-        """End of input: labels still waiting never saw their prediction."""
-        self.counts["unmatched"] += len(self.labels)
+        """End of input: labels still waiting never saw their prediction (or no window
+        kept it)."""
+        for key in self.labels:
+            kept = not self.unkept or hash(key) not in self.unkept
+            self.counts["unmatched" if kept else "outside_windows"] += 1
         self.labels.clear()
 
 
@@ -183,6 +205,8 @@ class Replay:
                         self.labels.read += 1
                     if reason := self.pipeline.offer(record, ts, ts):
                         self._refused(record, reason)
+                    elif self.join.last is not record and type(record) is Sample:
+                        self.join.not_kept(record)  # no window kept it
                 for window in self.stage.flush():
                     await self._window(window)
                 self.join.finish()

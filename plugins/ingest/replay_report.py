@@ -14,12 +14,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-# Every label read ends in one of these. joined: matched its prediction within label_ttl;
-# duplicate: a later label for the same request (it replaces the earlier one); expired: its
-# prediction was older than label_ttl when it came; unmatched: no prediction within
-# label_ttl (or none at all); sampled_out: the sampling policy left its prediction out;
-# unknown_model: not a declared model; outside_windows: its prediction was not kept in any
-# window (a full window keeps a uniform sample).
+# Every label read ends in one of these. joined: matched its prediction within label_ttl and
+# counted in its windows; duplicate: a later label for the same request (it replaces the
+# earlier one); expired: its prediction was older than label_ttl when it came; unmatched:
+# no prediction within label_ttl (or none at all); sampled_out: the sampling policy left its
+# prediction out; unknown_model: not a declared model; outside_windows: its prediction came
+# but no window held it any more (a full window keeps a uniform sample of its rows).
 LABEL_OUTCOMES = ("joined", "duplicate", "expired", "unmatched", "sampled_out",
                   "unknown_model", "outside_windows")
 MOST = 0.5  # "most labels": the share above which a cause earns a hint
@@ -51,6 +51,7 @@ class LabelTally:
         """One count per outcome; they add up to `read`."""
         out = {name: int(join.get(name, 0)) for name in LABEL_OUTCOMES[:4]}
         out |= {name: self.refused[name] for name in ("sampled_out", "unknown_model")}
+        # The rest: held back by the window filter, or for a prediction no window kept.
         out["outside_windows"] = max(0, self.read - sum(out.values()))
         return {"read": self.read, **out}
 

@@ -133,3 +133,20 @@ def test_monitors_that_found_nothing_say_why(tmp_path: Path) -> None:
     assert notes[0].startswith("inferwatch: replay: no monitor results in 2 windows from "
                                "drift, quality: quality needs labels")
     assert "reference_samples" in notes[0]
+
+
+def test_labels_for_predictions_no_window_kept_are_outside_windows(tmp_path: Path) -> None:
+    """Not `unmatched` (which sends users to check their request ids): their predictions came
+    but a full window keeps a sample of them."""
+    config = tmp_path / "agent.toml"
+    config.write_text("[plugins.ingest]\nmax_window_samples = 1000\n")
+    lines, summary, notes = _replay(*_stream(tmp_path, delay=DAY), "--window", "1d",
+                                    "-c", str(config))
+    labels = summary["labels"]
+    final = [w for w in lines if w["type"] == "window" and w["final"]]
+    assert labels["unmatched"] == 0
+    # 16 hours (960 predictions) on the first day, all kept; 1,000 of 1,440 on the second
+    assert labels["joined"] == sum(w["n_labeled"] for w in final) == 1960
+    assert labels["outside_windows"] == 440
+    assert sum(v for k, v in labels.items() if k != "read") == labels["read"] == 2400
+    assert notes == []
