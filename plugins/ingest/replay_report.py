@@ -92,10 +92,18 @@ def silence_notes(*, monitors: Iterable[str], off: Iterable[str], path: Path | N
     if not windows:
         return [f"no monitor results: no window closed ({samples} samples accepted; see "
                 "`rejected` below)"]
-    return [f"no monitor results in {windows} windows from {', '.join(running)}: quality "
-            f"needs labels or scores (labels joined: {labels['joined']} of {labels['read']}); "
-            "drift compares with a reference and, without --reference or a configured one, "
-            "first captures it from each model version's first reference_samples rows"]
+    why = []
+    if "quality" in running:
+        why.append(f"quality needs labels or scores (labels joined: {labels['joined']} of "
+                   f"{labels['read']})")
+    if "drift" in running:
+        why.append("drift compares with a reference and, without --reference or a configured "
+                   "one, first captures it from each model version's first reference_samples "
+                   "rows")
+    if off:
+        why.append(f"{path} turns off {', '.join(sorted(off))}")
+    note = f"no monitor results in {windows} windows from {', '.join(running)}"
+    return [f"{note}: {'; '.join(why)}" if why else note]
 
 
 def stream_summary(streams: Mapping[tuple[str, str], Mapping[str, Any]]) -> list[dict[str, Any]]:
