@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from hypothesis import given, settings
-from structlog.testing import capture_logs
 from hypothesis import strategies as st
+from structlog.testing import capture_logs
 
 from agent.model import Label, Sample
 from plugins.ingest.join import LabelJoin
