@@ -69,7 +69,7 @@ class MemoryJoin:
     # Predictions no window kept (so never offered here), by hash((model, request id)): a
     # label for one is `outside_windows`, not `unmatched`. Bounded; beyond, unmatched.
     unkept: set[int] = field(default_factory=set)
-    last: Sample | Label | None = None  # the last record offered, to see what was not
+    last_sample: Sample | None = None  # the last prediction offered, to see what was not
 
     def not_kept(self, sample: Sample) -> None:
         if len(self.unkept) < UNKEPT_LIMIT:
@@ -80,9 +80,9 @@ class MemoryJoin:
             self.add(record)
 
     def add(self, record: Sample | Label) -> None:
-        self.last = record
         key = (record.model, record.request_id)
         if isinstance(record, Sample):
+            self.last_sample = record
             self.predictions[key] = (record.model_version, self.now, False)
             waiting = self.labels.pop(key, None)
             if waiting is not None:
@@ -205,7 +205,7 @@ class Replay:
                         self.labels.read += 1
                     if reason := self.pipeline.offer(record, ts, ts):
                         self._refused(record, reason)
-                    elif self.join.last is not record and type(record) is Sample:
+                    elif type(record) is Sample and self.join.last_sample is not record:
                         self.join.not_kept(record)  # no window kept it
                 for window in self.stage.flush():
                     await self._window(window)
