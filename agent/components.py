@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, ClassVar
 
 from agent.metrics import Accumulator
 from agent.model import Event
+from agent.plain import plain, plain_event
 
 if TYPE_CHECKING:  # numpy is imported only where windows are built
     from agent.window import Window
@@ -58,7 +59,8 @@ class Monitor(Component):
     """Reads each closed window (every model's, as arrays); returns the events it warrants.
 
     Put what the window showed in `window.results[<section>]` (replay prints it); export
-    gauges through a Collector of the same plugin. A window arrives twice when labels are
+    gauges through a Collector of the same plugin. numpy values are converted to plain
+    Python on the way out (`process_window`). A window arrives twice when labels are
     awaited: first with the labels joined so far, then with `final = True`.
     """
 
@@ -69,6 +71,17 @@ class Monitor(Component):
 
     async def process(self, window: Window) -> Sequence[Event]:
         raise NotImplementedError
+
+
+async def process_window(monitor: Monitor, window: Window) -> list[Event]:
+    """The one way a window goes through a monitor (the agent and `replay` alike): what the
+    monitor leaves in `window.results` and the events it returns come out plain Python, so
+    a numpy scalar from any monitor can never reach an encoder (DESIGN.md, "Replay output")."""
+    events = await monitor.process(window)
+    results = window.results
+    for section, found in results.items():
+        results[section] = plain(found)  # same keys: safe while iterating
+    return [plain_event(event) for event in events]
 
 
 class Sink(Component):

@@ -13,6 +13,7 @@ import structlog
 from agent.config import PluginConfig
 from agent.metrics import PluginMetrics
 from agent.model import Event, Severity
+from agent.plain import plain, plain_event
 
 if TYPE_CHECKING:  # numpy is imported only where windows are built
     from agent.window import Window
@@ -56,11 +57,12 @@ class PluginContext:
         data: dict[str, Any] | None = None,
         attributes: dict[str, Any] | None = None,
     ) -> Event:
+        # Plain Python from the start: a plugin may encode the event itself (a webhook).
         return Event(
             kind=kind, source=self.plugin, host=self.host_id, severity=severity,
-            data=data or {}, attributes=attributes or {},
+            data=plain(data or {}), attributes=plain(attributes or {}),
         )
 
     def emit(self, event: Event) -> bool:
         """Put an event on the bus from any thread; False if the bus was full and it was dropped."""
-        return self.emitter(event)
+        return self.emitter(plain_event(event))

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 import structlog
 
 from agent.bus import EventBus
-from agent.components import Collector, Component, Monitor, Service, Sink
+from agent.components import Collector, Component, Monitor, Service, Sink, process_window
 from agent.config import PluginConfig
 from agent.errors import NotReadyError, PermanentError
 from agent.metrics import Accumulator, PluginMetrics
@@ -208,7 +208,7 @@ class Supervised:
         self._succeeded()
         while True:
             window: Window = await self.inbox.get()
-            for event in await monitor.process(window):
+            for event in await process_window(monitor, window):
                 self.bus.emit(event)
             self._succeeded()
 

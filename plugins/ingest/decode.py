@@ -88,15 +88,36 @@ def decode_body(body: bytes) -> list[Decoded]:
 def decode(line: bytes) -> Decoded:
     try:
         raw = _decoder.decode(line)
-    except msgspec.ValidationError as exc:
-        return None, "not_an_object" if "Expected `object`" in str(exc) else "invalid_field"
-    except msgspec.DecodeError:
-        return None, "invalid_json"
-    except UnicodeDecodeError:
-        return None, "invalid_utf8"
-    except RecursionError:
-        return None, "too_deep"
+    except (msgspec.DecodeError, UnicodeDecodeError, RecursionError) as exc:
+        return None, failure_reason(line, exc)
     return _typed(raw)
+
+
+def failure_reason(line: bytes, exc: Exception) -> str:
+    """Why a line failed, judged from its bytes and the exception's type, never its text:
+    msgspec's wording and exception types change between releases (0.23 calls invalid
+    UTF-8 a JSON syntax error; earlier ones raised UnicodeDecodeError).
+
+    `invalid_utf8` is a line that would be JSON but for its encoding (bad bytes inside a
+    string); bytes that are not JSON anyway are `invalid_json`.
+    """
+    if isinstance(exc, RecursionError):
+        return "too_deep"
+    try:
+        line.decode("utf-8")  # only on the failure path: clean lines never pay for it
+    except UnicodeDecodeError:
+        return "invalid_utf8" if _json_once_mended(line) else "invalid_json"
+    if isinstance(exc, msgspec.ValidationError):
+        return "invalid_field" if line.lstrip()[:1] == b"{" else "not_an_object"
+    return "invalid_json"
+
+
+def _json_once_mended(line: bytes) -> bool:
+    try:
+        _value.decode(line.decode("utf-8", "replace").encode())
+    except (msgspec.DecodeError, RecursionError):
+        return False
+    return True
 
 
 def _typed(raw: Raw) -> Decoded:

@@ -68,7 +68,8 @@ class LabelJoin(SqliteStore):
         Predictions go in with set-based statements (a batch of 5,000 costs a few C loops,
         not 15,000 Python round trips); labels, fewer and later, one by one.
         """
-        expires = (time.time() if now is None else now) + self.ttl
+        now = time.time() if now is None else now
+        expires = now + self.ttl
         joined: list[Joined] = []
         run: dict[tuple[str, str], Sample] = {}  # consecutive predictions, in arrival order
         with self._transaction() as db:
@@ -83,7 +84,7 @@ class LabelJoin(SqliteStore):
                 if run:
                     joined += self._samples_in(db, run, expires)
                     run = {}
-                pair = self._label_in(db, record, expires)
+                pair = self._label_in(db, record, now)
                 if pair is not None:
                     joined.append(pair)
             if run:
@@ -101,7 +102,8 @@ class LabelJoin(SqliteStore):
         if db.execute("SELECT EXISTS (SELECT 1 FROM labels)").fetchone()[0]:
             found = {(model, rid): body for model, rid, body in db.execute(
                 "SELECT l.model, l.request_id, l.body FROM json_each(?) j JOIN labels l "
-                "ON l.model = j.value ->> 0 AND l.request_id = j.value ->> 1", (batch,))}
+                "ON l.model = j.value ->> 0 AND l.request_id = j.value ->> 1 "
+                "WHERE l.expires >= ?", (batch, expires - self.ttl))}
         inserted = db.execute(_INSERT.format(verb="INSERT OR IGNORE"), (expires, batch)).rowcount
         if inserted < len(samples):  # repeated request ids: the newer prediction replaces
             self.counts["duplicate_predictions"] += len(samples) - inserted
@@ -111,18 +113,27 @@ class LabelJoin(SqliteStore):
         db.executemany("UPDATE predictions SET labelled = 1 WHERE model = ? AND request_id = ?",
                        list(found))
         db.executemany("DELETE FROM labels WHERE model = ? AND request_id = ?", list(found))
+        self.counts["labels_joined"] += len(found)
         return [Joined(samples[key], self._label.decode(body), replaces=False)
                 for key, body in found.items()]
 
-    def _label_in(self, db: sqlite3.Connection, label: Label, expires: float) -> Joined | None:
+    def _label_in(self, db: sqlite3.Connection, label: Label, now: float) -> Joined | None:
+        """Join a label, or let it wait; count what became of it (`labels_<outcome>`)."""
         key = (label.model, label.request_id)
-        row = db.execute("SELECT body, labelled FROM predictions WHERE model = ? AND "
+        row = db.execute("SELECT body, labelled, expires FROM predictions WHERE model = ? AND "
                          "request_id = ?", key).fetchone()
         if row is None:  # the prediction has not come yet: the label waits (the newest wins)
+            if db.execute("SELECT 1 FROM labels WHERE model = ? AND request_id = ?",
+                          key).fetchone():
+                self.counts["labels_duplicate"] += 1  # the waiting one is replaced
             db.execute("INSERT OR REPLACE INTO labels VALUES (?, ?, ?, ?)",
-                       (*key, self._encode(label), expires))
+                       (*key, self._encode(label), now + self.ttl))
+            return None
+        if row[2] < now:  # older than label_ttl, not purged yet: too late to join
+            self.counts["labels_expired"] += 1
             return None
         db.execute("UPDATE predictions SET labelled = 1 WHERE model = ? AND request_id = ?", key)
+        self.counts["labels_duplicate" if row[1] else "labels_joined"] += 1
         return Joined(self._waiting(label, row[0]), label, replaces=bool(row[1]))
 
     def _waiting(self, label: Label, body: str | bytes) -> Sample:

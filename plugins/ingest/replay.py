@@ -25,32 +25,55 @@ from typing import IO, Any
 import msgspec
 
 from agent import logs
-from agent.components import Monitor
+from agent.components import Monitor, process_window
 from agent.config import Config, PluginConfig
 from agent.context import PluginContext
 from agent.errors import ConfigError
 from agent.loader import Plugins
 from agent.metrics import PluginMetrics
 from agent.model import CROCKFORD, Event, Label, Sample, utc_timestamp
+from agent.plain import plain
 from agent.window import Window
 from plugins.ingest.config import IngestConfig
 from plugins.ingest.decode import decode_many
-from plugins.ingest.pipeline import Pipeline, parse_ts
+from plugins.ingest.pipeline import UNKNOWN_MODEL, Pipeline, parse_ts
+from plugins.ingest.replay_report import (
+    LabelTally,
+    label_notes,
+    silence_notes,
+    stream_summary,
+    turned_off,
+)
 from plugins.ingest.windows import WindowStage
 
 CHUNK = 20_000  # lines decoded per msgspec call
+UNKEPT_LIMIT = 2_000_000  # predictions no window kept, remembered (~100 MB)
 
 
 @dataclass
 class MemoryJoin:
-    """The label join for a finite recording: in memory, TTL on sample time."""
+    """The label join for a finite recording: in memory, TTL on sample time.
+
+    Every label that reaches it ends in exactly one of `LABEL_OUTCOMES` (`finish()` settles
+    those still waiting), so a replay can say why labels did not join.
+    """
 
     ttl: float
     stage: WindowStage
-    predictions: dict[tuple[str, str], tuple[str, float]] = field(default_factory=dict)
+    # (model, request id) -> (model version, time, labelled yet)
+    predictions: dict[tuple[str, str], tuple[str, float, bool]] = field(default_factory=dict)
     labels: dict[tuple[str, str], tuple[Label, float]] = field(default_factory=dict)
     counts: Counter[str] = field(default_factory=Counter)
     now: float = 0.0
+    longest_late: float = 0.0  # the longest prediction-to-label delay among expired labels
+    # Predictions no window kept (so never offered here), by hash((model, request id)): a
+    # label for one is `outside_windows`, not `unmatched`. Bounded; beyond, unmatched.
+    unkept: set[int] = field(default_factory=set)
+    last_sample: Sample | None = None  # the last prediction offered, to see what was not
+
+    def not_kept(self, sample: Sample) -> None:
+        if len(self.unkept) < UNKEPT_LIMIT:
+            self.unkept.add(hash((sample.model, sample.request_id)))
 
     def add_many(self, records: list[Sample | Label]) -> None:
         for record in records:
@@ -59,22 +82,55 @@ class MemoryJoin:
     def add(self, record: Sample | Label) -> None:
         key = (record.model, record.request_id)
         if isinstance(record, Sample):
-            self.predictions[key] = (record.model_version, self.now)
+            self.last_sample = record
+            self.predictions[key] = (record.model_version, self.now, False)
             waiting = self.labels.pop(key, None)
-            if waiting is not None and self.now - waiting[1] <= self.ttl:
-                self._joined(key, record.model_version, waiting[0])
+            if waiting is not None:
+                if self.now - waiting[1] <= self.ttl:
+                    self._joined(key, record.model_version, waiting[0])
+                else:
+                    self.counts["unmatched"] += 1  # it waited longer than the TTL
             return
+        self._label(key, record)
+
+    def _label(self, key: tuple[str, str], label: Label) -> None:
         found = self.predictions.get(key)
-        if found is not None and self.now - found[1] <= self.ttl:
-            self._joined(key, found[0], record)
-        else:
-            self.labels[key] = (record, self.now)
+        if found is None and self.unkept and hash(key) in self.unkept:
+            self.counts["outside_windows"] += 1
+            return
+        if found is None:  # before its prediction: it waits (a newer label replaces it)
+            if self.labels.pop(key, None) is not None:
+                self.counts["duplicate"] += 1
+            self.labels[key] = (label, self.now)
+            return
+        version, at, _ = found
+        if self.now - at > self.ttl:
+            self.counts["expired"] += 1
+            self.longest_late = max(self.longest_late, self.now - at)
+            return
+        self._joined(key, version, label)
 
     def _joined(self, key: tuple[str, str], version: str, label: Label) -> None:
         """The windows find a sample by model, version and request id: that is all we keep."""
-        self.counts["joined"] += 1
+        _, at, labelled = self.predictions[key]
+        self.predictions[key] = (version, at, True)
+        windowed = self.stage.counts["labels_windowed"]
         self.stage.label(Sample(model=key[0], model_version=version, request_id=key[1],
                                 prediction=None), label)
+        if labelled:  # a repeat replaces the label
+            self.counts["duplicate"] += 1
+        elif self.stage.counts["labels_windowed"] > windowed:
+            self.counts["joined"] += 1
+        else:  # a full window's sample let the prediction go before its label came
+            self.counts["outside_windows"] += 1
+
+    def finish(self) -> None:
+        """End of input: labels still waiting never saw their prediction (or no window
+        kept it)."""
+        for key in self.labels:
+            kept = not self.unkept or hash(key) not in self.unkept
+            self.counts["unmatched" if kept else "outside_windows"] += 1
+        self.labels.clear()
 
 
 def open_lines(path: Path) -> IO[bytes]:
@@ -120,9 +176,15 @@ class Replay:
         self.pipeline = Pipeline(models, self.stage, self.join.add_many)
         self.rejected: Counter[str] = Counter()
         self.monitors: list[Monitor] = []
+        self.monitor_plugins: set[str] = set()
         self.events: list[Event] = []
         self.windows = 0
         self.references: list[Path] = []  # drift reference profiles, for monitors that take them
+        self.labels = LabelTally()
+        self.off = turned_off(config.path)  # plugins the file turns off in so many words
+        self.with_results = 0  # windows that carry some monitor's results
+        # Per (model, version): replay's counts, and what monitors add (replay_summary()).
+        self.streams: dict[tuple[str, str], dict[str, Any]] = {}
 
     async def run(self, samples: Path, labels: Path | None) -> dict[str, Any]:
         with tempfile.TemporaryDirectory(prefix="inferwatch-replay-") as scratch:
@@ -139,25 +201,49 @@ class Replay:
                     if self.stage.due(ts):
                         for window in self.stage.advance(ts):
                             await self._window(window)
-                    if self.pipeline.offer(record, ts, ts) == "unknown_model":
-                        self.rejected["unknown_model"] += 1
+                    if type(record) is Label:
+                        self.labels.read += 1
+                    if reason := self.pipeline.offer(record, ts, ts):
+                        self._refused(record, reason)
+                    elif type(record) is Sample and self.join.last_sample is not record:
+                        self.join.not_kept(record)  # no window kept it
                 for window in self.stage.flush():
                     await self._window(window)
+                self.join.finish()
+                self._monitor_summaries()
             finally:
                 for monitor in self.monitors:
                     await monitor.stop()
         return self.summary()
 
+    def _refused(self, record: Sample | Label, reason: str) -> None:
+        if reason == UNKNOWN_MODEL:
+            self.rejected[reason] += 1
+        if type(record) is Label:
+            self.labels.refused[reason] += 1
+
+    def _monitor_summaries(self) -> None:
+        """Monitors with a `replay_summary()` add to each stream's entry (e.g. the drift
+        reference it used): {(model, model_version): {key: plain value}}."""
+        for key, stream in self.stage.streams.items():
+            self.streams.setdefault(key, {"windows": 0})["samples"] = stream.count
+        for monitor in self.monitors:
+            contribute = getattr(monitor, "replay_summary", None)
+            for key, found in (contribute() if contribute is not None else {}).items():
+                self.streams.setdefault(key, {"windows": 0}).update(plain(found))
+
     async def _start_monitors(self, scratch: Path) -> None:
         for name, settings in sorted(self.config.plugins.items()):
-            # With -c, the plugins the file enables; without, every built-in monitor.
-            if self.config.path is not None and not settings.enabled:
+            # Every monitor, unless the file (-c) says `enabled = false` for its plugin: a
+            # file written for the agent, where monitors are opt-in, must not silence them.
+            if name in self.off:
                 continue
             for component in await self._components(name, settings, scratch):
                 if isinstance(component, Monitor):
                     await component.start()
                     self._prepare(component)
                     self.monitors.append(component)
+                    self.monitor_plugins.add(name)
 
     def _prepare(self, monitor: Monitor) -> None:
         """Monitors that call out (webhooks) stay quiet; those that take references get them."""
@@ -200,8 +286,11 @@ class Replay:
     async def _window(self, window: Window) -> None:
         events: list[Event] = []
         for monitor in self.monitors:
-            events += await monitor.process(window)
+            events += await process_window(monitor, window)
         self.windows += 1
+        self.with_results += any(window.results.values())
+        stream = self.streams.setdefault((window.model, window.model_version), {"windows": 0})
+        stream["windows"] += window.final
         self._print(window_line(window))
         for i, event in enumerate([*self.events, *events]):
             self._print({"type": "event", **msgspec.to_builtins(_fixed(event, window, i))})
@@ -215,7 +304,19 @@ class Replay:
         return {"windows": self.windows, "samples": sum(self.pipeline.seen.values()),
                 "sampled_out": sum(self.pipeline.sampled_out.values()),
                 "labels_joined": self.join.counts["joined"],
-                "rejected": dict(sorted(self.rejected.items()))}
+                "labels": self.labels.outcomes(self.join.counts),
+                "rejected": dict(sorted(self.rejected.items())),
+                "streams": stream_summary(self.streams)}
+
+    def notes(self, summary: dict[str, Any]) -> list[str]:
+        """What stderr should say beyond the summary: hints on labels, and why the output
+        has no monitor results when it has none."""
+        labels = summary["labels"]
+        return [*label_notes(labels, self.join.ttl, self.join.longest_late),
+                *silence_notes(monitors=self.monitor_plugins,
+                               off=self.off, path=self.config.path, windows=self.windows,
+                               with_results=self.with_results, samples=summary["samples"],
+                               labels=labels)]
 
 
 def _keyed(stream: Iterator[tuple[float, int, Sample | Label]], index: int
@@ -260,4 +361,7 @@ def replay(config: Config, plugins: Plugins, samples: Path, labels: Path | None,
     # The join and the windows hold millions of small objects that live to the end; letting
     # the cyclic collector rescan them every few thousand allocations cost ~20% of a replay.
     gc.set_threshold(200_000, 50, 1000)
-    return asyncio.run(runner.run(samples, labels))
+    summary = asyncio.run(runner.run(samples, labels))
+    for note in runner.notes(summary):
+        print(f"inferwatch: replay: {note}", file=sys.stderr)
+    return summary

@@ -14,6 +14,8 @@ import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 
+import structlog
+
 from agent.components import Service
 from agent.model import Label, Sample
 from agent.window import Window
@@ -22,7 +24,10 @@ from plugins.ingest import running
 from plugins.ingest.join import Joined, LabelJoin
 from plugins.ingest.windows import Pane, WindowStage
 
+log = structlog.get_logger("inferwatch")
 BATCH = 5000
+HINT_EVERY = 3600.0  # the late-label hint, at most this often
+MOST = 0.5  # share of labels missing their prediction that earns the hint
 EXPIRE_EVERY = 60.0
 REFRESH_EVERY = 5.0
 WINDOW_TICK = 1.0
@@ -40,6 +45,8 @@ class JoinStage(Service):
         self.waiting = {"predictions": 0, "labels": 0}
         self.on_joined: Callable[[Sequence[Joined]], None] | None = None
         self._worker = Worker("ingest.join")
+        self._counted: Counter[str] = Counter()  # the store's counts at the last hint check
+        self._hinted = -HINT_EVERY
 
     def offer_many(self, records: list[Sample | Label]) -> None:
         """The ingest paths' consumer (on the loop): never blocks; counts what does not fit."""
@@ -76,6 +83,7 @@ class JoinStage(Service):
                 changed = True
             if loop.time() >= next_expiry:
                 await self._call(self.store.expire)
+                self.hint(loop.time())
                 next_expiry, next_refresh, changed = loop.time() + EXPIRE_EVERY, 0.0, True
             if changed and loop.time() >= next_refresh:  # counting rows scans: not too often
                 await self._refresh()
@@ -85,9 +93,22 @@ class JoinStage(Service):
         joined = await self._call(self.store.add, batch)
         assert isinstance(joined, list)  # noqa: S101 - LabelJoin.add returns a list
         for pair in joined:
-            self.joined[pair.sample.model] += 1
+            if not pair.replaces:  # a corrected label is not a second join
+                self.joined[pair.sample.model] += 1
         if joined and self.on_joined is not None:
             self.on_joined(joined)
+
+    def hint(self, now: float) -> None:
+        """Warn, naming label_ttl, when most labels since the last check found no prediction
+        in time: usually labels that come later than label_ttl (months-late ground truth)."""
+        counts = self.store.counts
+        missed, seen = missed_labels(counts, self._counted)
+        self._counted = Counter(counts)
+        if seen and missed > MOST * seen and now - self._hinted >= HINT_EVERY:
+            self._hinted = now
+            log.warning("most labels found no prediction within label_ttl: if labels come "
+                        "later than that, raise [plugins.ingest] label_ttl", missed=missed,
+                        labels=seen, label_ttl_seconds=self.store.ttl)
 
     async def _refresh(self) -> None:
         for table in self.waiting:
@@ -138,6 +159,13 @@ class WindowService(Service):
 
     async def stop(self) -> None:
         self._worker.close()
+
+
+def missed_labels(counts: Counter[str], before: Counter[str]) -> tuple[int, int]:
+    """(labels that found no prediction in time, labels that reached the join) since `before`."""
+    missed = sum(counts[k] - before[k] for k in ("labels_expired", "unmatched_labels"))
+    met = sum(counts[k] - before[k] for k in ("labels_joined", "labels_duplicate"))
+    return missed, missed + met
 
 
 def _build(panes: list[Pane]) -> None:

@@ -19,6 +19,11 @@ WAITING = gauge("inferwatch_label_join_waiting", "Predictions or labels waiting 
                 "kind")
 JOIN_LOST = counter("inferwatch_label_join_lost_total",
                     "Records that left the join unmatched, by reason.", "reason")
+LABEL_OUTCOMES = counter(
+    "inferwatch_label_join_labels_total",
+    "Labels that reached the join, by outcome: joined, duplicate (a later label for a request "
+    "already labelled; it replaces the earlier), expired (its prediction was older than "
+    "label_ttl), unmatched (no prediction within label_ttl).", "outcome")
 BYTES = counter("inferwatch_ingest_received_bytes_total", "Bytes read from clients.")
 
 
@@ -77,6 +82,9 @@ class IngestStats(Collector):
                        "dropped_labels"):
             out.add(JOIN_LOST, counts[reason], reason=reason)
         out.add(JOIN_LOST, self.join.dropped, reason="join_queue_full")
+        for outcome in ("joined", "duplicate", "expired"):
+            out.add(LABEL_OUTCOMES, counts[f"labels_{outcome}"], outcome=outcome)
+        out.add(LABEL_OUTCOMES, counts["unmatched_labels"], outcome="unmatched")
         out.add(DUPLICATES, counts["duplicate_predictions"])
 
     def _sampling(self, out: Accumulator, pipeline: Pipeline) -> None:

@@ -34,8 +34,8 @@ def fairness(group: np.ndarray, y_true: np.ndarray, y_pred: np.ndarray, positive
             tp = float((predicted & pos).sum())
             fp = float((predicted & neg).sum())
             fn = float(pos.sum() - tp)
-            entry["tpr"] = tp / pos.sum()
-            entry["fpr"] = fp / neg.sum()
+            entry["tpr"] = tp / int(pos.sum())  # Python numbers: this leaves the monitor
+            entry["fpr"] = fp / int(neg.sum())
             entry["f1"] = 2 * tp / (2 * tp + fp + fn) if tp + fp + fn else 0.0
         groups[name] = entry
     out: dict[str, Any] = {"groups": groups}

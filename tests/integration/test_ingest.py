@@ -5,6 +5,7 @@ from __future__ import annotations
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -67,6 +68,34 @@ def test_a_restart_between_prediction_and_label_still_joins(write_config, agent_
                          for i in range(10)))
     poll(lambda: value(second.scrape(), "inferwatch_labels_joined_total", model="m") == 10,
          what="labels joined after the restart")
+
+
+def test_the_agent_counts_what_became_of_every_label(write_config, agent_factory,
+                                                    tmp_path: Path) -> None:
+    sock = tmp_path / "ingest.sock"
+    agent = _agent(write_config, agent_factory, sock, 'label_ttl = "5s"\n')
+    outcome = "inferwatch_label_join_labels_total"
+    _send(sock, b"".join(b'{"model": "m", "request_id": "r%d", "prediction": 1}\n' % i
+                         for i in range(10)))
+    poll(lambda: value(agent.scrape(), "inferwatch_samples_received_total", model="m") == 10,
+         what="predictions received")
+    stored = time.monotonic()
+    _send(sock, b"".join(b'{"model": "m", "request_id": "r%d", "label": 0}\n' % i
+                         for i in (0, 1, 2, 0)))
+    poll(lambda: value(agent.scrape(), outcome, outcome="duplicate") == 1,
+         what="r0 labelled twice")
+    metrics = agent.scrape()
+    assert value(metrics, outcome, outcome="joined") == 3
+    assert value(metrics, "inferwatch_labels_joined_total", model="m") == 3
+    # The scenario is time itself: labels that come after label_ttl has passed.
+    poll(lambda: time.monotonic() > stored + 5.5, what="label_ttl passed", timeout=8)
+    _send(sock, b"".join(b'{"model": "m", "request_id": "r%d", "label": 1}\n' % i
+                         for i in range(3, 10)))
+    poll(lambda: value(agent.scrape(), outcome, outcome="expired") == 7,
+         what="7 labels after their predictions' TTL")
+    metrics = agent.scrape()
+    assert value(metrics, "inferwatch_labels_received_total", model="m") == 11
+    assert value(metrics, outcome, outcome="joined") == 3
 
 
 def _send(sock: Path, data: bytes) -> None:

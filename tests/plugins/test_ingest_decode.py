@@ -17,6 +17,7 @@ from plugins.ingest.decode import (
     decode_body,
     decode_many,
     decode_ndjson,
+    failure_reason,
     feature_values,
     split_records,
 )
@@ -71,6 +72,49 @@ def test_malformed_corpus(line: bytes, reason: str | None) -> None:
     record, why = decode(line)
     assert record is None
     assert why == reason if reason else why in REASONS
+
+
+_TEXT_FIELDS = st.sampled_from(["model", "request_id", "model_version", "group"])
+_BAD_UTF8 = st.sampled_from([b"\xff", b"\xfe", b"\xc3\x28", b"\xe2\x82", b"\xed\xa0\x80",
+                             b"\xf8\x88\x80\x80\x80", b"\x80"])
+
+
+@given(_TEXT_FIELDS, st.text(max_size=8), _BAD_UTF8, st.text(max_size=8))
+def test_invalid_utf8_in_a_read_field_is_invalid_utf8(field: str, before: str, bad: bytes,
+                                                      after: str) -> None:
+    """Whatever msgspec calls it (0.23: a JSON syntax error; before: UnicodeDecodeError)."""
+    record = {"model": "m", "request_id": "r", "prediction": 1, field: "\0"}
+    line = json.dumps(record).encode().replace(
+        b'"\\u0000"', b'"' + json.dumps(before)[1:-1].encode() + bad
+        + json.dumps(after)[1:-1].encode() + b'"')
+    assert decode(line) == (None, "invalid_utf8")
+    assert decode_many([line]) == [(None, "invalid_utf8")]
+    assert decode_ndjson(line) == [(None, "invalid_utf8")]
+
+
+@pytest.mark.parametrize("exc", [
+    UnicodeDecodeError("utf-8", b"\xff", 0, 1, "invalid start byte"),  # msgspec < 0.23
+    msgspec.DecodeError("JSON is malformed: invalid character (byte 12)"),  # msgspec 0.23
+    msgspec.DecodeError("Invalid UTF-8 encoded string"),
+    msgspec.ValidationError("Expected `object`, got `array`"),
+    msgspec.ValidationError("some wording a future release picks"),
+])
+def test_the_reason_does_not_depend_on_the_libraries_words(exc: Exception) -> None:
+    bad = b'{"model": "m\xff", "request_id": "r", "prediction": 1}'
+    assert failure_reason(bad, exc) == "invalid_utf8"
+    assert failure_reason(b"\xff not json", exc) == "invalid_json"  # not JSON either way
+    assert failure_reason(b'{"model": "m\xff"', exc) == "invalid_json"  # truncated too
+    if isinstance(exc, msgspec.ValidationError):
+        assert failure_reason(b" [1, 2]", exc) == "not_an_object"
+        assert failure_reason(b'"text"', exc) == "not_an_object"
+        assert failure_reason(b'{"model": 5}', exc) == "invalid_field"
+    else:
+        assert failure_reason(b'{"model": "m"', exc) == "invalid_json"
+
+
+@given(json_values.filter(lambda v: not isinstance(v, dict)))
+def test_any_json_but_an_object_is_not_an_object(value: object) -> None:
+    assert decode(json.dumps(value).encode()) == (None, "not_an_object")
 
 
 def test_sample_and_label() -> None:

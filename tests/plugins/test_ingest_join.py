@@ -6,9 +6,11 @@ from pathlib import Path
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from structlog.testing import capture_logs
 
 from agent.model import Label, Sample
 from plugins.ingest.join import LabelJoin
+from plugins.ingest.stage import HINT_EVERY, JoinStage
 
 
 def _store(path: Path, ttl: float = 100.0, max_waiting: int = 1000) -> LabelJoin:
@@ -64,6 +66,46 @@ def test_ttl_counts_expired_predictions_and_unmatched_labels(tmp_path: Path) -> 
     assert store.counts["unmatched_labels"] == 1
     assert store.waiting() == 0
     assert store.add([_l("a")], now=12) == [], "too late: it waits, unmatched"
+
+
+def test_every_label_is_counted_by_outcome(tmp_path: Path) -> None:
+    """joined, duplicate (joined again, or a waiting one replaced), expired (its prediction
+    older than the TTL when it came), unmatched (waited past the TTL)."""
+    store = _store(tmp_path, ttl=10)
+    store.add([_s("a"), _s("b"), _s("old")], now=0)
+    store.add([_l("a"), _l("a", 1), _l("w"), _l("w", 1), _l("never")], now=1)
+    store.add([_s("w")], now=2)  # the waiting (newest) label joins
+    assert store.add([_l("old")], now=10.5) == [], "its prediction is past the TTL"
+    store.expire(now=12)
+    counts = {k: store.counts[f"labels_{k}"] for k in ("joined", "duplicate", "expired")}
+    assert counts == {"joined": 2, "duplicate": 2, "expired": 1}
+    assert store.counts["unmatched_labels"] == 1  # "never"
+    store.add([_l("late")], now=20)
+    store.add([_s("late")], now=31)  # the label waited 11 s: past the TTL, it does not join
+    assert store.counts["labels_joined"] == 2
+
+
+def test_the_agent_names_label_ttl_when_most_labels_come_too_late(tmp_path: Path) -> None:
+    store = _store(tmp_path, ttl=10)
+    stage = JoinStage(store, queue_size=100)
+    store.add([_s(f"r{i}") for i in range(10)], now=0)
+    store.add([_l("r0"), _l("r1")], now=5)  # in time
+    store.add([_l(f"r{i}") for i in range(2, 10)], now=9 + 180 * 86400)  # six months late
+    with capture_logs() as logs:
+        stage.hint(now=100.0)
+        stage.hint(now=101.0)  # nothing new since
+        store.add([_s("x")], now=0)
+        store.add([_l("x"), _l("y")], now=1000)  # expired, and one that will wait in vain
+        store.expire(now=2000)
+        stage.hint(now=200.0)  # within the hour: quiet
+        store.add([_l("z")], now=3000)
+        store.expire(now=4000)
+        stage.hint(now=100.0 + HINT_EVERY)
+    warnings = [e for e in logs if e["log_level"] == "warning"]
+    assert [(e["missed"], e["labels"]) for e in warnings] == [(8, 10), (1, 1)]
+    assert "label_ttl" in warnings[0]["event"]
+    assert warnings[0]["label_ttl_seconds"] == 10
+    stage._worker.close()
 
 
 def test_bounded_oldest_first(tmp_path: Path) -> None:
