@@ -261,3 +261,38 @@ def test_costly_fields_are_read_sparingly_and_still_exported() -> None:
     assert calls["nvmlDeviceGetTotalEnergyConsumption"] == 2  # every 6th
     assert calls["nvmlDeviceGetMaxClockInfo"] == 3  # once per clock in 30 collections
     assert all(len(s[m.ENERGY]) == 1 and len(s[m.CLOCK_MAX]) == 3 for s in series)
+
+
+async def test_xid_service_waits_quietly_for_a_driver() -> None:
+    """No driver: start() succeeds and run() retries NVML without failing; once the driver
+    is there it subscribes and delivers XIDs."""
+    rig = Rig(1)
+    rig.data["init_error"] = "LIBRARY_NOT_FOUND"
+    attempts = []
+    init = rig.fake.nvmlInit
+
+    def counted() -> None:
+        attempts.append(1)
+        init()
+
+    rig.fake.nvmlInit = counted  # type: ignore[method-assign]
+    service = XidService(rig.fake, rig.state, lambda *e: rig.events.append(e), 0.05,
+                         retry=0.01)
+    await service.start()  # before the fix: NotReadyError, a warning and a backoff each time
+    task = asyncio.create_task(service.run())
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 5
+    while len(attempts) < 5:
+        assert loop.time() < deadline, "run() does not retry"
+        await asyncio.sleep(0.01)
+    assert not task.done(), "run() failed for want of a driver"
+    del rig.data["init_error"]
+    rig.data["xids"] = [{"gpu": 0, "xid": 79, "seq": 1}]
+    while not any(e[0] == "gpu.xid" for e in rig.events):
+        assert loop.time() < deadline, "the XID service never subscribed"
+        assert not task.done(), task
+        await asyncio.sleep(0.01)
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+    await service.stop()
+    assert rig.fake._initialised == 0, "stop() released the NVML reference it took"
