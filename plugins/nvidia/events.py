@@ -71,8 +71,9 @@ class XidService(Service):
         return event_set
 
     async def run(self) -> None:
-        while self._set is None and not await self._open():
-            await asyncio.sleep(self.retry)
+        while self._set is None:  # no driver yet: retry on the collector's cadence
+            if not await self._open():
+                await asyncio.sleep(self.retry)
         while True:
             try:
                 data = await self._call(self.nvml.nvmlEventSetWait_v2, self._set, self.wait_ms)

@@ -10,6 +10,7 @@ from typing import Any
 
 import pynvml
 import pytest
+import structlog.testing
 
 from agent.config import Duration
 from agent.metrics import Accumulator, MetricDef
@@ -296,3 +297,44 @@ async def test_xid_service_waits_quietly_for_a_driver() -> None:
     await asyncio.gather(task, return_exceptions=True)
     await service.stop()
     assert rig.fake._initialised == 0, "stop() released the NVML reference it took"
+
+
+@pytest.mark.parametrize("function", ["nvmlDeviceGetPowerUsage", "nvmlDeviceGetUUID"])
+def test_one_gpus_error_does_not_blank_the_others(function: str) -> None:
+    """NVML_ERROR_UNKNOWN on GPU 1 (mid-read, or while identifying it): GPU 0 keeps every
+    series, GPU 1 is down with its error counted, and NVML is not reported as hung."""
+    rig = Rig(2)
+    rig.collect()
+    rig.gpu(1)["errors"] = {function: "UNKNOWN"}
+    with structlog.testing.capture_logs() as logs:
+        for _ in range(3):
+            series = rig.collect()
+    assert series[m.POWER][_labels(0)] == 312
+    assert series[m.INFO][(*_labels(0), "00000000:18:00.0")] == 1
+    assert not any(key[0] == "1" for metric in series.values() for key in metric), \
+        "GPU 1's half-read series are withdrawn, not exported"
+    assert rig.state.in_call is None
+    assert rig.state.hung(0.0) is None
+    health = rig.health()
+    assert health[m.NVML_UP][()] == 1
+    assert health[m.GPU_UP][_labels(0)] == 1
+    assert health[m.GPU_UP][_labels(1)] == 0
+    assert health[m.GPU_ERRORS][_labels(1, "unknown")] == 3
+    said = [e for e in logs if e["event"].startswith("GPU read failed")]
+    assert [(e["gpu"], e["function"]) for e in said] == [(1, function)], "once, attributed"
+    rig.gpu(1)["errors"] = {}
+    series = rig.collect()
+    assert series[m.POWER][_labels(1)] == 312
+    assert rig.health()[m.GPU_UP][_labels(1)] == 1
+
+
+def test_a_driver_wide_error_still_closes_the_call() -> None:
+    """A reset-class error mid-collection propagates (NVML is re-initialised) but the call in
+    flight is closed in `finally`, so the health collector does not report a hang."""
+    rig = Rig(2)
+    rig.collect()
+    rig.gpu(1)["errors"] = {"nvmlDeviceGetPowerUsage": "DRIVER_NOT_LOADED"}
+    with pytest.raises(pynvml.NVMLError):
+        rig.collect()
+    assert rig.state.in_call is None
+    assert rig.state.hung(0.0) is None
