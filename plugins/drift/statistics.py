@@ -62,7 +62,7 @@ class PreparedNumeric:
         self.inner = self.edges[1:-1]
         self.probs = np.array(self.profile.probs)
         self.cdf = np.cumsum(self.probs)
-        mids = (self.edges[:-1] + self.edges[1:]) / 2
+        mids = self.edges[:-1] / 2 + self.edges[1:] / 2  # halves first: no overflow
         self.gaps = np.diff(mids)
         self.coarse = self.probs.reshape(COARSE, BINS // COARSE).sum(axis=1)
         self._lookup()
