@@ -170,7 +170,7 @@ class Replay:
 
         for path in self.references:
             try:
-                take(Profile.load(path))
+                take(Profile.load(path), source=str(path))
             except ValueError as exc:
                 raise ConfigError([f"--reference: {exc}"]) from None
 
@@ -212,10 +212,14 @@ class Replay:
         self.out.write("\n")
 
     def summary(self) -> dict[str, Any]:
-        return {"windows": self.windows, "samples": sum(self.pipeline.seen.values()),
-                "sampled_out": sum(self.pipeline.sampled_out.values()),
-                "labels_joined": self.join.counts["joined"],
-                "rejected": dict(sorted(self.rejected.items()))}
+        out = {"windows": self.windows, "samples": sum(self.pipeline.seen.values()),
+               "sampled_out": sum(self.pipeline.sampled_out.values()),
+               "labels_joined": self.join.counts["joined"],
+               "rejected": dict(sorted(self.rejected.items()))}
+        for monitor in self.monitors:  # what a monitor says of the whole run (drift: references)
+            if (report := getattr(monitor, "replay_summary", None)) is not None:
+                out.update(report())
+        return out
 
 
 def _keyed(stream: Iterator[tuple[float, int, Sample | Label]], index: int
