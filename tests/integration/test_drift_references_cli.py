@@ -81,3 +81,19 @@ def test_a_reference_that_matches_no_stream_is_a_warning(tmp_path: Path) -> None
     assert summary["drift_references_unused"] == [
         {"reference": str(reference), "model": "frod", "model_version": "3"}]
     assert summary["drift_references"][0]["reference"].startswith("none yet: capturing")
+
+
+def test_reference_build_says_which_values_it_set_aside(tmp_path: Path) -> None:
+    rng = random.Random(8)
+    rows = ["amount"] + [f"{rng.gauss(0, 1):.4f}" for _ in range(999)] + ["1.5e308"]
+    source = tmp_path / "train.csv"
+    source.write_text("\n".join(rows) + "\n")
+    out = tmp_path / "ref.json"
+    built = run_cli("reference", "build", "--from", str(source), "--model", "m",
+                    "--out", str(out))
+    assert built.returncode == 0, built.stderr
+    assert 'values set aside as extreme or non-finite: {"amount": {"extreme": 1}}' \
+        in built.stderr
+    profile = json.loads(out.read_text())["numeric"]["amount"]
+    assert 0.9 < profile["std"] < 1.1
+    assert profile["extreme"] == 1
