@@ -34,7 +34,7 @@ from agent.model import Event, Severity
 from agent.window import Coded, Window
 from plugins.drift import statistics as st
 from plugins.drift.config import DriftConfig
-from plugins.drift.profile import Profile
+from plugins.drift.profile import Profile, fence_of
 from plugins.drift.references import References, Step
 from plugins.drift.sequential import Cusum, calibrate
 
@@ -220,6 +220,11 @@ class DriftMonitor(Monitor):
                 continue
             values = values[np.isfinite(values)]
             z = (values - ref.profile.mean) / ref.profile.std
+            # At most the reference's fence in sigmas (~35 on normal data): one extreme value
+            # is not an alarm by itself (h ~85), a run of them still is.
+            low, high = fence_of(ref.profile)
+            np.clip(z, (low - ref.profile.mean) / ref.profile.std,
+                    (high - ref.profile.mean) / ref.profile.std, out=z)
             found = detectors.get(name)
             detector = Cusum(self.k, self.h) if found is None else dataclasses.replace(found)
             fired = detector.update(z)

@@ -44,6 +44,7 @@ class NumericProfile(msgspec.Struct, kw_only=True):
     probs: list[float]  # share of the reference in each bin (equal unless values tie)
     extreme: int = 0  # values beyond the fence: in the end bins, not in mean and std
     non_finite: int = 0  # +-inf values: left out, as missing (NaN) ones are
+    fence: list[float] = msgspec.field(default_factory=list)  # [low, high]; [] in old files
 
 
 class CategoricalProfile(msgspec.Struct, kw_only=True):
@@ -106,7 +107,7 @@ def numeric_profile(values: np.ndarray) -> NumericProfile | None:
     mean, std = moments(inside)
     found = NumericProfile(count=n, mean=mean, std=std or 1.0, edges=edges.tolist(),
                            probs=(counts / n).tolist(), extreme=n - len(inside),
-                           non_finite=non_finite)
+                           non_finite=non_finite, fence=[low, high])
     return found if _finite_numeric(found) else None
 
 
@@ -132,13 +133,27 @@ def fence(ordered: np.ndarray) -> tuple[float, float]:
     """The range outside which a value is extreme: the 5-95 % range widened FENCE times its
     width on each side (on normal data ~35 sigma out; a few values cannot move it). Where
     that range is empty (mostly ties), the 1-99 % and then the 0.1-99.9 % range serve."""
-    q = quantiles(ordered, np.array([0.05, 0.95, 0.01, 0.99, 0.001, 0.999]))
+    return _widen(quantiles(ordered, np.array([0.05, 0.95, 0.01, 0.99, 0.001, 0.999])))
+
+
+def fence_of(p: NumericProfile) -> tuple[float, float]:
+    """A profile's fence; for a profile saved before it was kept, read off its edges."""
+    if len(p.fence) == 2:
+        return p.fence[0], p.fence[1]
+    e = p.edges
+    return _widen(np.array([e[5], e[95], e[1], e[99], e[0], e[-1]]))
+
+
+def _widen(q: np.ndarray) -> tuple[float, float]:
+    """(low, high) from quantile pairs, the first pair with a width; never beyond the
+    largest float, so the profile stays finite."""
+    top = float(np.finfo(np.float64).max)
     for i in (0, 2, 4):
-        with np.errstate(over="ignore"):
+        with np.errstate(over="ignore", invalid="ignore"):
             width = q[i + 1] - q[i]
-        if width > 0:
-            with np.errstate(over="ignore"):
-                return float(q[i] - FENCE * width), float(q[i + 1] + FENCE * width)
+            if width > 0:
+                low, high = q[i] - FENCE * width, q[i + 1] + FENCE * width
+                return float(np.clip(low, -top, top)), float(np.clip(high, -top, top))
     return float(q[0]), float(q[1])
 
 
@@ -155,7 +170,8 @@ def moments(values: np.ndarray) -> tuple[float, float]:
 
 def _finite_numeric(p: NumericProfile) -> bool:
     return bool(math.isfinite(p.mean) and math.isfinite(p.std)
-                and np.isfinite(p.edges).all() and np.isfinite(p.probs).all())
+                and np.isfinite(p.edges).all() and np.isfinite(p.probs).all()
+                and np.isfinite(p.fence).all())
 
 
 def non_finite_statistics(profile: Profile) -> list[str]:
@@ -204,8 +220,8 @@ def build(columns: dict[str, np.ndarray], *, model: str, model_version: str = ""
     names = [n for n in profile.numeric if not n.startswith("__")]
     if len(names) >= 2:
         matrix = np.column_stack([columns[n].astype(np.float64) for n in names])
-        low = np.array([profile.numeric[n].edges[0] for n in names])
-        high = np.array([profile.numeric[n].edges[-1] for n in names])
+        low = np.array([fence_of(profile.numeric[n])[0] for n in names])
+        high = np.array([fence_of(profile.numeric[n])[1] for n in names])
         with np.errstate(invalid="ignore"):  # NaN compares False: the row is left out
             inside = ((matrix >= low) & (matrix <= high)).all(axis=1)
         matrix = matrix[inside]  # complete rows, none with an extreme value
@@ -268,4 +284,6 @@ def _merge_numeric(x: NumericProfile, y: NumericProfile) -> NumericProfile:
                             minlength=BINS)
     return NumericProfile(count=n, mean=mean, std=float(np.sqrt(var)) or 1.0,
                           edges=edges.tolist(), probs=(mass / n).tolist(),
-                          extreme=x.extreme + y.extreme, non_finite=x.non_finite + y.non_finite)
+                          extreme=x.extreme + y.extreme, non_finite=x.non_finite + y.non_finite,
+                          fence=[min(fence_of(x)[0], fence_of(y)[0]),
+                                 max(fence_of(x)[1], fence_of(y)[1])])

@@ -10,6 +10,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from plugins.drift import statistics as ds
+from plugins.drift.monitor import drift_columns
 from plugins.drift.profile import (
     NumericProfile,
     Profile,
@@ -132,3 +134,29 @@ def test_any_floats_give_a_profile_that_saves_and_loads(tmp_path_factory: pytest
     path = tmp_path_factory.mktemp("p") / "ref.json"
     profile.save(path)
     assert Profile.load(path) == profile
+
+
+@pytest.mark.parametrize("wild", [HUGE, -HUGE, math.inf])
+def test_one_extreme_value_in_a_window_is_not_drift(tmp_path: Path, wild: float) -> None:
+    """The same class on the window side: one 1.5e308 overflowed the correlation sums (the
+    check then read a correlation of 0 against the reference's 0.6: drift) and was a CUSUM
+    alarm on its own."""
+    rng = np.random.default_rng(13)
+    reference = build(drift_columns(window(frame(rng, 20_000, corr=0.6))), model="m",
+                      model_version="1")
+    mon = monitor(tmp_path, reference)
+    columns = frame(rng, 5000, corr=0.6)
+    columns["x1"][100] = columns["x2"][100] = wild  # two in a row: the row sum overflows
+    columns["x3"][200] = -wild
+    found = mon.compute(window(columns))
+    assert found is not None
+    assert found["multivariate"]["n"] == 4998, "the rows with extreme values left out"
+    assert found["multivariate"]["score"] < 0.05, "no correlation moved (x1-x2 stays 0.6)"
+    assert not found["drifted"]
+    assert found["sequential"]["x1"]["alarms"] == 0
+    assert found["sequential"]["x3"]["alarms"] == 0
+    prepared = ds.Prepared(reference)  # the column-by-column path agrees
+    by_columns = ds.correlation_check(prepared, columns, ds.Rule(), 3.0)
+    assert by_columns is not None
+    assert by_columns["n"] == 4998
+    assert by_columns["score"] == pytest.approx(found["multivariate"]["score"], abs=1e-9)
