@@ -29,8 +29,19 @@ log = structlog.get_logger("inferwatch")
 # Errors after which NVML must be shut down and initialised again.
 RESET = {pynvml.NVML_ERROR_UNINITIALIZED, pynvml.NVML_ERROR_LIB_RM_VERSION_MISMATCH,
          pynvml.NVML_ERROR_DRIVER_NOT_LOADED}
-# Errors meaning "no NVIDIA driver here": said once, then retried quietly.
-ABSENT = {pynvml.NVML_ERROR_LIBRARY_NOT_FOUND, pynvml.NVML_ERROR_DRIVER_NOT_LOADED}
+# Errors of nvmlInit that retrying every interval may cure (a driver installed or loaded
+# later, device access granted): said once, then retried quietly, by the collector and by
+# the XID service alike.
+UNAVAILABLE = {
+    pynvml.NVML_ERROR_LIBRARY_NOT_FOUND: "no NVIDIA driver on this host; GPU metrics off "
+                                         "until one appears",
+    pynvml.NVML_ERROR_DRIVER_NOT_LOADED: "no NVIDIA driver on this host; GPU metrics off "
+                                         "until one appears",
+    pynvml.NVML_ERROR_NO_PERMISSION: "no permission to open the NVIDIA devices (under the "
+                                     "hardened unit install systemd/inferwatch.service.d/"
+                                     "nvidia.conf); GPU metrics off until granted",
+}
+ABSENT = set(UNAVAILABLE)
 
 Emit = Callable[[str, Severity, dict[str, Any], GpuId | None], None]
 
@@ -40,7 +51,7 @@ class GpuCollector(Collector):
         super().__init__("gpus")
         self.config, self.nvml, self.state, self.emit = config, nvml, state, emit
         self._initialised = False
-        self._absent_logged = False
+        self._absent_logged: int | None = None  # the unavailable cause last said
         self._readers: dict[str, GpuReader] = {}  # by UUID: keeps unsupported sets and history
         self._failing: dict[int, str] = {}  # GPU index -> the error last said for it
 
@@ -64,12 +75,11 @@ class GpuCollector(Collector):
             self.state.nvml_up = False
             if exc.value not in ABSENT:
                 raise
-            if not self._absent_logged:
-                log.warning("no NVIDIA driver on this host; GPU metrics off until one appears",
-                            error=str(exc))
-                self._absent_logged = True
+            if self._absent_logged != exc.value:  # once per cause, not every interval
+                log.warning(UNAVAILABLE[exc.value], error=str(exc))
+                self._absent_logged = exc.value
             return False
-        self._initialised, self._absent_logged = True, False
+        self._initialised, self._absent_logged = True, None
         self.state.driver = _text(self.nvml.nvmlSystemGetDriverVersion())
         cuda = int(self.nvml.nvmlSystemGetCudaDriverVersion())
         self.state.cuda = f"{cuda // 1000}.{cuda % 1000 // 10}"

@@ -264,11 +264,12 @@ def test_costly_fields_are_read_sparingly_and_still_exported() -> None:
     assert all(len(s[m.ENERGY]) == 1 and len(s[m.CLOCK_MAX]) == 3 for s in series)
 
 
-async def test_xid_service_waits_quietly_for_a_driver() -> None:
-    """No driver: start() succeeds and run() retries NVML without failing; once the driver
-    is there it subscribes and delivers XIDs."""
+@pytest.mark.parametrize("cause", ["LIBRARY_NOT_FOUND", "NO_PERMISSION"])
+async def test_xid_service_waits_quietly_for_a_driver(cause: str) -> None:
+    """No driver (or no device access yet): start() succeeds and run() retries NVML without
+    failing; once NVML answers it subscribes and delivers XIDs."""
     rig = Rig(1)
-    rig.data["init_error"] = "LIBRARY_NOT_FOUND"
+    rig.data["init_error"] = cause
     attempts = []
     init = rig.fake.nvmlInit
 
@@ -338,3 +339,20 @@ def test_a_driver_wide_error_still_closes_the_call() -> None:
         rig.collect()
     assert rig.state.in_call is None
     assert rig.state.hung(0.0) is None
+
+
+@pytest.mark.parametrize(("cause", "said"), [
+    ("LIBRARY_NOT_FOUND", "no NVIDIA driver on this host"),
+    ("NO_PERMISSION", "no permission to open the NVIDIA devices"),
+])
+def test_nvml_unavailable_is_said_once_per_cause(cause: str, said: str) -> None:
+    """No device access (the hardened unit without the GPU drop-in) is like no driver: one
+    line naming the remedy, quiet retries, no failure and restart every interval."""
+    rig = Rig(1)
+    rig.data["init_error"] = cause
+    with structlog.testing.capture_logs() as logs:
+        for _ in range(3):
+            assert rig.collect() == {}
+    assert [e["event"][:len(said)] for e in logs] == [said]
+    del rig.data["init_error"]
+    assert m.INFO in rig.collect()
