@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+import msgspec
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -16,6 +17,7 @@ from plugins.drift.profile import (
     NumericProfile,
     Profile,
     build,
+    fence_of,
     findings,
     non_finite_statistics,
     numeric_profile,
@@ -160,3 +162,18 @@ def test_one_extreme_value_in_a_window_is_not_drift(tmp_path: Path, wild: float)
     assert by_columns is not None
     assert by_columns["n"] == 4998
     assert by_columns["score"] == pytest.approx(found["multivariate"]["score"], abs=1e-9)
+
+
+def test_a_profile_saved_before_the_fence_loads_and_derives_it(tmp_path: Path) -> None:
+    rng = np.random.default_rng(14)
+    profile = build({"x": rng.normal(size=5000)}, model="m")
+    body = msgspec.to_builtins(profile)
+    for field in ("extreme", "non_finite", "fence"):
+        del body["numeric"]["x"][field]
+    path = tmp_path / "old.json"
+    path.write_bytes(msgspec.json.encode(body))
+    old = Profile.load(path).numeric["x"]
+    assert old.fence == []
+    low, high = fence_of(old)
+    assert low == pytest.approx(profile.numeric["x"].fence[0], rel=1e-6)
+    assert high == pytest.approx(profile.numeric["x"].fence[1], rel=1e-6)
