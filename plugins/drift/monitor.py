@@ -219,7 +219,8 @@ class DriftMonitor(Monitor):
             if values is None or values.dtype == object:
                 continue
             values = values[np.isfinite(values)]
-            z = (values - ref.profile.mean) / ref.profile.std
+            with np.errstate(over="ignore"):  # near the float limit: inf, clipped below
+                z = (values - ref.profile.mean) / ref.profile.std
             # At most the reference's fence in sigmas (~35 on normal data): one extreme value
             # is not an alarm by itself (h ~85), a run of them still is.
             low, high = fence_of(ref.profile)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 from pathlib import Path
 
@@ -177,3 +178,45 @@ def test_a_profile_saved_before_the_fence_loads_and_derives_it(tmp_path: Path) -
     low, high = fence_of(old)
     assert low == pytest.approx(profile.numeric["x"].fence[0], rel=1e-6)
     assert high == pytest.approx(profile.numeric["x"].fence[1], rel=1e-6)
+
+
+def _floats(found: object) -> list[float]:
+    if isinstance(found, dict):
+        return [f for v in found.values() for f in _floats(v)]
+    if isinstance(found, list | tuple):
+        return [f for v in found for f in _floats(v)]
+    return [found] if isinstance(found, float) else []
+
+
+@functools.cache
+def correlated() -> Profile:
+    rng = np.random.default_rng(15)
+    return build(drift_columns(window(frame(rng, 20_000, corr=0.6))), model="m",
+                 model_version="1")
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[
+    HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@given(seed=st.integers(0, 2**32 - 1), rows=st.integers(50, 3000),
+       injected=st.lists(st.tuples(st.integers(0, 19), st.integers(0, 10**6),
+                                   st.one_of(st.sampled_from(EXTREMES),
+                                             st.floats(allow_nan=True, allow_infinity=True))),
+                         max_size=8))
+def test_any_values_in_a_window_give_finite_results(
+        tmp_path: Path, seed: int, rows: int,
+        injected: list[tuple[int, int, float]]) -> None:
+    """Whatever a window's numeric values (the float limits, +-inf, NaN, anything, in any
+    column and row), the check completes with finite statistics, and a few of them do not
+    make a stable window drift."""
+    rng = np.random.default_rng(seed)
+    columns = frame(rng, rows, corr=0.6)
+    for column, row, value in injected:
+        columns[f"x{column}"][row % rows] = value
+    found = monitor(tmp_path, correlated()).compute(window(columns))
+    assert found is not None
+    assert all(math.isfinite(v) for v in _floats(found))
+    assert msgspec.json.encode(found)
+    wild = sum(not math.isfinite(v) or abs(v) > 1e3 for _, _, v in injected)
+    if rows >= 1000 and wild <= 3:
+        assert not found["multivariate"].get("drifted")
+        assert not any(s["alarms"] for s in found["sequential"].values())
