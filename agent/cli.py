@@ -173,13 +173,17 @@ def _replay(args: argparse.Namespace) -> int:
 
 
 def _reference_build(args: argparse.Namespace) -> int:
-    from plugins.drift.reference import build_reference  # noqa: PLC0415 - numpy on demand
+    from plugins.drift.profile import findings  # noqa: PLC0415 - numpy on demand
+    from plugins.drift.reference import build_reference  # noqa: PLC0415
 
     profile = build_reference(args.source, args.model, args.model_version)
     profile.save(args.out)
     print(f"{args.out}: {profile.count} rows, {len(profile.numeric)} numeric and "
           f"{len(profile.categorical)} categorical features, "
           f"{args.out.stat().st_size / 1024:.0f} KiB")
+    if aside := findings(profile):  # data-quality findings: not in the mean and spread
+        print(f"{args.out}: values set aside as extreme or non-finite: {json.dumps(aside)}",
+              file=sys.stderr)
     return EX_OK
 
 

@@ -33,6 +33,10 @@ BUDGET = gauge("inferwatch_drift_false_alarm_budget",
 REFERENCE = gauge("inferwatch_drift_reference_samples",
                   "Rows behind the model version's reference (0 while capturing).",
                   "model", "model_version")
+REFERENCE_SET_ASIDE = gauge("inferwatch_drift_reference_values_set_aside",
+                            "Values of the reference left out of its mean and spread: "
+                            "extreme (far beyond the bulk) or non_finite (+-inf).",
+                            "model", "model_version", "reason")
 RETRAIN = counter("inferwatch_retrain_requests_total", "retrain.requested events, by reason.",
                   "model", "reason")
 WEBHOOK_ERRORS = counter("inferwatch_retrain_webhook_errors_total",

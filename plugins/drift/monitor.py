@@ -6,14 +6,22 @@ windows and cleared only when every effect falls below `clear_ratio` of its thre
 window delivered twice (before and after its labels) is judged once. The retrain policy
 turns persisted drift, poor performance or an old model into one `retrain.requested` per
 cool-down, optionally POSTed to a pipeline trigger.
+
+Threads: `evaluate` runs in a worker thread and only reads the monitor's state; what it
+wants changed (a reference resolved or captured, rows kept toward a capture, CUSUM state)
+comes back in a `Step` that `commit` applies on the event loop, where the stats collector
+reads the same dicts. CUSUM detectors are copied, updated and swapped in, never changed in
+place.
+
+Which reference a stream uses: references.py.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections import deque
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -26,7 +34,8 @@ from agent.model import Event, Severity
 from agent.window import Coded, Window
 from plugins.drift import statistics as st
 from plugins.drift.config import DriftConfig
-from plugins.drift.profile import Profile, build
+from plugins.drift.profile import Profile, fence_of
+from plugins.drift.references import References, Step
 from plugins.drift.sequential import Cusum, calibrate
 
 log = structlog.get_logger("inferwatch")
@@ -69,8 +78,7 @@ class DriftMonitor(Monitor):
         self.rule = st.Rule(config.numeric_min_effect, config.categorical_min_effect,
                             config.correlation_min_effect, config.false_alarm_rate)
         self.k, self.h = calibrate(config.sequential_arl, config.sequential_shift)
-        self.references: dict[Ident, st.Prepared] = {}
-        self.capturing: dict[Ident, list[dict[str, np.ndarray]]] = {}
+        self.refs = References(config, ctx)
         self.history: dict[Key, deque[bool]] = {}
         self.declared: dict[Key, float] = {}  # since (window end)
         self.latest: dict[Key, dict[str, Any]] = {}
@@ -88,51 +96,30 @@ class DriftMonitor(Monitor):
 
     # -- references -----------------------------------------------------------------------
 
-    def set_reference(self, profile: Profile) -> None:
-        self.references[(profile.model, profile.model_version)] = st.Prepared(profile)
+    async def start(self) -> None:
+        await self.refs.load_configured()
 
-    def _reference(self, ident: Ident) -> st.Prepared | None:
-        found = self.references.get(ident)
-        if found is not None:
-            return found
-        configured = self.config.models.get(ident[0])
-        paths = [Path(configured.reference)] if configured and configured.reference else []
-        paths.append(self.ctx.state_file("reference", ident))
-        for path in paths:
-            if path.exists():
-                try:
-                    profile = Profile.load(path)
-                except ValueError as exc:
-                    log.error("drift reference unusable", path=str(path), error=str(exc))
-                    continue
-                found = self.references[ident] = st.Prepared(profile)
-                return found
-        return None
+    def set_reference(self, profile: Profile, source: str = "") -> None:
+        """A profile for its model and version ("" for every version): `--reference`."""
+        self.refs.give(profile, source)
 
-    def _capture(self, ident: Ident, columns: dict[str, np.ndarray]) -> None:
-        """The first `reference_samples` production rows become the reference."""
-        parts = self.capturing.setdefault(ident, [])
-        parts.append(columns)
-        rows = sum(len(next(iter(p.values()), ())) for p in parts)
-        if rows < self.config.reference_samples:
-            return
-        names = sorted(set.intersection(*(set(p) for p in parts)))  # not set order: replays agree
-        merged = {n: np.concatenate([p[n] for p in parts]) for n in names}
-        profile = build(merged, model=ident[0], model_version=ident[1])
-        del self.capturing[ident]
-        self.references[ident] = st.Prepared(profile)
-        try:
-            self.ctx.state_dir()
-            profile.save(self.ctx.state_file("reference", ident))
-        except OSError as exc:
-            log.warning("cannot save the captured drift reference", error=str(exc))
-        log.info("drift reference captured", model=ident[0], model_version=ident[1], rows=rows)
+    def commit(self, step: Step, *, new: bool = False) -> None:
+        """On the event loop: the one place a window changes the monitor's state."""
+        self.first_spec.setdefault(step.ident, step.first_spec)
+        self.refs.commit(step, new=new)
+        if step.cusums:
+            self.cusums[step.ident] = {**self.cusums.get(step.ident, {}), **step.cusums}
+
+    def replay_summary(self) -> dict[tuple[str, str], dict[str, Any]]:
+        """For `inferwatch replay`'s per-stream summary: which reference each stream used."""
+        return self.refs.summary(sorted(self.first_seen))
 
     # -- per window -----------------------------------------------------------------------
 
     async def process(self, window: Window) -> Sequence[Event]:
         key = (window.model, window.model_version, window.spec)
         ident = key[:2]
+        new = ident not in self.first_seen
         self.first_seen.setdefault(ident, window.start)
         span = (window.start, window.end)
         judged = self.judged.setdefault(key, {})
@@ -140,8 +127,9 @@ class DriftMonitor(Monitor):
             if judged[span] is not None:
                 window.results["drift"] = judged[span]
             return await self._retrain(ident, window)
-        results = await asyncio.to_thread(self.compute, window)
-        judged[span] = results
+        step = await asyncio.to_thread(self.evaluate, window)
+        self.commit(step, new=new)
+        results = judged[span] = step.results
         while len(judged) > JUDGED_KEPT:
             del judged[next(iter(judged))]
         if results is None:
@@ -152,12 +140,25 @@ class DriftMonitor(Monitor):
         return events + await self._retrain(ident, window)
 
     def compute(self, window: Window) -> dict[str, Any] | None:
+        """evaluate() and commit() in one, for callers without an event loop (benchmarks)."""
+        step = self.evaluate(window)
+        self.commit(step)
+        return step.results
+
+    def evaluate(self, window: Window) -> Step:
+        """Worker thread: this window against its reference; reads state, changes none."""
         ident = (window.model, window.model_version)
+        step = Step(ident, self.first_spec.get(ident, window.spec))
         columns = drift_columns(window)
-        reference = self._reference(ident)
+        reference = self.refs.resolve(step)
         if reference is None:
-            self._capture(ident, columns)
-            return None
+            self.refs.capture(step, columns)
+            return step
+        step.results = self._results(step, window, columns, reference)
+        return step
+
+    def _results(self, step: Step, window: Window, columns: dict[str, np.ndarray],
+                 reference: st.Prepared) -> dict[str, Any]:
         tests = len(reference.numeric) + len(reference.categorical)
         z = st.z_for(self.rule, tests)
         features: dict[str, Any] = {}
@@ -196,7 +197,7 @@ class DriftMonitor(Monitor):
             multivariate and multivariate["drifted"])
         return {"features": features, "multivariate": multivariate or {}, "top": top,
                 "drifted": drifted, "reference_samples": reference.profile.count,
-                "sequential": self._sequential(ident, window, columns, reference)}
+                "sequential": self._sequential(step, window, columns, reference)}
 
     @staticmethod
     def _verdict(found: dict[str, float], method: str, limit: float) -> dict[str, Any]:
@@ -205,27 +206,33 @@ class DriftMonitor(Monitor):
                 "threshold": limit, "ratio": effect / limit, "drifted": effect > limit,
                 "n": int(found["n"])}
 
-    def _sequential(self, ident: Ident, window: Window, columns: dict[str, np.ndarray],
+    def _sequential(self, step: Step, window: Window, columns: dict[str, np.ndarray],
                     reference: st.Prepared) -> dict[str, Any]:
-        """CUSUM on each numeric stream, in row order, on the model's first window spec."""
-        if not self.config.sequential or window.spec != self._first_spec(ident, window.spec):
+        """CUSUM on each numeric stream, in row order, on the model's first window spec.
+        Each detector is a copy, updated here and swapped in by commit()."""
+        if not self.config.sequential or window.spec != step.first_spec:
             return {}
-        detectors = self.cusums.setdefault(ident, {})
+        detectors = self.cusums.get(step.ident, {})
         out = {}
         for name, ref in reference.numeric.items():
             values = columns.get(name)
             if values is None or values.dtype == object:
                 continue
-            values = values[~np.isnan(values)]
-            z = (values - ref.profile.mean) / ref.profile.std
-            detector = detectors.setdefault(name, Cusum(self.k, self.h))
+            values = values[np.isfinite(values)]
+            with np.errstate(over="ignore"):  # near the float limit: inf, clipped below
+                z = (values - ref.profile.mean) / ref.profile.std
+            # At most the reference's fence in sigmas (~35 on normal data): one extreme value
+            # is not an alarm by itself (h ~85), a run of them still is.
+            low, high = fence_of(ref.profile)
+            np.clip(z, (low - ref.profile.mean) / ref.profile.std,
+                    (high - ref.profile.mean) / ref.profile.std, out=z)
+            found = detectors.get(name)
+            detector = Cusum(self.k, self.h) if found is None else dataclasses.replace(found)
             fired = detector.update(z)
+            step.cusums[name] = detector
             out[name] = {"statistic": max(detector.up, detector.down) / self.h,
                          "alarms": len(fired), "total_alarms": detector.alarms}
         return out
-
-    def _first_spec(self, ident: Ident, spec: str) -> str:
-        return self.first_spec.setdefault(ident, spec)
 
     # -- judging --------------------------------------------------------------------------
 
@@ -352,6 +359,7 @@ class DriftMonitor(Monitor):
             log.warning("retrain webhook failed", error=str(exc) or type(exc).__name__)
 
     async def stop(self) -> None:
+        self.refs.warn_unused(sorted(self.first_seen))
         if self._session is not None:
             await self._session.close()
             self._session = None

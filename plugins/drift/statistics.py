@@ -26,7 +26,14 @@ from typing import Any
 import numpy as np
 
 from agent.window import Coded
-from plugins.drift.profile import BINS, OTHER, CategoricalProfile, NumericProfile, Profile
+from plugins.drift.profile import (
+    BINS,
+    OTHER,
+    CategoricalProfile,
+    NumericProfile,
+    Profile,
+    fence_of,
+)
 
 PSI_EPS = 1e-4
 LOOKUP_CELLS = 4096
@@ -62,7 +69,7 @@ class PreparedNumeric:
         self.inner = self.edges[1:-1]
         self.probs = np.array(self.profile.probs)
         self.cdf = np.cumsum(self.probs)
-        mids = (self.edges[:-1] + self.edges[1:]) / 2
+        mids = self.edges[:-1] / 2 + self.edges[1:] / 2  # halves first: no overflow
         self.gaps = np.diff(mids)
         self.coarse = self.probs.reshape(COARSE, BINS // COARSE).sum(axis=1)
         self._lookup()
@@ -91,7 +98,8 @@ class PreparedNumeric:
         if self.table is None:
             found: np.ndarray = np.searchsorted(self.inner, values, side="right")
             return found
-        position = (values - self.low) * self.scale
+        with np.errstate(over="ignore"):  # a value near the float limit: clipped below
+            position = (values - self.low) * self.scale
         np.clip(position, 0, LOOKUP_CELLS - 1, out=position)  # before the cast: no overflow
         cell = position.astype(np.intp)
         index = self.table[cell]
@@ -183,6 +191,10 @@ class Batch:
             self.above = np.r_[self.padded[1:], np.inf]  # above[i] == padded[i + 1]
             self.cell_offset = np.arange(k, dtype=np.intp) * LOOKUP_CELLS
             self.centre = np.array([r.profile.mean for r in self.refs])
+            self.fence = fences(self.refs)
+            with np.errstate(over="ignore", invalid="ignore"):  # a fence at the float limit
+                self.fence_cells = (float(((self.fence[0] - self.low) * self.scale).max()),
+                                    float(((self.fence[1] - self.low) * self.scale).min()))
         self.cdf = np.array([r.cdf for r in self.refs]).reshape(len(self.refs), BINS)
         self.probs = np.array([r.probs for r in self.refs]).reshape(len(self.refs), BINS)
         self.gaps = np.array([r.gaps for r in self.refs]).reshape(len(self.refs), BINS - 1)
@@ -212,11 +224,16 @@ def scan(batch: Batch, values: list[np.ndarray]) -> Scan:
         block = np.column_stack([v[start:start + SCAN_BLOCK] for v in values])
         missing = np.isnan(block)
         gaps = missing.any()
-        position = block - batch.low
-        position *= batch.scale
-        np.clip(position, 0, LOOKUP_CELLS - 1, out=position)
+        with np.errstate(over="ignore"):  # a value near the float limit: clipped below
+            position = block - batch.low
+            position *= batch.scale
         if gaps:
             position[missing] = 0
+        # Any value beyond its fence? Two whole-block reductions on the common scale of the
+        # lookup say "surely not" in the common case; the exact rows only when it may be.
+        maybe_wild = not (position.min() >= batch.fence_cells[0]
+                          and position.max() <= batch.fence_cells[1])
+        np.clip(position, 0, LOOKUP_CELLS - 1, out=position)
         cell = position.astype(np.intp)
         del position
         cell += batch.cell_offset
@@ -229,8 +246,10 @@ def scan(batch: Batch, values: list[np.ndarray]) -> Scan:
             missing_per += missing.sum(axis=0)
         counts += np.bincount(index.ravel(), minlength=k * (BINS + 1))
         del index
-        sums, products, rows_complete = _centred_sums(
-            block, batch.centre, missing.any(axis=1) if gaps else None)
+        incomplete = missing.any(axis=1) if gaps else None
+        if maybe_wild and (wild := outside(block, *batch.fence)) is not None:
+            incomplete = wild if incomplete is None else incomplete | wild
+        sums, products, rows_complete = _centred_sums(block, batch.centre, incomplete)
         total += sums
         cross += products
         complete += rows_complete
@@ -346,8 +365,26 @@ def categorical_threshold(rule: Rule, ref: PreparedCategorical, n: int, z: float
     return max(rule.categorical_min_effect, noise)
 
 
-def _correlation(columns: dict[str, np.ndarray], names: list[str], centre: list[float]
-                 ) -> tuple[np.ndarray, int]:
+def fences(refs: list[PreparedNumeric]) -> tuple[np.ndarray, np.ndarray]:
+    """Each feature's extreme-value fence, as its reference set it (profile.fence_of)."""
+    found = np.array([fence_of(r.profile) for r in refs], dtype=np.float64).reshape(-1, 2)
+    return found[:, 0].copy(), found[:, 1].copy()
+
+
+def outside(block: np.ndarray, low: np.ndarray, high: np.ndarray) -> np.ndarray | None:
+    """Rows with a value beyond its feature's fence, which the correlation leaves out (one
+    1.5e308 would overflow the sums and blank the check); None when there is none, the
+    common case, told by two column reductions."""
+    with np.errstate(invalid="ignore"):
+        if ((np.fmin.reduce(block, axis=0) >= low).all()
+                and (np.fmax.reduce(block, axis=0) <= high).all()):
+            return None
+        found = ((block < low) | (block > high)).any(axis=1)
+    return np.asarray(found, dtype=bool)
+
+
+def _correlation(columns: dict[str, np.ndarray], names: list[str], centre: list[float],
+                 fence: tuple[np.ndarray, np.ndarray]) -> tuple[np.ndarray, int]:
     """Pearson correlation over complete rows, accumulated a block at a time: a 100,000-row
     window never needs its whole feature matrix at once. Centred on the reference means
     first, so the one-pass sums stay accurate."""
@@ -357,7 +394,10 @@ def _correlation(columns: dict[str, np.ndarray], names: list[str], centre: list[
     for start in range(0, rows, CORRELATION_BLOCK):
         block = np.column_stack([columns[name][start:start + CORRELATION_BLOCK]
                                  for name in names]).astype(np.float64, copy=False)
-        incomplete = np.isnan(block.sum(axis=1))  # one pass; NaN in any column shows here
+        with np.errstate(over="ignore", invalid="ignore"):  # inf - inf is NaN: left out too
+            incomplete = np.isnan(block.sum(axis=1))  # one pass; NaN in any column shows here
+        if (wild := outside(block, *fence)) is not None:
+            incomplete |= wild
         sums, products, rows = _centred_sums(block, np.asarray(centre), incomplete)
         total += sums
         cross += products
@@ -400,7 +440,8 @@ def correlation_check(prepared: Prepared, columns: dict[str, np.ndarray], rule: 
         corr, n = _corr_from(found.total, found.cross, found.complete), found.complete
     else:
         corr, n = _correlation(columns, names,
-                               [prepared.numeric[m].profile.mean for m in names])
+                               [prepared.numeric[m].profile.mean for m in names],
+                               fences([prepared.numeric[m] for m in names]))
     if n < 10:
         return None
     delta = np.abs(corr - prepared.corr)

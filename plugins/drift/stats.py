@@ -44,9 +44,14 @@ class DriftStats(Collector):
                         model_version=version, feature=feature)
         out.add(m.BUDGET, monitor.config.false_alarm_rate, detector="window")
         out.add(m.BUDGET, 10_000 / monitor.config.sequential_arl, detector="sequential")
-        for (model, version), prepared in monitor.references.items():
-            out.add(m.REFERENCE, prepared.profile.count, model=model, model_version=version)
-        for (model, version) in monitor.capturing:
+        for (model, version), prepared in monitor.refs.active.items():
+            profile = prepared.profile
+            out.add(m.REFERENCE, profile.count, model=model, model_version=version)
+            for reason in ("extreme", "non_finite"):
+                out.add(m.REFERENCE_SET_ASIDE, sum(getattr(p, reason)
+                                                   for p in profile.numeric.values()),
+                        model=model, model_version=version, reason=reason)
+        for (model, version) in monitor.refs.capturing:
             out.add(m.REFERENCE, 0, model=model, model_version=version)
         for (model, reason), count in monitor.retrain_counts.items():
             out.add(m.RETRAIN, count, model=model, reason=reason)

@@ -256,7 +256,7 @@ class Replay:
 
         for path in self.references:
             try:
-                take(Profile.load(path))
+                take(Profile.load(path), source=str(path))
             except ValueError as exc:
                 raise ConfigError([f"--reference: {exc}"]) from None
 

@@ -34,7 +34,8 @@ def inferwatch_components(config: PluginConfig, ctx: PluginContext) -> list[Comp
     components: list[Component] = [
         GpuCollector(config, nvml, state, emit), HealthCollector(state, config.timeout)]
     if config.xid_events:
-        components.append(XidService(nvml, state, emit, config.event_wait))
+        components.append(XidService(nvml, state, emit, config.event_wait,
+                                     retry=config.interval))
     return components
 
 

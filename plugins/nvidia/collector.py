@@ -29,8 +29,19 @@ log = structlog.get_logger("inferwatch")
 # Errors after which NVML must be shut down and initialised again.
 RESET = {pynvml.NVML_ERROR_UNINITIALIZED, pynvml.NVML_ERROR_LIB_RM_VERSION_MISMATCH,
          pynvml.NVML_ERROR_DRIVER_NOT_LOADED}
-# Errors meaning "no NVIDIA driver here": said once, then retried quietly.
-ABSENT = {pynvml.NVML_ERROR_LIBRARY_NOT_FOUND, pynvml.NVML_ERROR_DRIVER_NOT_LOADED}
+# Errors of nvmlInit that retrying every interval may cure (a driver installed or loaded
+# later, device access granted): said once, then retried quietly, by the collector and by
+# the XID service alike.
+UNAVAILABLE = {
+    pynvml.NVML_ERROR_LIBRARY_NOT_FOUND: "no NVIDIA driver on this host; GPU metrics off "
+                                         "until one appears",
+    pynvml.NVML_ERROR_DRIVER_NOT_LOADED: "no NVIDIA driver on this host; GPU metrics off "
+                                         "until one appears",
+    pynvml.NVML_ERROR_NO_PERMISSION: "no permission to open the NVIDIA devices (under the "
+                                     "hardened unit install systemd/inferwatch.service.d/"
+                                     "nvidia.conf); GPU metrics off until granted",
+}
+ABSENT = set(UNAVAILABLE)
 
 Emit = Callable[[str, Severity, dict[str, Any], GpuId | None], None]
 
@@ -40,8 +51,9 @@ class GpuCollector(Collector):
         super().__init__("gpus")
         self.config, self.nvml, self.state, self.emit = config, nvml, state, emit
         self._initialised = False
-        self._absent_logged = False
+        self._absent_logged: int | None = None  # the unavailable cause last said
         self._readers: dict[str, GpuReader] = {}  # by UUID: keeps unsupported sets and history
+        self._failing: dict[int, str] = {}  # GPU index -> the error last said for it
 
     def collect(self, out: Accumulator) -> None:
         if not self._initialised and not self._init():
@@ -63,12 +75,11 @@ class GpuCollector(Collector):
             self.state.nvml_up = False
             if exc.value not in ABSENT:
                 raise
-            if not self._absent_logged:
-                log.warning("no NVIDIA driver on this host; GPU metrics off until one appears",
-                            error=str(exc))
-                self._absent_logged = True
+            if self._absent_logged != exc.value:  # once per cause, not every interval
+                log.warning(UNAVAILABLE[exc.value], error=str(exc))
+                self._absent_logged = exc.value
             return False
-        self._initialised, self._absent_logged = True, False
+        self._initialised, self._absent_logged = True, None
         self.state.driver = _text(self.nvml.nvmlSystemGetDriverVersion())
         cuda = int(self.nvml.nvmlSystemGetCudaDriverVersion())
         self.state.cuda = f"{cuda // 1000}.{cuda % 1000 // 10}"
@@ -83,28 +94,62 @@ class GpuCollector(Collector):
             self.nvml.nvmlShutdown()
 
     def _collect(self, out: Accumulator) -> None:
-        count = self.nvml.nvmlDeviceGetCount()
-        seen: dict[int, GpuId] = {}
-        for index in range(count):
+        """Each GPU on its own: an error on one is that GPU's, not the collection's."""
+        try:
+            count = self.nvml.nvmlDeviceGetCount()
+            seen: dict[int, GpuId] = {}
+            for index in range(count):
+                if (gpu := self._gpu(index, out)) is not None:
+                    seen[index] = gpu
+                time.sleep(0)  # let the event loop have the GIL between GPUs
+            self.state.enumerated(seen)
+            self.state.nvml_up = True
+        finally:
+            self.state.done()  # whatever happened, no call is in flight any more
+
+    def _gpu(self, index: int, out: Accumulator) -> GpuId | None:
+        """Read one GPU into its own accumulator, merged into `out` only when whole."""
+        known = self.state.gpus.get(index)
+        mine = Accumulator()
+        try:
             reader = self._reader(index)
             if reader is None:  # lost: still enumerated, reported down under its old identity
-                if (known := self.state.gpus.get(index)) is not None:
-                    seen[index] = known
-                continue
-            seen[index] = reader.gpu
-            self._read(reader, out)
-            time.sleep(0)  # let the event loop have the GIL between GPUs
-        self.state.enumerated(seen)
-        self.state.nvml_up = True
-        self.state.done()
+                return known
+            known = reader.gpu
+            self._read(reader, mine)
+        except pynvml.NVMLError as exc:
+            if exc.value in RESET:
+                raise
+            self._failed(index, known, exc)
+            return known
+        for metric, series in mine.series.items():
+            out.series.setdefault(metric, {}).update(series)
+        if self._failing.pop(index, None) is not None:
+            log.info("GPU answers again", gpu=index)
+        return known
+
+    def _failed(self, index: int, gpu: GpuId | None, exc: pynvml.NVMLError) -> None:
+        """Down, counted by error, and said once per GPU and error (not every interval)."""
+        error = error_name(exc.value)
+        with self.state.lock:
+            self.state.up[index] = False
+            if gpu is not None:
+                self.state.errors[(gpu, error)] += 1
+        if self._failing.get(index) != error:
+            self._failing[index] = error
+            log.warning("GPU read failed; its series are withdrawn until it answers",
+                        gpu=index, function=self.state.in_call and self.state.in_call[1],
+                        error=str(exc))
 
     def _reader(self, index: int) -> GpuReader | None:
         self.state.begin(index, "nvmlDeviceGetHandleByIndex")
         try:
             handle = self.nvml.nvmlDeviceGetHandleByIndex(index)
+            self.state.begin(index, "nvmlDeviceGetUUID")
             uuid = _text(self.nvml.nvmlDeviceGetUUID(handle))
             reader = self._readers.get(uuid)
             if reader is None or reader.gpu.index != index:
+                self.state.begin(index, "nvmlDeviceGetName")
                 gpu = GpuId(index, uuid, _text(self.nvml.nvmlDeviceGetName(handle)),
                             _bus_id(self.nvml, handle))
                 reader = self._readers[uuid] = GpuReader(self.nvml, gpu, self.state, self.config)
@@ -170,6 +215,9 @@ class HealthCollector(Collector):
             for (gpu, code), count in state.xids.items():
                 if gpu.index in state.gpus:
                     out.add(m.XID_ERRORS, count, **gpu.labels, xid=str(code))
+            for (gpu, error), count in state.errors.items():
+                if state.gpus.get(gpu.index) == gpu:
+                    out.add(m.GPU_ERRORS, count, **gpu.labels, error=error)
 
 
     def _report(self, hung: tuple[int, str, float] | None) -> None:
@@ -180,6 +228,16 @@ class HealthCollector(Collector):
         elif self._reported and not call:
             log.info("NVML answers again", gpu=self._reported[0])
         self._reported = call
+
+
+ERROR_NAMES = {getattr(pynvml, name): name.removeprefix("NVML_ERROR_").lower()
+               for name in dir(pynvml)
+               if name.startswith("NVML_ERROR_") and isinstance(getattr(pynvml, name), int)}
+
+
+def error_name(code: int) -> str:
+    """NVML's name for an error code (a fixed set: bounded as a label value)."""
+    return ERROR_NAMES.get(code, "other")
 
 
 def _text(value: bytes | str) -> str:

@@ -3,10 +3,16 @@
 Each XID is an event (`gpu.xid`, every occurrence, so two identical errors in a row are two
 events) and one more on `inferwatch_gpu_xid_errors_total{xid}`, a counter: DCGM-exporter's
 last-value gauge cannot show a repeat.
+
+On a host without a driver the service does not fail: the collector has already said so in
+one line, and a failure here would add a warning and a backoff line on every restart. It
+runs instead, retrying NVML quietly every `retry` seconds, and subscribes once a driver is
+there.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from typing import Any
 
@@ -16,7 +22,7 @@ import structlog
 from agent.components import Service
 from agent.errors import NotReadyError
 from agent.worker import Worker
-from plugins.nvidia.collector import Emit
+from plugins.nvidia.collector import ABSENT, Emit
 from plugins.nvidia.state import GpuId, NvidiaState
 from plugins.nvidia.xid import describe
 
@@ -24,22 +30,34 @@ log = structlog.get_logger("inferwatch")
 
 
 class XidService(Service):
-    def __init__(self, nvml: Any, state: NvidiaState, emit: Emit, wait_seconds: float) -> None:
+    def __init__(self, nvml: Any, state: NvidiaState, emit: Emit, wait_seconds: float,
+                 retry: float = 10.0) -> None:
         super().__init__("xid")
         self.nvml, self.state, self.emit = nvml, state, emit
         self.wait_ms = int(wait_seconds * 1000)
+        self.retry = retry
         self._worker = Worker("nvidia.xid")
         self._set: Any = None
+        self._initialised = False
 
     async def _call(self, fn: Any, *args: Any) -> Any:
         return await self._worker.call(fn, *args)
 
     async def start(self) -> None:
-        try:
-            await self._call(self.nvml.nvmlInit)
-        except pynvml.NVMLError as exc:
-            raise NotReadyError(f"NVML not available for XID events: {exc}") from None
+        await self._open()
+
+    async def _open(self) -> bool:
+        """Initialise NVML and subscribe; False (quietly) while there is no driver."""
+        if not self._initialised:
+            try:
+                await self._call(self.nvml.nvmlInit)
+            except pynvml.NVMLError as exc:
+                if exc.value in ABSENT:
+                    return False
+                raise NotReadyError(f"NVML not available for XID events: {exc}") from None
+            self._initialised = True
         self._set = await self._call(self._subscribe)
+        return True
 
     def _subscribe(self) -> Any:
         event_set = self.nvml.nvmlEventSetCreate()
@@ -53,6 +71,9 @@ class XidService(Service):
         return event_set
 
     async def run(self) -> None:
+        while self._set is None:  # no driver yet: retry on the collector's cadence
+            if not await self._open():
+                await asyncio.sleep(self.retry)
         while True:
             try:
                 data = await self._call(self.nvml.nvmlEventSetWait_v2, self._set, self.wait_ms)
@@ -78,6 +99,8 @@ class XidService(Service):
             event_set, self._set = self._set, None
             with contextlib.suppress(pynvml.NVMLError):
                 await self._call(self.nvml.nvmlEventSetFree, event_set)
+        if self._initialised:
+            self._initialised = False
             with contextlib.suppress(pynvml.NVMLError):
                 await self._call(self.nvml.nvmlShutdown)
         self._worker.close()

@@ -7,7 +7,8 @@ by `bench/gpu.py`, and by anyone trying the plugin without a GPU.
 Scenario keys: "driver", "cuda" (int, e.g. 12040), "init_error" (an NVML_ERROR_* name),
 "generation" (change it to emulate a driver reload), "xids" ([{"gpu", "xid", "seq"}]) and
 "gpus": [{"name", "uuid", "pci_bus_id", "lost", "hang": [function names that block while
-listed], "unsupported": [function names], "values": {key: value overrides}}].
+listed], "unsupported": [function names], "errors": {function name: an NVML_ERROR_* name it
+raises}, "values": {key: value overrides}}].
 """
 
 from __future__ import annotations
@@ -103,6 +104,8 @@ class FakeNvml:
             raise _error("GPU_IS_LOST")
         if fn in gpu.get("unsupported", []):
             raise _error("NOT_SUPPORTED")
+        if error := gpu.get("errors", {}).get(fn):
+            raise _error(error)
         return gpu
 
     def _value(self, handle: _Handle, fn: str, key: str) -> Any:

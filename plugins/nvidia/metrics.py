@@ -73,3 +73,6 @@ PROCESS_MEMORY = gauge("inferwatch_gpu_process_memory_used_bytes",
                        "GPU memory used by a compute process.", *GPU, "pid", "process")
 XID_ERRORS = counter("inferwatch_gpu_xid_errors_total",
                      "XID errors reported by the driver, by code.", *GPU, "xid")
+GPU_ERRORS = counter("inferwatch_gpu_errors_total",
+                     "Collections of this GPU that failed, by NVML error (the others go on).",
+                     *GPU, "error")

@@ -35,6 +35,7 @@ class NvidiaState:
     in_call: tuple[int, str] | None = None  # (gpu index, NVML function) while a call runs
     in_call_since: float = 0.0
     xids: Counter[tuple[GpuId, int]] = field(default_factory=Counter)
+    errors: Counter[tuple[GpuId, str]] = field(default_factory=Counter)  # per GPU, NVML error
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def begin(self, index: int, function: str) -> None:

@@ -80,3 +80,35 @@ def test_no_driver_says_so_once(write_config: ConfigWriter, agent_factory,
                  component="gpus", reason="exception") is None
     assert agent.log().count("no NVIDIA driver on this host") == 1
     assert agent.stop() == 0
+
+
+def test_real_nvml_without_a_driver_logs_one_line(write_config: ConfigWriter, agent_factory
+                                                  ) -> None:
+    """The real pynvml on a host without libnvidia-ml: the collector says so once, and the
+    XID service retries quietly instead of failing (a warning and a backoff line) each time."""
+    try:
+        import pynvml  # noqa: PLC0415
+
+        pynvml.nvmlInit()
+    except pynvml.NVMLError:
+        pass
+    else:
+        pynvml.nvmlShutdown()
+        pytest.skip("this host has an NVIDIA driver")
+    agent = agent_factory(*write_config(
+        "[plugins.host]\nenabled = false\n"
+        '[plugins.ticker]\ninterval = "100ms"\n'
+        '[plugins.nvidia]\nenabled = true\ninterval = "200ms"\nevent_wait = "50ms"\n'),
+        "-p", "iwtest.common:ticker")
+    # 3 s of ticks: the XID service's backoff (1 s, 2 s, ...) would have restarted it twice.
+    poll(lambda: (value(agent.scrape(), "inferwatch_test_ticker_ticks_total") or 0) >= 30,
+         what="3 seconds of ticks")
+    nvidia = [line for line in agent.log().splitlines() if '"plugin": "nvidia"' in line]
+    assert len(nvidia) == 1, "\n".join(nvidia)
+    assert "no NVIDIA driver on this host" in nvidia[0]
+    metrics = agent.scrape()
+    assert value(metrics, "inferwatch_gpu_nvml_up") == 0
+    assert value(metrics, "inferwatch_plugin_up", plugin="nvidia", component="xid") == 1
+    assert value(metrics, "inferwatch_plugin_restarts_total", plugin="nvidia",
+                 component="xid") in (None, 0)
+    assert agent.stop() == 0

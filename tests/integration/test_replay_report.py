@@ -109,16 +109,19 @@ def test_labels_six_months_late_are_counted_as_expired_with_a_hint(tmp_path: Pat
 
 def test_the_summary_has_an_entry_per_stream(tmp_path: Path) -> None:
     _, summary, _ = _replay(*_stream(tmp_path), "--window", "1d")
+    capturing = {"drift_reference": "none yet: capturing (2400 of 10000 rows)",
+                 "drift_reference_rows": 2400}  # the drift monitor's part of the entry
     assert summary["streams"] == [{"model": "credit", "model_version": "2", "windows": 2,
-                                   "samples": 2400}]
+                                   "samples": 2400, **capturing}]
 
 
 def test_monitors_add_to_the_per_stream_summary(tmp_path: Path) -> None:
     """The place a monitor reports per stream, e.g. which drift reference it used."""
     _, summary, _ = _replay(*_stream(tmp_path), "--window", "1d", "-p", "iwtest.summary")
-    assert summary["streams"] == [{"model": "credit", "model_version": "2", "windows": 2,
-                                   "samples": 2400, "summarized_rows": 2400,
-                                   "reference": "test"}]
+    (stream,) = summary["streams"]
+    assert stream["summarized_rows"] == 2400
+    assert stream["reference"] == "test"
+    assert stream["drift_reference_rows"] == 2400  # and the drift monitor's, side by side
 
 
 def test_monitors_that_found_nothing_say_why(tmp_path: Path) -> None:

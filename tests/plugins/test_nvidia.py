@@ -10,6 +10,7 @@ from typing import Any
 
 import pynvml
 import pytest
+import structlog.testing
 
 from agent.config import Duration
 from agent.metrics import Accumulator, MetricDef
@@ -261,3 +262,97 @@ def test_costly_fields_are_read_sparingly_and_still_exported() -> None:
     assert calls["nvmlDeviceGetTotalEnergyConsumption"] == 2  # every 6th
     assert calls["nvmlDeviceGetMaxClockInfo"] == 3  # once per clock in 30 collections
     assert all(len(s[m.ENERGY]) == 1 and len(s[m.CLOCK_MAX]) == 3 for s in series)
+
+
+@pytest.mark.parametrize("cause", ["LIBRARY_NOT_FOUND", "NO_PERMISSION"])
+async def test_xid_service_waits_quietly_for_a_driver(cause: str) -> None:
+    """No driver (or no device access yet): start() succeeds and run() retries NVML without
+    failing; once NVML answers it subscribes and delivers XIDs."""
+    rig = Rig(1)
+    rig.data["init_error"] = cause
+    attempts = []
+    init = rig.fake.nvmlInit
+
+    def counted() -> None:
+        attempts.append(1)
+        init()
+
+    rig.fake.nvmlInit = counted  # type: ignore[method-assign]
+    service = XidService(rig.fake, rig.state, lambda *e: rig.events.append(e), 0.05,
+                         retry=0.01)
+    await service.start()  # before the fix: NotReadyError, a warning and a backoff each time
+    task = asyncio.create_task(service.run())
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 5
+    while len(attempts) < 5:
+        assert loop.time() < deadline, "run() does not retry"
+        await asyncio.sleep(0.01)
+    assert not task.done(), "run() failed for want of a driver"
+    del rig.data["init_error"]
+    rig.data["xids"] = [{"gpu": 0, "xid": 79, "seq": 1}]
+    while not any(e[0] == "gpu.xid" for e in rig.events):
+        assert loop.time() < deadline, "the XID service never subscribed"
+        assert not task.done(), task
+        await asyncio.sleep(0.01)
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+    await service.stop()
+    assert rig.fake._initialised == 0, "stop() released the NVML reference it took"
+
+
+@pytest.mark.parametrize("function", ["nvmlDeviceGetPowerUsage", "nvmlDeviceGetUUID"])
+def test_one_gpus_error_does_not_blank_the_others(function: str) -> None:
+    """NVML_ERROR_UNKNOWN on GPU 1 (mid-read, or while identifying it): GPU 0 keeps every
+    series, GPU 1 is down with its error counted, and NVML is not reported as hung."""
+    rig = Rig(2)
+    rig.collect()
+    rig.gpu(1)["errors"] = {function: "UNKNOWN"}
+    with structlog.testing.capture_logs() as logs:
+        for _ in range(3):
+            series = rig.collect()
+    assert series[m.POWER][_labels(0)] == 312
+    assert series[m.INFO][(*_labels(0), "00000000:18:00.0")] == 1
+    assert not any(key[0] == "1" for metric in series.values() for key in metric), \
+        "GPU 1's half-read series are withdrawn, not exported"
+    assert rig.state.in_call is None
+    assert rig.state.hung(0.0) is None
+    health = rig.health()
+    assert health[m.NVML_UP][()] == 1
+    assert health[m.GPU_UP][_labels(0)] == 1
+    assert health[m.GPU_UP][_labels(1)] == 0
+    assert health[m.GPU_ERRORS][_labels(1, "unknown")] == 3
+    said = [e for e in logs if e["event"].startswith("GPU read failed")]
+    assert [(e["gpu"], e["function"]) for e in said] == [(1, function)], "once, attributed"
+    rig.gpu(1)["errors"] = {}
+    series = rig.collect()
+    assert series[m.POWER][_labels(1)] == 312
+    assert rig.health()[m.GPU_UP][_labels(1)] == 1
+
+
+def test_a_driver_wide_error_still_closes_the_call() -> None:
+    """A reset-class error mid-collection propagates (NVML is re-initialised) but the call in
+    flight is closed in `finally`, so the health collector does not report a hang."""
+    rig = Rig(2)
+    rig.collect()
+    rig.gpu(1)["errors"] = {"nvmlDeviceGetPowerUsage": "DRIVER_NOT_LOADED"}
+    with pytest.raises(pynvml.NVMLError):
+        rig.collect()
+    assert rig.state.in_call is None
+    assert rig.state.hung(0.0) is None
+
+
+@pytest.mark.parametrize(("cause", "said"), [
+    ("LIBRARY_NOT_FOUND", "no NVIDIA driver on this host"),
+    ("NO_PERMISSION", "no permission to open the NVIDIA devices"),
+])
+def test_nvml_unavailable_is_said_once_per_cause(cause: str, said: str) -> None:
+    """No device access (the hardened unit without the GPU drop-in) is like no driver: one
+    line naming the remedy, quiet retries, no failure and restart every interval."""
+    rig = Rig(1)
+    rig.data["init_error"] = cause
+    with structlog.testing.capture_logs() as logs:
+        for _ in range(3):
+            assert rig.collect() == {}
+    assert [e["event"][:len(said)] for e in logs] == [said]
+    del rig.data["init_error"]
+    assert m.INFO in rig.collect()

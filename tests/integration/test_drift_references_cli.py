@@ -1,0 +1,98 @@
+"""`inferwatch reference build` without `--model-version`, then `replay --reference` on
+versioned samples, as a user runs them (#12 item 3)."""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.helpers import run_cli
+
+pytestmark = pytest.mark.integration
+T0 = 1_800_000_000
+
+
+def _write(path: Path, records: list[dict[str, Any]]) -> Path:
+    path.write_text("".join(json.dumps(r) + "\n" for r in records))
+    return path
+
+
+def _samples(tmp_path: Path, shift: float) -> Path:
+    """Two hours of a model version "3", shifted from the first row on."""
+    rng = random.Random(7)
+    return _write(tmp_path / "samples.ndjson", [
+        {"model": "fraud", "model_version": "3", "request_id": f"r{i}", "ts": T0 + i,
+         "prediction": 1, "score": 0.5,
+         "features": {"x": rng.gauss(shift, 1.0), "country": rng.choice(["DE", "FR"])}}
+        for i in range(7200)])
+
+
+def _summary(stderr: str) -> dict[str, Any]:
+    line = next(x for x in stderr.splitlines() if x.startswith("inferwatch: replayed "))
+    found: dict[str, Any] = json.loads(line.removeprefix("inferwatch: replayed "))
+    return found
+
+
+def test_a_reference_without_a_version_applies_and_the_summary_says_so(tmp_path: Path
+                                                                       ) -> None:
+    rng = random.Random(5)
+    train = _write(tmp_path / "train.ndjson", [
+        {"model": "fraud", "request_id": i, "prediction": 1, "score": 0.5,
+         "features": {"x": rng.gauss(0, 1), "country": rng.choice(["DE", "FR"])}}
+        for i in range(5000)])
+    reference = tmp_path / "ref.json"
+    built = run_cli("reference", "build", "--from", str(train), "--model", "fraud",
+                    "--out", str(reference))  # no --model-version
+    assert built.returncode == 0, built.stderr
+    done = run_cli("replay", "--samples", str(_samples(tmp_path, 0.8)), "--window", "1h",
+                   "--reference", str(reference))
+    assert done.returncode == 0, done.stderr
+    windows = [w for w in map(json.loads, done.stdout.splitlines()) if w["type"] == "window"]
+    first = windows[0]
+    assert first["model_version"] == "3"
+    assert first["drift"]["features"]["x"]["drifted"], "judged against the file, not captured"
+    (stream,) = _summary(done.stderr)["streams"]
+    assert (stream["model"], stream["model_version"]) == ("fraud", "3")
+    assert stream["drift_reference"] == str(reference)
+    assert stream["drift_reference_rows"] == 5000
+    assert "matched no stream" not in done.stderr
+
+
+def test_a_reference_that_matches_no_stream_is_a_warning(tmp_path: Path) -> None:
+    rng = random.Random(6)
+    train = _write(tmp_path / "train.ndjson", [
+        {"model": "frod", "request_id": i, "prediction": 1, "score": 0.5,
+         "features": {"x": rng.gauss(0, 1)}} for i in range(500)])
+    reference = tmp_path / "typo.json"
+    assert run_cli("reference", "build", "--from", str(train), "--model", "frod",
+                   "--model-version", "3", "--out", str(reference)).returncode == 0
+    done = run_cli("replay", "--samples", str(_samples(tmp_path, 0.0)), "--window", "1h",
+                   "--reference", str(reference))
+    assert done.returncode == 0, done.stderr
+    warning = next(json.loads(x) for x in done.stderr.splitlines()
+                   if "matched no stream" in x)
+    assert warning["reference"] == str(reference)
+    assert warning["model"] == "frod"
+    assert warning["streams_seen"] == ["fraud/3"]
+    (stream,) = _summary(done.stderr)["streams"]
+    assert stream["drift_reference"].startswith("none yet: capturing")
+
+
+def test_reference_build_says_which_values_it_set_aside(tmp_path: Path) -> None:
+    rng = random.Random(8)
+    rows = ["amount"] + [f"{rng.gauss(0, 1):.4f}" for _ in range(999)] + ["1.5e308"]
+    source = tmp_path / "train.csv"
+    source.write_text("\n".join(rows) + "\n")
+    out = tmp_path / "ref.json"
+    built = run_cli("reference", "build", "--from", str(source), "--model", "m",
+                    "--out", str(out))
+    assert built.returncode == 0, built.stderr
+    assert 'values set aside as extreme or non-finite: {"amount": {"extreme": 1}}' \
+        in built.stderr
+    profile = json.loads(out.read_text())["numeric"]["amount"]
+    assert 0.9 < profile["std"] < 1.1
+    assert profile["extreme"] == 1
