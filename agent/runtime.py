@@ -8,7 +8,7 @@ import gc
 import inspect
 import signal
 import time
-from collections.abc import Coroutine, Iterable, Sequence
+from collections.abc import Collection, Coroutine, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -17,7 +17,7 @@ import structlog
 
 from agent import logs
 from agent.bus import EventBus
-from agent.components import START_ORDER, Component, Monitor
+from agent.components import START_ORDER, Component, Monitor, Sink
 from agent.config import Config, PluginConfig, check_state_dir, load_config
 from agent.context import PluginContext
 from agent.errors import ConfigError
@@ -26,7 +26,7 @@ from agent.loader import Plugins, discover
 from agent.metrics import PluginMetrics
 from agent.model import Event, Severity
 from agent.selfmetrics import SelfMetrics
-from agent.supervisor import Supervised
+from agent.supervisor import Supervised, drop_unsent
 from agent.systemd import Notifier
 
 if TYPE_CHECKING:  # numpy is imported only where windows are built
@@ -129,11 +129,19 @@ class Agent:
             built.append(PluginInstance(name, settings, store))
         return built
 
-    async def _start_plugins(self, instances: list[PluginInstance]) -> None:
+    async def _start_plugins(self, instances: list[PluginInstance],
+                             carried: dict[tuple[str, str], list[Event]] | None = None) -> None:
+        """`carried`: unsent batches of sinks stopped by a reload, for their successors."""
+        carried = dict(carried or {})
         for instance in instances:
             self.instances[instance.name] = instance
             self.metrics.snapshots.attach(instance.store)
             await self._components(instance)
+            for sup in instance.supervised:
+                if isinstance(sup.component, Sink) and sup.labels in carried:
+                    sup.adopt(carried.pop(sup.labels))
+        for labels, unsent in carried.items():  # that sink is gone from the new config
+            drop_unsent(self.bus, self.metrics, ".".join(labels), unsent)
         for kind in START_ORDER:
             stage = [s for i in instances for s in i.supervised if s.component.kind == kind]
             for sup in stage:
@@ -186,19 +194,31 @@ class Agent:
                 log.warning("component is slow to start; continuing without it",
                             plugin=sup.plugin, instance=sup.component.name)
 
-    async def _stop_plugins(self, instances: Iterable[PluginInstance], budget: float) -> None:
+    async def _stop_plugins(self, instances: Iterable[PluginInstance], budget: float,
+                            keep: Collection[str] = ()) -> dict[tuple[str, str], list[Event]]:
+        """Upstream first, each stage a share of what is left of `budget`; sinks, last, get
+        the rest to deliver their queues. The sinks of plugins in `keep` (restarted by a
+        reload) keep their queues; their unsent batches are returned by (plugin, component).
+        """
         instances = list(instances)
-        per_stage = budget / len(START_ORDER)
-        for kind in reversed(START_ORDER):
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + budget
+        carried: dict[tuple[str, str], list[Event]] = {}
+        for left, kind in enumerate(reversed(START_ORDER)):
             stage = [s for i in instances for s in i.supervised if s.component.kind == kind]
+            share = (deadline - loop.time()) / (len(START_ORDER) - left)
             if kind == "sink":
-                await self.bus.drain(per_stage / 2)
-            if stage:
-                await asyncio.gather(*(s.stop(per_stage) for s in stage))
+                await self.bus.drain(share / 2)
+                share = deadline - loop.time()
+            unsent = await asyncio.gather(*(s.stop(share, keep_queue=s.plugin in keep)
+                                            for s in stage))
+            carried.update((s.labels, u) for s, u in zip(stage, unsent, strict=True)
+                           if s.plugin in keep and isinstance(s.component, Sink))
         for instance in instances:
             self.metrics.snapshots.detach(instance.name)
             self.instances.pop(instance.name, None)
             _forget_setup(self.metrics, instance.name)
+        return carried
 
     # -- reload and shutdown --------------------------------------------------------------
 
@@ -229,9 +249,9 @@ class Agent:
         if new.prometheus != old.prometheus:
             await self._restart_exporter(new)
         stopping = [self.instances[n] for n in sorted(changed) if n in self.instances]
-        await self._stop_plugins(stopping, new.agent.stop_timeout)
         restart = {n: new.plugins[n] for n in changed if n in new.plugins}
-        await self._start_plugins(self._build(new, restart))
+        carried = await self._stop_plugins(stopping, new.agent.stop_timeout, keep=restart)
+        await self._start_plugins(self._build(new, restart), carried)
         self._mark_loaded()
         log.info("configuration reloaded", restarted=sorted(changed))
 
