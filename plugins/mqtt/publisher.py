@@ -181,11 +181,7 @@ class Publisher(Service):
         """Publish a window, `inflight` at a time; return once every message is acknowledged."""
         if not rows:
             return
-        self._paho, self._publish_rc = paho, None
-        self._pending.clear()
-        self._queue = collections.deque(rows)
-        self._acked.clear()
-        self._fill()
+        self._begin(paho, rows)
         try:
             async with asyncio.timeout(float(self.config.ack_timeout)):
                 await self._acked.wait()
@@ -195,6 +191,13 @@ class Publisher(Service):
             rc = self._publish_rc
             raise aiomqtt.MqttError(f"publish refused by the client (rc {rc}: "
                                     f"{paho_client.error_string(rc)})")
+
+    def _begin(self, paho: Any, rows: list[Row]) -> None:
+        self._paho, self._publish_rc = paho, None
+        self._pending.clear()
+        self._queue = collections.deque(rows)
+        self._acked.clear()
+        self._fill()
 
     def _fill(self) -> None:
         self._refill_scheduled = False
