@@ -18,9 +18,9 @@ import structlog
 from agent import logs
 from agent.bus import EventBus
 from agent.components import START_ORDER, Component, Monitor, Sink
-from agent.config import Config, PluginConfig, check_state_dir, load_config
+from agent.config import Config, PluginConfig, check_state_dir, load_config, parse_listen
 from agent.context import PluginContext
-from agent.errors import ConfigError
+from agent.errors import ConfigError, StartupError
 from agent.exporter import Exporter
 from agent.loader import Plugins, discover
 from agent.metrics import PluginMetrics
@@ -223,19 +223,28 @@ class Agent:
     # -- reload and shutdown --------------------------------------------------------------
 
     async def reload(self) -> None:
-        """Apply a changed file; an invalid one is refused and the running config kept."""
+        """Apply a changed file, or refuse it and keep the running config whole; either way
+        systemd hears READY=1 again, and `inferwatch_config_last_reload_successful` says which."""
         async with self._reload_lock:
             self.notifier.reloading()
             try:
-                new = await asyncio.to_thread(self.load)
-            except ConfigError as exc:
+                await self._reload()
+            except Exception as exc:  # a reload must never leave systemd waiting in RELOADING
                 self.metrics.reload_success.set(0)
-                log.error("reload refused; keeping the running configuration",
-                          problems=exc.problems)
+                log.error("reload failed", exc_info=exc)
+            finally:
                 self.notifier.ready(self._status())
-                return
-            await self._apply(new)
-            self.notifier.ready(self._status())
+
+    async def _reload(self) -> None:
+        try:
+            new = await asyncio.to_thread(self.load)
+            await self._switch_exporter(new)
+        except (ConfigError, StartupError) as exc:
+            self.metrics.reload_success.set(0)
+            problems = exc.problems if isinstance(exc, ConfigError) else str(exc).splitlines()
+            log.error("reload refused; keeping the running configuration", problems=problems)
+            return
+        await self._apply(new)
 
     async def _apply(self, new: Config) -> None:
         old = self.config
@@ -246,8 +255,6 @@ class Agent:
         changed = {n for n in old.plugins.keys() | new.plugins.keys()
                    if old.plugins.get(n) != new.plugins.get(n)}
         self.config = new
-        if new.prometheus != old.prometheus:
-            await self._restart_exporter(new)
         stopping = [self.instances[n] for n in sorted(changed) if n in self.instances]
         restart = {n: new.plugins[n] for n in changed if n in new.plugins}
         carried = await self._stop_plugins(stopping, new.agent.stop_timeout, keep=restart)
@@ -255,11 +262,37 @@ class Agent:
         self._mark_loaded()
         log.info("configuration reloaded", restarted=sorted(changed))
 
-    async def _restart_exporter(self, new: Config) -> None:
-        await self.exporter.stop()
-        self.exporter = Exporter(new.prometheus, self.exposition, lambda: self._ready)
-        if new.prometheus.enabled:
-            await self.exporter.start()
+    async def _switch_exporter(self, new: Config) -> None:
+        """The new listener comes up before the old one goes; if it cannot, the old one keeps
+        serving and StartupError refuses the whole reload. Same address: updated in place."""
+        old, settings = self.exporter, new.prometheus
+        if settings == old.settings:
+            return
+        if old.updatable(settings):
+            old.update(settings)
+            return
+        fresh = Exporter(settings, self.exposition, lambda: self._ready)
+        if settings.enabled:
+            await self._start_beside(old, fresh)
+        await old.stop()
+        self.exporter = fresh
+
+    async def _start_beside(self, old: Exporter, fresh: Exporter) -> None:
+        try:
+            await fresh.start()
+        except StartupError:
+            if not old.running or _port(old.settings.listen) != _port(fresh.settings.listen):
+                raise
+        else:
+            return
+        # Same port (another host form, or TLS switched on or off): the old socket must go
+        # first; if the new one still cannot listen, the old one comes back.
+        await old.stop()
+        try:
+            await fresh.start()
+        except StartupError:
+            await old.start()
+            raise
 
     async def _shutdown(self) -> None:
         self.notifier.stopping()
@@ -318,6 +351,10 @@ def _checked(components: object) -> list[Component]:
     if len({c.name for c in checked}) != len(checked):
         raise ValueError("component names within a plugin must be unique")
     return checked
+
+
+def _port(listen: str) -> int:
+    return parse_listen(listen)[1]
 
 
 def _forget_setup(metrics: SelfMetrics, plugin: str) -> None:
