@@ -94,6 +94,8 @@ def resolve_secret(raw: object, base_dir: Path) -> Secret:
         return Secret(path.read_text(encoding="utf-8").strip(), f"file:{path}")
     except OSError as exc:
         raise ValueError(f"cannot read secret file {path}: {exc.strerror}") from None
+    except UnicodeDecodeError:  # its text would quote the secret's bytes
+        raise ValueError(f"secret file {path} is not UTF-8") from None
 
 
 LogLevel = Literal["debug", "info", "warning", "error"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -43,3 +44,16 @@ def test_arbitrary_bytes_never_raise_anything_else(noise: bytes) -> None:
 @given(st.text(max_size=200))
 def test_arbitrary_text_never_raises_anything_else(text: str) -> None:
     assert _load(VALID + text.encode("utf-8", "surrogatepass"))
+
+
+def test_a_secret_file_that_is_not_utf8_is_named_without_its_bytes(tmp_path: Path) -> None:
+    (tmp_path / "secret").write_bytes(b"p\xe4ssw\xf6rd")
+    config = tmp_path / "agent.toml"
+    config.write_text('[prometheus]\nlisten = "127.0.0.1:1"\n[plugins.mqtt]\n'
+                      'username = "u"\npassword = {file = "secret"}\n')
+    from plugins.mqtt.config import MqttConfig  # noqa: PLC0415 - a plugin's model
+
+    with pytest.raises(ConfigError) as refused:
+        load_config(config, {"mqtt": MqttConfig})
+    secret = tmp_path / "secret"
+    assert refused.value.problems == [f"plugins.mqtt.password: secret file {secret} is not UTF-8"]
