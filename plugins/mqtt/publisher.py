@@ -123,10 +123,10 @@ class Publisher(Service):
             if not rows:
                 await self._idle()
                 continue
-            if first and self.connects > 1:
-                self.shared.resent += len(rows)
-            first = False
             sent = self.refusals.sendable(rows)
+            if first and self.connects > 1:
+                self.shared.resent += len(sent)
+            first = False
             await self._send(client._client, sent)
             await self._settle(rows, sent)
             after = rows[-1][0]
