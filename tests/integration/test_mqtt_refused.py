@@ -93,8 +93,12 @@ def test_refused_events_stay_in_the_outbox_until_the_broker_takes_them(
     assert agent.proc.poll() is None
 
 
-@pytest.mark.parametrize("acl_broker", [(f"{DENY_EVENTS}topic write {PREFIX}/events/test.burst\n",
-                                         True)], indirect=True, ids=["drops"])
+# The burst's topic, whether a kind's dots stay in one level or become levels of their own.
+ALLOW_BURSTS = (f"{DENY_EVENTS}topic write {PREFIX}/events/test.burst\n"
+                f"topic write {PREFIX}/events/test/#\n")
+
+
+@pytest.mark.parametrize("acl_broker", [(ALLOW_BURSTS, True)], indirect=True, ids=["drops"])
 def test_a_refused_topic_does_not_hold_back_the_accepted_ones(
         write_config, agent_factory, tmp_path, acl_broker) -> None:
     sub = acl_broker.sub
