@@ -134,19 +134,12 @@ class Publisher(Service):
     def _hook(self, paho: Any) -> None:
         """See every acknowledgement with its reason code, and a lost connection at once (not
         after `ack_timeout`); aiomqtt's own callbacks still run."""
-        chained, pubrec, disconnected = paho.on_publish, paho._handle_pubrec, paho.on_disconnect
+        chained, disconnected = paho.on_publish, paho.on_disconnect
 
         def on_publish(*args: Any) -> None:
             if chained is not None:
                 chained(*args)  # aiomqtt's own bookkeeping (birth/offline publishes)
             self._ack(args[2], int(getattr(args[3], "value", 0)))  # 3.1.1: always 0
-
-        def handle_pubrec() -> Any:
-            # paho ignores a PUBREC's reason code and completes the QoS 2 flow regardless.
-            packet = paho._in_packet["packet"]
-            if len(packet) > 2 and packet[2] >= 0x80:
-                self._ack(struct.unpack("!H", packet[:2])[0], packet[2])
-            return pubrec()
 
         def on_disconnect(*args: Any) -> None:
             if disconnected is not None:
@@ -154,8 +147,23 @@ class Publisher(Service):
             self._publish_rc = paho_client.MQTT_ERR_CONN_LOST
             self._acked.set()
 
-        paho.on_publish, paho._handle_pubrec = on_publish, handle_pubrec
-        paho.on_disconnect = on_disconnect
+        paho.on_publish, paho.on_disconnect = on_publish, on_disconnect
+        self._hook_pubrec(paho)
+
+    def _hook_pubrec(self, paho: Any) -> None:
+        """paho 2.x ignores a PUBREC's reason code and completes the QoS 2 flow regardless,
+        so a refused QoS 2 publish would look delivered: read the code before paho does."""
+        pubrec = getattr(paho, "_handle_pubrec", None)
+        if pubrec is None:  # a paho that changed its internals; QoS 1 is unaffected
+            return
+
+        def handle_pubrec() -> Any:
+            packet = paho._in_packet["packet"]
+            if len(packet) > 2 and packet[2] >= 0x80:
+                self._ack(struct.unpack("!H", packet[:2])[0], packet[2])
+            return pubrec()
+
+        paho._handle_pubrec = handle_pubrec
 
     async def _settle(self, rows: list[Row], sent: list[Row]) -> None:
         """Delete what the broker accepted; what it refused, or was held back, stays."""
