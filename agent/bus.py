@@ -49,12 +49,15 @@ class EventBus:
         return True
 
     def subscribe(self, name: str, size: int) -> asyncio.Queue[Event]:
-        queue: asyncio.Queue[Event] = asyncio.Queue(size)
-        self._subscribers[name] = queue
+        """A sink's queue; one kept across a reload (see Supervised.stop) is taken over as is."""
+        queue = self._subscribers.get(name)
+        if queue is None:
+            queue = self._subscribers[name] = asyncio.Queue(size)
         return queue
 
-    def unsubscribe(self, name: str) -> None:
-        self._subscribers.pop(name, None)
+    def unsubscribe(self, name: str) -> asyncio.Queue[Event] | None:
+        """Stop feeding a sink; its queue, with whatever it still holds, is returned."""
+        return self._subscribers.pop(name, None)
 
     async def run(self) -> None:
         while True:

@@ -95,6 +95,8 @@ def resolve_secret(raw: object, base_dir: Path) -> Secret:
         return Secret(path.read_text(encoding="utf-8").strip(), f"file:{path}")
     except OSError as exc:
         raise ValueError(f"cannot read secret file {path}: {exc.strerror}") from None
+    except UnicodeDecodeError:  # its text would quote the secret's bytes
+        raise ValueError(f"secret file {path} is not UTF-8") from None
 
 
 class ConfigPath(str):
@@ -226,15 +228,23 @@ def load_config(path: Path | None, models: Mapping[str, type[PluginConfig]]) -> 
 
 
 def _read_toml(path: Path) -> dict[str, Any]:
+    """Every way a file can be unreadable is a ConfigError (exit 78, a refused reload)."""
     try:
-        with path.open("rb") as fh:
-            return tomllib.load(fh)
+        data = path.read_bytes()
     except FileNotFoundError:
         raise ConfigError([f"{path}: no such file"]) from None
     except OSError as exc:
         raise ConfigError([f"{path}: cannot read: {exc.strerror}"]) from None
+    try:
+        return tomllib.loads(data.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        line = data[:exc.start].count(b"\n") + 1
+        raise ConfigError([f"{path}: line {line}: not UTF-8 (byte 0x{data[exc.start]:02x}); "
+                           "TOML files must be UTF-8, comments included"]) from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError([f"{path}: invalid TOML: {exc}"]) from None
+    except RecursionError:
+        raise ConfigError([f"{path}: invalid TOML: nested too deeply"]) from None
 
 
 def build_config(

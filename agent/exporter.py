@@ -71,8 +71,14 @@ class Exporter:
         self._ready = ready
         self._auth = BasicAuth(settings.basic_auth_users) if settings.basic_auth_users else None
         self._runner: web.AppRunner | None = None
+        self._tls_context: ssl.SSLContext | None = None
+
+    @property
+    def running(self) -> bool:
+        return self._runner is not None
 
     async def start(self) -> None:
+        tls = self._tls_context = self._tls(self.settings)  # a bad certificate: nothing bound
         app = web.Application(middlewares=[self._authenticate], client_max_size=64 * 1024)
         app.router.add_get("/metrics", self._metrics)
         app.router.add_get("/-/healthy", self._healthy)
@@ -81,7 +87,7 @@ class Exporter:
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
         await self._runner.setup()
         host, port = parse_listen(self.settings.listen)
-        site = web.TCPSite(self._runner, host or None, port, ssl_context=self._tls(),
+        site = web.TCPSite(self._runner, host or None, port, ssl_context=tls,
                            reuse_address=True)
         try:
             await site.start()
@@ -98,13 +104,28 @@ class Exporter:
             await self._runner.cleanup()
             self._runner = None
 
-    def _tls(self) -> ssl.SSLContext | None:
-        if not self.settings.tls_cert_file or not self.settings.tls_key_file:
+    def updatable(self, settings: PrometheusSection) -> bool:
+        """True when `settings` can apply to this running listener without a new socket."""
+        return (self.running and settings.enabled and settings.listen == self.settings.listen
+                and bool(settings.tls_cert_file) == bool(self.settings.tls_cert_file))
+
+    def update(self, settings: PrometheusSection) -> None:
+        """Same socket, new users and certificate: the next request and handshake use them.
+        A certificate that does not load raises StartupError and changes nothing."""
+        if self._tls(settings) is not None and self._tls_context is not None:  # files proven
+            self._tls_context.load_cert_chain(str(settings.tls_cert_file),
+                                              str(settings.tls_key_file))
+        self._auth = BasicAuth(settings.basic_auth_users) if settings.basic_auth_users else None
+        self.settings = settings
+
+    @staticmethod
+    def _tls(settings: PrometheusSection) -> ssl.SSLContext | None:
+        if not settings.tls_cert_file or not settings.tls_key_file:
             return None
         context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         context.minimum_version = ssl.TLSVersion.TLSv1_2
         try:
-            context.load_cert_chain(self.settings.tls_cert_file, self.settings.tls_key_file)
+            context.load_cert_chain(settings.tls_cert_file, settings.tls_key_file)
         except (OSError, ssl.SSLError) as exc:
             raise StartupError(f"prometheus.tls_cert_file: cannot load certificate/key: "
                                f"{exc}") from None

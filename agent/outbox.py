@@ -107,6 +107,12 @@ class Outbox(SqliteStore):
         row = self._conn.execute("SELECT created FROM outbox ORDER BY seq LIMIT 1").fetchone()
         self.oldest = row[0] if row else None
 
+    def ack_each(self, seqs: Sequence[int]) -> None:
+        """Delete these entries only (the receiver refused the others in their window)."""
+        with self._transaction():
+            self._conn.executemany("DELETE FROM outbox WHERE seq = ?", [(s,) for s in seqs])
+        self._recount()
+
     def expire(self) -> None:
         if self.oldest is None or self.oldest >= time.time() - self.max_age:
             return

@@ -8,7 +8,7 @@ import gc
 import inspect
 import signal
 import time
-from collections.abc import Coroutine, Iterable, Sequence
+from collections.abc import Collection, Coroutine, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -17,16 +17,23 @@ import structlog
 
 from agent import logs
 from agent.bus import EventBus
-from agent.components import START_ORDER, Component, Monitor
-from agent.config import Config, PluginConfig, check_state_dir, config_warnings, load_config
+from agent.components import START_ORDER, Component, Monitor, Sink
+from agent.config import (
+    Config,
+    PluginConfig,
+    check_state_dir,
+    config_warnings,
+    load_config,
+    parse_listen,
+)
 from agent.context import PluginContext
-from agent.errors import ConfigError
+from agent.errors import ConfigError, StartupError
 from agent.exporter import Exporter
 from agent.loader import Plugins, discover
 from agent.metrics import PluginMetrics
 from agent.model import Event, Severity
 from agent.selfmetrics import SelfMetrics
-from agent.supervisor import Supervised
+from agent.supervisor import Supervised, drop_unsent
 from agent.systemd import Notifier
 
 if TYPE_CHECKING:  # numpy is imported only where windows are built
@@ -131,11 +138,19 @@ class Agent:
             built.append(PluginInstance(name, settings, store))
         return built
 
-    async def _start_plugins(self, instances: list[PluginInstance]) -> None:
+    async def _start_plugins(self, instances: list[PluginInstance],
+                             carried: dict[tuple[str, str], list[Event]] | None = None) -> None:
+        """`carried`: unsent batches of sinks stopped by a reload, for their successors."""
+        carried = dict(carried or {})
         for instance in instances:
             self.instances[instance.name] = instance
             self.metrics.snapshots.attach(instance.store)
             await self._components(instance)
+            for sup in instance.supervised:
+                if isinstance(sup.component, Sink) and sup.labels in carried:
+                    sup.adopt(carried.pop(sup.labels))
+        for labels, unsent in carried.items():  # that sink is gone from the new config
+            drop_unsent(self.bus, self.metrics, ".".join(labels), unsent)
         for kind in START_ORDER:
             stage = [s for i in instances for s in i.supervised if s.component.kind == kind]
             for sup in stage:
@@ -191,36 +206,57 @@ class Agent:
                 log.warning("component is slow to start; continuing without it",
                             plugin=sup.plugin, instance=sup.component.name)
 
-    async def _stop_plugins(self, instances: Iterable[PluginInstance], budget: float) -> None:
+    async def _stop_plugins(self, instances: Iterable[PluginInstance], budget: float,
+                            keep: Collection[str] = ()) -> dict[tuple[str, str], list[Event]]:
+        """Upstream first, each stage a share of what is left of `budget`; sinks, last, get
+        the rest to deliver their queues. The sinks of plugins in `keep` (restarted by a
+        reload) keep their queues; their unsent batches are returned by (plugin, component).
+        """
         instances = list(instances)
-        per_stage = budget / len(START_ORDER)
-        for kind in reversed(START_ORDER):
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + budget
+        carried: dict[tuple[str, str], list[Event]] = {}
+        for left, kind in enumerate(reversed(START_ORDER)):
             stage = [s for i in instances for s in i.supervised if s.component.kind == kind]
+            share = (deadline - loop.time()) / (len(START_ORDER) - left)
             if kind == "sink":
-                await self.bus.drain(per_stage / 2)
-            if stage:
-                await asyncio.gather(*(s.stop(per_stage) for s in stage))
+                await self.bus.drain(share / 2)
+                share = deadline - loop.time()
+            unsent = await asyncio.gather(*(s.stop(share, keep_queue=s.plugin in keep)
+                                            for s in stage))
+            carried.update((s.labels, u) for s, u in zip(stage, unsent, strict=True)
+                           if s.plugin in keep and isinstance(s.component, Sink))
         for instance in instances:
             self.metrics.snapshots.detach(instance.name)
             self.instances.pop(instance.name, None)
             _forget_setup(self.metrics, instance.name)
+        return carried
 
     # -- reload and shutdown --------------------------------------------------------------
 
     async def reload(self) -> None:
-        """Apply a changed file; an invalid one is refused and the running config kept."""
+        """Apply a changed file, or refuse it and keep the running config whole; either way
+        systemd hears READY=1 again, and `inferwatch_config_last_reload_successful` says which."""
         async with self._reload_lock:
             self.notifier.reloading()
             try:
-                new = await asyncio.to_thread(self.load)
-            except ConfigError as exc:
+                await self._reload()
+            except Exception as exc:  # a reload must never leave systemd waiting in RELOADING
                 self.metrics.reload_success.set(0)
-                log.error("reload refused; keeping the running configuration",
-                          problems=exc.problems)
+                log.error("reload failed", exc_info=exc)
+            finally:
                 self.notifier.ready(self._status())
-                return
-            await self._apply(new)
-            self.notifier.ready(self._status())
+
+    async def _reload(self) -> None:
+        try:
+            new = await asyncio.to_thread(self.load)
+            await self._switch_exporter(new)
+        except (ConfigError, StartupError) as exc:
+            self.metrics.reload_success.set(0)
+            problems = exc.problems if isinstance(exc, ConfigError) else str(exc).splitlines()
+            log.error("reload refused; keeping the running configuration", problems=problems)
+            return
+        await self._apply(new)
 
     async def _apply(self, new: Config) -> None:
         old = self.config
@@ -231,20 +267,44 @@ class Agent:
         changed = {n for n in old.plugins.keys() | new.plugins.keys()
                    if old.plugins.get(n) != new.plugins.get(n)}
         self.config = new
-        if new.prometheus != old.prometheus:
-            await self._restart_exporter(new)
         stopping = [self.instances[n] for n in sorted(changed) if n in self.instances]
-        await self._stop_plugins(stopping, new.agent.stop_timeout)
         restart = {n: new.plugins[n] for n in changed if n in new.plugins}
-        await self._start_plugins(self._build(new, restart))
+        carried = await self._stop_plugins(stopping, new.agent.stop_timeout, keep=restart)
+        await self._start_plugins(self._build(new, restart), carried)
         self._mark_loaded()
         log.info("configuration reloaded", restarted=sorted(changed))
 
-    async def _restart_exporter(self, new: Config) -> None:
-        await self.exporter.stop()
-        self.exporter = Exporter(new.prometheus, self.exposition, lambda: self._ready)
-        if new.prometheus.enabled:
-            await self.exporter.start()
+    async def _switch_exporter(self, new: Config) -> None:
+        """The new listener comes up before the old one goes; if it cannot, the old one keeps
+        serving and StartupError refuses the whole reload. Same address: updated in place."""
+        old, settings = self.exporter, new.prometheus
+        if settings == old.settings:
+            return
+        if old.updatable(settings):
+            old.update(settings)
+            return
+        fresh = Exporter(settings, self.exposition, lambda: self._ready)
+        if settings.enabled:
+            await self._start_beside(old, fresh)
+        await old.stop()
+        self.exporter = fresh
+
+    async def _start_beside(self, old: Exporter, fresh: Exporter) -> None:
+        try:
+            await fresh.start()
+        except StartupError:
+            if not old.running or _port(old.settings.listen) != _port(fresh.settings.listen):
+                raise
+        else:
+            return
+        # Same port (another host form, or TLS switched on or off): the old socket must go
+        # first; if the new one still cannot listen, the old one comes back.
+        await old.stop()
+        try:
+            await fresh.start()
+        except StartupError:
+            await old.start()
+            raise
 
     async def _shutdown(self) -> None:
         self.notifier.stopping()
@@ -303,6 +363,10 @@ def _checked(components: object) -> list[Component]:
     if len({c.name for c in checked}) != len(checked):
         raise ValueError("component names within a plugin must be unique")
     return checked
+
+
+def _port(listen: str) -> int:
+    return parse_listen(listen)[1]
 
 
 def _forget_setup(metrics: SelfMetrics, plugin: str) -> None:

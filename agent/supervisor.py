@@ -8,6 +8,7 @@ propagates, so stopping is never swallowed.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import inspect
 import random
@@ -77,7 +78,8 @@ class Supervised:
         self._inflight: Future[Any] | None = None
         self._failing = False
         self.up = False
-        self._pending: list[Any] = []
+        self._pending: list[Any] = []  # a sink's batch being delivered
+        self._sink_idle = asyncio.Event()  # set while a sink waits on an empty queue
 
     @property
     def labels(self) -> tuple[str, str]:
@@ -91,10 +93,20 @@ class Supervised:
         self.metrics.plugin_up.labels(*self.labels).set(0)
         self.task = asyncio.create_task(self._main(), name=".".join(self.labels))
 
-    async def stop(self, timeout: float) -> None:
-        """Idempotent; safe after a failed start or none. Leaves no series behind."""
+    def adopt(self, pending: list[Event]) -> None:
+        """Take over the batch a sink of the same name left unsent (a reload); before launch."""
+        self._pending = pending
+
+    async def stop(self, timeout: float, *, keep_queue: bool = False) -> list[Event]:
+        """Idempotent; safe after a failed start or none. Leaves no series behind.
+
+        A sink first delivers what is queued for it, within `timeout`. With `keep_queue` (a
+        reload restarting it) the bus keeps its queue and the unsent batch is returned for
+        the new sink to adopt; otherwise what is left is dropped and counted.
+        """
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
+        await self._flush(deadline)
         # Cancel until it sticks: a cancellation racing a completing await can be absorbed.
         while self.task is not None and not self.task.done() and loop.time() < deadline:
             self.task.cancel()
@@ -103,7 +115,22 @@ class Supervised:
         self._worker.close()
         self.store.drop(self.component.name)
         self.metrics.forget(*self.labels)
-        self.bus.unsubscribe(".".join(self.labels))
+        unsent, self._pending = self._pending, []
+        if keep_queue and isinstance(self.component, Sink):
+            return unsent
+        drop_unsent(self.bus, self.metrics, ".".join(self.labels), unsent)
+        return []
+
+    async def _flush(self, deadline: float) -> None:
+        """Let a sink take everything queued for it (the stop must not drop the queue)."""
+        if self.inbox is None or not isinstance(self.component, Sink):
+            return
+        loop = asyncio.get_running_loop()
+        while ((self._pending or not self.inbox.empty()) and self.task is not None
+               and not self.task.done() and loop.time() < deadline):
+            self._sink_idle.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._sink_idle.wait(), deadline - loop.time())
 
     async def _main(self) -> None:
         structlog.contextvars.bind_contextvars(
@@ -195,6 +222,8 @@ class Supervised:
         self._succeeded()
         while True:
             if not self._pending:
+                if self.inbox.empty():
+                    self._sink_idle.set()
                 self._pending = [await self.inbox.get()]
                 while len(self._pending) < sink.batch_size and not self.inbox.empty():
                     self._pending.append(self.inbox.get_nowait())
@@ -249,6 +278,16 @@ class Supervised:
             raise
         except Exception as exc:  # noqa: BLE001 - a failing stop must not stop the others
             log.warning("component stop failed", error=f"{type(exc).__name__}: {exc}")
+
+
+def drop_unsent(bus: EventBus, metrics: SelfMetrics, sink: str, pending: list[Event]) -> None:
+    """Unsubscribe a sink for good; what it could not take in time is counted, not silent."""
+    queue = bus.unsubscribe(sink)
+    lost = len(pending) + (queue.qsize() if queue is not None else 0)
+    if lost:
+        metrics.events_dropped.labels("stopped").inc(lost)
+        log.warning("events dropped at stop: the sink could not take them in time",
+                    sink=sink, dropped=lost)
 
 
 async def _await_thread(future: Future[Any], timeout: float) -> None:

@@ -58,6 +58,8 @@ class MqttStats(Collector):
         out.add(m.CONNECTS, pub.connects)
         for reason, count in pub.errors.items():
             out.add(m.CONNECT_ERRORS, count, reason=reason)
+        for reason, count in pub.refusals.totals.items():
+            out.add(m.REFUSED, count, reason=reason)
         out.add(m.DEPTH, outbox.depth, sink=sink)
         out.add(m.BYTES, outbox.bytes, sink=sink)
         oldest = 0.0 if outbox.oldest is None else max(0.0, time.time() - outbox.oldest)

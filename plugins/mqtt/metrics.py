@@ -18,3 +18,6 @@ DELIVERED = counter("inferwatch_sink_delivered_total",
                     "Events the receiver acknowledged.", "sink")
 RESENT = counter("inferwatch_sink_resent_total",
                  "Events sent again after a reconnect (at-least-once duplicates).", "sink")
+REFUSED = counter("inferwatch_mqtt_publish_refused_total",
+                  "Publishes the broker refused (MQTT 5 reason code >= 0x80), by reason; the "
+                  "events stay in the outbox and are retried.", "reason")

@@ -5,6 +5,7 @@ publish() costs ~100 µs a message (an Event and a wait_for task each), so the d
 wrapped paho client's non-blocking publish directly, keeping `inflight` messages in flight
 (paho walks its whole queue on every PUBACK, so it is never handed more), refilling once per
 burst of PUBACKs, and deletes each outbox window in one transaction once all are acknowledged.
+A PUBACK (or PUBREC) with a reason code >= 0x80 is a refusal, not a delivery: see refusals.py.
 """
 
 from __future__ import annotations
@@ -13,16 +14,19 @@ import asyncio
 import collections
 import contextlib
 import ssl
+import struct
 import time
 from typing import Any
 
 import aiomqtt
+import paho.mqtt.client as paho_client
 import structlog
 
 from agent.components import Service
 from agent.supervisor import Backoff
 from plugins.mqtt.config import MqttConfig, tls_context
 from plugins.mqtt.outbox_io import SharedOutbox
+from plugins.mqtt.refusals import Refusals, Row
 
 log = structlog.get_logger("inferwatch")
 
@@ -39,12 +43,13 @@ class Publisher(Service):
         self._backoff = Backoff(1.0, 60.0)
         self._failing: str | None = None
         self._down_since: float | None = None
-        self._pending: dict[int, int] = {}
-        self._queue: collections.deque[tuple[int, str, bytes]] = collections.deque()
+        self.refusals = Refusals()
+        self._pending: dict[int, tuple[int, str]] = {}  # mid -> (outbox seq, topic)
+        self._queue: collections.deque[Row] = collections.deque()
         self._acked = asyncio.Event()
         self._paho: Any = None
         self._refill_scheduled = False
-        self._refused: int | None = None
+        self._publish_rc: int | None = None
 
     async def start(self) -> None:
         await self.shared.open()
@@ -108,47 +113,99 @@ class Publisher(Service):
             self._failing = reason
 
     async def _drain(self, client: aiomqtt.Client) -> None:
-        paho = client._client
-        chained = paho.on_publish
+        self._hook(client._client)
+        after = 0  # after a reconnect, everything unacknowledged goes again
+        first = True
+        while True:
+            if self.refusals.retry_due(asyncio.get_running_loop().time()):
+                after = 0  # refused rows wait behind the cursor: their retry is due
+            rows = await self.shared.run(self.shared.outbox.take, self.config.window, after)
+            if not rows:
+                await self._idle()
+                continue
+            sent = self.refusals.sendable(rows)
+            if first and self.connects > 1:
+                self.shared.resent += len(sent)
+            first = False
+            await self._send(client._client, sent)
+            await self._settle(rows, sent)
+            after = rows[-1][0]
+
+    def _hook(self, paho: Any) -> None:
+        """See every acknowledgement with its reason code, and a lost connection at once (not
+        after `ack_timeout`); aiomqtt's own callbacks still run."""
+        chained, disconnected = paho.on_publish, paho.on_disconnect
 
         def on_publish(*args: Any) -> None:
             if chained is not None:
                 chained(*args)  # aiomqtt's own bookkeeping (birth/offline publishes)
-            self._ack(args[2])
+            self._ack(args[2], int(getattr(args[3], "value", 0)))  # 3.1.1: always 0
 
-        paho.on_publish = on_publish
-        after = 0  # after a reconnect, everything unacknowledged goes again
-        first = True
-        while True:
-            rows = await self.shared.run(self.shared.outbox.take, self.config.window, after)
-            if not rows:
-                self.shared.wake.clear()
-                with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(5):
-                        await self.shared.wake.wait()
-                continue
-            if first and self.connects > 1:
-                self.shared.resent += len(rows)
-            first = False
-            await self._send(paho, rows)
+        def on_disconnect(*args: Any) -> None:
+            if disconnected is not None:
+                disconnected(*args)
+            self._publish_rc = paho_client.MQTT_ERR_CONN_LOST
+            self._acked.set()
+
+        paho.on_publish, paho.on_disconnect = on_publish, on_disconnect
+        self._hook_pubrec(paho)
+
+    def _hook_pubrec(self, paho: Any) -> None:
+        """paho 2.x ignores a PUBREC's reason code and completes the QoS 2 flow regardless,
+        so a refused QoS 2 publish would look delivered: read the code before paho does."""
+        pubrec = getattr(paho, "_handle_pubrec", None)
+        if pubrec is None:  # a paho that changed its internals; QoS 1 is unaffected
+            return
+
+        def handle_pubrec() -> Any:
+            packet = paho._in_packet["packet"]
+            if len(packet) > 2 and packet[2] >= 0x80:
+                self._ack(struct.unpack("!H", packet[:2])[0], packet[2])
+            return pubrec()
+
+        paho._handle_pubrec = handle_pubrec
+
+    async def _settle(self, rows: list[Row], sent: list[Row]) -> None:
+        """Delete what the broker accepted; what it refused, or was held back, stays."""
+        accepted = self.refusals.accepted(sent)
+        if len(accepted) == len(rows):
             await self.shared.run(self.shared.outbox.ack, rows[0][0], rows[-1][0])
-            self.shared.delivered += len(rows)
-            after = rows[-1][0]
+        elif accepted:
+            await self.shared.run(self.shared.outbox.ack_each, accepted)
+        self.shared.delivered += len(accepted)
 
-    async def _send(self, paho: Any, rows: list[tuple[int, str, bytes]]) -> None:
+    async def _idle(self) -> None:
+        """Wait for new events, or until held-back rows are due again."""
+        loop = asyncio.get_running_loop()
+        self.refusals.caught_up()
+        retry_at = self.refusals.retry_at
+        wait = 5.0 if retry_at is None else max(0.0, min(5.0, retry_at - loop.time()))
+        self.shared.wake.clear()
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(wait):
+                await self.shared.wake.wait()
+
+    async def _send(self, paho: Any, rows: list[Row]) -> None:
         """Publish a window, `inflight` at a time; return once every message is acknowledged."""
-        self._paho, self._refused = paho, None
-        self._pending.clear()
-        self._queue = collections.deque(rows)
-        self._acked.clear()
-        self._fill()
+        if not rows:
+            return
+        self._begin(paho, rows)
         try:
             async with asyncio.timeout(float(self.config.ack_timeout)):
                 await self._acked.wait()
         except TimeoutError:
             raise aiomqtt.MqttError("no acknowledgement from the broker in time") from None
-        if self._refused is not None:
-            raise aiomqtt.MqttError(f"publish refused by the client (rc {self._refused})")
+        if self._publish_rc is not None:
+            rc = self._publish_rc
+            raise aiomqtt.MqttError(f"publish refused by the client (rc {rc}: "
+                                    f"{paho_client.error_string(rc)})")
+
+    def _begin(self, paho: Any, rows: list[Row]) -> None:
+        self._paho, self._publish_rc = paho, None
+        self._pending.clear()
+        self._queue = collections.deque(rows)
+        self._acked.clear()
+        self._fill()
 
     def _fill(self) -> None:
         self._refill_scheduled = False
@@ -156,18 +213,25 @@ class Publisher(Service):
             seq, topic, payload = self._queue.popleft()
             info = self._paho.publish(topic, payload, qos=self.config.qos)
             if info.rc != 0:
-                self._refused = info.rc
+                self._publish_rc = info.rc
                 break
             if not info.is_published():
-                self._pending[info.mid] = seq
-        if self._refused is not None or not (self._pending or self._queue):
+                self._pending[info.mid] = (seq, topic)
+        if self._publish_rc is not None or not (self._pending or self._queue):
             self._acked.set()
 
-    def _ack(self, mid: int) -> None:
-        """paho's on_publish, on the loop thread: top up once per burst of PUBACKs."""
-        if self._pending.pop(mid, None) is not None and not self._refill_scheduled:
+    def _ack(self, mid: int, code: int = 0) -> None:
+        """paho's on_publish (or a refusing PUBREC), on the loop thread: note a refusal, and
+        top up once per burst of acknowledgements."""
+        sent = self._pending.pop(mid, None)
+        if sent is None:
+            return
+        loop = asyncio.get_running_loop()
+        if code >= 0x80:
+            self.refusals.refuse(*sent, code, loop.time())
+        if not self._refill_scheduled:
             self._refill_scheduled = True
-            asyncio.get_running_loop().call_soon(self._fill)
+            loop.call_soon(self._fill)
 
 
 def _reason(exc: BaseException) -> str:
