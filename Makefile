@@ -14,7 +14,8 @@ CONFIG ?= agent.toml
 # Debian packages the integration tests start as real servers.
 DEB_TOOLS := prometheus:prometheus promtool:prometheus prometheus-node-exporter:prometheus-node-exporter \
              mosquitto:mosquitto mosquitto_pub:mosquitto-clients \
-             prometheus-alertmanager:prometheus-alertmanager systemd-analyze:systemd openssl:openssl
+             prometheus-alertmanager:prometheus-alertmanager systemd-analyze:systemd openssl:openssl \
+             chromium:chromium
 PYTEST_ARGS ?=
 
 .PHONY: run test test-latest lock lint typecheck check deps venv bench clean
