@@ -99,7 +99,7 @@ class Traffic:
 
 
 class LiveAgent:
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, extra: str = "") -> None:
         self.folder = folder
         self.mosquitto = Mosquitto(folder / "mqtt").start()
         self.scenario = folder / "gpus.json"
@@ -108,14 +108,19 @@ class LiveAgent:
         self.scenario.write_text(json.dumps(gpus))
         self.port = free_port()
         self.socket = folder / "ingest.sock"
-        config = folder / "agent.toml"
-        config.write_text(CONFIG.format(
+        self.config = folder / "agent.toml"
+        self.config.write_text(CONFIG.format(
             state=folder / "state", port=self.port, scenario=self.scenario,
-            mqtt_port=self.mosquitto.port, socket=self.socket))
-        self.agent: AgentProcess = start_agent(config, self.port)
+            mqtt_port=self.mosquitto.port, socket=self.socket) + extra)
+        self.agent: AgentProcess = start_agent(self.config, self.port)
         self.traffic = Traffic(self.socket)
         self.traffic.thread.start()
         self._send_garbage()
+
+    def restart(self) -> None:
+        """The agent again on the same config and state (the traffic keeps flowing)."""
+        self.agent.stop()
+        self.agent = start_agent(self.config, self.port)
 
     @property
     def target(self) -> str:
