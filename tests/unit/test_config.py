@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 
 import pytest
@@ -145,3 +146,14 @@ def test_ulid_matches_the_specification(ms: int, random: bytes) -> None:
     expected = "".join(CROCKFORD[(value >> shift) & 31] for shift in range(125, -1, -5))
     with mock.patch("agent.model.os.urandom", return_value=random):
         assert new_ulid(now) == expected
+
+
+def test_host_id_comes_from_the_environment_before_the_hostname(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from agent.config import AgentSection  # noqa: PLC0415
+
+    monkeypatch.setenv("INFERWATCH_HOST_ID", "node-17")
+    assert AgentSection().host_id == "node-17"
+    assert AgentSection(host_id="set").host_id == "set"
+    monkeypatch.delenv("INFERWATCH_HOST_ID")
+    assert AgentSection().host_id == socket.gethostname()
