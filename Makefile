@@ -9,12 +9,17 @@ LOCK_RUN  := requirements/run.txt
 LOCK_TEST := requirements/test.txt
 STAMP_RUN := $(VENV)/.installed-run
 STAMP     := $(VENV)/.installed-test
+# The MLflow tracking server the MLflow sink's tests start: a tool, in a venv of its own,
+# so its hundreds of MB of dependencies never meet the agent's.
+MLFLOW_VENV  := .venv-mlflow
+MLFLOW_STAMP := $(MLFLOW_VENV)/.installed
 UV_VERSION ?= 0.13.9
 CONFIG ?= agent.toml
 # Debian packages the integration tests start as real servers.
 DEB_TOOLS := prometheus:prometheus promtool:prometheus prometheus-node-exporter:prometheus-node-exporter \
              mosquitto:mosquitto mosquitto_pub:mosquitto-clients \
-             prometheus-alertmanager:prometheus-alertmanager systemd-analyze:systemd openssl:openssl
+             prometheus-alertmanager:prometheus-alertmanager systemd-analyze:systemd openssl:openssl \
+             chromium:chromium
 PYTEST_ARGS ?=
 
 .PHONY: run test test-latest lock lint typecheck check deps venv bench clean
@@ -31,6 +36,11 @@ $(STAMP_RUN): $(LOCK_RUN) pyproject.toml
 $(STAMP): $(STAMP_RUN) $(LOCK_TEST)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --require-hashes --no-deps -r $(LOCK_TEST)
 	$(BIN)/python -m pip check
+	touch $@
+
+$(MLFLOW_STAMP): requirements/mlflow.txt
+	test -x $(MLFLOW_VENV)/bin/python || $(PYTHON) -m venv $(MLFLOW_VENV)
+	$(MLFLOW_VENV)/bin/python -m pip install --quiet --disable-pip-version-check --require-hashes --no-deps -r requirements/mlflow.txt
 	touch $@
 
 venv: $(STAMP)
@@ -55,7 +65,7 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-test: deps $(STAMP) lint typecheck
+test: deps $(STAMP) $(MLFLOW_STAMP) lint typecheck
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 # The newest releases pyproject.toml's ranges allow, in a venv of their own, through the same
@@ -79,9 +89,11 @@ lock:
 	  --generate-hashes --upgrade -q -o $(LOCK_RUN)
 	.venv-lock/bin/uv pip compile pyproject.toml requirements/build.in --extra test --extra demo --universal \
 	  --python-version 3.11 --generate-hashes --upgrade -c $(LOCK_RUN) -q -o $(LOCK_TEST)
+	.venv-lock/bin/uv pip compile requirements/mlflow.in --universal --python-version 3.11 \
+	  --generate-hashes -q -o requirements/mlflow.txt
 
 bench: $(STAMP) deps
 	$(BIN)/python bench/overhead.py
 
 clean:
-	rm -rf $(VENV) .venv-latest .venv-lock .mypy_cache .ruff_cache .pytest_cache .hypothesis *.egg-info
+	rm -rf $(VENV) .venv-latest .venv-lock $(MLFLOW_VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis *.egg-info

@@ -145,8 +145,8 @@ class AgentSection(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     stop_timeout: Duration = Duration(10.0)
 
     def __post_init__(self) -> None:
-        if not self.host_id:
-            self.host_id = socket.gethostname()
+        if not self.host_id:  # a pod's hostname is its own name: a DaemonSet passes the node's
+            self.host_id = os.environ.get("INFERWATCH_HOST_ID") or socket.gethostname()
         if not self.state_dir:
             self.state_dir = ConfigPath(default_state_dir())
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 
 import msgspec
@@ -158,3 +159,14 @@ def test_an_error_inside_a_table_or_list_names_the_key() -> None:
                      {"f": Files})
     assert err.value.problems == ["plugins.f.files.fraud: Expected `str`, got `int`",
                                   "plugins.f.tags[1]: Expected `int`, got `str`"]
+
+
+def test_host_id_comes_from_the_environment_before_the_hostname(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from agent.config import AgentSection  # noqa: PLC0415
+
+    monkeypatch.setenv("INFERWATCH_HOST_ID", "node-17")
+    assert AgentSection().host_id == "node-17"
+    assert AgentSection(host_id="set").host_id == "set"
+    monkeypatch.delenv("INFERWATCH_HOST_ID")
+    assert AgentSection().host_id == socket.gethostname()

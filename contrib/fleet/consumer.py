@@ -1,0 +1,257 @@
+"""Fleet-level drift and quality from the window profiles of many inferwatch agents.
+
+    python contrib/fleet/consumer.py --broker mqtt.internal --name fleet-1 \
+        --reference fraud-v3.json --listen 127.0.0.1:9881
+
+Several instances split the load through an MQTT 5 shared subscription
+(`$share/<group>/inferwatch/v1/+/profiles/#`): each profile reaches one instance. Each
+instance keeps what it received as *retained* partials (`<partials>/<name>/<key digest>`,
+one message per window, per-host profiles inside) and reads every instance's partials, so
+every instance exports the whole fleet on its /metrics, and a restarted instance finds its
+state in the broker. An incoming profile is acknowledged only once the broker has accepted
+the partial that holds it (manual acks), so killing an instance at any moment loses nothing:
+its unacknowledged profiles wait in its persistent session. Duplicates (at-least-once)
+count once: partials hold profiles by host.
+
+Needs the inferwatch package (for plugins.drift) and paho-mqtt, which it depends on.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import logging
+import threading
+from collections import defaultdict
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TypeVar
+
+import msgspec
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+from prometheus_client import CollectorRegistry, start_http_server
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from plugins.drift.fleet import WindowProfile, decode, drift, merge, quality, reference_digest
+from plugins.drift.profile import Profile
+
+log = logging.getLogger("inferwatch.fleet")
+KEEP_WINDOWS = 24  # per stream: enough for a day of hourly windows
+K = TypeVar("K")
+V = TypeVar("V")
+
+
+class Fleet:
+    """Everyone's partials, merged on demand; thread-safe (paho calls back on its thread)."""
+
+    def __init__(self, references: list[Profile]) -> None:
+        self.references = {reference_digest(r): r for r in references}
+        self.partials: dict[tuple[str, str], list[WindowProfile]] = {}  # (consumer, key)
+        self.mine: dict[str, dict[str, WindowProfile]] = defaultdict(dict)  # key -> host
+        self.received = 0
+        self.rejected: dict[str, int] = defaultdict(int)
+        self.lock = threading.Lock()
+
+    def accept(self, payload: bytes) -> tuple[str, list[WindowProfile]] | None:
+        """A profile from an agent: this instance's updated partial for its key, or None."""
+        try:
+            profile = decode(payload)
+        except ValueError:
+            with self.lock:
+                self.rejected["malformed"] += 1
+            return None
+        if profile.reference not in self.references:
+            with self.lock:
+                self.rejected["unknown_reference"] += 1
+            return None
+        key = key_digest(profile)
+        with self.lock:
+            self.received += 1
+            for host in profile.hosts:
+                self.mine[key][host] = profile
+            self._prune()
+            return key, list(self.mine.get(key, {}).values())
+
+    def partial(self, consumer: str, key: str, payload: bytes) -> None:
+        """A retained partial (anyone's, ours included); empty means deleted."""
+        with self.lock:
+            if not payload:
+                self.partials.pop((consumer, key), None)
+                return
+            try:
+                self.partials[(consumer, key)] = msgspec.json.decode(
+                    payload, type=list[WindowProfile])
+            except msgspec.DecodeError:
+                self.rejected["malformed_partial"] += 1
+            self._prune()
+
+    def _prune(self) -> None:
+        """Memory bound: the newest KEEP_WINDOWS windows of each stream, in what this
+        instance received and in everyone's partials (the broker drops older retained
+        partials itself, by their message expiry)."""
+        self.mine = defaultdict(dict, _newest({k: next(iter(v.values()))
+                                               for k, v in self.mine.items() if v}, self.mine))
+        newest = _newest({k: v[0] for k, v in self.partials.items() if v}, self.partials)
+        self.partials = dict(newest)
+
+    def merged(self) -> Iterator[tuple[WindowProfile, Profile]]:
+        """The latest windows of each stream, every host's profile merged once."""
+        with self.lock:
+            by_key: dict[str, list[WindowProfile]] = defaultdict(list)
+            for (_, key), profiles in self.partials.items():
+                by_key[key] += profiles
+        windows = [merge(p) for p in by_key.values() if p]
+        latest: dict[tuple[str, str, str], list[WindowProfile]] = defaultdict(list)
+        for window in windows:
+            latest[(window.model, window.model_version, window.window)].append(window)
+        for stream in latest.values():
+            newest = max(stream, key=lambda w: w.end)
+            yield newest, self.references[newest.reference]
+
+
+def _newest(first: dict[K, WindowProfile], items: dict[K, V]) -> dict[K, V]:
+    """The entries of `items` whose window is among its stream's KEEP_WINDOWS newest."""
+    ends: dict[tuple[str, str, str], set[float]] = defaultdict(set)
+    for profile in first.values():
+        ends[profile.key[:3]].add(profile.end)
+    floor = {stream: sorted(e)[-KEEP_WINDOWS:][0] for stream, e in ends.items()}
+    return {k: items[k] for k, p in first.items() if p.end >= floor[p.key[:3]]}
+
+
+def key_digest(profile: WindowProfile) -> str:
+    return hashlib.sha256(msgspec.json.encode(profile.key)).hexdigest()[:24]
+
+
+class FleetMetrics(Collector):
+    def __init__(self, fleet: Fleet) -> None:
+        self.fleet = fleet
+
+    def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
+        labels = ["model", "model_version", "window"]
+        families = {name: GaugeMetricFamily(f"inferwatch_fleet_{name}", help_, labels=labels)
+                    for name, help_ in (
+                        ("accuracy", "Accuracy of the fleet's labelled predictions."),
+                        ("precision", "Precision of the positive class, fleet-wide."),
+                        ("recall", "Recall of the positive class, fleet-wide."),
+                        ("f1", "F1 of the positive class, fleet-wide."),
+                        ("hosts", "Hosts whose profile is in the latest window."),
+                        ("window_samples", "Predictions in the latest window, fleet-wide."),
+                        ("window_end_timestamp_seconds", "End of the latest window."))}
+        psi = GaugeMetricFamily("inferwatch_fleet_drift_psi", "PSI against the reference.",
+                                labels=[*labels, "feature"])
+        tvd = GaugeMetricFamily("inferwatch_fleet_drift_tvd",
+                                "Total variation distance against the reference.",
+                                labels=[*labels, "feature"])
+        for window, reference in self.fleet.merged():
+            key = [window.model, window.model_version, window.window]
+            values = quality(window) | {"hosts": len(window.hosts), "window_samples": window.n,
+                                        "window_end_timestamp_seconds": window.end}
+            for name, value in values.items():
+                if name in families:
+                    families[name].add_metric(key, value)
+            for feature, found in drift(window, reference).items():
+                psi.add_metric([*key, feature], found["psi"])
+                tvd.add_metric([*key, feature], found["tvd"])
+        yield from families.values()
+        yield psi
+        yield tvd
+        yield CounterMetricFamily("inferwatch_fleet_profiles_received",
+                                  "Window profiles accepted.", value=self.fleet.received)
+        rejected = CounterMetricFamily("inferwatch_fleet_profiles_rejected",
+                                       "Window profiles refused, by reason.", labels=["reason"])
+        for reason, count in self.fleet.rejected.items():
+            rejected.add_metric([reason], count)
+        yield rejected
+
+
+class Consumer:
+    def __init__(self, args: argparse.Namespace, fleet: Fleet) -> None:
+        self.args, self.fleet = args, fleet
+        self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=args.name,
+                                  protocol=mqtt.MQTTv5, manual_ack=True)
+        self.waiting: dict[int, tuple[int, int]] = {}  # our publish mid -> incoming (mid, qos)
+        self.lock = threading.Lock()
+        self.client.on_connect = self._connected
+        self.client.on_message = self._message
+        self.client.on_publish = self._published
+
+    def run(self) -> None:
+        props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+        props.SessionExpiryInterval = self.args.session_expiry
+        self.client.connect(self.args.broker, self.args.port, clean_start=False,
+                            properties=props)
+        self.client.loop_forever(retry_first_connection=True)
+
+    def _connected(self, client: mqtt.Client, _u: object, _f: object, reason: object,
+                   _p: object) -> None:
+        log.info("connected: %s", reason)
+        client.subscribe([(f"$share/{self.args.group}/{self.args.prefix}/+/profiles/#", 1),
+                          (f"{self.args.partials}/#", 1)])
+
+    def _message(self, client: mqtt.Client, _u: object, message: mqtt.MQTTMessage) -> None:
+        """Never raises: paho would stop its loop. A message that fails unexpectedly stays
+        unacknowledged, so the broker hands it over again after a reconnect."""
+        try:
+            self._handle(client, message)
+        except Exception:
+            log.exception("a message could not be handled: %s", message.topic)
+            with self.fleet.lock:
+                self.fleet.rejected["error"] += 1
+
+    def _handle(self, client: mqtt.Client, message: mqtt.MQTTMessage) -> None:
+        if message.topic.startswith(self.args.partials + "/"):
+            consumer, _, key = message.topic[len(self.args.partials) + 1:].partition("/")
+            self.fleet.partial(consumer, key, bytes(message.payload))
+            client.ack(message.mid, message.qos)
+            return
+        accepted = self.fleet.accept(bytes(message.payload))
+        if accepted is None:  # refused for good: acknowledge, it will not get better
+            client.ack(message.mid, message.qos)
+            return
+        key, profiles = accepted
+        props = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
+        props.MessageExpiryInterval = self.args.retain_seconds
+        payload = msgspec.json.encode(profiles)
+        with self.lock:
+            info = client.publish(f"{self.args.partials}/{self.args.name}/{key}", payload,
+                                  qos=1, retain=True, properties=props)
+            self.waiting[info.mid] = (message.mid, message.qos)
+
+    def _published(self, client: mqtt.Client, _u: object, mid: int, _r: object,
+                   _p: object) -> None:
+        with self.lock:
+            incoming = self.waiting.pop(mid, None)
+        if incoming is not None:  # the partial holding it is in the broker: now it is safe
+            client.ack(*incoming)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--broker", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=1883)
+    parser.add_argument("--name", required=True, help="this instance's client id, stable")
+    parser.add_argument("--group", default="inferwatch-fleet", help="shared subscription group")
+    parser.add_argument("--prefix", default="inferwatch/v1", help="the agents' topic prefix")
+    parser.add_argument("--partials", default="inferwatch/fleet/v1/partials")
+    parser.add_argument("--reference", action="append", type=Path, required=True,
+                        help="a reference profile the agents bin on (repeatable)")
+    parser.add_argument("--listen", default="127.0.0.1:9881", help="/metrics address")
+    parser.add_argument("--session-expiry", type=int, default=86400)
+    parser.add_argument("--retain-seconds", type=int, default=KEEP_WINDOWS * 3600)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    fleet = Fleet([Profile.load(path) for path in args.reference])
+    registry = CollectorRegistry()
+    registry.register(FleetMetrics(fleet))
+    host, _, port = args.listen.rpartition(":")
+    start_http_server(int(port), addr=host, registry=registry)
+    Consumer(args, fleet).run()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
