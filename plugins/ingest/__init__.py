@@ -39,7 +39,8 @@ def inferwatch_components(config: PluginConfig, ctx: PluginContext) -> list[Comp
                       max_waiting=config.max_waiting)
     join = JoinStage(store, config.join_queue)
     windows = WindowStage(config.models, config.windows, max_rows=config.max_window_samples,
-                          max_features=config.max_features, label_wait=float(config.label_wait))
+                          max_features=config.max_features, label_wait=float(config.label_wait),
+                          limits=config.limits)
     tally.pipeline = Pipeline(config.models, windows, join.offer_many)
     join.on_joined = windows.labels
     window_service = WindowService(windows, ctx.publish)

@@ -8,6 +8,7 @@ import msgspec
 
 from agent.config import Duration, FieldError, PluginConfig, Secret, parse_listen
 from agent.window import WindowSpec
+from plugins.ingest.bounds import Limits
 from plugins.ingest.models import ModelConfig
 from plugins.mqtt.config import topic_problem
 
@@ -55,7 +56,12 @@ class IngestConfig(PluginConfig):
     socket_path: str = ""  # default: $RUNTIME_DIRECTORY/ingest.sock, else <state_dir>/ingest.sock
     socket_mode: Annotated[int, msgspec.Meta(ge=0, le=0o777)] = 0o660  # owner and group
     max_record_bytes: Annotated[int, msgspec.Meta(ge=1024, le=64 << 20)] = 1 << 20
-    max_models: Annotated[int, msgspec.Meta(ge=1, le=10_000)] = 100  # label values bound
+    # Bounds on the names clients choose (docs/ingestion.md, "Limits").
+    max_models: Annotated[int, msgspec.Meta(ge=1, le=10_000)] = 100  # more: refused
+    max_versions: Annotated[int, msgspec.Meta(ge=1, le=10_000)] = 10  # per model; more: _other
+    max_streams: Annotated[int, msgspec.Meta(ge=1, le=100_000)] = 200  # (model, version) pairs
+    max_classes: Annotated[int, msgspec.Meta(ge=2, le=100_000)] = 1000  # per stream
+    max_groups: Annotated[int, msgspec.Meta(ge=1, le=100_000)] = 100  # per stream
     http_listen: str = ""  # e.g. "127.0.0.1:9880"; empty: no HTTP endpoint
     token: Secret | None = None  # bearer token for HTTP, from {file} or {env}
     max_body_bytes: Annotated[int, msgspec.Meta(ge=1024, le=1 << 30)] = 16 << 20
@@ -69,6 +75,12 @@ class IngestConfig(PluginConfig):
     max_features: Annotated[int, msgspec.Meta(ge=1, le=10_000)] = 200
     models: dict[str, ModelConfig] = msgspec.field(default_factory=dict)
     mqtt: IngestMqtt | None = None  # subscribe to edge devices' predictions
+
+    @property
+    def limits(self) -> Limits:
+        return Limits(max_models=self.max_models, max_versions=self.max_versions,
+                      max_streams=self.max_streams, max_classes=self.max_classes,
+                      max_groups=self.max_groups)
 
     def __post_init__(self) -> None:
         super().__post_init__()

@@ -20,6 +20,10 @@ WAITING = gauge("inferwatch_label_join_waiting", "Predictions or labels waiting 
 JOIN_LOST = counter("inferwatch_label_join_lost_total",
                     "Records that left the join unmatched, by reason.", "reason")
 BYTES = counter("inferwatch_ingest_received_bytes_total", "Bytes read from clients.")
+FOLDED = counter("inferwatch_ingest_folded_total",
+                 "Values beyond a bound on client-chosen names, counted as _other, by kind "
+                 "(model_version, class, feature, group).", "kind")
+FOLDED_KINDS = ("model_version", "class", "feature", "group")
 
 
 SAMPLED_OUT = counter("inferwatch_samples_sampled_out_total",
@@ -61,6 +65,9 @@ class IngestStats(Collector):
             self._sampling(out, tally.pipeline)
         stage = self.windows.stage
         out.add(WINDOWS, self.windows.published)
+        folded = stage.folded()
+        for kind in FOLDED_KINDS:
+            out.add(FOLDED, folded[kind], kind=kind)
         for outcome in ("labels_windowed", "labels_outside_windows"):
             out.add(WINDOW_LABELS, stage.counts[outcome], outcome=outcome.split("_", 1)[1])
         for (model, feature, issue), count in stage.quality.items():

@@ -6,9 +6,10 @@ import time
 from collections import Counter
 
 from agent.model import Label, Sample
+from plugins.ingest.bounds import OTHER, TOO_MANY_MODELS
 from plugins.ingest.pipeline import UNKNOWN_MODEL, Pipeline
 
-OTHER = "_other"
+REFUSED = (UNKNOWN_MODEL, TOO_MANY_MODELS)  # sampled out still counts as received
 
 
 class Tally:
@@ -50,9 +51,10 @@ class Tally:
         if self.pipeline is not None:
             refused = {i: why for i, why in
                        self.pipeline.offer_many(records, time.time()).items()
-                       if why == UNKNOWN_MODEL}  # sampled out still counts as received
+                       if why in REFUSED}
         if refused:
-            self.rejected[(OTHER, UNKNOWN_MODEL)] += len(refused)
+            for why in refused.values():
+                self.rejected[(OTHER, why)] += 1
             records = [r for i, r in enumerate(records) if i not in refused]
         samples = Counter(r.model for r in records if type(r) is Sample)
         for name, count in samples.items():
