@@ -111,7 +111,7 @@ def code(codes: dict[str, int], classes: list[str], value: object, limit: int,
     name = class_name(value)
     index = codes.get(name)
     if index is None:
-        if len(classes) >= limit or len(name) > MAX_NAME:
+        if name != OTHER and (len(classes) >= limit or len(name) > MAX_NAME):
             folded["class"] += 1
             name = OTHER
             index = codes.get(name)

@@ -46,6 +46,7 @@ class Pane:
     closed_at: float = 0.0
     columns: col.Columns | None = None
     classes: list[str] = field(default_factory=list)
+    base: int = 0  # how many of `classes` were the stream's when the pane was built
     finalized: bool = False
     # Bottom-k sampling: the `cap` samples with the smallest request-id hash, a uniform sample
     # that a label can be checked against (`threshold`) without storing its prediction.
@@ -95,6 +96,7 @@ class Pane:
         """The expensive part; safe in a worker thread (reads only this pane's lists)."""
         stream = self.stream
         self.classes = list(stream.classes)  # a copy: the loop may add classes meanwhile
+        self.base = len(self.classes)
         self.columns = col.build(self.samples, self.ts, task=stream.task,
                                  classes=self.classes, config=stream.config,
                                  names=stream.names)
@@ -103,10 +105,13 @@ class Pane:
     def merge_classes(self) -> None:
         """Back on the caller's thread: this pane's class indices into the stream's."""
         assert self.columns is not None  # noqa: S101 - after build()
-        if self.stream.task == "classification" and self.classes != self.stream.classes:
-            stream = self.stream
-            remap = np.array([col.code(stream.codes, stream.classes, c, stream.names.classes,
-                                       stream.folded) for c in self.classes], np.int64)
+        stream = self.stream
+        if stream.task == "classification" and len(self.classes) > self.base:
+            # Classes only ever append: the first `base` are the stream's, in its order.
+            extra = [col.code(stream.codes, stream.classes, c, stream.names.classes,
+                              stream.folded) for c in self.classes[self.base:]]
+            remap = np.concatenate([np.arange(self.base, dtype=np.int64),
+                                    np.array(extra, np.int64)])
             self.columns.y_pred = remap[self.columns.y_pred]
 
     def label(self, request_id: str, value: object) -> bool:
@@ -145,6 +150,18 @@ class Stream:
         self.pending: list[Pane] = []  # closed, not yet retired (being built)
         self.folded: Counter[str] = Counter()  # names folded into `_other` on the loop, by kind
         self.count = 0
+        self._order: tuple[int, list[str], dict[str, int], np.ndarray] = (
+            -1, [], {}, np.empty(0, np.int64))
+
+    def order(self) -> tuple[list[str], dict[str, int], np.ndarray]:
+        """The classes in window order, each one's position, and the map from the stream's
+        codes to those positions (-1 stays -1); worked out once per new class, not per window."""
+        if self._order[0] != len(self.classes):
+            names = col.class_order(self.classes)
+            position = {name: i for i, name in enumerate(names)}
+            remap = np.array([position[c] for c in self.classes] + [-1], np.int64)
+            self._order = (len(self.classes), names, position, remap)
+        return self._order[1], self._order[2], self._order[3]
 
     def detect(self, sample: Sample) -> None:
         if self.task:
@@ -352,7 +369,8 @@ class WindowStage:
         due, self.ready = self.ready, []
         return due
 
-    def retire(self, panes: Iterable[Pane], now: float) -> list[Window]:
+    def retire(self, panes: Iterable[Pane], now: float, limit: int | None = None
+               ) -> list[Window]:
         """Built panes join their streams; each yields its window (not final, unless no wait)."""
         out = []
         for pane in panes:
@@ -367,13 +385,16 @@ class WindowStage:
             pane.stream.closed[pane.spec].append(pane)
             if self.label_wait > 0:
                 out.append(self._window(pane, final=False))
-        return out + self.finalize_due(now)
+        return out + self.finalize_due(now, limit)
 
-    def finalize_due(self, now: float) -> list[Window]:
+    def finalize_due(self, now: float, limit: int | None = None) -> list[Window]:
+        """The windows whose label wait is over; at most `limit` (the rest stay due)."""
         out: list[Window] = []
         for stream in self.streams.values():
             for spec, closed in stream.closed.items():
                 for pane in closed:
+                    if limit is not None and len(out) >= limit:
+                        break
                     if not pane.finalized and pane.closed_at + self.label_wait <= now:
                         pane.finalized = True
                         out.append(self._window(pane, final=True))
@@ -441,10 +462,8 @@ def _window_panes(closed: deque[Pane], last: Pane, spec: WindowSpec) -> list[Pan
 
 def assemble(stream: Stream, spec: WindowSpec, panes: list[Pane], *, final: bool) -> Window:
     parts = [p.columns for p in panes if p.columns is not None]
-    classes = col.class_order(stream.classes)
-    position = {name: i for i, name in enumerate(classes)}  # O(1) each: k may be large
+    classes, position, remap = stream.order()  # O(1) lookups: k may be large
     task = stream.task or "classification"
-    remap = np.array([position[c] for c in stream.classes] + [-1], np.int64)
     if task == "classification":
         y_pred = remap[np.concatenate([p.y_pred for p in parts])]
         y_true = remap[np.concatenate([p.y_true for p in parts])]  # -1 stays -1
