@@ -36,7 +36,9 @@ def inferwatch_components(config: PluginConfig, ctx: PluginContext) -> list[Comp
                 "ingest.sock")
     tally = Tally(config.max_models)
     store = LabelJoin(ctx.state_root / "ingest" / "labels.db", ttl=float(config.label_ttl),
-                      max_waiting=config.max_waiting)
+                      max_waiting=config.max_waiting, max_bytes=config.max_join_bytes,
+                      reserve_bytes=config.join_reserve_bytes,
+                      max_value_bytes=config.max_join_value_bytes)
     join = JoinStage(store, config.join_queue)
     windows = WindowStage(config.models, config.windows, max_rows=config.max_window_samples,
                           max_features=config.max_features, label_wait=float(config.label_wait),

@@ -68,6 +68,10 @@ class IngestConfig(PluginConfig):
     body_timeout: Duration = Duration(30.0)  # a client slower than this is cut off
     label_ttl: Duration = Duration(7 * 86400.0)  # how long a prediction waits for its label
     max_waiting: Annotated[int, msgspec.Meta(ge=1)] = 10_000_000  # per table, oldest dropped
+    # The join on disk: its file at most, the free space it leaves the outbox, a value's size.
+    max_join_bytes: Annotated[int, msgspec.Meta(ge=1 << 20)] = 1 << 30
+    join_reserve_bytes: Annotated[int, msgspec.Meta(ge=0)] = 1 << 30
+    max_join_value_bytes: Annotated[int, msgspec.Meta(ge=64, le=16 << 20)] = 4096
     join_queue: Annotated[int, msgspec.Meta(ge=1)] = 100_000  # in memory, before the join
     windows: list[str] = msgspec.field(default_factory=lambda: ["1h"])
     label_wait: Duration = Duration(3600.0)  # a window is final this long after it closes

@@ -82,7 +82,7 @@ class JoinStage(Service):
                 next_refresh, changed = loop.time() + REFRESH_EVERY, False
 
     async def _add(self, batch: list[Sample | Label]) -> None:
-        joined = await self._call(self.store.add, batch)
+        joined = await self._call(self.store.add_bounded, batch)
         assert isinstance(joined, list)  # noqa: S101 - LabelJoin.add returns a list
         for pair in joined:
             self.joined[pair.sample.model] += 1

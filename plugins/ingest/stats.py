@@ -20,6 +20,7 @@ WAITING = gauge("inferwatch_label_join_waiting", "Predictions or labels waiting 
 JOIN_LOST = counter("inferwatch_label_join_lost_total",
                     "Records that left the join unmatched, by reason.", "reason")
 BYTES = counter("inferwatch_ingest_received_bytes_total", "Bytes read from clients.")
+BOUNDED = ("too_large_predictions", "too_large_labels", "full_predictions", "full_labels")
 FOLDED = counter("inferwatch_ingest_folded_total",
                  "Values beyond a bound on client-chosen names, counted as _other, by kind "
                  "(model_version, class, feature, group).", "kind")
@@ -84,6 +85,8 @@ class IngestStats(Collector):
                        "dropped_labels"):
             out.add(JOIN_LOST, counts[reason], reason=reason)
         out.add(JOIN_LOST, self.join.dropped, reason="join_queue_full")
+        for reason in BOUNDED:  # the join's bounds on disk (docs/ingestion.md, "Limits")
+            out.add(JOIN_LOST, counts[reason], reason=reason)
         out.add(DUPLICATES, counts["duplicate_predictions"])
 
     def _sampling(self, out: Accumulator, pipeline: Pipeline) -> None:
