@@ -40,7 +40,7 @@ _SCHEMA = (
 # A waiting prediction keeps only what a join needs: [model_version, prediction, ts] as JSON.
 _INSERT = ("{verb} INTO predictions SELECT value ->> 0, value ->> 1, value -> 2, ?, 0 "
            "FROM json_each(?)")
-_WAL_LIMIT = 4 << 20  # the WAL file is truncated back to this after a checkpoint
+_WAL_LIMIT = 1 << 20  # the WAL is checkpointed, and truncated back, at about this size
 _SCALARS = (int, float, bool, type(None))
 
 
@@ -73,8 +73,9 @@ class LabelJoin(SqliteStore):
         self._db = connect(self.path, sync="normal")
         for statement in _SCHEMA:
             self._db.execute(statement)
-        self._db.execute(f"PRAGMA journal_size_limit = {_WAL_LIMIT}")
         self._page = int(self._db.execute("PRAGMA page_size").fetchone()[0])
+        self._db.execute(f"PRAGMA journal_size_limit = {_WAL_LIMIT}")
+        self._db.execute(f"PRAGMA wal_autocheckpoint = {_WAL_LIMIT // self._page}")
         self._grow_to(self.max_bytes)
 
     def add_bounded(self, records: Sequence[Sample | Label], now: float | None = None
@@ -82,7 +83,8 @@ class LabelJoin(SqliteStore):
         """add() within the bounds on disk: a full store makes room (the oldest go), and
         what still does not fit is counted, never raised."""
         records = self._small(records)
-        self._grow_to(self.max_bytes if self._disk_free() >= self.reserve_bytes else 0)
+        room = self._disk_free() - _WAL_LIMIT  # the WAL grows by up to this before a checkpoint
+        self._grow_to(self.max_bytes if room >= self.reserve_bytes else 0)
         for attempt in range(2):
             try:
                 return self.add(records, now)
@@ -105,6 +107,10 @@ class LabelJoin(SqliteStore):
             if size > cap:
                 self.counts[f"too_large_{_table(record)}"] += 1
         return [r for r, size in zip(records, sizes, strict=True) if size <= cap]
+
+    def size_bytes(self) -> int:
+        """The database's size (pages in use or free for reuse), not counting its WAL."""
+        return int(self._conn.execute("PRAGMA page_count").fetchone()[0]) * self._page
 
     def _disk_free(self) -> int:
         try:

@@ -107,7 +107,7 @@ def _poll_count(agent: AgentProcess, name: str, at_least: float, **labels: str) 
     return poll(reached, 30, interval=0.1, what=f"{name}{labels} >= {at_least}")
 
 
-def test_a_flood_of_model_names_is_refused_and_labels_stay_cheap(agent) -> None:  # noqa: ANN001
+def test_a_flood_of_model_names_is_refused_and_labels_stay_cheap(agent) -> None:
     process, client = agent
     client.send([{"model": f"m{i}", "request_id": "r", "prediction": 1} for i in range(50_000)])
     refused = 50_000 - (MAX_MODELS - len(MODELS))
@@ -121,7 +121,7 @@ def test_a_flood_of_model_names_is_refused_and_labels_stay_cheap(agent) -> None:
     _healthy(process, client)
 
 
-def test_a_flood_of_versions_folds_into_other(agent) -> None:  # noqa: ANN001
+def test_a_flood_of_versions_folds_into_other(agent) -> None:
     process, client = agent
     client.send([{"model": "versioned", "model_version": f"v{i}", "request_id": f"r{i}",
                   "prediction": 1} for i in range(20_000)])
@@ -129,7 +129,7 @@ def test_a_flood_of_versions_folds_into_other(agent) -> None:  # noqa: ANN001
     _healthy(process, client)
 
 
-def test_free_text_predictions_fold_into_other_classes(agent) -> None:  # noqa: ANN001
+def test_free_text_predictions_fold_into_other_classes(agent) -> None:
     process, client = agent
     client.send([{"model": "llm", "request_id": f"r{i}", "prediction": f"the answer is {i}"}
                  for i in range(100_000)])
@@ -139,7 +139,7 @@ def test_free_text_predictions_fold_into_other_classes(agent) -> None:  # noqa: 
     _healthy(process, client)
 
 
-def test_a_flood_of_feature_names_keeps_the_series_budget(agent) -> None:  # noqa: ANN001
+def test_a_flood_of_feature_names_keeps_the_series_budget(agent) -> None:
     process, client = agent
     client.send([{"model": "wide", "request_id": f"r{i}", "prediction": 1,
                   "features": {f"f{i}_{k}": k for k in range(5)}} for i in range(20_000)])
@@ -147,7 +147,7 @@ def test_a_flood_of_feature_names_keeps_the_series_budget(agent) -> None:  # noq
     _healthy(process, client)
 
 
-def test_a_flood_of_group_values_folds_into_other(agent) -> None:  # noqa: ANN001
+def test_a_flood_of_group_values_folds_into_other(agent) -> None:
     process, client = agent
     client.send([{"model": "fair", "request_id": f"r{i}", "prediction": i % 2,
                   "group": f"person {i}"} for i in range(50_000)])

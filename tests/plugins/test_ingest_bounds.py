@@ -80,7 +80,7 @@ def test_a_long_version_is_not_a_name() -> None:
     assert list(stage.streams) == [("m", OTHER)]
 
 
-def _window(stage: WindowStage, samples: list[Sample], labels: dict[str, object]):  # noqa: ANN202
+def _window(stage: WindowStage, samples: list[Sample], labels: dict[str, object]):
     for i, s in enumerate(samples):
         stage.add(s, T0 + i * 1e-3, T0)
     for s in samples:
@@ -154,8 +154,8 @@ def test_budget_strata_are_bounded() -> None:
     budget = Budget(1000.0, stratify=True)
     for i in range(10 * MAX_STRATA):
         budget.take(f"text {i}", T0)
-    assert len(budget._tokens) == MAX_STRATA + 1  # noqa: SLF001 - the bound is the point
-    assert budget._share() == pytest.approx(1000.0 / (MAX_STRATA + 1))  # noqa: SLF001
+    assert len(budget._tokens) == MAX_STRATA + 1
+    assert budget._share() == pytest.approx(1000.0 / (MAX_STRATA + 1))
 
 
 def test_the_limits_are_config_keys() -> None:
