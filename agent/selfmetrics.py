@@ -93,6 +93,11 @@ class SelfMetrics:
             "inferwatch_event_loop_lag_max_seconds",
             "The worst event-loop lag since the agent started.", registry=reg,
         )
+        self.loop_blocked_max = Gauge(
+            "inferwatch_event_loop_blocked_max_seconds",
+            "The worst event-loop lag since start not spent waiting for a CPU: the agent's own.",
+            registry=reg,
+        )
         self.reload_success = Gauge(
             "inferwatch_config_last_reload_successful",
             "1 if the last configuration (re)load succeeded.", registry=reg,

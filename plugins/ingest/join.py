@@ -15,6 +15,7 @@ full, the oldest waiting rows make room. Every record left out is counted.
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import sqlite3
 import time
@@ -41,6 +42,8 @@ _SCHEMA = (
 _INSERT = ("{verb} INTO predictions SELECT value ->> 0, value ->> 1, value -> 2, ?, 0 "
            "FROM json_each(?)")
 _WAL_LIMIT = 1 << 20  # the WAL is checkpointed, and truncated back, at about this size
+_CHUNK = 256 << 10  # bytes of values per transaction (a big row takes a page or more)
+_ROW = 64  # what a row costs besides its keys and value
 _SCALARS = (int, float, bool, type(None))
 
 
@@ -80,33 +83,58 @@ class LabelJoin(SqliteStore):
 
     def add_bounded(self, records: Sequence[Sample | Label], now: float | None = None
                     ) -> list[Joined]:
-        """add() within the bounds on disk: a full store makes room (the oldest go), and
-        what still does not fit is counted, never raised."""
-        records = self._small(records)
+        """add() within the bounds on disk, in transactions of at most _CHUNK bytes (a whole
+        transaction sits in the WAL until it commits): a full store makes room (the oldest
+        go), and what still does not fit is counted, never raised."""
+        joined: list[Joined] = []
+        for chunk in _chunks(self._small(records)):
+            joined += self._add_chunk(chunk, now)
+        return joined
+
+    def _add_chunk(self, records: Sequence[Sample | Label], now: float | None
+                   ) -> list[Joined]:
         room = self._disk_free() - _WAL_LIMIT  # the WAL grows by up to this before a checkpoint
         self._grow_to(self.max_bytes if room >= self.reserve_bytes else 0)
-        for attempt in range(2):
+        try:
+            return self.add(records, now)
+        except sqlite3.Error as exc:
+            if not is_full(exc):
+                raise
+        self._checkpoint()
+        self._make_room(len(records))
+        return self._add_newest(records, now)
+
+    def _checkpoint(self) -> None:
+        """Empty the WAL file: a failed transaction's pages stay in it, taking the disk."""
+        with contextlib.suppress(sqlite3.Error):
+            self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+
+    def _add_newest(self, records: Sequence[Sample | Label], now: float | None
+                    ) -> list[Joined]:
+        """As much of the batch as fits, the newest part: each failure counts the older half
+        as lost (`full_*`) and tries the rest."""
+        while records:
             try:
                 return self.add(records, now)
             except sqlite3.Error as exc:
                 if not is_full(exc):
                     raise
-                if attempt == 0:
-                    self._make_room(len(records))
-        for record in records:
-            self.counts[f"full_{_table(record)}"] += 1
+            self._checkpoint()
+            older = max(1, len(records) // 2)
+            for record in records[:older]:
+                self.counts[f"full_{_table(record)}"] += 1
+            records = records[older:]
         return []
 
-    def _small(self, records: Sequence[Sample | Label]) -> Sequence[Sample | Label]:
-        """The records whose stored value fits `max_value_bytes`; the others counted."""
+    def _small(self, records: Sequence[Sample | Label]) -> list[tuple[Sample | Label, int]]:
+        """The records whose stored value fits `max_value_bytes`, with their sizes; the
+        others counted."""
         cap = self.max_value_bytes
-        sizes = [_size(r) for r in records]
-        if max(sizes, default=0) <= cap:
-            return records
-        for record, size in zip(records, sizes, strict=True):
+        sized = [(r, _size(r)) for r in records]
+        for record, size in sized:
             if size > cap:
                 self.counts[f"too_large_{_table(record)}"] += 1
-        return [r for r, size in zip(records, sizes, strict=True) if size <= cap]
+        return [(r, size) for r, size in sized if size <= cap]
 
     def size_bytes(self) -> int:
         """The database's size (pages in use or free for reuse), not counting its WAL."""
@@ -260,3 +288,16 @@ def _value_size(value: object) -> int:
         return len(msgspec.json.encode(value))
     except (TypeError, msgspec.EncodeError):
         return 0  # not JSON: add() refuses it as it always has
+
+
+def _chunks(sized: list[tuple[Sample | Label, int]]) -> list[list[Sample | Label]]:
+    """Consecutive runs of records holding at most _CHUNK bytes each (one at least)."""
+    out: list[list[Sample | Label]] = [[]]
+    total = 0
+    for record, size in sized:
+        if total + size > _CHUNK and out[-1]:
+            out.append([])
+            total = 0
+        out[-1].append(record)
+        total += size + _ROW
+    return out if out[-1] else []

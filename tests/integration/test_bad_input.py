@@ -10,15 +10,19 @@ from __future__ import annotations
 import json
 import re
 import socket
+import sqlite3
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from agent.outbox import Outbox
+from tests.diskfull import small_fs
 from tests.helpers import ROOT, AgentProcess, free_port, poll, start_agent, value
 
 pytestmark = pytest.mark.integration
+__all__ = ["small_fs"]  # a fixture, used by name
 
 MAX_LAG = 0.1  # seconds the loop may be held
 LEGIT = "legit"
@@ -94,7 +98,9 @@ def _healthy(agent: AgentProcess, client: Client) -> None:
     status = Path(f"/proc/{agent.proc.pid}/status").read_text()
     peak = int(re.search(r"VmHWM:\s+(\d+) kB", status).group(1)) << 10  # type: ignore[union-attr]
     assert peak < memory_max()
-    assert value(metrics, "inferwatch_event_loop_lag_max_seconds") < MAX_LAG
+    # The agent's own blocking: less the time the loop thread waited for a CPU (this
+    # machine may be busy), which the wall-clock lag gauge beside it includes.
+    assert value(metrics, "inferwatch_event_loop_blocked_max_seconds") < MAX_LAG
     for plugin in ("ingest", "quality"):
         assert not value(metrics, "inferwatch_plugin_series_refused_total", plugin=plugin)
     assert agent.proc.poll() is None
@@ -153,3 +159,56 @@ def test_a_flood_of_group_values_folds_into_other(agent) -> None:
                   "group": f"person {i}"} for i in range(50_000)])
     _poll_count(process, "inferwatch_ingest_folded_total", 49_000, kind="group")
     _healthy(process, client)
+
+
+def test_a_full_disk_fills_the_join_not_the_outbox(tmp_path: Path, small_fs: Path) -> None:
+    """On an 8 MiB state dir, predictions with big values flood the join: it stops at its
+    reserve, the agent runs on, the outbox keeps every event, and every prediction is
+    accounted for (waiting, or lost by a counted reason)."""
+    state = small_fs / "state"
+    outbox = Outbox(state / "outbox" / "mqtt.db", max_bytes=1 << 30, max_age=1e9)
+    outbox.open()  # events from before, waiting for a broker that is down
+    outbox.put([("inferwatch/v1/h/events/test", b'{"n": %d}' % i) for i in range(1000)])
+    outbox.close()
+    port = free_port()
+    config = tmp_path / "agent.toml"
+    config.write_text(
+        f'[agent]\nstate_dir = "{state}"\nlog_format = "json"\n'
+        f'[prometheus]\nlisten = "127.0.0.1:{port}"\n[plugins.host]\nenabled = false\n'
+        f'[plugins.mqtt]\nenabled = true\nport = {free_port()}\ninterval = "100ms"\n'
+        f'[plugins.ingest]\nenabled = true\ninterval = "100ms"\n'
+        f'socket_path = "{tmp_path / "s"}"\njoin_reserve_bytes = {3 << 20}\n')
+    agent = start_agent(config, port)
+    try:
+        sent = [{"model": "m", "request_id": f"r{i}", "prediction": "p" * 3000}
+                for i in range(4000)]
+        sent += [{"model": "m", "request_id": f"big{i}", "prediction": "p" * 100_000}
+                 for i in range(5)]
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as client:
+            client.connect(str(tmp_path / "s"))
+            client.sendall(b"".join(json.dumps(r).encode() + b"\n" for r in sent))
+
+        def accounted() -> dict[str, float] | None:
+            metrics = agent.scrape()
+            counts = {reason: value(metrics, "inferwatch_label_join_lost_total",
+                                    reason=reason) or 0.0
+                      for reason in ("dropped_predictions", "full_predictions",
+                                     "too_large_predictions")}
+            counts["waiting"] = value(metrics, "inferwatch_label_join_waiting",
+                                      kind="predictions") or 0.0
+            return counts if sum(counts.values()) == len(sent) else None
+        counts = poll(accounted, 30, interval=0.2, what="every prediction accounted for")
+        assert counts["too_large_predictions"] == 5
+        assert counts["dropped_predictions"] + counts["full_predictions"] > 0
+        metrics = agent.scrape()
+        assert value(metrics, "inferwatch_outbox_depth", sink="mqtt") == 1001  # + started
+        for reason in ("full", "expired", "too_large", "corrupt"):
+            assert value(metrics, "inferwatch_outbox_dropped_total", sink="mqtt",
+                         reason=reason) == 0
+        assert agent.proc.poll() is None
+    finally:
+        assert agent.stop() == 0
+    with sqlite3.connect(state / "outbox" / "mqtt.db") as db:
+        # `agent.stopping` may be lost at stop: issue 13 item 2, not this one's.
+        assert db.execute("SELECT COUNT(*) FROM outbox").fetchone()[0] >= 1001
+    assert "cannot rollback" not in agent.log()
