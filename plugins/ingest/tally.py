@@ -26,6 +26,10 @@ class Tally:
         self._models: set[str] = set()
 
     def model(self, name: str) -> str:
+        """The series label for a model: its name if the pipeline gave it a slot, or while
+        `max_models` other names (labels for models not seen yet, say) fit; else _other."""
+        if self.pipeline is not None and name in self.pipeline.windows.admission.models:
+            return name
         if name in self._models or len(self._models) < self.max_models:
             self._models.add(name)
             return name

@@ -45,6 +45,16 @@ def test_a_label_for_a_new_model_waits_while_there_is_room() -> None:
     assert joined == [Label(model="later", request_id="r", label=1)]
 
 
+def test_labels_for_models_not_seen_yet_leave_their_series_names_to_models() -> None:
+    pipeline, _, _ = _pipeline(Limits(max_models=2))
+    tally = Tally(2)
+    tally.pipeline = pipeline
+    tally.accept([Label(model=f"x{i}", request_id="r", label=1) for i in range(5)])
+    tally.accept([Sample(model=m, request_id="r", prediction=1) for m in ("a", "b")])
+    assert dict(tally.received) == {"a": 1, "b": 1}
+    assert dict(tally.labels) == {"x0": 1, "x1": 1, "_other": 3}
+
+
 def test_declared_models_always_have_their_slot() -> None:
     models = {name: ModelConfig() for name in ("a", "b", "c")}
     pipeline, stage, _ = _pipeline(Limits(max_models=1), models)
