@@ -74,6 +74,13 @@ def test_versions_beyond_the_bound_fold_into_other() -> None:
     assert {s.model_version for s in joined if isinstance(s, Sample)} == {"v0", "v1", OTHER}
 
 
+def test_a_declared_model_s_versions_are_bounded_too() -> None:
+    pipeline, stage, _ = _pipeline(Limits(max_versions=3), {"fraud": ModelConfig()})
+    pipeline.offer_many([Sample(model="fraud", model_version=str(v), request_id=f"r{v}",
+                                prediction=1) for v in range(1000)], T0)
+    assert sorted(stage.streams) == [("fraud", v) for v in ("0", "1", "2", "_other")]
+
+
 def test_streams_in_all_are_bounded_besides_one_other_per_model() -> None:
     pipeline, stage, _ = _pipeline(Limits(max_streams=3, max_versions=100))
     for model in ("a", "b"):
