@@ -75,10 +75,9 @@ class Admission:
         self.folded: Counter[str] = Counter()  # by kind: model_version
         self.streams = 0
 
-    def knows(self, samples: Sequence[Sample | Label]) -> bool:
+    def knows(self, samples: Sequence[Sample]) -> bool:
         """Whether every (model, version) of these samples already has its stream."""
-        return self.known.issuperset({(s.model, getattr(s, "model_version", None))
-                                      for s in samples})
+        return self.known.issuperset({(s.model, s.model_version) for s in samples})
 
     def admit(self, record: Sample | Label) -> str:
         """'' if the record may go on (its version perhaps folded), else why not."""

@@ -10,6 +10,7 @@ import datetime as dt
 import math
 from collections import Counter
 from collections.abc import Callable, Sequence
+from typing import cast
 
 from agent.model import Label, Sample
 from plugins.ingest.columns import class_name
@@ -68,7 +69,7 @@ class Pipeline:
         label join: at high rates most predictions are counted in a window and let go.
         """
         if (not self.models and not self.budgets and all(type(r) is Sample for r in records)
-                and self.windows.admission.knows(records)):
+                and self.windows.admission.knows(cast("Sequence[Sample]", records))):
             counts = Counter(r.model for r in records)  # the fast path: keep every sample
             self.seen.update(counts)
             self.kept.update(counts)
