@@ -28,7 +28,7 @@ MAX_LAG = 0.1  # seconds the loop may be held
 LEGIT = "legit"
 W = "200n"
 # The models the floods use: registered before the model flood takes every other slot.
-MODELS = (LEGIT, "versioned", "llm", "wide", "fair")
+MODELS = (LEGIT, "versioned", "llm", "wide", "fair", "bulk")
 MAX_MODELS = 100
 
 
@@ -122,7 +122,8 @@ def test_a_flood_of_model_names_is_refused_and_labels_stay_cheap(agent) -> None:
     # Labels for every model kept and many that are not: each is one lookup, not a scan.
     client.send([{"model": f"m{i}", "request_id": "r", "label": 1} for i in range(10_000)],
                 "labels")
-    _poll_count(process, "inferwatch_samples_rejected_total", refused + 10_000 - 95,
+    _poll_count(process, "inferwatch_samples_rejected_total",
+                refused + 10_000 - (MAX_MODELS - len(MODELS)),
                 model="_other", reason="too_many_models")
     _healthy(process, client)
 
@@ -158,6 +159,17 @@ def test_a_flood_of_group_values_folds_into_other(agent) -> None:
     client.send([{"model": "fair", "request_id": f"r{i}", "prediction": i % 2,
                   "group": f"person {i}"} for i in range(50_000)])
     _poll_count(process, "inferwatch_ingest_folded_total", 49_000, kind="group")
+    _healthy(process, client)
+
+
+def test_a_body_of_the_largest_size_is_taken_in_slices(agent) -> None:
+    """150,000 records in one 12 MiB POST: decoded and counted a slice at a time."""
+    process, client = agent
+    body = b"".join(json.dumps({"model": "bulk", "request_id": f"r{i}", "prediction": i % 2,
+                                "features": {"x": i}}).encode() + b"\n"
+                    for i in range(150_000))
+    assert client.post("samples", body)["accepted"] == 150_000
+    _poll_count(process, "inferwatch_samples_received_total", 150_001, model="bulk")
     _healthy(process, client)
 
 
