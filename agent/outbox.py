@@ -8,6 +8,7 @@ oldest go first and are counted. Methods block: call them from a worker thread.
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 import time
 from collections import Counter
@@ -43,7 +44,8 @@ class Outbox(SqliteStore):
         self._db = None
 
     def open(self) -> None:
-        """Open or create; a corrupt file is moved aside and a fresh one started."""
+        """Open or create; a corrupt file is moved aside and a fresh one started with every
+        event still readable from it; those that are not are counted (`corrupt`)."""
         try:
             self._connect()
         except sqlite3.DatabaseError as exc:
@@ -53,9 +55,32 @@ class Outbox(SqliteStore):
                 part = Path(f"{self.path}{suffix}")
                 if part.exists():
                     part.rename(f"{aside}{suffix}")
-            log.error("outbox file is corrupt; moved aside, starting a fresh one",
-                      path=str(self.path), moved_to=str(aside), error=str(exc))
             self._connect()
+            saved, lost = self._salvage(aside)
+            log.error("outbox file is corrupt; moved aside, starting a fresh one",
+                      path=str(self.path), moved_to=str(aside), error=str(exc),
+                      events_saved=saved, events_lost=lost if lost >= 0 else "unknown")
+
+    def _salvage(self, aside: Path) -> tuple[int, int]:
+        """Copy what can be read from a corrupt outbox; (saved, lost), lost -1 if unknowable."""
+        rows: list[tuple[str, bytes, float]] = []
+        held = -1
+        try:
+            old = sqlite3.connect(f"file:{aside}?mode=ro", uri=True)
+        except sqlite3.Error:
+            return 0, -1
+        with contextlib.closing(old):
+            with contextlib.suppress(sqlite3.Error):
+                held = int(old.execute("SELECT COUNT(*) FROM outbox").fetchone()[0])
+            rows = _readable(old)
+        if rows:
+            with self._transaction():
+                self._conn.executemany(
+                    "INSERT INTO outbox (topic, payload, created) VALUES (?, ?, ?)", rows)
+        lost = max(held - len(rows), 0) if held >= 0 else -1
+        self.dropped["corrupt"] += max(lost, 0) if held >= 0 else 1
+        self._recount()
+        return len(rows), lost
 
     def _connect(self) -> None:
         db = self._db = connect(self.path, sync=self.sync)
@@ -141,3 +166,35 @@ class Outbox(SqliteStore):
             log.warning("outbox bound reached; oldest events dropped", reason=reason,
                         dropped=count, path=str(self.path))
         self._recount()
+
+
+def _whole(row: tuple[object, ...]) -> bool:
+    """A row from a damaged page may come back with NULLs or wrong types: not an event."""
+    topic, payload, created = row
+    return (type(topic) is str and type(payload) is bytes and bool(payload)
+            and type(created) is float)
+
+
+def _readable(db: sqlite3.Connection) -> list[tuple[str, bytes, float]]:
+    """Every whole row, in order, stepping over damaged pages (further each time one fails)."""
+    rows: list[tuple[str, bytes, float]] = []
+    try:
+        top = int(db.execute("SELECT MAX(seq) FROM outbox").fetchone()[0] or 0)
+    except sqlite3.Error:
+        top = 0
+    after, step = 0, 1
+    while True:
+        start = after
+        try:
+            for seq, *row in db.execute("SELECT seq, topic, payload, created FROM outbox "
+                                        "WHERE seq > ? ORDER BY seq", (after,)):
+                after = seq
+                if _whole(row):
+                    rows.append((row[0], row[1], row[2]))
+        except sqlite3.Error:
+            step = 1 if after > start else step * 2
+            if after + step > top:
+                return rows
+            after += step
+        else:
+            return rows

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 
-from agent import logs
+from agent import logs, looplag
 from agent.bus import EventBus
 from agent.components import START_ORDER, Component, Monitor, Sink
 from agent.config import (
@@ -98,6 +98,7 @@ class Agent:
 
     async def _serve(self, config: Config) -> int:
         self._tasks.append(asyncio.create_task(self.bus.run(), name="bus"))
+        self._tasks.append(asyncio.create_task(looplag.probe(self.metrics), name="loop-lag"))
         self._install_signals()
         await self._start_plugins(self._build(config, config.plugins))
         self._mark_loaded()

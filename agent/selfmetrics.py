@@ -9,6 +9,7 @@ from prometheus_client import (
     CollectorRegistry,
     Counter,
     Gauge,
+    Histogram,
     Summary,
     disable_created_metrics,
 )
@@ -82,6 +83,20 @@ class SelfMetrics:
             "inferwatch_windows_dropped_total",
             "Windows a monitor could not take because its queue was full, by plugin.",
             ["plugin", "component"], registry=reg,
+        )
+        self.loop_lag = Histogram(
+            "inferwatch_event_loop_lag_seconds",
+            "How late the event loop woke a 50 ms timer: how long something held the loop.",
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0), registry=reg,
+        )
+        self.loop_lag_max = Gauge(
+            "inferwatch_event_loop_lag_max_seconds",
+            "The worst event-loop lag since the agent started.", registry=reg,
+        )
+        self.loop_blocked_max = Gauge(
+            "inferwatch_event_loop_blocked_max_seconds",
+            "The worst event-loop lag since start not spent waiting for a CPU: the agent's own.",
+            registry=reg,
         )
         self.reload_success = Gauge(
             "inferwatch_config_last_reload_successful",

@@ -40,11 +40,28 @@ class SqliteStore:
 
 @contextlib.contextmanager
 def transaction(db: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
-    """One explicit transaction: in autocommit mode every statement would commit (and fsync)."""
+    """One explicit transaction: in autocommit mode every statement would commit (and fsync).
+
+    On an error the transaction is rolled back and the error itself goes on: SQLite may have
+    rolled back already (SQLITE_FULL, SQLITE_IOERR do), and a failing ROLLBACK must not hide
+    why. A failed COMMIT leaves nothing open either.
+    """
     db.execute("BEGIN IMMEDIATE")
     try:
         yield db
+        db.execute("COMMIT")
     except BaseException:
-        db.execute("ROLLBACK")
+        rollback(db)
         raise
-    db.execute("COMMIT")
+
+
+def rollback(db: sqlite3.Connection) -> None:
+    """End any open transaction; quietly, as the caller is already handling an error."""
+    if db.in_transaction:
+        with contextlib.suppress(sqlite3.Error):
+            db.execute("ROLLBACK")
+
+
+def is_full(exc: BaseException) -> bool:
+    """SQLITE_FULL: the disk, or the database's `max_page_count`, has no room left."""
+    return isinstance(exc, sqlite3.Error) and exc.sqlite_errorcode == sqlite3.SQLITE_FULL

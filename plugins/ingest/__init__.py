@@ -33,10 +33,13 @@ def inferwatch_components(config: PluginConfig, ctx: PluginContext) -> list[Comp
     path = Path(config.socket_path) if config.socket_path else None  # None: the SDK's rule
     tally = Tally(config.max_models)
     store = LabelJoin(ctx.state_root / "ingest" / "labels.db", ttl=float(config.label_ttl),
-                      max_waiting=config.max_waiting)
+                      max_waiting=config.max_waiting, max_bytes=config.max_join_bytes,
+                      reserve_bytes=config.join_reserve_bytes,
+                      max_value_bytes=config.max_join_value_bytes)
     join = JoinStage(store, config.join_queue)
     windows = WindowStage(config.models, config.windows, max_rows=config.max_window_samples,
-                          max_features=config.max_features, label_wait=float(config.label_wait))
+                          max_features=config.max_features, label_wait=float(config.label_wait),
+                          limits=config.limits)
     tally.pipeline = Pipeline(config.models, windows, join.offer_many)
     join.on_joined = windows.labels
     window_service = WindowService(windows, ctx.publish, float(config.running_every)

@@ -17,11 +17,12 @@ import numpy as np
 
 from agent.model import Sample
 from agent.window import Coded
+from plugins.ingest.bounds import MAX_NAME, OTHER, Names
 from plugins.ingest.decode import feature_values
 from plugins.ingest.models import FeatureSpec, ModelConfig
 
 ISSUES = ("missing", "null", "wrong_type", "non_finite", "out_of_range", "unseen_category")
-OTHER_FEATURE = "_other"
+OTHER_FEATURE = OTHER
 MAX_CATEGORY = 256  # characters kept of a category value: enough to tell them apart
 
 
@@ -45,6 +46,19 @@ def class_order(names: Sequence[str]) -> list[str]:
 
 
 @dataclass
+class StreamNames:
+    """A stream's bounds on classes, feature names and groups (docs/ingestion.md, "Limits").
+
+    `features` and `groups` grow in the pane builder's thread only; first come, first kept.
+    """
+
+    classes: int  # most classes; the rest fold into `_other`
+    max_features: int
+    groups: Names
+    features: dict[str, None] = field(default_factory=dict)  # undeclared names kept
+
+
+@dataclass
 class Columns:
     """One pane's samples as arrays. Class indices refer to `classes` (the stream's list)."""
 
@@ -58,41 +72,65 @@ class Columns:
     quality: dict[str, Counter[str]] = field(default_factory=dict)
     index: dict[str, int] = field(default_factory=dict)
     coded: dict[str, Coded] = field(default_factory=dict)  # the categorical features as codes
+    folded: Counter[str] = field(default_factory=Counter)  # values folded into `_other`, by kind
 
 
 def build(samples: Sequence[Sample], ts: Sequence[float], *, task: str, classes: list[str],
-          config: ModelConfig, max_features: int) -> Columns:
+          config: ModelConfig, names: StreamNames) -> Columns:
     """`classes` is the stream's growing class list; new classes are appended to it."""
     n = len(samples)
     ids = [s.request_id for s in samples]
+    folded: Counter[str] = Counter()
     if task == "classification":
         codes = {name: i for i, name in enumerate(classes)}
-        y_pred = np.fromiter((code(codes, classes, s.prediction) for s in samples),
-                             np.int64, n)
+        y_pred = np.fromiter((code(codes, classes, s.prediction, names.classes, folded)
+                              for s in samples), np.int64, n)
         y_true = np.full(n, -1, np.int64)
-        scores = _scores(samples, classes, codes, config.positive_class)
+        scores = _scores(samples, classes, codes, config.positive_class, limit=names.classes,
+                         folded=folded)
     else:
         y_pred = np.array([to_number(s.prediction) for s in samples], np.float64)
         y_true = np.full(n, np.nan)
         scores = {}
-    groups = [s.group for s in samples]
-    group = np.array(groups, object) if any(g is not None for g in groups) else None
-    features, quality = _features(samples, config.features, max_features)
+    group = _groups(samples, names.groups, folded)
+    features, quality = _features(samples, config.features, names, folded)
     # Codes are made here, in the pane's worker thread, once: every check of every window
     # holding this pane then counts categories with bincount.
     coded = {name: Coded.of(values) for name, values in features.items() if values.dtype == object}
     return Columns(ids, np.asarray(ts, np.float64), y_pred, y_true, scores, features, group,
-                   quality, {rid: i for i, rid in enumerate(ids)}, coded)
+                   quality, {rid: i for i, rid in enumerate(ids)}, coded, folded)
 
 
-def code(codes: dict[str, int], classes: list[str], value: object) -> int:
-    """The index of a class in `classes` (`codes` its index), appending a class not seen."""
+def code(codes: dict[str, int], classes: list[str], value: object, limit: int,
+         folded: Counter[str]) -> int:
+    """The index of a class in `classes` (`codes` its index), appending a class not seen.
+
+    Beyond `limit` classes (or for a name too long to be one) the value is `_other`, counted
+    in `folded`: free text as predictions must not make a class, and a k x k matrix, each.
+    """
     name = class_name(value)
     index = codes.get(name)
     if index is None:
+        if name != OTHER and (len(classes) >= limit or len(name) > MAX_NAME):
+            folded["class"] += 1
+            name = OTHER
+            index = codes.get(name)
+            if index is not None:
+                return index
         index = codes[name] = len(classes)
         classes.append(name)
     return index
+
+
+def _groups(samples: Sequence[Sample], names: Names, folded: Counter[str]) -> np.ndarray | None:
+    """The group of each sample; beyond the stream's `max_groups`, `_other`."""
+    groups = [s.group for s in samples]
+    if all(g is None for g in groups):
+        return None
+    before = names.folded
+    out = np.array([None if g is None else names.fold(g) for g in groups], object)
+    folded["group"] += names.folded - before
+    return out
 
 
 def to_number(value: object) -> float:
@@ -102,7 +140,8 @@ def to_number(value: object) -> float:
 
 
 def _scores(samples: Sequence[Sample], classes: list[str], codes: dict[str, int],
-            positive: str) -> dict[str, np.ndarray]:
+            positive: str, *, limit: int, folded: Counter[str]) -> dict[str, np.ndarray]:
+    """Score columns by class name; the scores of classes folded into `_other` add up."""
     n = len(samples)
     out: dict[str, np.ndarray] = {}
     for i, sample in enumerate(samples):
@@ -112,12 +151,11 @@ def _scores(samples: Sequence[Sample], classes: list[str], codes: dict[str, int]
         if not given:
             continue
         for name, value in given.items():
-            name = class_name(name)  # noqa: PLW2901 - normalised in place on purpose
-            code(codes, classes, name)
+            name = classes[code(codes, classes, name, limit, folded)]  # noqa: PLW2901
             column = out.get(name)
             if column is None:
                 column = out[name] = np.full(n, np.nan)
-            column[i] = value
+            column[i] = value if math.isnan(column[i]) else column[i] + value
     return out
 
 
@@ -135,22 +173,29 @@ def feature_rows(samples: Sequence[Sample]) -> list[dict[str, Any]]:
     return [feature_values(s) for s in samples]
 
 
-def _features(samples: Sequence[Sample], declared: dict[str, FeatureSpec], max_features: int
+def _features(samples: Sequence[Sample], declared: dict[str, FeatureSpec],
+              bounds: StreamNames, folded: Counter[str]
               ) -> tuple[dict[str, np.ndarray], dict[str, Counter[str]]]:
+    """Declared features, then the first `max_features` others the stream saw (kept for good,
+    so the set is stable); other names count under `_other` as `too_many_features`."""
     rows = feature_rows(samples)
     seen: set[str] = set()
     for row in rows:
         seen.update(row)
-    extra = sorted(seen - declared.keys())
-    names = [*declared, *extra[:max(0, max_features - len(declared))]]
+    known = bounds.features
+    room = bounds.max_features - len(declared) - len(known)
+    if room > 0 and (new := seen - declared.keys() - known.keys()):
+        known.update(dict.fromkeys(n for n in sorted(new)[:room] if len(n) <= MAX_NAME))
+    names = [*declared, *(name for name in known if name in seen)]
     columns, quality = {}, {}
     for name in names:
         columns[name], quality[name] = _column([row.get(name) for row in rows], name, rows,
                                                declared.get(name))
-    if len(names) < len(declared) + len(extra):
+    if len(names) < len(seen | declared.keys()):
         kept = set(names)
-        quality[OTHER_FEATURE] = Counter(
-            too_many_features=sum(1 for row in rows for name in row if name not in kept))
+        excess = sum(1 for row in rows for name in row if name not in kept)
+        quality[OTHER_FEATURE] = Counter(too_many_features=excess)
+        folded["feature"] += excess
     return columns, quality
 
 

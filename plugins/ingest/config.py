@@ -16,6 +16,7 @@ from agent.config import (
     parse_listen,
 )
 from agent.window import WindowSpec
+from plugins.ingest.bounds import Limits
 from plugins.ingest.models import ModelConfig
 from plugins.mqtt.config import topic_problem
 
@@ -63,13 +64,22 @@ class IngestConfig(PluginConfig):
     socket_path: ConfigPath = ConfigPath("")  # default: agent.client.socket_candidates()
     socket_mode: Annotated[int, msgspec.Meta(ge=0, le=0o777)] = 0o660  # owner and group
     max_record_bytes: Annotated[int, msgspec.Meta(ge=1024, le=64 << 20)] = 1 << 20
-    max_models: Annotated[int, msgspec.Meta(ge=1, le=10_000)] = 100  # label values bound
+    # Bounds on the names clients choose (docs/ingestion.md, "Limits").
+    max_models: Annotated[int, msgspec.Meta(ge=1, le=10_000)] = 100  # more: refused
+    max_versions: Annotated[int, msgspec.Meta(ge=1, le=10_000)] = 10  # per model; more: _other
+    max_streams: Annotated[int, msgspec.Meta(ge=1, le=100_000)] = 200  # (model, version) pairs
+    max_classes: Annotated[int, msgspec.Meta(ge=2, le=100_000)] = 1000  # per stream
+    max_groups: Annotated[int, msgspec.Meta(ge=1, le=100_000)] = 100  # per stream
     http_listen: str = ""  # e.g. "127.0.0.1:9880"; empty: no HTTP endpoint
     token: Secret | None = None  # bearer token for HTTP, from {file} or {env}
     max_body_bytes: Annotated[int, msgspec.Meta(ge=1024, le=1 << 30)] = 16 << 20
     body_timeout: Duration = Duration(30.0)  # a client slower than this is cut off
     label_ttl: Duration = Duration(7 * 86400.0)  # how long a prediction waits for its label
     max_waiting: Annotated[int, msgspec.Meta(ge=1)] = 10_000_000  # per table, oldest dropped
+    # The join on disk: its file at most, the free space it leaves the outbox, a value's size.
+    max_join_bytes: Annotated[int, msgspec.Meta(ge=1 << 20)] = 1 << 30
+    join_reserve_bytes: Annotated[int, msgspec.Meta(ge=0)] = 1 << 30
+    max_join_value_bytes: Annotated[int, msgspec.Meta(ge=64, le=16 << 20)] = 4096
     join_queue: Annotated[int, msgspec.Meta(ge=1)] = 100_000  # in memory, before the join
     windows: list[str] = msgspec.field(default_factory=lambda: ["1h"])
     label_wait: Duration = Duration(3600.0)  # a window is final this long after it closes
@@ -80,6 +90,12 @@ class IngestConfig(PluginConfig):
     max_features: Annotated[int, msgspec.Meta(ge=1, le=10_000)] = 200
     models: dict[str, ModelConfig] = msgspec.field(default_factory=dict)
     mqtt: IngestMqtt | None = None  # subscribe to edge devices' predictions
+
+    @property
+    def limits(self) -> Limits:
+        return Limits(max_models=self.max_models, max_versions=self.max_versions,
+                      max_streams=self.max_streams, max_classes=self.max_classes,
+                      max_groups=self.max_groups)
 
     def __post_init__(self) -> None:
         super().__post_init__()

@@ -19,7 +19,8 @@ from agent.config import parse_listen
 from agent.errors import StartupError
 from agent.model import Label, Sample
 from plugins.ingest.config import IngestConfig
-from plugins.ingest.decode import Decoded, decode_body
+from plugins.ingest.decode import Decoded
+from plugins.ingest.slices import count_in_slices, decode_in_slices
 from plugins.ingest.tally import Tally
 
 FIRST_ERRORS = 10
@@ -73,16 +74,16 @@ class IngestHttp(Service):
             return web.json_response({"error": "body not received in time"}, status=408)
         self.tally.bytes += len(body)
         try:
-            decoded = decode_body(body)
+            decoded = await decode_in_slices(body)
         except ValueError as exc:
             return web.json_response({"error": str(exc)}, status=400)
-        return web.json_response(self._count(decoded, kind), status=202)
+        return web.json_response(await self._count(decoded, kind), status=202)
 
-    def _count(self, decoded: list[Decoded], kind: type) -> dict[str, Any]:
+    async def _count(self, decoded: list[Decoded], kind: type) -> dict[str, Any]:
         if any(type(record) is not kind for record, _ in decoded):
             decoded = [(None, "wrong_endpoint") if record is not None and not isinstance(
                 record, kind) else (record, why) for record, why in decoded]
-        reasons = self.tally.count_many(decoded)
+        reasons = await count_in_slices(self.tally, decoded)
         errors = [{"line": number, "reason": reason}
                   for number, reason in enumerate(reasons, start=1) if reason]
         accepted = len(reasons) - len(errors)

@@ -6,10 +6,17 @@ before its prediction) still joins, across agent restarts, within the TTL. A rep
 for the same request replaces the earlier one: the pair is returned again, marked as a
 replacement, and the prediction stays until its TTL so later corrections still join.
 Methods block: call them from a worker thread.
+
+Bounded on disk, not only in rows (`add_bounded`): a value bigger than `max_value_bytes` is
+not stored; the file never grows past `max_bytes`; and while the filesystem has less than
+`reserve_bytes` free it does not grow at all, so the outbox beside it still has room. When
+full, the oldest waiting rows make room. Every record left out is counted.
 """
 
 from __future__ import annotations
 
+import contextlib
+import shutil
 import sqlite3
 import time
 from collections import Counter
@@ -21,7 +28,7 @@ from typing import Any
 import msgspec
 
 from agent.model import Label, Sample
-from agent.sqlite import SqliteStore, connect
+from agent.sqlite import SqliteStore, connect, is_full
 
 _SCHEMA = (
     "CREATE TABLE IF NOT EXISTS predictions (model TEXT, request_id TEXT, body BLOB, "
@@ -34,6 +41,10 @@ _SCHEMA = (
 # A waiting prediction keeps only what a join needs: [model_version, prediction, ts] as JSON.
 _INSERT = ("{verb} INTO predictions SELECT value ->> 0, value ->> 1, value -> 2, ?, 0 "
            "FROM json_each(?)")
+_WAL_LIMIT = 1 << 20  # the WAL is checkpointed, and truncated back, at about this size
+_CHUNK = 256 << 10  # bytes of values per transaction (a big row takes a page or more)
+_ROW = 64  # what a row costs besides its keys and value
+_SCALARS = (int, float, bool, type(None))
 
 
 @dataclass(frozen=True)
@@ -46,8 +57,12 @@ class Joined:
 class LabelJoin(SqliteStore):
     _what = "label store"
 
-    def __init__(self, path: Path, *, ttl: float, max_waiting: int) -> None:
+    def __init__(self, path: Path, *, ttl: float, max_waiting: int, max_bytes: int = 1 << 30,
+                 reserve_bytes: int = 1 << 30, max_value_bytes: int = 4096) -> None:
         self.path, self.ttl, self.max_waiting = path, ttl, max_waiting
+        self.max_bytes, self.reserve_bytes = max_bytes, reserve_bytes
+        self.max_value_bytes = max_value_bytes
+        self._page = 4096
         self.counts: Counter[str] = Counter()
         self._db = None
         self._slim = msgspec.msgpack.Decoder(tuple[str, Any, str | float | None])
@@ -61,6 +76,94 @@ class LabelJoin(SqliteStore):
         self._db = connect(self.path, sync="normal")
         for statement in _SCHEMA:
             self._db.execute(statement)
+        self._page = int(self._db.execute("PRAGMA page_size").fetchone()[0])
+        self._db.execute(f"PRAGMA journal_size_limit = {_WAL_LIMIT}")
+        self._db.execute(f"PRAGMA wal_autocheckpoint = {_WAL_LIMIT // self._page}")
+        self._grow_to(self.max_bytes)
+
+    def add_bounded(self, records: Sequence[Sample | Label], now: float | None = None
+                    ) -> list[Joined]:
+        """add() within the bounds on disk, in transactions of at most _CHUNK bytes (a whole
+        transaction sits in the WAL until it commits): a full store makes room (the oldest
+        go), and what still does not fit is counted, never raised."""
+        joined: list[Joined] = []
+        for chunk in _chunks(self._small(records)):
+            joined += self._add_chunk(chunk, now)
+        return joined
+
+    def _add_chunk(self, records: Sequence[Sample | Label], now: float | None
+                   ) -> list[Joined]:
+        room = self._disk_free() - _WAL_LIMIT  # the WAL grows by up to this before a checkpoint
+        self._grow_to(self.max_bytes if room >= self.reserve_bytes else 0)
+        try:
+            return self.add(records, now)
+        except sqlite3.Error as exc:
+            if not is_full(exc):
+                raise
+        self._checkpoint()
+        self._make_room(len(records))
+        return self._add_newest(records, now)
+
+    def _checkpoint(self) -> None:
+        """Empty the WAL file: a failed transaction's pages stay in it, taking the disk."""
+        with contextlib.suppress(sqlite3.Error):
+            self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+
+    def _add_newest(self, records: Sequence[Sample | Label], now: float | None
+                    ) -> list[Joined]:
+        """As much of the batch as fits, the newest part: each failure counts the older half
+        as lost (`full_*`) and tries the rest."""
+        while records:
+            try:
+                return self.add(records, now)
+            except sqlite3.Error as exc:
+                if not is_full(exc):
+                    raise
+            self._checkpoint()
+            older = max(1, len(records) // 2)
+            for record in records[:older]:
+                self.counts[f"full_{_table(record)}"] += 1
+            records = records[older:]
+        return []
+
+    def _small(self, records: Sequence[Sample | Label]) -> list[tuple[Sample | Label, int]]:
+        """The records whose stored value fits `max_value_bytes`, with their sizes; the
+        others counted."""
+        cap = self.max_value_bytes
+        sized = [(r, _size(r)) for r in records]
+        for record, size in sized:
+            if size > cap:
+                self.counts[f"too_large_{_table(record)}"] += 1
+        return [(r, size) for r, size in sized if size <= cap]
+
+    def size_bytes(self) -> int:
+        """The database's size (pages in use or free for reuse), not counting its WAL."""
+        return int(self._conn.execute("PRAGMA page_count").fetchone()[0]) * self._page
+
+    def _disk_free(self) -> int:
+        try:
+            return shutil.disk_usage(self.path.parent).free
+        except OSError:
+            return 0
+
+    def _grow_to(self, limit: int) -> None:
+        """Let the file grow to `limit` bytes (SQLite never shrinks the cap below the file:
+        0 means \"no bigger than now\"; freed pages are still reused)."""
+        self._conn.execute(f"PRAGMA max_page_count = {max(1, limit // self._page)}")
+
+    def _make_room(self, rows: int) -> None:
+        """Delete the oldest waiting rows of both tables (a tenth, at least `rows`), counted."""
+        for table in ("predictions", "labels"):
+            count = max(rows, self._rows(table) // 10)
+            try:
+                with self._transaction() as db:
+                    self.counts[f"dropped_{table}"] += db.execute(
+                        f"DELETE FROM {table} WHERE (model, request_id) IN "  # noqa: S608 - fixed names
+                        f"(SELECT model, request_id FROM {table} ORDER BY expires LIMIT ?)",
+                        (count,)).rowcount
+            except sqlite3.Error as exc:
+                if not is_full(exc):  # a delete can need a page of WAL too
+                    raise
 
     def add(self, records: Sequence[Sample | Label], now: float | None = None) -> list[Joined]:
         """Store a batch (one transaction); return the pairs it completes.
@@ -174,3 +277,38 @@ class LabelJoin(SqliteStore):
             raise ValueError(table)
         row = self._conn.execute(f"SELECT COUNT(*) FROM {table}{where}").fetchone()  # noqa: S608
         return int(row[0])
+
+
+def _table(record: Sample | Label) -> str:
+    return "predictions" if isinstance(record, Sample) else "labels"
+
+
+def _size(record: Sample | Label) -> int:
+    """About what the record costs stored: its keys and the value kept with them."""
+    value = record.prediction if isinstance(record, Sample) else record.label
+    size = len(record.model) + len(record.request_id) + _value_size(value)
+    return size + _value_size(record.ts)
+
+
+def _value_size(value: object) -> int:
+    if type(value) in _SCALARS:
+        return 8
+    if type(value) is str:
+        return len(value)
+    try:
+        return len(msgspec.json.encode(value))
+    except (TypeError, msgspec.EncodeError):
+        return 0  # not JSON: add() refuses it as it always has
+
+
+def _chunks(sized: list[tuple[Sample | Label, int]]) -> list[list[Sample | Label]]:
+    """Consecutive runs of records holding at most _CHUNK bytes each (one at least)."""
+    out: list[list[Sample | Label]] = [[]]
+    total = 0
+    for record, size in sized:
+        if total + size > _CHUNK and out[-1]:
+            out.append([])
+            total = 0
+        out[-1].append(record)
+        total += size + _ROW
+    return out if out[-1] else []

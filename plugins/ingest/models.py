@@ -15,6 +15,7 @@ from agent.config import FieldError
 from agent.window import WindowSpec
 
 HASH_SPACE = 1 << 32
+MAX_STRATA = 100  # predicted classes with a budget share of their own; the rest share one
 
 
 class FeatureSpec(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -72,6 +73,8 @@ class Budget:
         if not self.per_second:
             return True
         key = stratum if self.stratify else ""
+        if key not in self._tokens and len(self._tokens) >= MAX_STRATA:
+            key = "_other"  # free text as predictions must not make a bucket each
         if key not in self._tokens:
             self._tokens[key], self._last[key] = self._share(), now
         rate = self._share()

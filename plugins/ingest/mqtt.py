@@ -11,7 +11,7 @@ import structlog
 from agent.components import Service
 from agent.supervisor import Backoff
 from plugins.ingest.config import IngestMqtt
-from plugins.ingest.decode import decode_body
+from plugins.ingest.slices import count_in_slices, decode_in_slices
 from plugins.ingest.tally import Tally
 from plugins.mqtt.config import tls_context
 
@@ -37,7 +37,7 @@ class IngestSubscriber(Service):
                     self._backoff.reset()
                     log.info("subscribed for ingestion", topics=self.config.topics)
                     async for message in client.messages:
-                        self._accept(message.payload)
+                        await self._accept(message.payload)
             except (aiomqtt.MqttError, OSError, ssl.SSLError) as exc:
                 log.warning("MQTT ingestion disconnected", error=str(exc) or type(exc).__name__)
             self.connected = False
@@ -52,7 +52,7 @@ class IngestSubscriber(Service):
             tls_context=tls_context(c) if c.tls else None,
         )
 
-    def _accept(self, payload: object) -> None:
+    async def _accept(self, payload: object) -> None:
         self.messages += 1
         if not isinstance(payload, bytes | bytearray):
             self.tally.rejected[("", "invalid_json")] += 1
@@ -62,8 +62,8 @@ class IngestSubscriber(Service):
             self.tally.rejected[("", "too_large")] += 1
             return
         try:
-            decoded = decode_body(bytes(payload))
+            decoded = await decode_in_slices(bytes(payload))
         except ValueError:
             self.tally.rejected[("", "invalid_json")] += 1
             return
-        self.tally.count_many(decoded)
+        await count_in_slices(self.tally, decoded)

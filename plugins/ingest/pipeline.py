@@ -10,6 +10,7 @@ import datetime as dt
 import math
 from collections import Counter
 from collections.abc import Callable, Sequence
+from typing import cast
 
 from agent.model import Label, Sample
 from plugins.ingest.columns import class_name
@@ -67,7 +68,8 @@ class Pipeline:
         Only the predictions a window keeps, and the labels that may be theirs, go on to the
         label join: at high rates most predictions are counted in a window and let go.
         """
-        if not self.models and not self.budgets and all(type(r) is Sample for r in records):
+        if (not self.models and not self.budgets and all(type(r) is Sample for r in records)
+                and self.windows.admission.knows(cast("Sequence[Sample]", records))):
             counts = Counter(r.model for r in records)  # the fast path: keep every sample
             self.seen.update(counts)
             self.kept.update(counts)
@@ -87,8 +89,10 @@ class Pipeline:
 
     def _admit(self, record: Sample | Label, now: float) -> str:
         config = self.models.get(record.model)
-        if config is None and self.models:
-            return UNKNOWN_MODEL
+        why = (UNKNOWN_MODEL if config is None and self.models
+               else self.windows.admission.admit(record))  # too many models, or ''
+        if why:
+            return why
         rate = config.sample_rate if config is not None else 1.0
         if isinstance(record, Label):
             if not keep_by_hash(record.request_id, rate):

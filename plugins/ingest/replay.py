@@ -171,7 +171,8 @@ class Replay:
         # Windows become final when no label in the files can still reach them.
         self.stage = WindowStage(models, specs, max_rows=settings.max_window_samples,
                                  max_features=settings.max_features,
-                                 label_wait=float(settings.label_ttl))
+                                 label_wait=float(settings.label_ttl),
+                                 limits=settings.limits)
         self.join = MemoryJoin(float(settings.label_ttl), self.stage)
         self.pipeline = Pipeline(models, self.stage, self.join.add_many)
         self.rejected: Counter[str] = Counter()

@@ -31,6 +31,7 @@ MOST = 0.5  # share of labels missing their prediction that earns the hint
 EXPIRE_EVERY = 60.0
 REFRESH_EVERY = 5.0
 WINDOW_TICK = 1.0
+STEP = 16  # panes built, or windows assembled, between two turns of the event loop
 
 
 class JoinStage(Service):
@@ -90,7 +91,7 @@ class JoinStage(Service):
                 next_refresh, changed = loop.time() + REFRESH_EVERY, False
 
     async def _add(self, batch: list[Sample | Label]) -> None:
-        joined = await self._call(self.store.add, batch)
+        joined = await self._call(self.store.add_bounded, batch)
         assert isinstance(joined, list)  # noqa: S101 - LabelJoin.add returns a list
         for pair in joined:
             if not pair.replaces:  # a corrected label is not a second join
@@ -140,15 +141,28 @@ class WindowService(Service):
             # On the second: panes of every length end on one.
             await asyncio.sleep(WINDOW_TICK - time.time() % WINDOW_TICK + 0.001)
             now = time.time()
-            due = self.stage.close_due(now)
-            if due:
-                await self._worker.call(_build, due)
-            for window in self.stage.retire(due, now):
-                self.publish(window)
-                self.published += 1
+            await self._tick(now)
             if self.running_every is not None and now >= self._next_running:
                 self._next_running = now + self.running_every
                 await self._running(now)
+
+    async def _tick(self, now: float) -> None:
+        """Windows are assembled on the loop: a few at a time, so a burst of them (a flood
+        fills count windows fast) never holds the loop for long."""
+        due = self.stage.close_due(now)
+        for i in range(0, len(due), STEP):
+            chunk = due[i:i + STEP]
+            await self._worker.call(_build, chunk)
+            self._publish(self.stage.retire(chunk, now, STEP))
+            await asyncio.sleep(0)
+        while windows := self.stage.finalize_due(now, STEP):
+            self._publish(windows)
+            await asyncio.sleep(0)
+
+    def _publish(self, windows: list[Window]) -> None:
+        for window in windows:
+            self.publish(window)
+            self.published += 1
 
     async def _running(self, now: float) -> None:
         copies = running.snapshot(self.stage)

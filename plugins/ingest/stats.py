@@ -25,6 +25,11 @@ LABEL_OUTCOMES = counter(
     "already labelled; it replaces the earlier), expired (its prediction was older than "
     "label_ttl), unmatched (no prediction within label_ttl).", "outcome")
 BYTES = counter("inferwatch_ingest_received_bytes_total", "Bytes read from clients.")
+BOUNDED = ("too_large_predictions", "too_large_labels", "full_predictions", "full_labels")
+FOLDED = counter("inferwatch_ingest_folded_total",
+                 "Values beyond a bound on client-chosen names, counted as _other, by kind "
+                 "(model_version, class, feature, group).", "kind")
+FOLDED_KINDS = ("model_version", "class", "feature", "group")
 
 
 SAMPLED_OUT = counter("inferwatch_samples_sampled_out_total",
@@ -66,6 +71,9 @@ class IngestStats(Collector):
             self._sampling(out, tally.pipeline)
         stage = self.windows.stage
         out.add(WINDOWS, self.windows.published)
+        folded = stage.folded()
+        for kind in FOLDED_KINDS:
+            out.add(FOLDED, folded[kind], kind=kind)
         for outcome in ("labels_windowed", "labels_outside_windows"):
             out.add(WINDOW_LABELS, stage.counts[outcome], outcome=outcome.split("_", 1)[1])
         for (model, feature, issue), count in stage.quality.items():
@@ -85,6 +93,8 @@ class IngestStats(Collector):
         for outcome in ("joined", "duplicate", "expired"):
             out.add(LABEL_OUTCOMES, counts[f"labels_{outcome}"], outcome=outcome)
         out.add(LABEL_OUTCOMES, counts["unmatched_labels"], outcome="unmatched")
+        for reason in BOUNDED:  # the join's bounds on disk (docs/ingestion.md, "Limits")
+            out.add(JOIN_LOST, counts[reason], reason=reason)
         out.add(DUPLICATES, counts["duplicate_predictions"])
 
     def _sampling(self, out: Accumulator, pipeline: Pipeline) -> None:

@@ -6,9 +6,10 @@ import time
 from collections import Counter
 
 from agent.model import Label, Sample
+from plugins.ingest.bounds import OTHER, TOO_MANY_MODELS
 from plugins.ingest.pipeline import UNKNOWN_MODEL, Pipeline
 
-OTHER = "_other"
+REFUSED = (UNKNOWN_MODEL, TOO_MANY_MODELS)  # sampled out still counts as received
 
 
 class Tally:
@@ -25,6 +26,10 @@ class Tally:
         self._models: set[str] = set()
 
     def model(self, name: str) -> str:
+        """The series label for a model: its name if the pipeline gave it a slot, or while
+        `max_models` other names (labels for models not seen yet, say) fit; else _other."""
+        if self.pipeline is not None and name in self.pipeline.windows.admission.models:
+            return name
         if name in self._models or len(self._models) < self.max_models:
             self._models.add(name)
             return name
@@ -50,9 +55,10 @@ class Tally:
         if self.pipeline is not None:
             refused = {i: why for i, why in
                        self.pipeline.offer_many(records, time.time()).items()
-                       if why == UNKNOWN_MODEL}  # sampled out still counts as received
+                       if why in REFUSED}
         if refused:
-            self.rejected[(OTHER, UNKNOWN_MODEL)] += len(refused)
+            for why in refused.values():
+                self.rejected[(OTHER, why)] += 1
             records = [r for i, r in enumerate(records) if i not in refused]
         samples = Counter(r.model for r in records if type(r) is Sample)
         for name, count in samples.items():

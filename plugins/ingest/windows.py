@@ -23,6 +23,7 @@ import numpy as np
 from agent.model import Label, Sample
 from agent.window import Coded, Window, WindowSpec
 from plugins.ingest import columns as col
+from plugins.ingest.bounds import OTHER, Admission, Limits, Names
 from plugins.ingest.join import Joined
 from plugins.ingest.models import HASH_SPACE, ModelConfig, request_hash
 
@@ -45,6 +46,7 @@ class Pane:
     closed_at: float = 0.0
     columns: col.Columns | None = None
     classes: list[str] = field(default_factory=list)
+    base: int = 0  # how many of `classes` were the stream's when the pane was built
     finalized: bool = False
     # Bottom-k sampling: the `cap` samples with the smallest request-id hash, a uniform sample
     # that a label can be checked against (`threshold`) without storing its prediction.
@@ -94,18 +96,22 @@ class Pane:
         """The expensive part; safe in a worker thread (reads only this pane's lists)."""
         stream = self.stream
         self.classes = list(stream.classes)  # a copy: the loop may add classes meanwhile
+        self.base = len(self.classes)
         self.columns = col.build(self.samples, self.ts, task=stream.task,
                                  classes=self.classes, config=stream.config,
-                                 max_features=stream.max_features)
+                                 names=stream.names)
         self.samples, self.ts, self.index = [], [], {}
 
     def merge_classes(self) -> None:
         """Back on the caller's thread: this pane's class indices into the stream's."""
         assert self.columns is not None  # noqa: S101 - after build()
-        if self.stream.task == "classification" and self.classes != self.stream.classes:
-            stream = self.stream
-            remap = np.array([col.code(stream.codes, stream.classes, c) for c in self.classes],
-                             np.int64)
+        stream = self.stream
+        if stream.task == "classification" and len(self.classes) > self.base:
+            # Classes only ever append: the first `base` are the stream's, in its order.
+            extra = [col.code(stream.codes, stream.classes, c, stream.names.classes,
+                              stream.folded) for c in self.classes[self.base:]]
+            remap = np.concatenate([np.arange(self.base, dtype=np.int64),
+                                    np.array(extra, np.int64)])
             self.columns.y_pred = remap[self.columns.y_pred]
 
     def label(self, request_id: str, value: object) -> bool:
@@ -133,15 +139,29 @@ class Stream:
     """One (model, model version): its panes per window spec."""
 
     def __init__(self, model: str, version: str, config: ModelConfig, specs: list[WindowSpec],
-                 *, max_rows: int, max_features: int) -> None:
+                 *, max_rows: int, names: col.StreamNames) -> None:
         self.model, self.version, self.config = model, version, config
-        self.specs, self.max_rows, self.max_features = specs, max_rows, max_features
+        self.specs, self.max_rows, self.names = specs, max_rows, names
         self.task = "" if config.task == "auto" else config.task
         self.classes: list[str] = list(config.classes)
         self.codes = {name: i for i, name in enumerate(self.classes)}  # kept with `classes`
         self.open: dict[WindowSpec, Pane] = {}
         self.closed: dict[WindowSpec, deque[Pane]] = {spec: deque() for spec in specs}
+        self.pending: list[Pane] = []  # closed, not yet retired (being built)
+        self.folded: Counter[str] = Counter()  # names folded into `_other` on the loop, by kind
         self.count = 0
+        self._order: tuple[int, list[str], dict[str, int], np.ndarray] = (
+            -1, [], {}, np.empty(0, np.int64))
+
+    def order(self) -> tuple[list[str], dict[str, int], np.ndarray]:
+        """The classes in window order, each one's position, and the map from the stream's
+        codes to those positions (-1 stays -1); worked out once per new class, not per window."""
+        if self._order[0] != len(self.classes):
+            names = col.class_order(self.classes)
+            position = {name: i for i, name in enumerate(names)}
+            remap = np.array([position[c] for c in self.classes] + [-1], np.int64)
+            self._order = (len(self.classes), names, position, remap)
+        return self._order[1], self._order[2], self._order[3]
 
     def detect(self, sample: Sample) -> None:
         if self.task:
@@ -153,7 +173,8 @@ class Stream:
 
     def set_label(self, y_true: np.ndarray, row: int, value: object) -> None:
         if self.task == "classification":
-            y_true[row] = col.code(self.codes, self.classes, value)
+            y_true[row] = col.code(self.codes, self.classes, value, self.names.classes,
+                                   self.folded)
         else:
             y_true[row] = col.to_number(value)
 
@@ -167,11 +188,14 @@ class Stream:
 class WindowStage:
     def __init__(self, models: dict[str, ModelConfig], windows: list[str], *,
                  max_rows: int = 100_000, max_features: int = 200,
-                 label_wait: float = 3600.0) -> None:
+                 label_wait: float = 3600.0, limits: Limits | None = None) -> None:
         self.models = models
         self.default_specs = [WindowSpec.parse(w) for w in windows]
         self.max_rows, self.max_features, self.label_wait = max_rows, max_features, label_wait
+        self.limits = limits or Limits()
+        self.admission = Admission(self.limits, models)
         self.streams: dict[tuple[str, str], Stream] = {}
+        self.by_model: dict[str, list[Stream]] = {}
         self.ready: list[Pane] = []  # count panes that filled up, waiting for close_due()
         self.counts: Counter[str] = Counter()
         self._early: dict[tuple[str, str], Label] = {}  # labels held back by wanted()
@@ -184,8 +208,11 @@ class WindowStage:
         if stream is None:
             config = self.models.get(sample.model) or ModelConfig()
             specs = [WindowSpec.parse(w) for w in config.windows] or self.default_specs
+            names = col.StreamNames(max(self.limits.max_classes, len(config.classes)),
+                                    self.max_features, Names(self.limits.max_groups))
             stream = self.streams[key] = Stream(*key, config, specs, max_rows=self.max_rows,
-                                                max_features=self.max_features)
+                                                names=names)
+            self.by_model.setdefault(sample.model, []).append(stream)
         return stream
 
     def add(self, sample: Sample, ts: float, now: float) -> bool:
@@ -236,6 +263,13 @@ class WindowStage:
             out += group if len(kept) == len(group) else [group[i] for i in sorted(kept)]
         return out
 
+    def folded(self) -> Counter[str]:
+        """Values folded into `_other` by a bound, by kind (model_version, class, ...)."""
+        out = Counter(self.admission.folded)
+        for stream in self.streams.values():
+            out.update(stream.folded)
+        return out
+
     def wanted(self, labels: list[Label]) -> list[Label]:
         """The labels whose prediction a pane may hold; the others are not stored.
 
@@ -268,12 +302,12 @@ class WindowStage:
         return [label for label in found if label is not None]
 
     def _limit(self, model: str) -> int:
-        """The highest hash a live pane of `model` admits (HASH_SPACE: any)."""
-        panes = [p for p in self.ready if p.stream.model == model]
-        for (name, _), stream in self.streams.items():
-            if name == model:
-                panes += stream.open.values()
-                panes += [p for closed in stream.closed.values() for p in closed]
+        """The highest hash a live pane of `model` admits (HASH_SPACE: any); O(its panes)."""
+        panes: list[Pane] = []
+        for stream in self.by_model.get(model, ()):
+            panes += stream.pending
+            panes += stream.open.values()
+            panes += [p for closed in stream.closed.values() for p in closed]
         return max((p.threshold for p in panes), default=HASH_SPACE)
 
     def _pane(self, stream: Stream, spec: WindowSpec, ts: float, now: float
@@ -300,6 +334,7 @@ class WindowStage:
         del stream.open[spec]
         pane.closed_at = now
         self.ready.append(pane)
+        stream.pending.append(pane)
 
     def labels(self, pairs: Iterable[Joined]) -> None:
         for pair in pairs:
@@ -321,8 +356,8 @@ class WindowStage:
                         found = True
                         break
                 else:
-                    found = any(p.label(rid, value) for p in self.ready
-                                if p.stream is stream and p.spec == spec) or found
+                    found = any(p.label(rid, value) for p in stream.pending
+                                if p.spec == spec) or found
         self.counts["labels_windowed" if found else "labels_outside_windows"] += 1
 
     def close_due(self, now: float) -> list[Pane]:
@@ -334,26 +369,32 @@ class WindowStage:
         due, self.ready = self.ready, []
         return due
 
-    def retire(self, panes: Iterable[Pane], now: float) -> list[Window]:
+    def retire(self, panes: Iterable[Pane], now: float, limit: int | None = None
+               ) -> list[Window]:
         """Built panes join their streams; each yields its window (not final, unless no wait)."""
         out = []
         for pane in panes:
+            pane.stream.pending.remove(pane)
             pane.merge_classes()
             pane.apply_labels()
             assert pane.columns is not None  # noqa: S101 - built before retire()
+            pane.stream.folded.update(pane.columns.folded)
             for feature, issues in pane.columns.quality.items():
                 for issue, count in issues.items():
                     self.quality[(pane.stream.model, feature, issue)] += count
             pane.stream.closed[pane.spec].append(pane)
             if self.label_wait > 0:
                 out.append(self._window(pane, final=False))
-        return out + self.finalize_due(now)
+        return out + self.finalize_due(now, limit)
 
-    def finalize_due(self, now: float) -> list[Window]:
+    def finalize_due(self, now: float, limit: int | None = None) -> list[Window]:
+        """The windows whose label wait is over; at most `limit` (the rest stay due)."""
         out: list[Window] = []
         for stream in self.streams.values():
             for spec, closed in stream.closed.items():
                 for pane in closed:
+                    if limit is not None and len(out) >= limit:
+                        break
                     if not pane.finalized and pane.closed_at + self.label_wait <= now:
                         pane.finalized = True
                         out.append(self._window(pane, final=True))
@@ -421,9 +462,8 @@ def _window_panes(closed: deque[Pane], last: Pane, spec: WindowSpec) -> list[Pan
 
 def assemble(stream: Stream, spec: WindowSpec, panes: list[Pane], *, final: bool) -> Window:
     parts = [p.columns for p in panes if p.columns is not None]
-    classes = col.class_order(stream.classes)
+    classes, position, remap = stream.order()  # O(1) lookups: k may be large
     task = stream.task or "classification"
-    remap = np.array([classes.index(c) for c in stream.classes] + [-1], np.int64)
     if task == "classification":
         y_pred = remap[np.concatenate([p.y_pred for p in parts])]
         y_true = remap[np.concatenate([p.y_true for p in parts])]  # -1 stays -1
@@ -431,9 +471,8 @@ def assemble(stream: Stream, spec: WindowSpec, panes: list[Pane], *, final: bool
         y_pred = np.concatenate([p.y_pred for p in parts])
         y_true = np.concatenate([p.y_true for p in parts])
     rows = len(y_pred)
-    scores = _score_matrix(parts, classes, rows)
-    positive = (classes.index(stream.config.positive_class)
-                if len(classes) == 2 and stream.config.positive_class in classes else -1)
+    scores = _score_matrix(parts, position, rows)
+    positive = position.get(stream.config.positive_class, -1) if len(classes) == 2 else -1
     features = _concat_features(parts)
     coded = _concat_coded(parts, features)
     groups = [p.group if p.group is not None else np.full(len(p.y_pred), None, object)
@@ -452,17 +491,23 @@ def assemble(stream: Stream, spec: WindowSpec, panes: list[Pane], *, final: bool
                   final=final)
 
 
-def _score_matrix(parts: list[col.Columns], classes: list[str], rows: int) -> np.ndarray | None:
+def _score_matrix(parts: list[col.Columns], position: dict[str, int], rows: int
+                  ) -> np.ndarray | None:
+    """Scores by class; a pane's class folded since into `_other` adds to its column."""
     if not any(p.scores for p in parts):
         return None
-    matrix = np.full((rows, len(classes)), np.nan)
+    matrix = np.full((rows, len(position)), np.nan)
     offset = 0
     for part in parts:
         size = len(part.y_pred)
         for name, values in part.scores.items():
-            matrix[offset:offset + size, classes.index(name)] = values
+            k = position.get(name, position.get(OTHER))
+            if k is not None:
+                block = matrix[offset:offset + size, k]
+                matrix[offset:offset + size, k] = np.where(np.isnan(block), values,
+                                                           block + np.nan_to_num(values))
         offset += size
-    if len(classes) == 2:  # a binary `score` gave one column: the other is its complement
+    if len(position) == 2:  # a binary `score` gave one column: the other is its complement
         for k in (0, 1):
             gap = np.isnan(matrix[:, k]) & ~np.isnan(matrix[:, 1 - k])
             matrix[gap, k] = 1.0 - matrix[gap, 1 - k]

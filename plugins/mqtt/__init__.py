@@ -64,7 +64,7 @@ class MqttStats(Collector):
         out.add(m.BYTES, outbox.bytes, sink=sink)
         oldest = 0.0 if outbox.oldest is None else max(0.0, time.time() - outbox.oldest)
         out.add(m.OLDEST, oldest, sink=sink)
-        for reason in ("full", "expired", "too_large"):
+        for reason in ("full", "expired", "too_large", "corrupt"):
             out.add(m.DROPPED, outbox.dropped[reason], sink=sink, reason=reason)
         out.add(m.DELIVERED, self.shared.delivered, sink=sink)
         out.add(m.RESENT, self.shared.resent, sink=sink)

@@ -137,8 +137,11 @@ def test_model_labels_are_bounded(write_config, agent_factory, tmp_path: Path) -
         client.connect(str(sock))
         client.sendall(b"".join(b'{"model": "m%d", "request_id": "r", "prediction": 1}\n' % i
                                 for i in range(10)))
-    poll(lambda: value(agent.scrape(), "inferwatch_samples_received_total", model="_other")
-         == 7, what="models beyond the bound counted together")
+    poll(lambda: value(agent.scrape(), "inferwatch_samples_rejected_total", model="_other",
+                       reason="too_many_models") == 7, what="models beyond the bound refused")
+    metrics = agent.scrape()
+    assert [value(metrics, "inferwatch_samples_received_total", model=f"m{i}")
+            for i in range(4)] == [1, 1, 1, None]
 
 
 def test_http_endpoints_with_token_gzip_and_line_errors(write_config, agent_factory,
