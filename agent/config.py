@@ -19,6 +19,7 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 
+from agent import logs
 from agent.errors import ConfigError
 
 DEFAULT_PORT = 9879
@@ -64,6 +65,7 @@ class Secret:
     def __init__(self, value: str, source: str) -> None:
         self._value = value
         self.source = source
+        logs.hide(value)
 
     def reveal(self) -> str:
         return self._value

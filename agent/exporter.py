@@ -15,6 +15,7 @@ import hmac
 import ssl
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
 
 import bcrypt
 from aiohttp import web
@@ -25,30 +26,64 @@ from agent.exposition import Exposition
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 _AUTH_CACHE_SIZE = 64
+# bcrypt reads at most 72 bytes of a password (bcrypt 5 raises beyond): a longer one is refused.
+MAX_PASSWORD_BYTES = 72
+# bcrypt checks running or queued at once; beyond this a request is refused without one, so
+# a flood of wrong passwords costs one core at most and never the monitors' worker threads.
+MAX_PENDING_CHECKS = 4
 
 
 class BasicAuth:
-    """bcrypt is deliberately slow (~50 ms); successful checks are remembered by a keyed digest."""
+    """bcrypt is deliberately slow (~50 ms); successful checks are remembered by a keyed digest.
+
+    Checks run on a thread of their own, a few at a time; the rest are refused at once.
+    """
 
     def __init__(self, users: dict[str, str]) -> None:
         self._users = {u: h.encode() for u, h in users.items()}
         self._ok: OrderedDict[bytes, None] = OrderedDict()
+        self._pool: ThreadPoolExecutor | None = None
+        self._pending = 0
+        self.refused = 0  # wrong, unknown or malformed credentials
+        self.throttled = 0  # refused unchecked: too many checks in flight
 
     async def allowed(self, header: str | None) -> bool:
         user, password = _parse_basic(header)
         hashed = self._users.get(user or "")
-        if user is None or password is None or hashed is None:
+        if user is None or password is None or hashed is None or \
+                len(password.encode()) > MAX_PASSWORD_BYTES:
+            self.refused += 1
             return False
         key = hmac.digest(hashed, f"{user}:{password}".encode(), hashlib.sha256)
         if key in self._ok:
             self._ok.move_to_end(key)
             return True
-        if not await asyncio.to_thread(bcrypt.checkpw, password.encode(), hashed):
+        if not await self._check(password.encode(), hashed):
             return False
         self._ok[key] = None
         if len(self._ok) > _AUTH_CACHE_SIZE:
             self._ok.popitem(last=False)
         return True
+
+    async def _check(self, password: bytes, hashed: bytes) -> bool:
+        if self._pending >= MAX_PENDING_CHECKS:
+            self.throttled += 1
+            return False
+        self._pending += 1
+        try:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(1, thread_name_prefix="bcrypt")
+            loop = asyncio.get_running_loop()
+            ok = await loop.run_in_executor(self._pool, bcrypt.checkpw, password, hashed)
+        finally:
+            self._pending -= 1
+        self.refused += not ok
+        return bool(ok)
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+            self._pool = None
 
 
 def _parse_basic(header: str | None) -> tuple[str | None, str | None]:
@@ -97,6 +132,8 @@ class Exporter:
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
+        if self._auth is not None:
+            self._auth.close()
 
     def _tls(self) -> ssl.SSLContext | None:
         if not self.settings.tls_cert_file or not self.settings.tls_key_file:
