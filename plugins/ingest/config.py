@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from typing import Annotated, Literal
 
 import msgspec
@@ -50,6 +51,16 @@ class IngestMqtt(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
         return self.port or (8883 if self.tls else 1883)
 
 
+def is_loopback(host: str) -> bool:
+    """Only this machine can connect: 127.0.0.0/8, ::1 or `localhost`; "" is every interface."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False  # a host name: it may resolve to anything
+
+
 class IngestConfig(PluginConfig):
     enabled: bool = False
     socket_path: str = ""  # default: $RUNTIME_DIRECTORY/ingest.sock, else <state_dir>/ingest.sock
@@ -57,9 +68,13 @@ class IngestConfig(PluginConfig):
     max_record_bytes: Annotated[int, msgspec.Meta(ge=1024, le=64 << 20)] = 1 << 20
     max_models: Annotated[int, msgspec.Meta(ge=1, le=10_000)] = 100  # label values bound
     http_listen: str = ""  # e.g. "127.0.0.1:9880"; empty: no HTTP endpoint
-    token: Secret | None = None  # bearer token for HTTP, from {file} or {env}
+    token: Secret | None = None  # bearer token for HTTP; required off loopback
+    tls_cert_file: str | None = None  # HTTPS for the endpoint, as the exporter offers
+    tls_key_file: str | None = None
     max_body_bytes: Annotated[int, msgspec.Meta(ge=1024, le=1 << 30)] = 16 << 20
     body_timeout: Duration = Duration(30.0)  # a client slower than this is cut off
+    # Requests read or decoded at once (more get 503): bounds memory to ~ this x max_body_bytes.
+    max_requests: Annotated[int, msgspec.Meta(ge=1, le=1024)] = 4
     label_ttl: Duration = Duration(7 * 86400.0)  # how long a prediction waits for its label
     max_waiting: Annotated[int, msgspec.Meta(ge=1)] = 10_000_000  # per table, oldest dropped
     join_queue: Annotated[int, msgspec.Meta(ge=1)] = 100_000  # in memory, before the join
@@ -70,13 +85,21 @@ class IngestConfig(PluginConfig):
     models: dict[str, ModelConfig] = msgspec.field(default_factory=dict)
     mqtt: IngestMqtt | None = None  # subscribe to edge devices' predictions
 
+    def _check_http(self) -> None:
+        try:
+            host, _ = parse_listen(self.http_listen)
+        except ValueError as exc:
+            raise FieldError("http_listen", str(exc)) from None
+        if self.token is None and not is_loopback(host):
+            raise FieldError("token", f"required when http_listen ({self.http_listen}) is not "
+                             'a loopback address: token = {file = "..."}')
+        if (self.tls_cert_file is None) != (self.tls_key_file is None):
+            raise FieldError("tls_key_file", "tls_cert_file and tls_key_file go together")
+
     def __post_init__(self) -> None:
         super().__post_init__()
         if self.http_listen:
-            try:
-                parse_listen(self.http_listen)
-            except ValueError as exc:
-                raise FieldError("http_listen", str(exc)) from None
+            self._check_http()
         for i, text in enumerate(self.windows):
             try:
                 WindowSpec.parse(text)

@@ -20,6 +20,8 @@ WAITING = gauge("inferwatch_label_join_waiting", "Predictions or labels waiting 
 JOIN_LOST = counter("inferwatch_label_join_lost_total",
                     "Records that left the join unmatched, by reason.", "reason")
 BYTES = counter("inferwatch_ingest_received_bytes_total", "Bytes read from clients.")
+REQUESTS_REFUSED = counter("inferwatch_ingest_requests_refused_total",
+                           "HTTP ingestion requests refused whole, by reason.", "reason")
 
 
 SAMPLED_OUT = counter("inferwatch_samples_sampled_out_total",
@@ -56,6 +58,8 @@ class IngestStats(Collector):
             out.add(REJECTED, count, model=model, reason=reason)
         out.add(CONNECTIONS, tally.connections)
         out.add(BYTES, tally.bytes)
+        for reason, count in tally.refused_requests.items():
+            out.add(REQUESTS_REFUSED, count, reason=reason)
         self._join(out)
         if tally.pipeline is not None:
             self._sampling(out, tally.pipeline)
