@@ -16,6 +16,7 @@ from agent.errors import EX_CONFIG, EX_OK, EX_SOFTWARE, ConfigError, InferwatchE
 from agent.loader import PluginRecord, discover
 
 DEFAULT_CONFIG = Path("/etc/inferwatch/agent.toml")
+STARTED_AFTER = 5.0  # seconds: start-up's garbage is freed by then, so the heap can shrink
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -109,9 +110,15 @@ def _config_path(arg: Path | None) -> Path | None:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from agent import process  # noqa: PLC0415
+
+    process.prepare()  # before the runtime, and so any plugin, imports numpy
     from agent.runtime import Agent  # noqa: PLC0415 - keeps `check` and `plugins` light
 
     async def _main() -> int:
+        loop = asyncio.get_running_loop()
+        process.bound_default_executor(loop)
+        loop.call_later(STARTED_AFTER, process.release_free_heap)
         agent = Agent(_config_path(args.config), extra_plugins=args.plugin,
                       strict_plugins=args.strict_plugins)
         return await agent.run()

@@ -14,13 +14,6 @@ from agent.components import Component
 from agent.config import PluginConfig
 from agent.context import PluginContext
 from plugins.ingest.config import IngestConfig
-from plugins.ingest.join import LabelJoin
-from plugins.ingest.pipeline import Pipeline
-from plugins.ingest.socket import IngestService
-from plugins.ingest.stage import JoinStage, WindowService
-from plugins.ingest.stats import IngestStats
-from plugins.ingest.tally import Tally
-from plugins.ingest.windows import WindowStage
 
 
 @hookimpl
@@ -31,6 +24,16 @@ def inferwatch_config_model() -> type[PluginConfig]:
 @hookimpl
 def inferwatch_components(config: PluginConfig, ctx: PluginContext) -> list[Component]:
     assert isinstance(config, IngestConfig)  # noqa: S101 - validated with our model
+    # Imported only when enabled: discovery imports every plugin, and these pull in numpy
+    # (~20 MiB of RSS) that a host-only agent never uses.
+    from plugins.ingest.join import LabelJoin  # noqa: PLC0415
+    from plugins.ingest.pipeline import Pipeline  # noqa: PLC0415
+    from plugins.ingest.socket import IngestService  # noqa: PLC0415
+    from plugins.ingest.stage import JoinStage, WindowService  # noqa: PLC0415
+    from plugins.ingest.stats import IngestStats  # noqa: PLC0415
+    from plugins.ingest.tally import Tally  # noqa: PLC0415
+    from plugins.ingest.windows import WindowStage  # noqa: PLC0415
+
     runtime = os.environ.get("RUNTIME_DIRECTORY", "").split(":")[0]
     path = Path(config.socket_path or (Path(runtime) if runtime else ctx.state_root) /
                 "ingest.sock")
