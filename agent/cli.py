@@ -139,7 +139,9 @@ def _check(args: argparse.Namespace) -> int:
         problems += exc.problems
     if problems and (args.strict_plugins or any(not p.startswith("plugin ") for p in problems)):
         raise ConfigError(problems)
-    for line in problems:
+    from agent.exposure import warnings  # noqa: PLC0415
+
+    for line in problems + warnings(config):
         print(f"inferwatch: warning: {line}", file=sys.stderr)
     enabled = sorted(n for n, c in config.plugins.items() if c.enabled)
     print(f"{path or 'built-in defaults'}: ok; plugins enabled: {', '.join(enabled) or 'none'}")

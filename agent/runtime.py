@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 
-from agent import logs
+from agent import exposure, logs
 from agent.bus import EventBus
 from agent.components import START_ORDER, Component, Monitor
 from agent.config import Config, PluginConfig, check_state_dir, load_config
@@ -75,6 +75,8 @@ class Agent:
         for record in self.plugins.records:
             if record.error:
                 log.error("plugin not loaded", plugin=record.name, error=record.error)
+        for warning in exposure.warnings(config):
+            log.warning("exposed setting", problem=warning)
         self.metrics = SelfMetrics()
         self.bus = EventBus(config.agent.event_queue_size, self.metrics)
         self.exposition = self.metrics.exposition()

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import ipaddress
 from typing import Annotated, Literal
 
 import msgspec
 
 from agent.config import Duration, FieldError, PluginConfig, Secret, parse_listen
+from agent.exposure import is_loopback
 from agent.window import WindowSpec
 from plugins.ingest.models import ModelConfig
 from plugins.mqtt.config import topic_problem
@@ -49,16 +49,6 @@ class IngestMqtt(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     @property
     def broker_port(self) -> int:
         return self.port or (8883 if self.tls else 1883)
-
-
-def is_loopback(host: str) -> bool:
-    """Only this machine can connect: 127.0.0.0/8, ::1 or `localhost`; "" is every interface."""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False  # a host name: it may resolve to anything
 
 
 class IngestConfig(PluginConfig):
