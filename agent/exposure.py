@@ -7,9 +7,9 @@ but it should be a deliberate one.
 from __future__ import annotations
 
 import ipaddress
-import os
 import stat
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import msgspec
@@ -49,7 +49,7 @@ def _secret_file(path: str, secret: Secret) -> list[str]:
     if kind != "file":
         return []
     try:
-        mode = stat.S_IMODE(os.stat(name).st_mode)
+        mode = stat.S_IMODE(Path(name).stat().st_mode)
     except OSError:
         return []  # it was read a moment ago; a race is not worth a warning
     if not mode & 0o077:

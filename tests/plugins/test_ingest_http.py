@@ -102,7 +102,7 @@ async def test_concurrent_requests_beyond_the_cap_get_503() -> None:
     writers = []
     try:
         for _ in range(2):  # two clients that send headers and then stall
-            reader, writer = await asyncio.open_connection(host, int(port))
+            _, writer = await asyncio.open_connection(host, int(port))
             writer.write(f"POST /v1/samples HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {TOKEN}"
                          "\r\nContent-Length: 100\r\n\r\n{".encode())
             await writer.drain()
