@@ -129,11 +129,11 @@ class Exporter:
             ) from None
 
     async def stop(self) -> None:
+        if self._auth is not None:
+            self._auth.close()
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
-        if self._auth is not None:
-            self._auth.close()
 
     def _tls(self) -> ssl.SSLContext | None:
         if not self.settings.tls_cert_file or not self.settings.tls_key_file:
