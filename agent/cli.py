@@ -16,7 +16,6 @@ from agent.errors import EX_CONFIG, EX_OK, EX_SOFTWARE, ConfigError, InferwatchE
 from agent.loader import PluginRecord, discover
 
 DEFAULT_CONFIG = Path("/etc/inferwatch/agent.toml")
-STARTED_AFTER = 5.0  # seconds: start-up's garbage is freed by then, so the heap can shrink
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -118,7 +117,6 @@ def _run(args: argparse.Namespace) -> int:
     async def _main() -> int:
         loop = asyncio.get_running_loop()
         process.bound_default_executor(loop)
-        loop.call_later(STARTED_AFTER, process.release_free_heap)
         agent = Agent(_config_path(args.config), extra_plugins=args.plugin,
                       strict_plugins=args.strict_plugins)
         return await agent.run()

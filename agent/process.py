@@ -5,7 +5,6 @@
   numeric work is small vectorised passes that gain nothing from them.
 - The event loop's default executor (`asyncio.to_thread`: monitors, DNS lookups, reloads) is
   bounded, not `min(32, cores + 4)`, so the thread count does not grow with the host.
-- Memory freed after start-up goes back to the kernel (a few MiB of RSS).
 - `faulthandler`: a fatal signal (systemd's watchdog sends SIGABRT) prints every thread's
   stack, so the journal shows what blocked the loop.
 """
@@ -13,7 +12,6 @@
 from __future__ import annotations
 
 import asyncio
-import ctypes
 import faulthandler
 import os
 import sys
@@ -38,17 +36,3 @@ def bound_default_executor(loop: asyncio.AbstractEventLoop) -> None:
     loop.set_default_executor(ThreadPoolExecutor(DEFAULT_EXECUTOR_THREADS,
                                                  thread_name_prefix="inferwatch-pool"))
 
-
-def release_free_heap() -> None:
-    """Hand memory freed after start-up (imports, config parsing) back to the kernel.
-
-    glibc keeps freed heap pages mapped; after start-up they are a few MiB of RSS that the
-    agent never reuses. Elsewhere than glibc this does nothing.
-    """
-    if not sys.platform.startswith("linux"):
-        return
-    try:
-        trim = ctypes.CDLL("libc.so.6").malloc_trim
-    except (OSError, AttributeError):  # musl and others have no malloc_trim
-        return
-    trim(0)

@@ -79,3 +79,23 @@ def test_a_watchdog_abort_prints_every_threads_stack(write_config: ConfigWriter,
     assert "Fatal Python error: Aborted" in log
     assert "Current thread" in log
     assert "asyncio/base_events.py" in log  # the main thread, in its event loop
+
+
+async def test_the_default_executor_is_bounded() -> None:
+    """asyncio's default is min(32, cores + 4) threads: it grew with the host past TasksMax."""
+    import asyncio  # noqa: PLC0415
+    import threading  # noqa: PLC0415
+
+    from agent.process import DEFAULT_EXECUTOR_THREADS, bound_default_executor  # noqa: PLC0415
+
+    bound_default_executor(asyncio.get_running_loop())
+    gate = threading.Barrier(DEFAULT_EXECUTOR_THREADS, timeout=10)  # fills only if all run
+    names: set[str] = set()
+
+    def work() -> None:  # a bigger pool would start a thread for each of the 3N calls at once
+        names.add(threading.current_thread().name)
+        gate.wait()
+
+    await asyncio.gather(*(asyncio.to_thread(work) for _ in range(3 * DEFAULT_EXECUTOR_THREADS)))
+    assert len(names) == DEFAULT_EXECUTOR_THREADS
+    assert all(name.startswith("inferwatch-pool") for name in names)
