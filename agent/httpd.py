@@ -16,6 +16,7 @@ from http import HTTPStatus
 
 MAX_HEAD = 16 * 1024  # request line and headers
 IDLE_TIMEOUT = 75.0  # for the next request on a kept-alive connection (Prometheus reuses it)
+HEAD_TIMEOUT = 10.0  # from a request's first byte to the end of its head
 MAX_CONNECTIONS = 128  # more are closed at once
 
 
@@ -56,7 +57,7 @@ class HttpServer:
         """Raise OSError when the address cannot be bound."""
         self._server = await asyncio.start_server(
             self._connection, host, port, ssl=self._ssl, reuse_address=True, limit=MAX_HEAD,
-            ssl_handshake_timeout=10.0 if self._ssl else None)
+            ssl_handshake_timeout=HEAD_TIMEOUT if self._ssl else None)
 
     async def stop(self) -> None:
         if self._server is not None:
@@ -88,7 +89,9 @@ class HttpServer:
                         writer: asyncio.StreamWriter) -> bool:
         """One request and its response; whether the connection stays open."""
         async with asyncio.timeout(IDLE_TIMEOUT):
-            head = await reader.readuntil(b"\r\n\r\n")
+            first = await reader.readexactly(1)
+        async with asyncio.timeout(HEAD_TIMEOUT):
+            head = first + await reader.readuntil(b"\r\n\r\n")
         try:
             request = parse_head(head)
         except BadRequestError as exc:

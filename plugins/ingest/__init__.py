@@ -25,7 +25,7 @@ def inferwatch_config_model() -> type[PluginConfig]:
 def inferwatch_components(config: PluginConfig, ctx: PluginContext) -> list[Component]:
     assert isinstance(config, IngestConfig)  # noqa: S101 - validated with our model
     # Imported only when enabled: discovery imports every plugin, and these pull in numpy
-    # (~20 MiB of RSS) that a host-only agent never uses.
+    # (~12 MiB of RSS) that a host-only agent never uses.
     from plugins.ingest.join import LabelJoin  # noqa: PLC0415
     from plugins.ingest.pipeline import Pipeline  # noqa: PLC0415
     from plugins.ingest.socket import IngestService  # noqa: PLC0415

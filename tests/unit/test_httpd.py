@@ -111,3 +111,14 @@ async def test_connections_beyond_the_cap_are_closed(port: int,
     for _, held_writer in [*held, (reader, writer)]:
         held_writer.close()
         await held_writer.wait_closed()
+
+
+async def test_a_head_sent_too_slowly_is_cut_off(port: int,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(httpd, "HEAD_TIMEOUT", 0.2)
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(b"GET / HTTP/1.1\r\nX-Slow: ")  # and nothing more
+    async with asyncio.timeout(5):
+        assert await reader.read(-1) == b""
+    writer.close()
+    await writer.wait_closed()
