@@ -68,8 +68,8 @@ def _transport(path: str, section: Any) -> list[str]:
         found.append(f"{path}.password: sent in clear to {host} (tls = false); "
                      "set tls = true")
     listen = getattr(section, "http_listen", "") or getattr(section, "listen", "")
-    if listen and not getattr(section, "tls_cert_file", None) and \
-            not is_loopback(parse_listen(listen)[0]) and _has_credentials(section):
+    if isinstance(listen, str) and listen and not getattr(section, "tls_cert_file", None) and \
+            not is_loopback(_host(listen)) and _has_credentials(section):
         key = "http_listen" if getattr(section, "http_listen", "") else "listen"
         found.append(f"{path}.{key}: credentials cross the network in clear ({listen}, no "
                      "TLS); set tls_cert_file and tls_key_file")
@@ -77,6 +77,14 @@ def _transport(path: str, section: Any) -> list[str]:
         found.append(f"{path}.qos: 0 is not durable: the broker keeps nothing for the agent "
                      "while it restarts or is away; use 1")
     return found
+
+
+def _host(listen: str) -> str:
+    """The host of `HOST:PORT`; a third-party plugin's `listen` may mean something else."""
+    try:
+        return parse_listen(listen)[0]
+    except ValueError:
+        return "localhost"  # not an address we can judge: no warning
 
 
 def _has_credentials(section: Any) -> bool:
