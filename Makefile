@@ -22,7 +22,7 @@ DEB_TOOLS := prometheus:prometheus promtool:prometheus prometheus-node-exporter:
              chromium:chromium
 PYTEST_ARGS ?=
 
-.PHONY: run test test-latest lock lint typecheck check deps venv bench clean
+.PHONY: run test test-latest lock lint typecheck check deps venv bench clean fuzz
 
 # --no-deps: the lock is complete; `pip check` proves it. The project itself is built with the
 # locked setuptools (--no-build-isolation), so no step installs an unpinned package.
@@ -91,6 +91,9 @@ lock:
 	  --python-version 3.11 --generate-hashes --upgrade -c $(LOCK_RUN) -q -o $(LOCK_TEST)
 	.venv-lock/bin/uv pip compile requirements/mlflow.in --universal --python-version 3.11 \
 	  --generate-hashes -q -o requirements/mlflow.txt
+# The property-based fuzzers of tests/fuzz, 20,000 examples each instead of `make test`'s 100.
+fuzz: $(STAMP)
+	HYPOTHESIS_PROFILE=fuzz $(BIN)/python -m pytest tests/fuzz -p no:cacheprovider --timeout=0 $(PYTEST_ARGS)
 
 bench: $(STAMP) deps
 	$(BIN)/python bench/overhead.py

@@ -114,9 +114,14 @@ def _config_path(arg: Path | None) -> Path | None:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from agent import process  # noqa: PLC0415
+
+    process.prepare()  # before the runtime, and so any plugin, imports numpy
     from agent.runtime import Agent  # noqa: PLC0415 - keeps `check` and `plugins` light
 
     async def _main() -> int:
+        loop = asyncio.get_running_loop()
+        process.bound_default_executor(loop)
         agent = Agent(_config_path(args.config), extra_plugins=args.plugin,
                       strict_plugins=args.strict_plugins)
         return await agent.run()
@@ -137,7 +142,9 @@ def _check(args: argparse.Namespace) -> int:
         problems += exc.problems
     if problems and (args.strict_plugins or any(not p.startswith("plugin ") for p in problems)):
         raise ConfigError(problems)
-    for line in problems + config_warnings(config):
+    from agent.exposure import warnings  # noqa: PLC0415
+
+    for line in problems + config_warnings(config) + warnings(config):
         print(f"inferwatch: warning: {line}", file=sys.stderr)
     enabled = sorted(n for n, c in config.plugins.items() if c.enabled)
     print(f"{path or 'built-in defaults'}: ok; plugins enabled: {', '.join(enabled) or 'none'}")

@@ -19,7 +19,7 @@ from typing import Annotated, Any, ClassVar, Literal
 
 import msgspec
 
-from agent import client
+from agent import client, logs
 from agent.errors import ConfigError
 
 DEFAULT_PORT = 9879
@@ -65,6 +65,7 @@ class Secret:
     def __init__(self, value: str, source: str) -> None:
         self._value = value
         self.source = source
+        logs.hide(value)
 
     def reveal(self) -> str:
         return self._value

@@ -1,5 +1,8 @@
 """The /metrics endpoint: loopback by default, optional TLS and bcrypt basic auth.
 
+Served by `agent.httpd` on asyncio streams, not aiohttp: the host-only agent then never
+imports aiohttp (~9 MiB of RSS); plugins that need an HTTP client or server import it.
+
 Content negotiation follows prometheus-client: OpenMetrics when the scraper asks for it (as
 Prometheus does), the classic text format otherwise (what promtool and curl read).
 """
@@ -10,45 +13,82 @@ import asyncio
 import base64
 import binascii
 import errno
+import gzip
 import hashlib
 import hmac
 import ssl
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 
 import bcrypt
-from aiohttp import web
+import structlog
 
 from agent.config import PrometheusSection, parse_listen
 from agent.errors import StartupError
 from agent.exposition import Exposition
+from agent.httpd import HttpServer, Request, Response
 
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+log = structlog.get_logger("inferwatch.exporter")
 _AUTH_CACHE_SIZE = 64
+# bcrypt reads at most 72 bytes of a password (bcrypt 5 raises beyond): a longer one is refused.
+MAX_PASSWORD_BYTES = 72
+# bcrypt checks running or queued at once; beyond this a request is refused without one, so
+# a flood of wrong passwords costs one core at most and never the monitors' worker threads.
+MAX_PENDING_CHECKS = 4
 
 
 class BasicAuth:
-    """bcrypt is deliberately slow (~50 ms); successful checks are remembered by a keyed digest."""
+    """bcrypt is deliberately slow (~50 ms); successful checks are remembered by a keyed digest.
+
+    Checks run on a thread of their own, a few at a time; the rest are refused at once.
+    """
 
     def __init__(self, users: dict[str, str]) -> None:
         self._users = {u: h.encode() for u, h in users.items()}
         self._ok: OrderedDict[bytes, None] = OrderedDict()
+        self._pool: ThreadPoolExecutor | None = None
+        self._pending = 0
+        self.refused = 0  # wrong, unknown or malformed credentials
+        self.throttled = 0  # refused unchecked: too many checks in flight
 
     async def allowed(self, header: str | None) -> bool:
         user, password = _parse_basic(header)
         hashed = self._users.get(user or "")
-        if user is None or password is None or hashed is None:
+        if user is None or password is None or hashed is None or \
+                len(password.encode()) > MAX_PASSWORD_BYTES:
+            self.refused += 1
             return False
         key = hmac.digest(hashed, f"{user}:{password}".encode(), hashlib.sha256)
         if key in self._ok:
             self._ok.move_to_end(key)
             return True
-        if not await asyncio.to_thread(bcrypt.checkpw, password.encode(), hashed):
+        if not await self._check(password.encode(), hashed):
             return False
         self._ok[key] = None
         if len(self._ok) > _AUTH_CACHE_SIZE:
             self._ok.popitem(last=False)
         return True
+
+    async def _check(self, password: bytes, hashed: bytes) -> bool:
+        if self._pending >= MAX_PENDING_CHECKS:
+            self.throttled += 1
+            return False
+        self._pending += 1
+        try:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(1, thread_name_prefix="bcrypt")
+            loop = asyncio.get_running_loop()
+            ok = await loop.run_in_executor(self._pool, bcrypt.checkpw, password, hashed)
+        finally:
+            self._pending -= 1
+        self.refused += not ok
+        return bool(ok)
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+            self._pool = None
 
 
 def _parse_basic(header: str | None) -> tuple[str | None, str | None]:
@@ -70,8 +110,12 @@ class Exporter:
         self._exposition = exposition
         self._ready = ready
         self._auth = BasicAuth(settings.basic_auth_users) if settings.basic_auth_users else None
-        self._runner: web.AppRunner | None = None
+        self._runner: HttpServer | None = None
         self._tls_context: ssl.SSLContext | None = None
+        self._routes: dict[str, Callable[[Request], Response]] = {
+            "/metrics": self._metrics, "/-/healthy": self._healthy, "/-/ready": self._readyz,
+            "/": self._index,
+        }
 
     @property
     def running(self) -> bool:
@@ -79,18 +123,10 @@ class Exporter:
 
     async def start(self) -> None:
         tls = self._tls_context = self._tls(self.settings)  # a bad certificate: nothing bound
-        app = web.Application(middlewares=[self._authenticate], client_max_size=64 * 1024)
-        app.router.add_get("/metrics", self._metrics)
-        app.router.add_get("/-/healthy", self._healthy)
-        app.router.add_get("/-/ready", self._readyz)
-        app.router.add_get("/", self._index)
-        self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
-        await self._runner.setup()
+        self._runner = HttpServer(self._handle, ssl_context=tls)
         host, port = parse_listen(self.settings.listen)
-        site = web.TCPSite(self._runner, host or None, port, ssl_context=tls,
-                           reuse_address=True)
         try:
-            await site.start()
+            await self._runner.start(host or None, port)
         except OSError as exc:
             await self.stop()
             hint = " (another process listens there)" if exc.errno == errno.EADDRINUSE else ""
@@ -100,8 +136,10 @@ class Exporter:
             ) from None
 
     async def stop(self) -> None:
+        if self._auth is not None:
+            self._auth.close()
         if self._runner is not None:
-            await self._runner.cleanup()
+            await self._runner.stop()
             self._runner = None
 
     def updatable(self, settings: PrometheusSection) -> bool:
@@ -115,7 +153,10 @@ class Exporter:
         if self._tls(settings) is not None and self._tls_context is not None:  # files proven
             self._tls_context.load_cert_chain(str(settings.tls_cert_file),
                                               str(settings.tls_key_file))
-        self._auth = BasicAuth(settings.basic_auth_users) if settings.basic_auth_users else None
+        old, self._auth = self._auth, (BasicAuth(settings.basic_auth_users)
+                                       if settings.basic_auth_users else None)
+        if old is not None:
+            old.close()  # its own checking thread
         self.settings = settings
 
     @staticmethod
@@ -131,27 +172,38 @@ class Exporter:
                                f"{exc}") from None
         return context
 
-    @web.middleware
-    async def _authenticate(self, request: web.Request, handler: Handler) -> web.StreamResponse:
-        if self._auth is None or await self._auth.allowed(request.headers.get("Authorization")):
-            return await handler(request)
-        return web.Response(status=401, text="Unauthorized\n",
-                            headers={"WWW-Authenticate": 'Basic realm="inferwatch"'})
+    async def _handle(self, request: Request) -> Response:
+        if self._auth is not None and not await self._auth.allowed(
+                request.header("Authorization")):
+            return _text(401, "Unauthorized", {"WWW-Authenticate": 'Basic realm="inferwatch"'})
+        route = self._routes.get(request.path)
+        if route is None:
+            return _text(404, "Not Found")
+        try:
+            return route(request)
+        except Exception as exc:  # a scrape gets a 500, the agent goes on
+            log.error("cannot serve the request", path=request.path, exc_info=exc)
+            return _text(500, "Internal Server Error")
 
-    async def _metrics(self, request: web.Request) -> web.Response:
-        body, content_type = self._exposition.render(request.headers.get("Accept", ""))
-        response = web.Response(body=body)
-        response.headers["Content-Type"] = content_type
-        if "gzip" in request.headers.get("Accept-Encoding", ""):
-            response.enable_compression(web.ContentCoding.gzip)
-        return response
+    def _metrics(self, request: Request) -> Response:
+        body, content_type = self._exposition.render(request.header("Accept"))
+        headers = {"Content-Type": content_type}
+        if "gzip" in request.header("Accept-Encoding"):
+            body = gzip.compress(body, compresslevel=6)
+            headers |= {"Content-Encoding": "gzip", "Vary": "Accept-Encoding"}
+        return Response(200, body, headers)
 
-    async def _healthy(self, _: web.Request) -> web.Response:
-        return web.Response(text="OK\n")
+    def _healthy(self, _: Request) -> Response:
+        return _text(200, "OK")
 
-    async def _readyz(self, _: web.Request) -> web.Response:
+    def _readyz(self, _: Request) -> Response:
         ready = self._ready()
-        return web.Response(status=200 if ready else 503, text="OK\n" if ready else "starting\n")
+        return _text(200, "OK") if ready else _text(503, "starting")
 
-    async def _index(self, _: web.Request) -> web.Response:
-        return web.Response(text="inferwatch agent: see /metrics\n")
+    def _index(self, _: Request) -> Response:
+        return _text(200, "inferwatch agent: see /metrics")
+
+
+def _text(status: int, text: str, headers: dict[str, str] | None = None) -> Response:
+    return Response(status, f"{text}\n".encode(),
+                    {"Content-Type": "text/plain; charset=utf-8", **(headers or {})})

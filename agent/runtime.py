@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 
-from agent import logs, looplag
+from agent import exposure, logs, looplag
 from agent.bus import EventBus
 from agent.components import START_ORDER, Component, Monitor, Sink
 from agent.config import (
@@ -84,6 +84,8 @@ class Agent:
                 log.error("plugin not loaded", plugin=record.name, error=record.error)
         for warning in config_warnings(config):
             log.warning("config", problem=warning)
+        for warning in exposure.warnings(config):
+            log.warning("exposed setting", problem=warning)
         self.metrics = SelfMetrics()
         self.bus = EventBus(config.agent.event_queue_size, self.metrics)
         self.exposition = self.metrics.exposition()

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Any
-
-import numpy as np
+from typing import TYPE_CHECKING, Any
 
 from agent.config import parse_duration
+
+if TYPE_CHECKING:  # numpy is imported where windows are built: a config naming
+    import numpy as np  # windows (WindowSpec) must not cost the agent numpy's memory
 
 _COUNT = re.compile(r"^\s*(\d+)\s*n\s*$")
 
@@ -67,6 +68,8 @@ class Coded:
     @classmethod
     def of(cls, values: np.ndarray) -> Coded:
         """From an object array of strings and None (one dict lookup per row)."""
+        import numpy as np  # noqa: PLC0415 - see the import at the top
+
         items = values.tolist()
         levels = tuple(v for v in dict.fromkeys(items) if v is not None)
         index: dict[Any, int] = {v: i for i, v in enumerate(levels)}
@@ -75,6 +78,8 @@ class Coded:
 
     def counts(self) -> dict[str, int]:
         """Rows per level (missing rows left out)."""
+        import numpy as np  # noqa: PLC0415 - see the import at the top
+
         found = np.bincount(self.codes + 1, minlength=len(self.levels) + 1)[1:]
         return dict(zip(self.levels, found.tolist(), strict=True))
 
@@ -117,6 +122,8 @@ class Window:
 
     @property
     def labeled(self) -> np.ndarray:
+        import numpy as np  # noqa: PLC0415 - see the import at the top
+
         mask: np.ndarray = (self.y_true >= 0 if self.task == "classification"
                             else ~np.isnan(self.y_true))
         return mask

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -16,7 +17,10 @@ ConfigWriter = Callable[..., tuple[Path, int]]
 # servers); a slow draw is not a failure of the code under test. Deadlines likewise.
 settings.register_profile("inferwatch", suppress_health_check=[HealthCheck.too_slow],
                           deadline=None)
-settings.load_profile("inferwatch")
+# HYPOTHESIS_PROFILE=fuzz (`make fuzz` runs tests/fuzz with it): the same properties, longer.
+settings.register_profile("fuzz", parent=settings.get_profile("inferwatch"),
+                          max_examples=20_000)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "inferwatch"))
 
 
 @pytest.fixture

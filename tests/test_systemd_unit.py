@@ -56,3 +56,39 @@ def test_unit_contract() -> None:
                  "StateDirectory=inferwatch", "ProtectSystem=strict", "NoNewPrivileges=yes",
                  "CapabilityBoundingSet=\n", "MemoryMax=", "Restart=on-failure"):
         assert line in text, line
+
+
+def _settings(text: str) -> dict[str, list[str]]:
+    found: dict[str, list[str]] = {}
+    for line in text.splitlines():
+        key, sep, value = line.partition("=")
+        if sep and not line.startswith("#"):
+            found.setdefault(key.strip(), []).append(value.strip())
+    return found
+
+
+def test_blas_threads_and_faulthandler_in_the_units_environment() -> None:
+    from agent.process import BLAS_THREAD_VARIABLES  # noqa: PLC0415
+
+    environment = " ".join(_settings(UNIT.read_text())["Environment"]).split()
+    for name in BLAS_THREAD_VARIABLES[:4]:
+        assert f"{name}=1" in environment
+    assert "PYTHONFAULTHANDLER=1" in environment
+
+
+def test_limits_fit_the_defaults() -> None:
+    """The arithmetic in docs/configuration.md, against the values the code defaults to."""
+    from agent.components import START_ORDER  # noqa: PLC0415
+    from agent.config import AgentSection  # noqa: PLC0415
+    from agent.process import DEFAULT_EXECUTOR_THREADS  # noqa: PLC0415
+
+    settings = _settings(UNIT.read_text())
+    agent = AgentSection(host_id="h", state_dir="/tmp")
+    start = float(settings["TimeoutStartSec"][0].removesuffix("s"))
+    assert start >= len(START_ORDER) * agent.start_timeout + 10
+    stop = float(settings["TimeoutStopSec"][0].removesuffix("s"))
+    assert stop > agent.stop_timeout
+    tasks = int(settings["TasksMax"][0])
+    threads = 1 + 8 + 3 + 1 + 2 + 1 + DEFAULT_EXECUTOR_THREADS  # docs: "The systemd unit"
+    assert tasks >= 3 * threads
+    assert settings["MemoryMax"] == ["320M"]

@@ -13,13 +13,6 @@ from agent.components import Component
 from agent.config import PluginConfig
 from agent.context import PluginContext
 from plugins.ingest.config import IngestConfig
-from plugins.ingest.join import LabelJoin
-from plugins.ingest.pipeline import Pipeline
-from plugins.ingest.socket import IngestService
-from plugins.ingest.stage import JoinStage, WindowService
-from plugins.ingest.stats import IngestStats
-from plugins.ingest.tally import Tally
-from plugins.ingest.windows import WindowStage
 
 
 @hookimpl
@@ -30,6 +23,16 @@ def inferwatch_config_model() -> type[PluginConfig]:
 @hookimpl
 def inferwatch_components(config: PluginConfig, ctx: PluginContext) -> list[Component]:
     assert isinstance(config, IngestConfig)  # noqa: S101 - validated with our model
+    # Imported only when enabled: discovery imports every plugin, and these pull in numpy
+    # (~12 MiB of RSS) that a host-only agent never uses.
+    from plugins.ingest.join import LabelJoin  # noqa: PLC0415
+    from plugins.ingest.pipeline import Pipeline  # noqa: PLC0415
+    from plugins.ingest.socket import IngestService  # noqa: PLC0415
+    from plugins.ingest.stage import JoinStage, WindowService  # noqa: PLC0415
+    from plugins.ingest.stats import IngestStats  # noqa: PLC0415
+    from plugins.ingest.tally import Tally  # noqa: PLC0415
+    from plugins.ingest.windows import WindowStage  # noqa: PLC0415
+
     path = Path(config.socket_path) if config.socket_path else None  # None: the SDK's rule
     tally = Tally(config.max_models)
     store = LabelJoin(ctx.state_root / "ingest" / "labels.db", ttl=float(config.label_ttl),

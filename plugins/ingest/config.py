@@ -15,6 +15,7 @@ from agent.config import (
     Secret,
     parse_listen,
 )
+from agent.exposure import is_loopback
 from agent.window import WindowSpec
 from plugins.ingest.bounds import Limits
 from plugins.ingest.models import ModelConfig
@@ -71,9 +72,13 @@ class IngestConfig(PluginConfig):
     max_classes: Annotated[int, msgspec.Meta(ge=2, le=100_000)] = 1000  # per stream
     max_groups: Annotated[int, msgspec.Meta(ge=1, le=100_000)] = 100  # per stream
     http_listen: str = ""  # e.g. "127.0.0.1:9880"; empty: no HTTP endpoint
-    token: Secret | None = None  # bearer token for HTTP, from {file} or {env}
+    token: Secret | None = None  # bearer token for HTTP; required off loopback
+    tls_cert_file: InputFile | None = None  # HTTPS for the endpoint, as the exporter offers
+    tls_key_file: InputFile | None = None
     max_body_bytes: Annotated[int, msgspec.Meta(ge=1024, le=1 << 30)] = 16 << 20
     body_timeout: Duration = Duration(30.0)  # a client slower than this is cut off
+    # Requests read or decoded at once (more get 503): bounds memory to ~ this x max_body_bytes.
+    max_requests: Annotated[int, msgspec.Meta(ge=1, le=1024)] = 4
     label_ttl: Duration = Duration(7 * 86400.0)  # how long a prediction waits for its label
     max_waiting: Annotated[int, msgspec.Meta(ge=1)] = 10_000_000  # per table, oldest dropped
     # The join on disk: its file at most, the free space it leaves the outbox, a value's size.
@@ -96,14 +101,21 @@ class IngestConfig(PluginConfig):
         return Limits(max_models=self.max_models, max_versions=self.max_versions,
                       max_streams=self.max_streams, max_classes=self.max_classes,
                       max_groups=self.max_groups)
+    def _check_http(self) -> None:
+        try:
+            host, _ = parse_listen(self.http_listen)
+        except ValueError as exc:
+            raise FieldError("http_listen", str(exc)) from None
+        if self.token is None and not is_loopback(host):
+            raise FieldError("token", f"required when http_listen ({self.http_listen}) is not "
+                             'a loopback address: token = {file = "..."}')
+        if (self.tls_cert_file is None) != (self.tls_key_file is None):
+            raise FieldError("tls_key_file", "tls_cert_file and tls_key_file go together")
 
     def __post_init__(self) -> None:
         super().__post_init__()
         if self.http_listen:
-            try:
-                parse_listen(self.http_listen)
-            except ValueError as exc:
-                raise FieldError("http_listen", str(exc)) from None
+            self._check_http()
         for i, text in enumerate(self.windows):
             try:
                 WindowSpec.parse(text)

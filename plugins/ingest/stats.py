@@ -30,6 +30,8 @@ FOLDED = counter("inferwatch_ingest_folded_total",
                  "Values beyond a bound on client-chosen names, counted as _other, by kind "
                  "(model_version, class, feature, group).", "kind")
 FOLDED_KINDS = ("model_version", "class", "feature", "group")
+REQUESTS_REFUSED = counter("inferwatch_ingest_requests_refused_total",
+                           "HTTP ingestion requests refused whole, by reason.", "reason")
 
 
 SAMPLED_OUT = counter("inferwatch_samples_sampled_out_total",
@@ -66,6 +68,8 @@ class IngestStats(Collector):
             out.add(REJECTED, count, model=model, reason=reason)
         out.add(CONNECTIONS, tally.connections)
         out.add(BYTES, tally.bytes)
+        for reason, count in tally.refused_requests.items():
+            out.add(REQUESTS_REFUSED, count, reason=reason)
         self._join(out)
         if tally.pipeline is not None:
             self._sampling(out, tally.pipeline)

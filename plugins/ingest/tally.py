@@ -20,6 +20,7 @@ class Tally:
         self.received: Counter[str] = Counter()
         self.labels: Counter[str] = Counter()
         self.rejected: Counter[tuple[str, str]] = Counter()
+        self.refused_requests: Counter[str] = Counter()  # whole HTTP requests, by reason
         self.connections = 0
         self.bytes = 0
         self.pipeline: Pipeline | None = None

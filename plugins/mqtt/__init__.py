@@ -11,12 +11,11 @@ from agent.config import PluginConfig
 from agent.context import PluginContext
 from agent.errors import PermanentError
 from agent.metrics import Accumulator
-from agent.outbox import Outbox
 from plugins.mqtt import metrics as m
 from plugins.mqtt.config import MqttConfig, topic_problem
-from plugins.mqtt.outbox_io import SharedOutbox
 
 if TYPE_CHECKING:
+    from plugins.mqtt.outbox_io import SharedOutbox
     from plugins.mqtt.publisher import Publisher
 
 
@@ -28,6 +27,8 @@ def inferwatch_config_model() -> type[PluginConfig]:
 @hookimpl
 def inferwatch_components(config: PluginConfig, ctx: PluginContext) -> list[Component]:
     assert isinstance(config, MqttConfig)  # noqa: S101 - validated with our model
+    from agent.outbox import Outbox  # noqa: PLC0415 - sqlite only when enabled
+    from plugins.mqtt.outbox_io import SharedOutbox  # noqa: PLC0415
     from plugins.mqtt.publisher import Publisher  # noqa: PLC0415 - aiomqtt only when enabled
     from plugins.mqtt.sink import MqttSink  # noqa: PLC0415
 

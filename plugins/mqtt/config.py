@@ -80,6 +80,9 @@ class MqttConfig(PluginConfig):
             raise FieldError("tls", "ca_file/cert_file are set but tls = false")
         if self.password is not None and self.username is None:
             raise FieldError("username", "a password needs a username")
+        if self.qos == 0:
+            raise FieldError("qos", "0 is not durable: the broker never acknowledges, so the "
+                             "outbox would delete events it cannot know arrived; use 1 or 2")
 
     @property
     def broker_port(self) -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import ssl
 import subprocess
@@ -14,7 +15,7 @@ from prometheus_client import CollectorRegistry, Counter
 
 from agent.config import PrometheusSection
 from agent.errors import StartupError
-from agent.exporter import BasicAuth, Exporter
+from agent.exporter import MAX_PENDING_CHECKS, BasicAuth, Exporter
 from agent.exposition import Exposition
 from agent.metrics import SnapshotCollector
 from tests.helpers import free_port
@@ -112,3 +113,33 @@ async def test_port_in_use_and_bad_certificate(tmp_path: Path) -> None:
                    _registry(), lambda: True)
     with pytest.raises(StartupError, match=r"prometheus\.tls_cert_file: cannot load"):
         await bad.start()
+
+
+async def test_password_longer_than_bcrypt_reads_is_401_not_500() -> None:
+    """bcrypt 5 raises on passwords over 72 bytes; the scrape answered 500 (and the log held
+    the password in the traceback's locals)."""
+    hashed = bcrypt.hashpw(b"pw", bcrypt.gensalt(rounds=4)).decode()
+    exporter, address = await _start(basic_auth_users={"prom": hashed})
+    async with aiohttp.ClientSession() as session:
+        for password in ("p" * 73, "p" * 100, "é" * 37):  # 73, 100 and 74 bytes
+            async with session.get(f"http://{address}/metrics",
+                                   headers=_basic("prom", password)) as response:
+                assert response.status == 401
+    await exporter.stop()
+    assert exporter._auth is not None
+    assert exporter._auth.refused == 3
+
+
+async def test_a_flood_of_wrong_passwords_is_bounded() -> None:
+    """Failed checks run on the auth thread, a few at a time; the rest are refused unchecked,
+    and a password already verified is still served from the cache meanwhile."""
+    hashed = bcrypt.hashpw(b"right", bcrypt.gensalt(rounds=10)).decode()
+    auth = BasicAuth({"prom": hashed})
+    assert await auth.allowed(_basic("prom", "right")["Authorization"])
+    wrong = [auth.allowed(_basic("prom", f"wrong{i}")["Authorization"]) for i in range(40)]
+    results = await asyncio.gather(*wrong, auth.allowed(_basic("prom", "right")["Authorization"]))
+    auth.close()
+    assert results[-1] is True
+    assert not any(results[:-1])
+    assert auth.throttled == 40 - MAX_PENDING_CHECKS
+    assert auth.refused == MAX_PENDING_CHECKS  # checked and wrong
