@@ -107,7 +107,8 @@ def _matches(view: dict[tuple[str, tuple[tuple[str, str], ...]], float], end: fl
     labels = (("model", "fraud"), ("model_version", "3"), ("window", "1h"))
     if view.get(("inferwatch_fleet_window_end_timestamp_seconds", labels)) != end:
         return False
-    assert view[("inferwatch_fleet_hosts", labels)] == 3
+    if view[("inferwatch_fleet_hosts", labels)] < 3:  # the hosts' profiles come one by one
+        return False
     for name in ("accuracy", "precision", "recall", "f1"):
         assert view[(f"inferwatch_fleet_{name}", labels)] == pytest.approx(quality[name], 1e-12)
     for feature, value in psi.items():

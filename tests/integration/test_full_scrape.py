@@ -52,6 +52,7 @@ NOT_HERE = {
     "inferwatch_mqtt_connect_errors_total": "only after a failed connection",
     "inferwatch_mqtt_publish_refused_total": "only when the broker refuses: test_mqtt_refused",
     "inferwatch_gpu_errors_total": "only after a GPU's NVML call fails: test_nvidia",
+    "inferwatch_ingest_requests_refused_total": "only when HTTP refuses one: test_ingest_http",
     "inferwatch_mlflow_logged_total": "needs an MLflow server: test_mlflow",
     "inferwatch_mlflow_refused_total": "needs an MLflow server: test_mlflow",
 }

@@ -106,7 +106,7 @@ def test_the_join_is_bounded_in_bytes_and_the_oldest_make_room(tmp_path: Path) -
     assert waiting + store.counts["dropped_predictions"] + store.counts["full_predictions"] \
         == 10_000
     # The newest still join.
-    (pair,) = store.add_bounded([Label(model="m", request_id="r9999", label="p")])
+    (pair,) = store.add_bounded([Label(model="m", request_id="r9999", label="p")], now=20.0)
     assert pair.sample.request_id == "r9999"
     store.close()
 
