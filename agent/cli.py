@@ -6,12 +6,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import io
 import json
 import os
+import shlex
 import sys
 import traceback
 from collections.abc import Sequence
 from pathlib import Path
+from typing import IO, cast
 
 from agent import __version__
 from agent.errors import EX_CONFIG, EX_OK, EX_SOFTWARE, ConfigError, InferwatchError
@@ -66,7 +69,16 @@ def _parser() -> argparse.ArgumentParser:
                         help="TOML file (default: built-in defaults for every monitor)")
     replay.add_argument("-p", "--plugin", action="append", default=[],
                         metavar="[NAME=]MODULE[:ATTR]", help="also load this plugin")
+    replay.add_argument("--report", type=Path, default=None, metavar="FILE.html",
+                        help="also write a self-contained HTML report of the replay")
     replay.set_defaults(func=_replay)
+    report = sub.add_parser("report", help="an HTML report from replay's JSON lines")
+    report.add_argument("lines", type=Path, metavar="FILE.ndjson",
+                        help="what `inferwatch replay` printed ('-' for standard input)")
+    report.add_argument("-o", "--output", type=Path, default=Path("report.html"),
+                        metavar="FILE.html", help="where to write it (default: report.html)")
+    report.add_argument("--title", default="inferwatch replay report")
+    report.set_defaults(func=_report)
     reference = sub.add_parser("reference", help="reference profiles for drift detection")
     ref_sub = reference.add_subparsers(required=True, metavar="ACTION")
     ref_build = ref_sub.add_parser("build", help="profile training or validation data")
@@ -173,10 +185,63 @@ def _replay(args: argparse.Namespace) -> int:
             problems.append(f"--reference: {path}: no such file")
     if problems:
         raise ConfigError(problems)
+    tee = _Tee(sys.stdout) if args.report else None
     summary = replay(config, found, args.samples, args.labels, windows=args.window,
-                     references=args.reference, out=sys.stdout)
+                     references=args.reference, out=cast(IO[str], tee) if tee else sys.stdout)
     print(f"inferwatch: replayed {json.dumps(summary)}", file=sys.stderr)
+    if tee is not None:
+        _write_report(args.report, tee.lines, title=f"replay of {args.samples.name}",
+                      config=_config_text(args))
     return EX_OK
+
+
+class _Tee(io.TextIOBase):
+    """Replay's output, written through and kept for the report (a few MB at most)."""
+
+    def __init__(self, target: IO[str]) -> None:
+        self.target, self._partial = target, ""
+        self.lines: list[str] = []
+
+    def write(self, text: str) -> int:
+        self.target.write(text)
+        *done, self._partial = (self._partial + text).split("\n")
+        self.lines += done
+        return len(text)
+
+    def flush(self) -> None:
+        self.target.flush()
+
+
+def _config_text(args: argparse.Namespace) -> str:
+    command = "inferwatch " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    body = args.config.read_text(errors="replace") if args.config else "(built-in defaults)"
+    return f"$ {command}\n\n{body}"
+
+
+def _report(args: argparse.Namespace) -> int:
+    stream = sys.stdin if str(args.lines) == "-" else None
+    if stream is None and not args.lines.is_file():
+        raise ConfigError([f"{args.lines}: no such file"])
+    text = stream.read() if stream is not None else args.lines.read_text(errors="replace")
+    _write_report(args.output, text.splitlines(), title=args.title, config="")
+    return EX_OK
+
+
+def _write_report(path: Path, lines: list[str], *, title: str, config: str) -> None:
+    from plugins.report.render import render  # noqa: PLC0415 - only when asked for
+
+    parsed, bad = [], 0
+    for line in lines:
+        try:
+            if line.strip():
+                parsed.append(json.loads(line))
+        except ValueError:
+            bad += 1
+    if bad:
+        print(f"inferwatch: report: {bad} lines that are not JSON were left out", file=sys.stderr)
+    path.write_text(render([p for p in parsed if isinstance(p, dict)], title=title,
+                           config=config), encoding="utf-8")
+    print(f"inferwatch: report written to {path}", file=sys.stderr)
 
 
 def _reference_build(args: argparse.Namespace) -> int:

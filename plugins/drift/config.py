@@ -42,6 +42,11 @@ class DriftConfig(PluginConfig):
     sequential_arl: Annotated[float, msgspec.Meta(ge=100)] = 1_000_000.0  # samples
     sequential_shift: Annotated[float, msgspec.Meta(gt=0)] = 0.1  # sigmas worth catching
     top_features: Annotated[int, msgspec.Meta(ge=1, le=100)] = 5
+    # A drift.window event (info) per final window: what MLflow and MQTT consumers record.
+    window_events: bool = True
+    # A profile.window event per final window: counts on the reference's bins and the labelled
+    # rows' confusion, published on <prefix>/profiles/<model> for a fleet consumer (docs/fleet.md).
+    fleet_profiles: bool = False
     models: dict[str, ModelDrift] = msgspec.field(default_factory=dict)
     retrain: Retrain = msgspec.field(default_factory=Retrain)
 

@@ -25,6 +25,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import aiohttp
+import msgspec
 import numpy as np
 import structlog
 
@@ -32,6 +33,7 @@ from agent.components import Monitor
 from agent.context import PluginContext
 from agent.model import Event, Severity
 from agent.window import Coded, Window
+from plugins.drift import fleet
 from plugins.drift import statistics as st
 from plugins.drift.config import DriftConfig
 from plugins.drift.profile import Profile, fence_of
@@ -53,6 +55,20 @@ def coded_columns(window: Window) -> dict[str, Coded]:
         coded["__prediction"] = Coded(np.where(window.y_pred < 0, no_class, window.y_pred),
                                       (*window.classes, ""))
     return coded
+
+
+def window_summary(window: Window, results: dict[str, Any]) -> dict[str, Any]:
+    """drift.window's data: each feature's statistic against its threshold, bounded by the
+    features a stream keeps (plain numbers only)."""
+    features = {
+        name: {"method": found.get("method"), "score": found.get(found.get("method", "")),
+               "threshold": found.get("threshold"), "ratio": found.get("ratio"),
+               "drifted": bool(found.get("drifted"))}
+        for name, found in (results.get("features") or {}).items() if isinstance(found, dict)}
+    multivariate = results.get("multivariate") or {}
+    return {"start": window.start, "end": window.end, "n": window.n, "rows": window.rows,
+            "drifted": bool(results.get("drifted")), "declared": bool(results.get("declared")),
+            "multivariate": multivariate.get("score"), "features": features}
 
 
 def drift_columns(window: Window) -> dict[str, np.ndarray]:
@@ -84,6 +100,7 @@ class DriftMonitor(Monitor):
         self.latest: dict[Key, dict[str, Any]] = {}
         # Windows already judged (by start, end), with their results: a window comes twice.
         self.judged: dict[Key, dict[tuple[float, float], dict[str, Any] | None]] = {}
+        self.summarized: dict[Key, deque[tuple[float, float]]] = {}  # final windows, once each
         self.cusums: dict[Ident, dict[str, Cusum]] = {}
         self.sequential_alarmed: set[tuple[Ident, str]] = set()
         self.retrain_asked: dict[Ident, float] = {}
@@ -126,7 +143,8 @@ class DriftMonitor(Monitor):
         if span in judged:  # the same window again, now with its labels
             if judged[span] is not None:
                 window.results["drift"] = judged[span]
-            return await self._retrain(ident, window)
+            return await self._final(ident, window, judged[span]) + await self._retrain(
+                ident, window)
         step = await asyncio.to_thread(self.evaluate, window)
         self.commit(step, new=new)
         results = judged[span] = step.results
@@ -137,7 +155,41 @@ class DriftMonitor(Monitor):
         window.results["drift"] = results
         self.latest[key] = results
         events = self._judge(key, window, results)
-        return events + await self._retrain(ident, window)
+        return events + await self._final(ident, window, results) + await self._retrain(
+            ident, window)
+
+    async def _final(self, ident: Ident, window: Window, results: dict[str, Any] | None
+                     ) -> list[Event]:
+        """Once per final window: its summary (drift.window) and, for a fleet, its profile."""
+        if not window.final or window.provisional or results is None:
+            return []
+        done = self.summarized.setdefault((*ident, window.spec), deque(maxlen=JUDGED_KEPT))
+        if (window.start, window.end) in done:
+            return []
+        done.append((window.start, window.end))
+        attributes = {"model": ident[0], "model_version": ident[1], "window": window.spec}
+        events = []
+        if self.config.window_events:
+            events.append(self.ctx.event("drift.window", attributes=attributes,
+                                         data=window_summary(window, results)))
+        prepared = self.refs.active.get(ident)
+        if self.config.fleet_profiles and prepared is not None:
+            profile = await asyncio.to_thread(self._profile, window, prepared.profile)
+            events.append(self.ctx.event("profile.window", attributes=attributes,
+                                         data=msgspec.to_builtins(profile)))
+        return events
+
+    def _profile(self, window: Window, reference: Profile) -> fleet.WindowProfile:
+        labels: list[str] = []
+        predictions: list[str] = []
+        if window.task == "classification" and window.classes:
+            mask = window.labeled & (window.y_pred >= 0)
+            names = window.classes
+            labels = [names[i] for i in window.y_true[mask].tolist()]
+            predictions = [names[i] for i in window.y_pred[mask].tolist()]
+        return fleet.build(drift_columns(window), reference, host=self.ctx.host_id,
+                           window=window.spec, end=window.end, labels=labels,
+                           predictions=predictions)
 
     def compute(self, window: Window) -> dict[str, Any] | None:
         """evaluate() and commit() in one, for callers without an event loop (benchmarks)."""

@@ -22,6 +22,15 @@ def event_topic(prefix: str, kind: str) -> str:
     return f"{prefix}/events/{'/'.join(levels)}"
 
 
+def topic(prefix: str, event: Event) -> str:
+    """Events under `events/`; a window profile (drift's `fleet_profiles`) on
+    `profiles/<model>`, where a fleet consumer subscribes (docs/fleet.md)."""
+    if event.kind == "profile.window":
+        model = str(event.attributes.get("model", "")).translate(_UNSAFE) or "_"
+        return f"{prefix}/profiles/{model}"
+    return event_topic(prefix, event.kind)
+
+
 class MqttSink(Sink):
     batch_size = 2000
     queue_size = 100_000
@@ -38,13 +47,14 @@ class MqttSink(Sink):
     async def deliver(self, events: Sequence[Event]) -> None:
         rows = []
         for event in events:
-            payload = self._encoder.encode(event)
+            # A profile goes out bare (its own schema), not in the event envelope.
+            payload = self._encoder.encode(event.data if event.kind == "profile.window" else event)
             if len(payload) > self.max_payload:
                 self.shared.outbox.dropped["too_large"] += 1
                 log.warning("event too large for MQTT; dropped", kind=event.kind,
                             size=len(payload), limit=self.max_payload)
                 continue
-            rows.append((event_topic(self.prefix, event.kind), payload))
+            rows.append((topic(self.prefix, event), payload))
         if rows:
             await self.shared.run(self.shared.outbox.put, rows)
             self.shared.wake.set()

@@ -143,12 +143,13 @@ def _expected_charts(lines: list[dict[str, Any]]) -> int:
 def test_a_real_replay_report_draws_every_chart_in_chromium(tmp_path: Path) -> None:
     samples, labels = tmp_path / "s.ndjson", tmp_path / "l.ndjson"
     _write_stream(samples, labels)
-    out = subprocess.run([sys.executable, "-m", "agent", "replay", "--samples", str(samples),
-                          "--labels", str(labels), "--window", "30m"], capture_output=True,
-                         text=True, timeout=120, cwd=ROOT, check=True)
-    lines = [json.loads(line) for line in out.stdout.splitlines()]
     page = tmp_path / "report.html"
-    page.write_text(render(lines, config='[plugins.ingest]\nlabel_ttl = "1d"\n'))
+    out = subprocess.run([sys.executable, "-m", "agent", "replay", "--samples", str(samples),
+                          "--labels", str(labels), "--window", "30m", "--report", str(page)],
+                         capture_output=True, text=True, timeout=120, cwd=ROOT, check=True)
+    lines = [json.loads(line) for line in out.stdout.splitlines()]
+    assert f"report written to {page}" in out.stderr
+    assert "fairness" in page.read_text()  # the grouped stream's table is in the data
     charts, errors = _drawn(page)
     assert errors == []
     assert charts == _expected_charts(lines) >= 6
@@ -170,6 +171,7 @@ def _write_stream(samples: Path, labels: Path, n: int = 12_000) -> None:
             p = 1 / (1 + math.exp(-2 * x))
             s.write(json.dumps({"model": "fraud", "model_version": "3", "request_id": f"r{i}",
                                 "ts": T0 + i * 0.36, "prediction": int(p > 0.5), "score": p,
+                                "group": "ab"[i % 2],
                                 "features": {"x": x, "age": rng.gauss(40, 10),
                                              "c": rng.choice("abcd" if drifted else "abc")}})
                     + "\n")
@@ -202,3 +204,22 @@ def test_names_from_clients_are_text_not_markup(tmp_path: Path) -> None:
     charts, errors = _drawn(page)
     assert errors == []
     assert charts == _expected_charts(lines)
+
+
+def test_report_command_reads_saved_lines_and_skips_what_is_not_json(tmp_path: Path) -> None:
+    saved = tmp_path / "replay.ndjson"
+    saved.write_text("\n".join(json.dumps(line) for line in window_lines(3, 2))
+                     + "\nnot json\n[1, 2]\n")
+    out = subprocess.run([sys.executable, "-m", "agent", "report", str(saved), "-o",
+                          str(tmp_path / "r.html")], capture_output=True, text=True,
+                         timeout=60, cwd=ROOT, check=False)
+    assert out.returncode == 0, out.stderr
+    assert "1 lines that are not JSON were left out" in out.stderr
+    body = re.search(r'id="report-data">(.*?)</script>', (tmp_path / "r.html").read_text(),
+                     re.DOTALL)
+    assert body is not None
+    assert [s["model"] for s in json.loads(body.group(1))["streams"]] == ["fraud"]
+    missing = subprocess.run([sys.executable, "-m", "agent", "report", str(tmp_path / "no")],
+                             capture_output=True, text=True, timeout=60, cwd=ROOT, check=False)
+    assert missing.returncode == 78
+    assert "no such file" in missing.stderr
