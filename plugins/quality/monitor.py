@@ -100,6 +100,10 @@ class QualityMonitor(Monitor):
                 if real is not None and name in same_rows:
                     gap[name] = float(real - same_rows[name])
             out["estimation_gap"] = gap
+            # The gap's own sampling error: the band of the estimate on the same rows (what
+            # realized would scatter by if the estimate were right), for `_judge`.
+            out["estimation_gap_error"] = {name: same_rows["error"][name] for name in gap
+                                           if name in same_rows.get("error", {})}
             self._learn(ident, proba[mask], window.y_true[mask])
         return out
 
@@ -157,32 +161,46 @@ class QualityMonitor(Monitor):
         events = []
         for metric, threshold in sorted(thresholds.items()):
             value, samples = values.get(metric, (None, 0))
-            if value is None or samples < threshold.min_samples:
+            if value is None or samples < threshold.floor(metric):
                 continue
             state = self.degraded.get((key, metric), False)
-            if not state and threshold.crossed(value):
+            error = sampling_error(window, metric)
+            if not state and threshold.crossed(value) and (error is None or value > error):
                 self.degraded[(key, metric)] = True
                 events.append(self._event("quality.degraded", Severity.WARNING, window,
-                                          (metric, value, samples), threshold))
+                                          (metric, value, samples, error), threshold))
             elif state and threshold.cleared(value):
                 self.degraded[(key, metric)] = False
                 events.append(self._event("quality.recovered", Severity.INFO, window,
-                                          (metric, value, samples), threshold))
+                                          (metric, value, samples, error), threshold))
         return events
 
     def _event(self, kind: str, severity: Severity, window: Window,
-               reading: tuple[str, float, int], threshold: Threshold) -> Event:
-        metric, value, samples = reading
+               reading: tuple[str, float, int, float | None], threshold: Threshold) -> Event:
+        metric, value, samples, error = reading
         trigger = threshold.below if threshold.below is not None else threshold.above
-        return self.ctx.event(kind, severity=severity, attributes={
-            "model": window.model, "model_version": window.model_version,
-            "window": window.spec, "metric": metric,
-        }, data={
+        data: dict[str, Any] = {
             "value": value, "threshold": trigger, "clear": threshold.clear,
             "direction": "below" if threshold.below is not None else "above",
             "samples": samples, "window_start": window.start, "window_end": window.end,
             "final": window.final, "evidence": evidence(window),
-        })
+        }
+        if error is not None:
+            data["sampling_error"] = error
+        return self.ctx.event(kind, severity=severity, attributes={
+            "model": window.model, "model_version": window.model_version,
+            "window": window.spec, "metric": metric,
+        }, data=data)
+
+
+def sampling_error(window: Window, metric: str) -> float | None:
+    """For `<m>_gap`: how far the gap could stray by chance at this many labelled rows (3
+    sigma of realized around the estimate; it shrinks as 1/sqrt(rows)). A gap without one
+    (a band undefined on these rows) is judged on its threshold alone."""
+    if not metric.endswith("_gap"):
+        return None
+    found = window.results.get("estimation_gap_error", {}).get(metric.removesuffix("_gap"))
+    return float(found) if found is not None else None
 
 
 def flatten(window: Window) -> dict[str, tuple[float | None, int]]:
