@@ -17,7 +17,7 @@ from agent.context import PluginContext
 from agent.metrics import PluginMetrics
 from agent.model import Event
 from agent.window import Window
-from plugins.quality.cbpe import Calibration, Isotonic, expected_metrics
+from plugins.quality.cbpe import Calibration, Isotonic, expected_metrics, sampling_sd
 from plugins.quality.classification import classification, ece
 from plugins.quality.config import Cost, ModelQuality, QualityConfig, Threshold
 from plugins.quality.fairness import fairness
@@ -353,3 +353,69 @@ async def test_concept_drift_fires_on_windows_under_a_thousand_labels(tmp_path: 
     assert event.data["value"] > 0.2
     # the gap beat both the effect floor (0.05) and its sampling error at this many rows
     assert 0.01 < event.data["sampling_error"] < 0.1 < event.data["value"]
+
+
+@settings(max_examples=15, deadline=None)
+@given(st.integers(0, 2**32 - 1), st.integers(150, 3000))
+def test_closed_form_band_matches_simulated_label_draws(seed: int, n: int) -> None:
+    """The binary band is the spread of realized metrics over labels drawn from the
+    calibrated probabilities: checked against 4,000 such draws."""
+    rng = np.random.default_rng(seed)
+    p = rng.beta(0.6, 0.6, n)
+    yp = (rng.random(n) < 0.5 + 0.4 * (p - 0.5)).astype(np.int64)  # imperfect predictions
+    proba = np.column_stack([1 - p, p])
+    got = sampling_sd(proba, yp, proba, 1, seed=1)
+    hits = rng.random((4000, n)) < p  # 4,000 label draws; counts per draw, vectorised
+    predicted = yp == 1
+    tp = hits[:, predicted].sum(axis=1)
+    fn = hits[:, ~predicted].sum(axis=1)
+    fp, tn = predicted.sum() - tp, (~predicted).sum() - fn
+    with np.errstate(divide="ignore", invalid="ignore"):
+        real = {"accuracy": (tp + tn) / n,
+                "precision": np.nan_to_num(tp / (tp + fp)),
+                "recall": np.nan_to_num(tp / (tp + fn)),
+                "f1": np.nan_to_num(2 * tp / (2 * tp + fp + fn))}
+    for name, values in real.items():
+        # 4,000 draws measure a standard deviation to ~2.2% (1 sigma); the first-order
+        # (delta) terms of recall and F1 add a little at n = 150
+        assert got[name] == pytest.approx(float(np.std(values)), rel=0.1), name
+
+
+async def test_a_gap_within_its_sampling_error_pages_nobody(tmp_path: Path) -> None:
+    """A 0.065 accuracy gap is above the 0.05 floor, but on 100 labelled rows chance alone
+    strays that far (3 sigma ~ 0.09); on 3,000 rows (~0.02) it does not."""
+    mon = monitor(tmp_path)
+    stream = drifting_stream(4, 6, drift_from=6)  # calibrate on ~5,800 labelled rows
+    for w in stream:
+        assert await mon.process(w) == []
+    rng = np.random.default_rng(9)
+    fired = {}
+    for size in (100, 3000):
+        raw = 1 / (1 + np.exp(-4 * rng.normal(0, 1, size)))
+        expected = float(np.maximum(raw, 1 - raw).mean())  # ~ the estimate: scores are true
+        right = np.zeros(size, bool)  # exactly (expected - 0.065) of the rows right
+        right[rng.choice(size, round((expected - 0.065) * size), replace=False)] = True
+        truth = np.where(right, raw > 0.5, raw <= 0.5)
+        w = window(truth.astype(int).tolist(), (raw > 0.5).astype(int).tolist(),
+                   start=size * 3600.0)
+        w.spec = f"{size}rows"  # its own alarm state
+        w.scores = np.column_stack([1 - raw, raw])
+        fired[size] = [e.data for e in await mon.process(w)]
+        gap, error = (abs(w.results["estimation_gap"]["accuracy"]),
+                      w.results["estimation_gap_error"]["accuracy"])
+        assert gap > 0.05, size
+        assert (gap > error) == (size == 3000), (size, gap, error)
+    assert fired[100] == []
+    assert [d["samples"] for d in fired[3000]] == [3000]
+
+
+async def test_an_explicit_min_samples_still_applies_to_a_gap(tmp_path: Path) -> None:
+    """Configs that set `min_samples = 1000` on `accuracy_gap` keep that floor."""
+    mon = monitor(tmp_path, thresholds={
+        "accuracy_gap": Threshold(above=0.05, clear=0.03, min_samples=1000)})
+    events: list[Event] = []
+    for w in drifting_stream(3, 9, drift_from=6):
+        events += await mon.process(w)
+    assert events == []
+    assert Threshold(above=0.05).floor("accuracy_gap") == 100
+    assert Threshold(above=0.05).floor("accuracy") == 500
