@@ -470,6 +470,8 @@ def _score_matrix(parts: list[col.Columns], classes: list[str], rows: int) -> np
 
 
 def _concat_features(parts: list[col.Columns]) -> dict[str, np.ndarray]:
+    if len(parts) == 1:  # a tumbling window: the pane's arrays as they are (read only)
+        return dict(parts[0].features)
     names: dict[str, None] = {}
     for part in parts:
         names.update(dict.fromkeys(part.features))
@@ -491,6 +493,10 @@ def _concat_coded(parts: list[col.Columns], features: dict[str, np.ndarray]
                   ) -> dict[str, Coded]:
     """Each pane's codes mapped onto the window's levels (first seen first); a pane without
     the feature gives -1 (missing), as its object column gives None."""
+    if len(parts) == 1:
+        coded = parts[0].coded
+        return {name: coded[name] for name, values in features.items()
+                if values.dtype == object and name in coded}
     out = {}
     for name, values in features.items():
         if values.dtype != object or any(name in p.features and name not in p.coded
@@ -512,11 +518,12 @@ def _concat_coded(parts: list[col.Columns], features: dict[str, np.ndarray]
 
 
 def _quality(parts: list[col.Columns], rows: int) -> dict[str, dict[str, float]]:
+    if not rows:
+        return {}
     totals: dict[str, Counter[str]] = {}
     for part in parts:
         for feature, issues in part.quality.items():
-            totals.setdefault(feature, Counter()).update(issues)
-    if not rows:
-        return {}
+            if issues:  # most features of most panes have none: skip the Counter work
+                totals.setdefault(feature, Counter()).update(issues)
     return {feature: {f"{issue}_ratio": count / rows for issue, count in sorted(issues.items())}
             for feature, issues in sorted(totals.items())}

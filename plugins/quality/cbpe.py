@@ -146,24 +146,25 @@ def estimate(calibration: Calibration, proba: np.ndarray, y_pred: np.ndarray, po
     out: dict[str, Any] = expected_metrics(calibrated, y_pred, proba, positive)
     if not out:
         return out
-    band = sampling_sd(calibrated, y_pred, proba, positive, seed)
+    band = sampling_sd(calibrated, y_pred, proba, positive, seed, auc=out.get("roc_auc"))
     out["error"] = {name: float(BAND_SIGMAS * sd) for name, sd in band.items() if name in out}
     out["calibrated"] = calibration.fitted
     return out
 
 
 def sampling_sd(calibrated: np.ndarray, y_pred: np.ndarray, raw: np.ndarray, positive: int,
-                seed: int) -> dict[str, float]:
+                seed: int, *, auc: float | None = None) -> dict[str, float]:
     """The standard deviation of each realized metric if labels were drawn from `calibrated`.
 
     Binary: in closed form, exact and without Monte-Carlo noise (the concept-drift alarm
     compares a gap with this band) and in a few vector sums however small the window.
     Multiclass: a seeded parametric bootstrap on at most BAND_ROWS rows, scaled by
-    sqrt(BAND_ROWS / rows) beyond.
+    sqrt(BAND_ROWS / rows) beyond. `auc`: the expected ROC AUC, where already known.
     """
     if positive >= 0:
         band = _binary_sd(calibrated[:, positive], y_pred, positive)
-        auc = expected_auc(calibrated[:, positive], raw[:, positive])
+        if auc is None:
+            auc = expected_auc(calibrated[:, positive], raw[:, positive])
         if auc is not None:
             band["roc_auc"] = _auc_sd(auc, float(calibrated[:, positive].sum()), len(raw))
         return band

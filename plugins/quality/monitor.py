@@ -1,13 +1,13 @@
 """The quality monitor: each window into realized and estimated metrics, cost, fairness and
 data quality; thresholds with hysteresis into `quality.degraded` / `quality.recovered`.
 
-The arithmetic runs in a worker thread: a 100,000-row window takes tens of milliseconds and
-the event loop has scrapes to answer meanwhile.
+The arithmetic of a large window runs in a worker thread: a 100,000-row window takes tens of
+milliseconds and the event loop has scrapes to answer meanwhile. A small one runs on the
+loop: the hand-off would cost more than the sums.
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
 import time
 import zlib
@@ -21,6 +21,7 @@ from agent.components import Monitor
 from agent.context import PluginContext
 from agent.model import Event, Severity
 from agent.window import Window
+from agent.worker import offload
 from plugins.quality.cbpe import Calibration, Isotonic, estimate
 from plugins.quality.classification import class_ratio, classification, probabilities
 from plugins.quality.config import Cost, QualityConfig, Threshold
@@ -29,6 +30,7 @@ from plugins.quality.regression import regression
 
 log = structlog.get_logger("inferwatch")
 Key = tuple[str, str, str]  # model, model_version, window spec
+ESTIMATES_KEPT = 1000  # windows between their first pass and their final one
 
 
 class QualityMonitor(Monitor):
@@ -40,10 +42,13 @@ class QualityMonitor(Monitor):
         self.degraded: dict[tuple[Key, str], bool] = {}
         self.calibrations: dict[tuple[str, str], Calibration] = {}
         self.reference: dict[tuple[str, str], list[tuple[np.ndarray, np.ndarray]]] = {}
+        # A window's label-free estimate from its first (not final) pass, for its final one:
+        # the same rows and scores, so the same numbers unless the calibration changed.
+        self.estimated: dict[tuple[Key, float], tuple[Any, ...]] = {}
         self.compute_seconds = 0.0
 
     async def process(self, window: Window) -> Sequence[Event]:
-        results = await asyncio.to_thread(self._timed, window)
+        results = await offload(self._timed, window, rows=window.rows)
         window.results.update(results)
         key = (window.model, window.model_version, window.spec)
         self.latest[key] = window
@@ -54,7 +59,7 @@ class QualityMonitor(Monitor):
     # -- computing ------------------------------------------------------------------------
 
     def _timed(self, window: Window) -> dict[str, Any]:
-        began = time.thread_time()  # in the worker thread: the CPU this window cost
+        began = time.thread_time()  # in this thread: the CPU this window cost
         try:
             return self.compute(window)
         finally:
@@ -88,7 +93,7 @@ class QualityMonitor(Monitor):
         ident = (window.model, window.model_version)
         calibration = self._calibration(ident, proba.shape[1])
         seed = zlib.crc32(f"{window.model}\0{window.spec}\0{window.start}".encode())
-        estimated = estimate(calibration, proba, window.y_pred, window.positive, seed)
+        estimated = self._all_rows(window, calibration, proba, seed)
         out: dict[str, Any] = {"estimated": estimated}
         if mask.sum() and window.final:
             same_rows = estimate(calibration, proba[mask], window.y_pred[mask],
@@ -106,6 +111,20 @@ class QualityMonitor(Monitor):
                                            if name in same_rows.get("error", {})}
             self._learn(ident, proba[mask], window.y_true[mask])
         return out
+
+    def _all_rows(self, window: Window, calibration: Calibration, proba: np.ndarray,
+                  seed: int) -> dict[str, Any]:
+        slot = ((window.model, window.model_version, window.spec), window.start)
+        same = (calibration, window.rows, window.classes)
+        kept = self.estimated.pop(slot, None)
+        if kept is not None and kept[0] is calibration and kept[1:3] == same[1:]:
+            return dict(kept[3])
+        found = estimate(calibration, proba, window.y_pred, window.positive, seed)
+        if not window.final:
+            self.estimated[slot] = (*same, found)
+            while len(self.estimated) > ESTIMATES_KEPT:
+                del self.estimated[next(iter(self.estimated))]
+        return found
 
     def _calibration(self, ident: tuple[str, str], k: int) -> Calibration:
         found = self.calibrations.get(ident)

@@ -421,3 +421,25 @@ async def test_an_explicit_min_samples_still_applies_to_a_gap(tmp_path: Path) ->
     assert events == []
     assert Threshold(above=0.05).floor("accuracy_gap") == 100
     assert Threshold(above=0.05).floor("accuracy") == 500
+
+
+async def test_a_final_window_reuses_its_first_estimate_only_while_valid(tmp_path: Path) -> None:
+    """The final pass of a window has the same rows and scores as its first: the estimate
+    is kept, unless the calibration changed in between (then it is computed again)."""
+    mon = monitor(tmp_path, reference_samples=1000)
+    stream = drifting_stream(5, 2, drift_from=2)
+    first, second = stream
+    first.final = False
+    await mon.process(first)
+    before = dict(first.results["estimated"])
+    assert before["calibrated"] is False
+    first.final = True
+    await mon.process(first)  # ~960 labels: short of the 1,000 that calibrate
+    assert first.results["estimated"] == before
+    second.final = False
+    await mon.process(second)
+    mon.calibrations[("m", "1")] = Calibration.fit(second.scores, (second.scores[:, 1] > 0.5
+                                                                    ).astype(np.int64))
+    second.final = True
+    await mon.process(second)
+    assert second.results["estimated"]["calibrated"] is True  # recomputed, not the kept one
