@@ -8,10 +8,12 @@ loop: the hand-off would cost more than the sums.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 import zlib
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -30,7 +32,25 @@ from plugins.quality.regression import regression
 
 log = structlog.get_logger("inferwatch")
 Key = tuple[str, str, str]  # model, model_version, window spec
-ESTIMATES_KEPT = 1000  # windows between their first pass and their final one
+FIRST_PASSES_KEPT = 1000  # windows between their first pass and their final one
+
+
+@dataclass
+class FirstPass:
+    """What a window's first (not final) pass found. Its final pass covers the same rows and
+    scores: the label-free estimate holds while the calibration does, and the realized
+    metrics while no label came in between (`labels`: a digest of the label column)."""
+
+    rows: int
+    classes: tuple[str, ...]
+    labels: bytes
+    metrics: dict[str, Any]
+    estimated: dict[str, Any] | None
+    calibration: Calibration | None
+
+
+def _slot(window: Window) -> tuple[Key, float]:
+    return (window.model, window.model_version, window.spec), window.start
 
 
 class QualityMonitor(Monitor):
@@ -42,9 +62,7 @@ class QualityMonitor(Monitor):
         self.degraded: dict[tuple[Key, str], bool] = {}
         self.calibrations: dict[tuple[str, str], Calibration] = {}
         self.reference: dict[tuple[str, str], list[tuple[np.ndarray, np.ndarray]]] = {}
-        # A window's label-free estimate from its first (not final) pass, for its final one:
-        # the same rows and scores, so the same numbers unless the calibration changed.
-        self.estimated: dict[tuple[Key, float], tuple[Any, ...]] = {}
+        self.first_pass: dict[tuple[Key, float], FirstPass] = {}
         self.compute_seconds = 0.0
 
     async def process(self, window: Window) -> Sequence[Event]:
@@ -70,15 +88,24 @@ class QualityMonitor(Monitor):
             mask = window.labeled
             return {"metrics": regression(window.y_true[mask], window.y_pred[mask])}
         mask = window.labeled
+        labels = hashlib.blake2b(window.y_true.tobytes(), digest_size=16).digest()
+        kept = self._first_pass(window)
         everything = np.ones(window.rows, bool)
         proba = probabilities(window.scores, everything)
-        metrics = classification(window.y_true[mask], window.y_pred[mask],
-                                 None if proba is None else proba[mask], window.classes,
-                                 window.positive)
-        metrics["prediction_class_ratio"] = class_ratio(window.y_pred, window.classes)
+        if kept is not None and kept.labels == labels:  # no label came since: same numbers
+            metrics = dict(kept.metrics)
+        else:
+            metrics = classification(window.y_true[mask], window.y_pred[mask],
+                                     None if proba is None else proba[mask], window.classes,
+                                     window.positive)
+            metrics["prediction_class_ratio"] = class_ratio(window.y_pred, window.classes)
         out: dict[str, Any] = {"metrics": metrics}
         if proba is not None:
-            out.update(self._estimate(window, proba, mask, metrics))
+            out.update(self._estimate(window, proba, mask, metrics, kept))
+        if not window.final:
+            calibration = self.calibrations.get((window.model, window.model_version))
+            self._keep(window, FirstPass(window.rows, window.classes, labels, metrics,
+                                         out.get("estimated"), calibration))
         model = self.config.models.get(window.model)
         if model is not None and model.cost is not None and mask.any():
             out["cost"] = cost(model.cost, window, mask)
@@ -88,12 +115,29 @@ class QualityMonitor(Monitor):
                                        max_groups=self.config.max_groups)
         return out
 
+    def _first_pass(self, window: Window) -> FirstPass | None:
+        """The window's first pass, if this is its final one over the same rows."""
+        if not window.final:
+            return None
+        kept = self.first_pass.pop(_slot(window), None)
+        if kept is None or (kept.rows, kept.classes) != (window.rows, window.classes):
+            return None
+        return kept
+
+    def _keep(self, window: Window, found: FirstPass) -> None:
+        self.first_pass[_slot(window)] = found
+        while len(self.first_pass) > FIRST_PASSES_KEPT:
+            del self.first_pass[next(iter(self.first_pass))]
+
     def _estimate(self, window: Window, proba: np.ndarray, mask: np.ndarray,
-                  realized: dict[str, Any]) -> dict[str, Any]:
+                  realized: dict[str, Any], kept: FirstPass | None) -> dict[str, Any]:
         ident = (window.model, window.model_version)
         calibration = self._calibration(ident, proba.shape[1])
         seed = zlib.crc32(f"{window.model}\0{window.spec}\0{window.start}".encode())
-        estimated = self._all_rows(window, calibration, proba, seed)
+        if kept is not None and kept.estimated and kept.calibration is calibration:
+            estimated = dict(kept.estimated)  # the same rows and scores, the same calibration
+        else:
+            estimated = estimate(calibration, proba, window.y_pred, window.positive, seed)
         out: dict[str, Any] = {"estimated": estimated}
         if mask.sum() and window.final:
             same_rows = estimate(calibration, proba[mask], window.y_pred[mask],
@@ -111,20 +155,6 @@ class QualityMonitor(Monitor):
                                            if name in same_rows.get("error", {})}
             self._learn(ident, proba[mask], window.y_true[mask])
         return out
-
-    def _all_rows(self, window: Window, calibration: Calibration, proba: np.ndarray,
-                  seed: int) -> dict[str, Any]:
-        slot = ((window.model, window.model_version, window.spec), window.start)
-        same = (calibration, window.rows, window.classes)
-        kept = self.estimated.pop(slot, None)
-        if kept is not None and kept[0] is calibration and kept[1:3] == same[1:]:
-            return dict(kept[3])
-        found = estimate(calibration, proba, window.y_pred, window.positive, seed)
-        if not window.final:
-            self.estimated[slot] = (*same, found)
-            while len(self.estimated) > ESTIMATES_KEPT:
-                del self.estimated[next(iter(self.estimated))]
-        return found
 
     def _calibration(self, ident: tuple[str, str], k: int) -> Calibration:
         found = self.calibrations.get(ident)

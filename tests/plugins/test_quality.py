@@ -443,3 +443,13 @@ async def test_a_final_window_reuses_its_first_estimate_only_while_valid(tmp_pat
     second.final = True
     await mon.process(second)
     assert second.results["estimated"]["calibrated"] is True  # recomputed, not the kept one
+    third = drifting_stream(6, 1, drift_from=1)[0]
+    third.start, third.final = 10 * 3600.0, False
+    await mon.process(third)
+    first_pass = third.results["metrics"]
+    unlabelled = np.flatnonzero(third.y_true < 0)
+    third.y_true[unlabelled] = third.y_pred[unlabelled]  # late labels, all saying "right"
+    third.final, third.results = True, {}
+    await mon.process(third)
+    assert third.results["metrics"]["samples"] == len(third.y_true) > first_pass["samples"]
+    assert third.results["metrics"]["accuracy"] > first_pass["accuracy"]
