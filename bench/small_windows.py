@@ -3,6 +3,8 @@ windows of different sizes.
 
     .venv/bin/python bench/small_windows.py                     # 100,000 samples over 600 days
     .venv/bin/python bench/small_windows.py --samples 50000 --repeat 3
+    git archive 8c6593f | tar -x -C /tmp/before       # an older tree, measured in the same run
+    .venv/bin/python bench/small_windows.py --peer /tmp/before
 
 The same samples and labels (20 features, a score, every other sample labelled 30 s later)
 replay with `--window 7d`, `1d` and `100n` (windows of exactly 100 samples), every built-in
@@ -50,14 +52,16 @@ def make_stream(folder: Path, count: int, days: float) -> tuple[Path, Path]:
     return samples, labels
 
 
-def replay(samples: Path, labels: Path, window: str) -> tuple[float, float, int]:
-    """(wall seconds, CPU seconds, window lines) of one replay in its own process."""
+def replay(samples: Path, labels: Path, window: str, tree: Path = ROOT
+           ) -> tuple[float, float, int]:
+    """(wall seconds, CPU seconds, window lines) of one replay in its own process, run from
+    the source tree `tree` (`python -m` imports from the working directory first)."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     began = time.perf_counter()
     done = subprocess.run(
         [sys.executable, "-m", "agent", "replay", "--samples", str(samples),
          "--labels", str(labels), "--window", window],
-        cwd=ROOT, capture_output=True, text=True, check=True)
+        cwd=tree, capture_output=True, text=True, check=True)
     wall = time.perf_counter() - began
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
@@ -65,35 +69,52 @@ def replay(samples: Path, labels: Path, window: str) -> tuple[float, float, int]
     return wall, cpu, lines
 
 
+def measure(samples: Path, labels: Path, trees: dict[str, Path], repeat: int
+            ) -> dict[tuple[str, str], tuple[float, float, int]]:
+    """Best wall and best CPU per (tree, window); runs interleaved, so that a slow phase of
+    the machine hits every configuration alike."""
+    best: dict[tuple[str, str], tuple[float, float, int]] = {}
+    for _ in range(repeat):
+        for name, tree in trees.items():
+            for window in WINDOWS:
+                wall, cpu, lines = replay(samples, labels, window, tree)
+                old = best.get((name, window), (wall, cpu, lines))
+                best[(name, window)] = (min(wall, old[0]), min(cpu, old[1]), lines)
+    return best
+
+
+def report(name: str, best: dict[tuple[str, str], tuple[float, float, int]], count: int) -> None:
+    print(f"\n{name}\n\n| window | windows | wall s | CPU s | samples/min (wall) | "
+          "samples/min (CPU) | windows/s (wall) |\n|---|---|---|---|---|---|---|")
+    for window in WINDOWS:
+        wall, cpu, lines = best[(name, window)]
+        windows = lines // 2  # each window is handed out twice: not final, then final
+        print(f"| `{window}` | {windows:,} | {wall:.2f} | {cpu:.2f} | "
+              f"{count / wall * 60 / 1e6:.2f} M | {count / cpu * 60 / 1e6:.2f} M | "
+              f"{windows / wall:.0f} |")
+    wall7, cpu7, lines7 = best[(name, "7d")]
+    for window in WINDOWS[1:]:
+        wall, cpu, lines = best[(name, window)]
+        extra = (lines - lines7) / 2
+        print(f"\nfixed cost per window ({window} against 7d): "
+              f"{(wall - wall7) / extra * 1000:.2f} ms wall, "
+              f"{(cpu - cpu7) / extra * 1000:.2f} ms CPU")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--samples", type=int, default=100_000)
     parser.add_argument("--days", type=float, default=600.0)
     parser.add_argument("--repeat", type=int, default=2)
+    parser.add_argument("--peer", type=Path, help="another source tree, measured alike")
     args = parser.parse_args()
+    trees = {"this tree": ROOT} | ({f"peer: {args.peer}": args.peer} if args.peer else {})
     with tempfile.TemporaryDirectory() as folder:
         samples, labels = make_stream(Path(folder), args.samples, args.days)
-        best: dict[str, tuple[float, float, int]] = {}
-        for _ in range(args.repeat):  # interleaved: a slow phase of the VM hits every size
-            for window in WINDOWS:
-                found = replay(samples, labels, window)
-                if window not in best or found[0] < best[window][0]:
-                    best[window] = (found[0], best.get(window, found)[1], found[2])
-                best[window] = (best[window][0], min(best[window][1], found[1]), found[2])
-    print(f"{args.samples:,} samples over {args.days:g} days, best of {args.repeat}\n")
-    print("| window | windows | lines | wall s | CPU s | samples/min (wall) | windows/s (wall) |"
-          "\n|---|---|---|---|---|---|---|")
-    for window, (wall, cpu, lines) in best.items():
-        count = lines // 2  # each window is handed out twice: not final, then final
-        print(f"| `{window}` | {count:,} | {lines:,} | {wall:.2f} | {cpu:.2f} | "
-              f"{args.samples / wall * 60 / 1e6:.2f} M | {count / wall:.0f} |")
-    wall7, cpu7, lines7 = best["7d"]
-    for window in WINDOWS[1:]:
-        wall, cpu, lines = best[window]
-        extra = (lines - lines7) / 2
-        print(f"\nfixed cost per window ({window} against 7d): "
-              f"{(wall - wall7) / extra * 1000:.2f} ms wall, "
-              f"{(cpu - cpu7) / extra * 1000:.2f} ms CPU")
+        best = measure(samples, labels, trees, args.repeat)
+    print(f"{args.samples:,} samples over {args.days:g} days, best of {args.repeat}")
+    for name in trees:
+        report(name, best, args.samples)
 
 
 if __name__ == "__main__":
