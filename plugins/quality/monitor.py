@@ -264,8 +264,11 @@ def flatten(window: Window) -> dict[str, tuple[float | None, int]]:
     for name, value in results.get("estimated", {}).items():
         if isinstance(value, float):
             out[f"estimated_{name}"] = (value, window.rows)
-    for name, value in results.get("estimation_gap", {}).items():
-        out[f"{name}_gap"] = (abs(value), labelled)
+    if results.get("estimated", {}).get("calibrated"):
+        # Before the first labelled rows calibrate the scores, a gap measures how far raw
+        # scores are from probabilities, not a change in the world: no concept-drift alarm.
+        for name, value in results.get("estimation_gap", {}).items():
+            out[f"{name}_gap"] = (abs(value), labelled)
     for name, value in results.get("fairness", {}).items():
         if isinstance(value, float):
             out[name] = (value, window.rows)

@@ -453,3 +453,23 @@ async def test_a_final_window_reuses_its_first_estimate_only_while_valid(tmp_pat
     await mon.process(third)
     assert third.results["metrics"]["samples"] == len(third.y_true) > first_pass["samples"]
     assert third.results["metrics"]["accuracy"] > first_pass["accuracy"]
+
+
+async def test_no_concept_drift_alarm_before_the_estimate_is_calibrated(tmp_path: Path) -> None:
+    """Scores that overstate the odds (the truth is 0.2 + 0.6 x score) give a gap of ~0.1
+    until the first 5,000 labelled rows calibrate them: miscalibration, not concept drift.
+    After calibration the same stable stream stays quiet too."""
+    mon = monitor(tmp_path)
+    rng = np.random.default_rng(8)
+    seen = []
+    for i in range(9):
+        raw = rng.random(1940)
+        truth = (rng.random(1940) < 0.2 + 0.6 * raw).astype(np.int64)
+        labels = np.where(rng.random(1940) < 0.5, truth, -1)
+        w = window(labels.tolist(), (raw > 0.5).astype(int).tolist(), start=i * 3600)
+        w.scores = np.column_stack([1 - raw, raw])
+        seen.append((await mon.process(w), w.results["estimated"]["calibrated"],
+                     abs(w.results["estimation_gap"]["accuracy"])))
+    assert [events for events, _, _ in seen] == [[]] * 9
+    assert [calibrated for _, calibrated, _ in seen] == [False] * 6 + [True] * 3
+    assert min(gap for _, calibrated, gap in seen if not calibrated) > 0.07  # would have fired
