@@ -5,6 +5,7 @@ windows of different sizes.
     .venv/bin/python bench/small_windows.py --samples 50000 --repeat 3
     git archive 8c6593f | tar -x -C /tmp/before       # an older tree, measured in the same run
     .venv/bin/python bench/small_windows.py --peer /tmp/before
+    .venv/bin/python bench/small_windows.py --no-drift    # quality alone: drift's share
 
 The same samples and labels (20 features, a score, every other sample labelled 30 s later)
 replay with `--window 7d`, `1d` and `100n` (windows of exactly 100 samples), every built-in
@@ -52,15 +53,27 @@ def make_stream(folder: Path, count: int, days: float) -> tuple[Path, Path]:
     return samples, labels
 
 
-def replay(samples: Path, labels: Path, window: str, tree: Path = ROOT
-           ) -> tuple[float, float, int]:
+QUALITY_ONLY = """[agent]
+state_dir = "{state}"
+[plugins.ingest]
+enabled = true
+[plugins.quality]
+enabled = true
+[plugins.drift]
+enabled = false
+"""
+
+
+def replay(samples: Path, labels: Path, window: str, tree: Path = ROOT,
+           config: Path | None = None) -> tuple[float, float, int]:
     """(wall seconds, CPU seconds, window lines) of one replay in its own process, run from
     the source tree `tree` (`python -m` imports from the working directory first)."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     began = time.perf_counter()
     done = subprocess.run(
         [sys.executable, "-m", "agent", "replay", "--samples", str(samples),
-         "--labels", str(labels), "--window", window],
+         "--labels", str(labels), "--window", window,
+         *(["-c", str(config)] if config else [])],
         cwd=tree, capture_output=True, text=True, check=True)
     wall = time.perf_counter() - began
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -69,15 +82,15 @@ def replay(samples: Path, labels: Path, window: str, tree: Path = ROOT
     return wall, cpu, lines
 
 
-def measure(samples: Path, labels: Path, trees: dict[str, Path], repeat: int
-            ) -> dict[tuple[str, str], tuple[float, float, int]]:
+def measure(samples: Path, labels: Path, trees: dict[str, Path], repeat: int,
+            config: Path | None) -> dict[tuple[str, str], tuple[float, float, int]]:
     """Best wall and best CPU per (tree, window); runs interleaved, so that a slow phase of
     the machine hits every configuration alike."""
     best: dict[tuple[str, str], tuple[float, float, int]] = {}
     for _ in range(repeat):
         for name, tree in trees.items():
             for window in WINDOWS:
-                wall, cpu, lines = replay(samples, labels, window, tree)
+                wall, cpu, lines = replay(samples, labels, window, tree, config)
                 old = best.get((name, window), (wall, cpu, lines))
                 best[(name, window)] = (min(wall, old[0]), min(cpu, old[1]), lines)
     return best
@@ -107,12 +120,18 @@ def main() -> None:
     parser.add_argument("--days", type=float, default=600.0)
     parser.add_argument("--repeat", type=int, default=2)
     parser.add_argument("--peer", type=Path, help="another source tree, measured alike")
+    parser.add_argument("--no-drift", action="store_true", help="the quality monitor alone")
     args = parser.parse_args()
     trees = {"this tree": ROOT} | ({f"peer: {args.peer}": args.peer} if args.peer else {})
     with tempfile.TemporaryDirectory() as folder:
         samples, labels = make_stream(Path(folder), args.samples, args.days)
-        best = measure(samples, labels, trees, args.repeat)
-    print(f"{args.samples:,} samples over {args.days:g} days, best of {args.repeat}")
+        config = None
+        if args.no_drift:
+            config = Path(folder) / "quality.toml"
+            config.write_text(QUALITY_ONLY.format(state=Path(folder) / "state"))
+        best = measure(samples, labels, trees, args.repeat, config)
+    monitors = "quality alone" if args.no_drift else "every built-in monitor"
+    print(f"{args.samples:,} samples over {args.days:g} days, {monitors}, best of {args.repeat}")
     for name in trees:
         report(name, best, args.samples)
 
