@@ -14,7 +14,7 @@ from __future__ import annotations
 import heapq
 import math
 from collections import Counter, deque
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
 import msgspec
@@ -268,13 +268,26 @@ class WindowStage:
         return [label for label in found if label is not None]
 
     def _limit(self, model: str) -> int:
-        """The highest hash a live pane of `model` admits (HASH_SPACE: any)."""
-        panes = [p for p in self.ready if p.stream.model == model]
+        """The highest hash a live pane of `model` admits (HASH_SPACE: any).
+
+        Once per label: with small windows and a long label wait there are hundreds of live
+        panes, so it stops at the first pane that is not full (it admits any hash).
+        """
+        highest = -1
+        for pane in self._live(model):
+            if pane.threshold >= HASH_SPACE:
+                return HASH_SPACE
+            highest = max(highest, pane.threshold)
+        return highest if highest >= 0 else HASH_SPACE
+
+    def _live(self, model: str) -> Iterator[Pane]:
+        """The open, closed (not yet dropped) and ready panes of every version of `model`."""
         for (name, _), stream in self.streams.items():
             if name == model:
-                panes += stream.open.values()
-                panes += [p for closed in stream.closed.values() for p in closed]
-        return max((p.threshold for p in panes), default=HASH_SPACE)
+                yield from stream.open.values()
+                for closed in stream.closed.values():
+                    yield from reversed(closed)  # the newest is the likeliest not full
+        yield from (p for p in self.ready if p.stream.model == model)
 
     def _pane(self, stream: Stream, spec: WindowSpec, ts: float, now: float
               ) -> tuple[Pane, float]:
