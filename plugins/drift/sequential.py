@@ -25,6 +25,7 @@ K_FRACTION = 0.55
 ARL_MARGIN = 1.12
 CHUNK = 16384
 SIEGMUND = 1.166
+SIDES = np.array([1.0, -1.0])
 
 
 def one_sided_arl(mean: float, k: float, h: float) -> float:
@@ -72,23 +73,19 @@ class Cusum:
         return fired
 
     def _update(self, z: np.ndarray) -> list[int]:
-        """Both sides as the two rows of one array: half the numpy calls, which is most of
-        the cost on the short runs of a small window."""
+        """Both sides as the two rows of one array, and one maximum to rule out an alarm:
+        few numpy calls, which is most of the cost on the short runs of a small window."""
         fired: list[int] = []
         start = 0
         while start < len(z):
-            chunk = z[start:]
-            walk = np.empty((2, len(chunk)))
-            np.subtract(chunk, self.k, out=walk[0])  # up: z - k
-            np.subtract(-self.k, chunk, out=walk[1])  # down: -z - k
-            walk[0, 0] += self.up
-            walk[1, 0] += self.down
+            walk = np.multiply.outer(SIDES, z[start:])  # up: z - k, down: -z - k
+            walk -= self.k
+            walk[:, 0] += (self.up, self.down)
             _reflected(walk)
-            over = np.flatnonzero((walk > self.h).any(axis=0))
-            if not len(over):
+            if not walk.max() > self.h:
                 self.up, self.down = float(walk[0, -1]), float(walk[1, -1])
                 break
-            at = int(over[0])
+            at = int(np.flatnonzero((walk > self.h).any(axis=0))[0])
             fired.append(start + at)
             self.alarms += 1
             self.up = self.down = 0.0
