@@ -25,8 +25,11 @@ class Threshold(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     clear: float | None = None  # default: the trigger itself (no hysteresis)
     # None: MIN_SAMPLES, or GAP_MIN_SAMPLES for a gap (whose sampling error is the real test)
     min_samples: Annotated[int, msgspec.Meta(ge=1)] | None = None
+    enabled: bool = True  # false: turns off a default threshold (`accuracy_gap`)
 
     def __post_init__(self) -> None:
+        if not self.enabled and self.below is None and self.above is None:
+            return
         if (self.below is None) == (self.above is None):
             raise FieldError("below", "set exactly one of `below` and `above`")
         if self.clear is not None:
@@ -76,7 +79,9 @@ class ModelQuality(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
 
 
 # Concept drift: the labels disagree with confident scores. 0.05 is the effect floor; the
-# gap must also exceed its sampling error (plugins/quality/monitor.py, `_judge`).
+# gap must also exceed its sampling error (plugins/quality/monitor.py, `_judge`). Thresholds
+# in the file add to these (`enabled = false` turns one off): configuring an accuracy alarm
+# must not silently take the concept-drift alarm away.
 DEFAULT_THRESHOLDS = {"accuracy_gap": Threshold(above=0.05, clear=0.03)}
 
 

@@ -26,7 +26,7 @@ from agent.window import Window
 from agent.worker import offload
 from plugins.quality.cbpe import Calibration, Isotonic, estimate
 from plugins.quality.classification import class_ratio, classification, probabilities
-from plugins.quality.config import Cost, QualityConfig, Threshold
+from plugins.quality.config import DEFAULT_THRESHOLDS, Cost, QualityConfig, Threshold
 from plugins.quality.fairness import fairness
 from plugins.quality.regression import regression
 
@@ -202,7 +202,7 @@ class QualityMonitor(Monitor):
     # -- judging --------------------------------------------------------------------------
 
     def _judge(self, key: Key, window: Window) -> list[Event]:
-        thresholds = dict(self.config.thresholds)
+        thresholds = {**DEFAULT_THRESHOLDS, **self.config.thresholds}
         model = self.config.models.get(window.model)
         if model is not None:
             thresholds.update(model.thresholds)
@@ -210,7 +210,7 @@ class QualityMonitor(Monitor):
         events = []
         for metric, threshold in sorted(thresholds.items()):
             value, samples = values.get(metric, (None, 0))
-            if value is None or samples < threshold.floor(metric):
+            if not threshold.enabled or value is None or samples < threshold.floor(metric):
                 continue
             state = self.degraded.get((key, metric), False)
             error = sampling_error(window, metric)

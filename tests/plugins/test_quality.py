@@ -473,3 +473,18 @@ async def test_no_concept_drift_alarm_before_the_estimate_is_calibrated(tmp_path
     assert [events for events, _, _ in seen] == [[]] * 9
     assert [calibrated for _, calibrated, _ in seen] == [False] * 6 + [True] * 3
     assert min(gap for _, calibrated, gap in seen if not calibrated) > 0.07  # would have fired
+
+
+async def test_an_accuracy_threshold_in_the_file_keeps_the_concept_drift_alarm(
+        tmp_path: Path) -> None:
+    """Thresholds in the file add to the default `accuracy_gap`; `enabled = false` removes it."""
+    kept = monitor(tmp_path / "kept", thresholds={"accuracy": Threshold(below=0.1)})
+    off = monitor(tmp_path / "off", thresholds={"accuracy_gap": Threshold(enabled=False)})
+    found: dict[str, list[str]] = {"kept": [], "off": []}
+    for w in drifting_stream(3, 8, drift_from=6):
+        found["kept"] += [e.attributes["metric"] for e in await kept.process(w)]
+        w.results = {}
+        found["off"] += [e.attributes["metric"] for e in await off.process(w)]
+    assert found == {"kept": ["accuracy_gap"], "off": []}
+    with pytest.raises(ValueError, match="exactly one"):
+        Threshold(clear=0.5)  # enabled, but neither below nor above
