@@ -66,7 +66,14 @@ class QualityMonitor(Monitor):
         self.compute_seconds = 0.0
 
     async def process(self, window: Window) -> Sequence[Event]:
-        results = await offload(self._timed, window, rows=window.rows)
+        results, first = await offload(self._timed, window, rows=window.rows)
+        slot = _slot(window)  # the state changes here, on the loop, not in the thread
+        if window.final:
+            self.first_pass.pop(slot, None)
+        elif first is not None:
+            self.first_pass[slot] = first
+            while len(self.first_pass) > FIRST_PASSES_KEPT:
+                del self.first_pass[next(iter(self.first_pass))]
         window.results.update(results)
         key = (window.model, window.model_version, window.spec)
         self.latest[key] = window
@@ -76,17 +83,18 @@ class QualityMonitor(Monitor):
 
     # -- computing ------------------------------------------------------------------------
 
-    def _timed(self, window: Window) -> dict[str, Any]:
+    def _timed(self, window: Window) -> tuple[dict[str, Any], FirstPass | None]:
         began = time.thread_time()  # in this thread: the CPU this window cost
         try:
             return self.compute(window)
         finally:
             self.compute_seconds += time.thread_time() - began
 
-    def compute(self, window: Window) -> dict[str, Any]:
+    def compute(self, window: Window) -> tuple[dict[str, Any], FirstPass | None]:
+        """The window's results, and what its final pass may reuse (a first pass only)."""
         if window.task == "regression":
             mask = window.labeled
-            return {"metrics": regression(window.y_true[mask], window.y_pred[mask])}
+            return {"metrics": regression(window.y_true[mask], window.y_pred[mask])}, None
         mask = window.labeled
         labels = hashlib.blake2b(window.y_true.tobytes(), digest_size=16).digest()
         kept = self._first_pass(window)
@@ -102,10 +110,9 @@ class QualityMonitor(Monitor):
         out: dict[str, Any] = {"metrics": metrics}
         if proba is not None:
             out.update(self._estimate(window, proba, mask, metrics, kept))
-        if not window.final:
-            calibration = self.calibrations.get((window.model, window.model_version))
-            self._keep(window, FirstPass(window.rows, window.classes, labels, metrics,
-                                         out.get("estimated"), calibration))
+        first = None if window.final else FirstPass(
+            window.rows, window.classes, labels, metrics, out.get("estimated"),
+            self.calibrations.get((window.model, window.model_version)))
         model = self.config.models.get(window.model)
         if model is not None and model.cost is not None and mask.any():
             out["cost"] = cost(model.cost, window, mask)
@@ -113,21 +120,15 @@ class QualityMonitor(Monitor):
             out["fairness"] = fairness(window.group, window.y_true, window.y_pred,
                                        window.positive, min_group_size=self.config.min_group_size,
                                        max_groups=self.config.max_groups)
-        return out
+        return out, first
 
     def _first_pass(self, window: Window) -> FirstPass | None:
-        """The window's first pass, if this is its final one over the same rows."""
-        if not window.final:
-            return None
-        kept = self.first_pass.pop(_slot(window), None)
+        """The window's first pass, if this is its final one over the same rows (read only:
+        process() drops it on the loop)."""
+        kept = self.first_pass.get(_slot(window)) if window.final else None
         if kept is None or (kept.rows, kept.classes) != (window.rows, window.classes):
             return None
         return kept
-
-    def _keep(self, window: Window, found: FirstPass) -> None:
-        self.first_pass[_slot(window)] = found
-        while len(self.first_pass) > FIRST_PASSES_KEPT:
-            del self.first_pass[next(iter(self.first_pass))]
 
     def _estimate(self, window: Window, proba: np.ndarray, mask: np.ndarray,
                   realized: dict[str, Any], kept: FirstPass | None) -> dict[str, Any]:
