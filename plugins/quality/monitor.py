@@ -86,11 +86,15 @@ class QualityMonitor(Monitor):
     def _timed(self, window: Window) -> tuple[dict[str, Any], FirstPass | None]:
         began = time.thread_time()  # in this thread: the CPU this window cost
         try:
-            return self.compute(window)
+            return self._compute(window)
         finally:
             self.compute_seconds += time.thread_time() - began
 
-    def compute(self, window: Window) -> tuple[dict[str, Any], FirstPass | None]:
+    def compute(self, window: Window) -> dict[str, Any]:
+        """The window's results: what process() adds to `window.results`."""
+        return self._compute(window)[0]
+
+    def _compute(self, window: Window) -> tuple[dict[str, Any], FirstPass | None]:
         """The window's results, and what its final pass may reuse (a first pass only)."""
         if window.task == "regression":
             mask = window.labeled
