@@ -25,6 +25,7 @@ K_FRACTION = 0.55
 ARL_MARGIN = 1.12
 CHUNK = 16384
 SIEGMUND = 1.166
+SIDES = np.array([1.0, -1.0])
 
 
 def one_sided_arl(mean: float, k: float, h: float) -> float:
@@ -72,17 +73,19 @@ class Cusum:
         return fired
 
     def _update(self, z: np.ndarray) -> list[int]:
+        """Both sides as the two rows of one array, and one maximum to rule out an alarm:
+        few numpy calls, which is most of the cost on the short runs of a small window."""
         fired: list[int] = []
         start = 0
         while start < len(z):
-            chunk = z[start:]
-            up = _reflected(chunk - self.k, self.up)
-            down = _reflected(-chunk - self.k, self.down)
-            over = np.flatnonzero((up > self.h) | (down > self.h))
-            if not len(over):
-                self.up, self.down = float(up[-1]), float(down[-1])
+            walk = np.multiply.outer(SIDES, z[start:])  # up: z - k, down: -z - k
+            walk -= self.k
+            walk[:, 0] += (self.up, self.down)
+            _reflected(walk)
+            if not walk.max() > self.h:
+                self.up, self.down = float(walk[0, -1]), float(walk[1, -1])
                 break
-            at = int(over[0])
+            at = int(np.flatnonzero((walk > self.h).any(axis=0))[0])
             fired.append(start + at)
             self.alarms += 1
             self.up = self.down = 0.0
@@ -90,10 +93,9 @@ class Cusum:
         return fired
 
 
-def _reflected(steps: np.ndarray, initial: float) -> np.ndarray:
-    steps[0] += initial
-    walk = np.cumsum(steps, out=steps)
-    floor = np.minimum.accumulate(walk)
+def _reflected(walk: np.ndarray) -> None:
+    """Each row in place: its steps into the reflected random walk from the row's start."""
+    np.cumsum(walk, axis=1, out=walk)
+    floor = np.minimum.accumulate(walk, axis=1)
     np.minimum(floor, 0.0, out=floor)
     np.subtract(walk, floor, out=walk)
-    return walk

@@ -14,7 +14,7 @@ from __future__ import annotations
 import heapq
 import math
 from collections import Counter, deque
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
 import msgspec
@@ -302,13 +302,25 @@ class WindowStage:
         return [label for label in found if label is not None]
 
     def _limit(self, model: str) -> int:
-        """The highest hash a live pane of `model` admits (HASH_SPACE: any); O(its panes)."""
-        panes: list[Pane] = []
+        """The highest hash a live pane of `model` admits (HASH_SPACE: any).
+
+        Once per label: with small windows and a long label wait there are hundreds of live
+        panes, so it stops at the first pane that is not full (it admits any hash).
+        """
+        highest = -1
+        for pane in self._live(model):
+            if pane.threshold >= HASH_SPACE:
+                return HASH_SPACE
+            highest = max(highest, pane.threshold)
+        return highest if highest >= 0 else HASH_SPACE
+
+    def _live(self, model: str) -> Iterator[Pane]:
+        """The pending, open and closed (not yet dropped) panes of every version of `model`."""
         for stream in self.by_model.get(model, ()):
-            panes += stream.pending
-            panes += stream.open.values()
-            panes += [p for closed in stream.closed.values() for p in closed]
-        return max((p.threshold for p in panes), default=HASH_SPACE)
+            yield from stream.pending
+            yield from stream.open.values()
+            for closed in stream.closed.values():
+                yield from reversed(closed)  # the newest is the likeliest not full
 
     def _pane(self, stream: Stream, spec: WindowSpec, ts: float, now: float
               ) -> tuple[Pane, float]:
@@ -515,6 +527,8 @@ def _score_matrix(parts: list[col.Columns], position: dict[str, int], rows: int
 
 
 def _concat_features(parts: list[col.Columns]) -> dict[str, np.ndarray]:
+    if len(parts) == 1:  # a tumbling window: the pane's arrays as they are (read only)
+        return dict(parts[0].features)
     names: dict[str, None] = {}
     for part in parts:
         names.update(dict.fromkeys(part.features))
@@ -536,6 +550,10 @@ def _concat_coded(parts: list[col.Columns], features: dict[str, np.ndarray]
                   ) -> dict[str, Coded]:
     """Each pane's codes mapped onto the window's levels (first seen first); a pane without
     the feature gives -1 (missing), as its object column gives None."""
+    if len(parts) == 1:
+        coded = parts[0].coded
+        return {name: coded[name] for name, values in features.items()
+                if values.dtype == object and name in coded}
     out = {}
     for name, values in features.items():
         if values.dtype != object or any(name in p.features and name not in p.coded
@@ -557,11 +575,12 @@ def _concat_coded(parts: list[col.Columns], features: dict[str, np.ndarray]
 
 
 def _quality(parts: list[col.Columns], rows: int) -> dict[str, dict[str, float]]:
+    if not rows:
+        return {}
     totals: dict[str, Counter[str]] = {}
     for part in parts:
         for feature, issues in part.quality.items():
-            totals.setdefault(feature, Counter()).update(issues)
-    if not rows:
-        return {}
+            if issues:  # most features of most panes have none: skip the Counter work
+                totals.setdefault(feature, Counter()).update(issues)
     return {feature: {f"{issue}_ratio": count / rows for issue, count in sorted(issues.items())}
             for feature, issues in sorted(totals.items())}

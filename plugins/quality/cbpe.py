@@ -5,17 +5,19 @@ rest, rows renormalised), and then each unlabelled prediction contributes its ca
 probabilities to an expected confusion matrix. Accuracy, precision, recall and F1 follow
 from the expected counts; ROC AUC from expected true/false positives at each distinct raw
 score. The band is 3 standard deviations of the metric over label draws from the
-calibrated probabilities (a parametric bootstrap, seeded: replays are deterministic).
+calibrated probabilities: in closed form where the metric allows (binary accuracy,
+precision, recall, F1), else a parametric bootstrap, seeded: replays are deterministic.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from plugins.quality.classification import confusion, per_class
+from plugins.quality.classification import confusion, per_class, trapezoid
 
 DRAWS = 20
 BAND_ROWS = 10_000
@@ -91,18 +93,19 @@ def expected_metrics(calibrated: np.ndarray, y_pred: np.ndarray, raw: np.ndarray
     n, k = calibrated.shape
     if n == 0:
         return {}
+    if positive >= 0:
+        tp, fp, fn, tn = _binary_counts(calibrated[:, positive], y_pred, positive)
+        out = {"accuracy": float((tp + tn) / n), "precision": _div(tp, tp + fp),
+               "recall": _div(tp, tp + fn), "f1": _div(2 * tp, 2 * tp + fp + fn)}
+        auc = expected_auc(calibrated[:, positive], raw[:, positive])
+        if auc is not None:
+            out["roc_auc"] = auc
+        return out
     counts = np.zeros((k, k))
     for p in range(k):  # expected[t, p] = sum of P(label = t) over rows predicted p
         counts[:, p] = calibrated[y_pred == p].sum(axis=0)
     stats = per_class(counts)
     out = {"accuracy": float(np.trace(counts) / n)}
-    if positive >= 0:
-        for name in ("precision", "recall", "f1"):
-            out[name] = float(stats[name][positive])
-        auc = expected_auc(calibrated[:, positive], raw[:, positive])
-        if auc is not None:
-            out["roc_auc"] = auc
-        return out
     for name in ("precision", "recall", "f1"):
         out[name] = float(stats[name].mean())  # macro
     aucs = [expected_auc(calibrated[:, c], raw[:, c]) for c in range(k)]
@@ -111,15 +114,30 @@ def expected_metrics(calibrated: np.ndarray, y_pred: np.ndarray, raw: np.ndarray
     return out
 
 
+def _binary_counts(p: np.ndarray, y_pred: np.ndarray, positive: int
+                   ) -> tuple[float, float, float, float]:
+    """Expected (tp, fp, fn, tn): `p` is P(label = positive) per row."""
+    predicted = y_pred == positive
+    negative = y_pred == 1 - positive  # a row predicted neither (-1) counts in neither
+    tp, fn = float(p[predicted].sum()), float(p[negative].sum())
+    return tp, float(predicted.sum()) - tp, fn, float(negative.sum()) - fn
+
+
+def _div(num: float, den: float) -> float:
+    return num / den if den > 0 else 0.0
+
+
 def expected_auc(p: np.ndarray, score: np.ndarray) -> float | None:
     order = np.argsort(score, kind="mergesort")[::-1]
     ranked = score[order]
-    cut = np.r_[np.flatnonzero(np.diff(ranked)), len(ranked) - 1]
-    tps = np.cumsum(p[order])[cut]
-    fps = np.cumsum(1 - p[order])[cut]
+    cut = np.flatnonzero(ranked[1:] != ranked[:-1])
+    cut = np.append(cut, len(ranked) - 1)
+    weight = p[order]
+    tps = np.cumsum(weight)[cut]
+    fps = (cut + 1) - tps
     if tps[-1] <= 0 or fps[-1] <= 0:
         return None
-    return float(np.trapezoid(np.r_[0.0, tps / tps[-1]], np.r_[0.0, fps / fps[-1]]))
+    return trapezoid(tps / tps[-1], fps / fps[-1])
 
 
 def estimate(calibration: Calibration, proba: np.ndarray, y_pred: np.ndarray, positive: int,
@@ -128,47 +146,73 @@ def estimate(calibration: Calibration, proba: np.ndarray, y_pred: np.ndarray, po
     out: dict[str, Any] = expected_metrics(calibrated, y_pred, proba, positive)
     if not out:
         return out
-    rows = len(calibrated)
-    if rows > BAND_ROWS:  # the spread shrinks as 1/sqrt(n): measure on a subsample, scale
-        pick = np.random.default_rng(seed).choice(rows, BAND_ROWS, replace=False)
-        band = _band(calibrated[pick], y_pred[pick], proba[pick], positive, seed)
-        band = {name: sd * np.sqrt(BAND_ROWS / rows) for name, sd in band.items()}
-    else:
-        band = _band(calibrated, y_pred, proba, positive, seed)
+    band = sampling_sd(calibrated, y_pred, proba, positive, seed, auc=out.get("roc_auc"))
     out["error"] = {name: float(BAND_SIGMAS * sd) for name, sd in band.items() if name in out}
     out["calibrated"] = calibration.fitted
     return out
 
 
-def _band(calibrated: np.ndarray, y_pred: np.ndarray, raw: np.ndarray, positive: int,
-          seed: int) -> dict[str, float]:
-    """The spread of realized metrics if labels were drawn from the calibrated probabilities.
+def sampling_sd(calibrated: np.ndarray, y_pred: np.ndarray, raw: np.ndarray, positive: int,
+                seed: int, *, auc: float | None = None) -> dict[str, float]:
+    """The standard deviation of each realized metric if labels were drawn from `calibrated`.
 
-    All draws at once, as a (draws, rows) matrix; the score order is sorted once.
+    Binary: in closed form, exact and without Monte-Carlo noise (the concept-drift alarm
+    compares a gap with this band) and in a few vector sums however small the window.
+    Multiclass: a seeded parametric bootstrap on at most BAND_ROWS rows, scaled by
+    sqrt(BAND_ROWS / rows) beyond. `auc`: the expected ROC AUC, where already known.
     """
-    rng = np.random.default_rng(seed)
-    n, k = calibrated.shape
-    u = rng.random((DRAWS, n))
     if positive >= 0:
-        hits = u < calibrated[:, positive]
-        predicted = y_pred == positive
-        tp = hits[:, predicted].sum(axis=1).astype(np.float64)
-        fn = hits[:, ~predicted].sum(axis=1)
-        fp = predicted.sum() - tp
-        tn = (n - predicted.sum()) - fn
-        values = {"accuracy": (tp + tn) / n, "precision": _safe(tp, tp + fp),
-                  "recall": _safe(tp, tp + fn), "f1": _safe(2 * tp, 2 * tp + fp + fn)}
-        order = np.argsort(raw[:, positive], kind="mergesort")[::-1]
-        ranked = raw[order, positive]
-        cut = np.r_[np.flatnonzero(np.diff(ranked)), n - 1]
-        tps = np.cumsum(hits[:, order], axis=1, dtype=np.float64)[:, cut]
-        fps = (cut + 1) - tps
-        ok = (tps[:, -1] > 0) & (fps[:, -1] > 0)
-        if ok.any():
-            tpr = np.c_[np.zeros(ok.sum()), tps[ok] / tps[ok, -1:]]
-            fpr = np.c_[np.zeros(ok.sum()), fps[ok] / fps[ok, -1:]]
-            values["roc_auc"] = np.trapezoid(tpr, fpr, axis=1)
-        return {name: float(np.std(v)) for name, v in values.items()}
+        band = _binary_sd(calibrated[:, positive], y_pred, positive)
+        if auc is None:
+            auc = expected_auc(calibrated[:, positive], raw[:, positive])
+        if auc is not None:
+            band["roc_auc"] = _auc_sd(auc, float(calibrated[:, positive].sum()), len(raw))
+        return band
+    rows, scale = len(calibrated), 1.0
+    if rows > BAND_ROWS:
+        pick = np.random.default_rng(seed).choice(rows, BAND_ROWS, replace=False)
+        calibrated, y_pred, scale = calibrated[pick], y_pred[pick], float(
+            np.sqrt(BAND_ROWS / rows))
+    return {name: sd * scale for name, sd in _multiclass_sd(calibrated, y_pred, seed).items()}
+
+
+def _binary_sd(p: np.ndarray, y_pred: np.ndarray, positive: int) -> dict[str, float]:
+    """Delta method on the expected counts: tp and fn are sums of independent Bernoullis
+    (variances vp, vn); fp = predicted - tp and tn = negatives - fn follow from them.
+    Accuracy and precision are linear in the draws (exact), recall and F1 to first order."""
+    predicted = y_pred == positive
+    negative = y_pred == 1 - positive
+    variance = p * (1.0 - p)
+    vp, vn = float(variance[predicted].sum()), float(variance[negative].sum())
+    tp, fn = float(p[predicted].sum()), float(p[negative].sum())
+    n_pred, n = float(predicted.sum()), len(p)
+    actual = tp + fn
+    f1_den = tp + n_pred + fn  # 2tp + fp + fn
+    return {
+        "accuracy": math.sqrt(vp + vn) / n,
+        "precision": math.sqrt(vp) / n_pred if n_pred else 0.0,
+        "recall": math.sqrt(fn * fn * vp + tp * tp * vn) / actual ** 2 if actual > 0 else 0.0,
+        "f1": 2 * math.sqrt((n_pred + fn) ** 2 * vp + tp * tp * vn) / f1_den ** 2
+        if f1_den > 0 else 0.0,
+    }
+
+
+def _auc_sd(auc: float, positives: float, rows: int) -> float:
+    """Hanley & McNeil's (1982) standard error at the expected AUC and class counts. Against
+    simulated label draws it runs 0-25% wide: the alarm errs on the quiet side."""
+    negatives = rows - positives
+    if positives <= 1 or negatives <= 1:
+        return 0.0
+    q1, q2 = auc / (2 - auc), 2 * auc * auc / (1 + auc)
+    variance = (auc * (1 - auc) + (positives - 1) * (q1 - auc * auc)
+                + (negatives - 1) * (q2 - auc * auc)) / (positives * negatives)
+    return math.sqrt(max(variance, 0.0))
+
+
+def _multiclass_sd(calibrated: np.ndarray, y_pred: np.ndarray, seed: int) -> dict[str, float]:
+    """Macro metrics over DRAWS label draws (one draw at a time: k x k counts each)."""
+    n, k = calibrated.shape
+    u = np.random.default_rng(seed).random((DRAWS, n))
     cumulative = np.cumsum(calibrated, axis=1)
     samples: dict[str, list[float]] = {}
     for draw in u:
@@ -178,9 +222,3 @@ def _band(calibrated: np.ndarray, y_pred: np.ndarray, raw: np.ndarray, positive:
         for name in ("precision", "recall", "f1"):
             samples.setdefault(name, []).append(float(stats[name].mean()))
     return {name: float(np.std(v)) for name, v in samples.items()}
-
-
-def _safe(num: np.ndarray, den: np.ndarray) -> np.ndarray:
-    out: np.ndarray = np.divide(num, den, out=np.zeros_like(num, dtype=np.float64),
-                                where=den > 0)
-    return out

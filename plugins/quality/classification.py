@@ -51,13 +51,19 @@ def ranking(truth: np.ndarray, score: np.ndarray) -> dict[str, float]:
     tps, fps = curve(truth, score)
     out = {}
     if tps[-1] > 0 and fps[-1] > 0:
-        out["roc_auc"] = float(np.trapezoid(np.r_[0.0, tps / tps[-1]],
-                                            np.r_[0.0, fps / fps[-1]]))
+        out["roc_auc"] = trapezoid(tps / tps[-1], fps / fps[-1])
     if tps[-1] > 0:
         recall = tps / tps[-1]
         out["pr_auc"] = float(np.dot(np.diff(recall, prepend=0.0), tps / (tps + fps)))
     return out
 
+
+def trapezoid(tpr: np.ndarray, fpr: np.ndarray) -> float:
+    """Area under the curve through (0, 0) and the points (np.trapezoid without its set-up:
+    small windows are many, and its argument handling cost more than the sum)."""
+    widths = fpr - np.concatenate(([0.0], fpr[:-1]))
+    heights = tpr + np.concatenate(([0.0], tpr[:-1]))
+    return float(widths @ heights) / 2
 
 
 def _ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:

@@ -8,16 +8,28 @@ import msgspec
 
 from agent.config import FieldError, PluginConfig
 
+MIN_SAMPLES = 500  # rows below which a metric's own value is not judged
+GAP_MIN_SAMPLES = 100  # `<metric>_gap`: its sampling error decides; below this, not even that
+
 
 class Threshold(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
-    """Trigger below `below` (or above `above`); clear only past `clear` (hysteresis)."""
+    """Trigger below `below` (or above `above`); clear only past `clear` (hysteresis).
+
+    A `<metric>_gap` (realized minus estimated) triggers only when it also exceeds its own
+    sampling error at the window's number of labelled rows: a fixed row count either missed
+    a large gap on a modest window or paged on noise on a small one.
+    """
 
     below: float | None = None
     above: float | None = None
     clear: float | None = None  # default: the trigger itself (no hysteresis)
-    min_samples: Annotated[int, msgspec.Meta(ge=1)] = 500
+    # None: MIN_SAMPLES, or GAP_MIN_SAMPLES for a gap (whose sampling error is the real test)
+    min_samples: Annotated[int, msgspec.Meta(ge=1)] | None = None
+    enabled: bool = True  # false: turns off a default threshold (`accuracy_gap`)
 
     def __post_init__(self) -> None:
+        if not self.enabled and self.below is None and self.above is None:
+            return
         if (self.below is None) == (self.above is None):
             raise FieldError("below", "set exactly one of `below` and `above`")
         if self.clear is not None:
@@ -25,6 +37,12 @@ class Threshold(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
                 raise FieldError("clear", "must be at or above `below`")
             if self.above is not None and self.clear > self.above:
                 raise FieldError("clear", "must be at or below `above`")
+
+    def floor(self, metric: str) -> int:
+        """The fewest rows on which `metric` is judged at all."""
+        if self.min_samples is not None:
+            return self.min_samples
+        return GAP_MIN_SAMPLES if metric.endswith("_gap") else MIN_SAMPLES
 
     def crossed(self, value: float) -> bool:
         return value < self.below if self.below is not None else value > (self.above or 0.0)
@@ -60,7 +78,11 @@ class ModelQuality(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     cost: Cost | None = None
 
 
-DEFAULT_THRESHOLDS = {"accuracy_gap": Threshold(above=0.05, clear=0.03, min_samples=1000)}
+# Concept drift: the labels disagree with confident scores. 0.05 is the effect floor; the
+# gap must also exceed its sampling error (plugins/quality/monitor.py, `_judge`). Thresholds
+# in the file add to these (`enabled = false` turns one off): configuring an accuracy alarm
+# must not silently take the concept-drift alarm away.
+DEFAULT_THRESHOLDS = {"accuracy_gap": Threshold(above=0.05, clear=0.03)}
 
 
 class QualityConfig(PluginConfig):

@@ -1,17 +1,19 @@
 """The quality monitor: each window into realized and estimated metrics, cost, fairness and
 data quality; thresholds with hysteresis into `quality.degraded` / `quality.recovered`.
 
-The arithmetic runs in a worker thread: a 100,000-row window takes tens of milliseconds and
-the event loop has scrapes to answer meanwhile.
+The arithmetic of a large window runs in a worker thread: a 100,000-row window takes tens of
+milliseconds and the event loop has scrapes to answer meanwhile. A small one runs on the
+loop: the hand-off would cost more than the sums.
 """
 
 from __future__ import annotations
 
-import asyncio
+import hashlib
 import json
 import time
 import zlib
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -21,14 +23,34 @@ from agent.components import Monitor
 from agent.context import PluginContext
 from agent.model import Event, Severity
 from agent.window import Window
+from agent.worker import offload
 from plugins.quality.cbpe import Calibration, Isotonic, estimate
 from plugins.quality.classification import class_ratio, classification, probabilities
-from plugins.quality.config import Cost, QualityConfig, Threshold
+from plugins.quality.config import DEFAULT_THRESHOLDS, Cost, QualityConfig, Threshold
 from plugins.quality.fairness import fairness
 from plugins.quality.regression import regression
 
 log = structlog.get_logger("inferwatch")
 Key = tuple[str, str, str]  # model, model_version, window spec
+FIRST_PASSES_KEPT = 1000  # windows between their first pass and their final one
+
+
+@dataclass
+class FirstPass:
+    """What a window's first (not final) pass found. Its final pass covers the same rows and
+    scores: the label-free estimate holds while the calibration does, and the realized
+    metrics while no label came in between (`labels`: a digest of the label column)."""
+
+    rows: int
+    classes: tuple[str, ...]
+    labels: bytes
+    metrics: dict[str, Any]
+    estimated: dict[str, Any] | None
+    calibration: Calibration | None
+
+
+def _slot(window: Window) -> tuple[Key, float]:
+    return (window.model, window.model_version, window.spec), window.start
 
 
 class QualityMonitor(Monitor):
@@ -42,10 +64,18 @@ class QualityMonitor(Monitor):
         self.degraded: dict[tuple[Key, str], bool] = {}
         self.calibrations: dict[tuple[str, str], Calibration] = {}
         self.reference: dict[tuple[str, str], list[tuple[np.ndarray, np.ndarray]]] = {}
+        self.first_pass: dict[tuple[Key, float], FirstPass] = {}
         self.compute_seconds = 0.0
 
     async def process(self, window: Window) -> Sequence[Event]:
-        results = await asyncio.to_thread(self._timed, window)
+        results, first = await offload(self._timed, window, rows=window.rows)
+        slot = _slot(window)  # the state changes here, on the loop, not in the thread
+        if window.final:
+            self.first_pass.pop(slot, None)
+        elif first is not None:
+            self.first_pass[slot] = first
+            while len(self.first_pass) > FIRST_PASSES_KEPT:
+                del self.first_pass[next(iter(self.first_pass))]
         window.results.update(results)
         key = (window.model, window.model_version, window.spec)
         self.latest[key] = window
@@ -55,27 +85,40 @@ class QualityMonitor(Monitor):
 
     # -- computing ------------------------------------------------------------------------
 
-    def _timed(self, window: Window) -> dict[str, Any]:
-        began = time.thread_time()  # in the worker thread: the CPU this window cost
+    def _timed(self, window: Window) -> tuple[dict[str, Any], FirstPass | None]:
+        began = time.thread_time()  # in this thread: the CPU this window cost
         try:
-            return self.compute(window)
+            return self._compute(window)
         finally:
             self.compute_seconds += time.thread_time() - began
 
     def compute(self, window: Window) -> dict[str, Any]:
+        """The window's results: what process() adds to `window.results`."""
+        return self._compute(window)[0]
+
+    def _compute(self, window: Window) -> tuple[dict[str, Any], FirstPass | None]:
+        """The window's results, and what its final pass may reuse (a first pass only)."""
         if window.task == "regression":
             mask = window.labeled
-            return {"metrics": regression(window.y_true[mask], window.y_pred[mask])}
+            return {"metrics": regression(window.y_true[mask], window.y_pred[mask])}, None
         mask = window.labeled
+        labels = hashlib.blake2b(window.y_true.tobytes(), digest_size=16).digest()
+        kept = self._first_pass(window)
         everything = np.ones(window.rows, bool)
         proba = probabilities(window.scores, everything)
-        metrics = classification(window.y_true[mask], window.y_pred[mask],
-                                 None if proba is None else proba[mask], window.classes,
-                                 window.positive)
-        metrics["prediction_class_ratio"] = class_ratio(window.y_pred, window.classes)
+        if kept is not None and kept.labels == labels:  # no label came since: same numbers
+            metrics = dict(kept.metrics)
+        else:
+            metrics = classification(window.y_true[mask], window.y_pred[mask],
+                                     None if proba is None else proba[mask], window.classes,
+                                     window.positive)
+            metrics["prediction_class_ratio"] = class_ratio(window.y_pred, window.classes)
         out: dict[str, Any] = {"metrics": metrics}
         if proba is not None:
-            out.update(self._estimate(window, proba, mask, metrics))
+            out.update(self._estimate(window, proba, mask, metrics, kept))
+        first = None if window.final else FirstPass(
+            window.rows, window.classes, labels, metrics, out.get("estimated"),
+            self.calibrations.get((window.model, window.model_version)))
         model = self.config.models.get(window.model)
         if model is not None and model.cost is not None and mask.any():
             out["cost"] = cost(model.cost, window, mask)
@@ -83,14 +126,25 @@ class QualityMonitor(Monitor):
             out["fairness"] = fairness(window.group, window.y_true, window.y_pred,
                                        window.positive, min_group_size=self.config.min_group_size,
                                        max_groups=self.config.max_groups)
-        return out
+        return out, first
+
+    def _first_pass(self, window: Window) -> FirstPass | None:
+        """The window's first pass, if this is its final one over the same rows (read only:
+        process() drops it on the loop)."""
+        kept = self.first_pass.get(_slot(window)) if window.final else None
+        if kept is None or (kept.rows, kept.classes) != (window.rows, window.classes):
+            return None
+        return kept
 
     def _estimate(self, window: Window, proba: np.ndarray, mask: np.ndarray,
-                  realized: dict[str, Any]) -> dict[str, Any]:
+                  realized: dict[str, Any], kept: FirstPass | None) -> dict[str, Any]:
         ident = (window.model, window.model_version)
         calibration = self._calibration(ident, proba.shape[1])
         seed = zlib.crc32(f"{window.model}\0{window.spec}\0{window.start}".encode())
-        estimated = estimate(calibration, proba, window.y_pred, window.positive, seed)
+        if kept is not None and kept.estimated and kept.calibration is calibration:
+            estimated = dict(kept.estimated)  # the same rows and scores, the same calibration
+        else:
+            estimated = estimate(calibration, proba, window.y_pred, window.positive, seed)
         out: dict[str, Any] = {"estimated": estimated}
         if mask.sum() and window.final:
             same_rows = estimate(calibration, proba[mask], window.y_pred[mask],
@@ -102,6 +156,10 @@ class QualityMonitor(Monitor):
                 if real is not None and name in same_rows:
                     gap[name] = float(real - same_rows[name])
             out["estimation_gap"] = gap
+            # The gap's own sampling error: the band of the estimate on the same rows (what
+            # realized would scatter by if the estimate were right), for `_judge`.
+            out["estimation_gap_error"] = {name: same_rows["error"][name] for name in gap
+                                           if name in same_rows.get("error", {})}
             self._learn(ident, proba[mask], window.y_true[mask])
         return out
 
@@ -151,7 +209,7 @@ class QualityMonitor(Monitor):
     # -- judging --------------------------------------------------------------------------
 
     def _judge(self, key: Key, window: Window) -> list[Event]:
-        thresholds = dict(self.config.thresholds)
+        thresholds = {**DEFAULT_THRESHOLDS, **self.config.thresholds}
         model = self.config.models.get(window.model)
         if model is not None:
             thresholds.update(model.thresholds)
@@ -159,32 +217,46 @@ class QualityMonitor(Monitor):
         events = []
         for metric, threshold in sorted(thresholds.items()):
             value, samples = values.get(metric, (None, 0))
-            if value is None or samples < threshold.min_samples:
+            if not threshold.enabled or value is None or samples < threshold.floor(metric):
                 continue
             state = self.degraded.get((key, metric), False)
-            if not state and threshold.crossed(value):
+            error = sampling_error(window, metric)
+            if not state and threshold.crossed(value) and (error is None or value > error):
                 self.degraded[(key, metric)] = True
                 events.append(self._event("quality.degraded", Severity.WARNING, window,
-                                          (metric, value, samples), threshold))
+                                          (metric, value, samples, error), threshold))
             elif state and threshold.cleared(value):
                 self.degraded[(key, metric)] = False
                 events.append(self._event("quality.recovered", Severity.INFO, window,
-                                          (metric, value, samples), threshold))
+                                          (metric, value, samples, error), threshold))
         return events
 
     def _event(self, kind: str, severity: Severity, window: Window,
-               reading: tuple[str, float, int], threshold: Threshold) -> Event:
-        metric, value, samples = reading
+               reading: tuple[str, float, int, float | None], threshold: Threshold) -> Event:
+        metric, value, samples, error = reading
         trigger = threshold.below if threshold.below is not None else threshold.above
-        return self.ctx.event(kind, severity=severity, attributes={
-            "model": window.model, "model_version": window.model_version,
-            "window": window.spec, "metric": metric,
-        }, data={
+        data: dict[str, Any] = {
             "value": value, "threshold": trigger, "clear": threshold.clear,
             "direction": "below" if threshold.below is not None else "above",
             "samples": samples, "window_start": window.start, "window_end": window.end,
             "final": window.final, "evidence": evidence(window),
-        })
+        }
+        if error is not None:
+            data["sampling_error"] = error
+        return self.ctx.event(kind, severity=severity, attributes={
+            "model": window.model, "model_version": window.model_version,
+            "window": window.spec, "metric": metric,
+        }, data=data)
+
+
+def sampling_error(window: Window, metric: str) -> float | None:
+    """For `<m>_gap`: how far the gap could stray by chance at this many labelled rows (3
+    sigma of realized around the estimate; it shrinks as 1/sqrt(rows)). A gap without one
+    (a band undefined on these rows) is judged on its threshold alone."""
+    if not metric.endswith("_gap"):
+        return None
+    found = window.results.get("estimation_gap_error", {}).get(metric.removesuffix("_gap"))
+    return float(found) if found is not None else None
 
 
 def flatten(window: Window) -> dict[str, tuple[float | None, int]]:
@@ -199,8 +271,11 @@ def flatten(window: Window) -> dict[str, tuple[float | None, int]]:
     for name, value in results.get("estimated", {}).items():
         if isinstance(value, float):
             out[f"estimated_{name}"] = (value, window.rows)
-    for name, value in results.get("estimation_gap", {}).items():
-        out[f"{name}_gap"] = (abs(value), labelled)
+    if results.get("estimated", {}).get("calibrated"):
+        # Before the first labelled rows calibrate the scores, a gap measures how far raw
+        # scores are from probabilities, not a change in the world: no concept-drift alarm.
+        for name, value in results.get("estimation_gap", {}).items():
+            out[f"{name}_gap"] = (abs(value), labelled)
     for name, value in results.get("fairness", {}).items():
         if isinstance(value, float):
             out[name] = (value, window.rows)

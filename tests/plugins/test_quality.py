@@ -17,7 +17,7 @@ from agent.context import PluginContext
 from agent.metrics import PluginMetrics
 from agent.model import Event
 from agent.window import Window
-from plugins.quality.cbpe import Calibration, Isotonic, expected_metrics
+from plugins.quality.cbpe import Calibration, Isotonic, expected_metrics, sampling_sd
 from plugins.quality.classification import classification, ece
 from plugins.quality.config import Cost, ModelQuality, QualityConfig, Threshold
 from plugins.quality.fairness import fairness
@@ -313,3 +313,178 @@ async def test_per_model_thresholds_add_to_global(tmp_path: Path) -> None:
     (event,) = await mon.process(window([1, 1, 1, 1], [0, 0, 0, 1]))
     assert event.attributes["metric"] == "f1"
     assert event.data["value"] == pytest.approx(0.4)
+
+
+def drifting_stream(seed: int, windows: int, *, drift_from: int, rows: int = 1940
+                    ) -> list[Window]:
+    """Confident scores (sigmoid(4x)); 960-980 rows labelled. Before `drift_from` the labels
+    follow the scores; from it they follow something the model does not see (40% positive,
+    independent of x): the scores stay as sure as ever while the labels disagree."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for i in range(windows):
+        raw = 1 / (1 + np.exp(-4 * rng.normal(0, 1, rows)))
+        truth = rng.random(rows) < (raw if i < drift_from else 0.4)
+        labelled = np.zeros(rows, bool)
+        labelled[rng.choice(rows, 960 + 7 * i % 21, replace=False)] = True
+        labels = np.where(labelled, truth.astype(np.int64), -1)
+        w = window(labels.tolist(), (raw > 0.5).astype(int).tolist(), start=i * 3600)
+        w.scores = np.column_stack([1 - raw, raw])
+        out.append(w)
+    return out
+
+
+async def test_concept_drift_fires_on_windows_under_a_thousand_labels(tmp_path: Path) -> None:
+    """Issue 12.4: realized F1 ~0.44 against ~0.88 estimated on ~970 labelled rows a window.
+    The default alarm once required 1,000 labelled rows and stayed silent for ever."""
+    mon = monitor(tmp_path)  # the defaults: accuracy_gap above 0.05, cleared below 0.03
+    fired: dict[int, list[Event]] = {}
+    for i, w in enumerate(drifting_stream(3, 9, drift_from=6)):  # 6 x ~970 rows calibrate
+        fired[i] = list(await mon.process(w))
+        assert 960 <= int(w.labeled.sum()) <= 980
+        if i >= 6:
+            assert w.results["metrics"]["f1"] == pytest.approx(0.44, abs=0.05)
+            assert w.results["estimated"]["f1"] == pytest.approx(0.88, abs=0.05)
+            assert w.results["estimated"]["calibrated"] is True
+    assert [i for i, found in fired.items() if found] == [6]  # at once, then held (hysteresis)
+    (event,) = fired[6]
+    assert (event.kind, event.attributes["metric"]) == ("quality.degraded", "accuracy_gap")
+    assert 960 <= event.data["samples"] <= 980
+    assert event.data["value"] > 0.2
+    # the gap beat both the effect floor (0.05) and its sampling error at this many rows
+    assert 0.01 < event.data["sampling_error"] < 0.1 < event.data["value"]
+
+
+@settings(max_examples=15, deadline=None)
+@given(st.integers(0, 2**32 - 1), st.integers(150, 3000))
+def test_closed_form_band_matches_simulated_label_draws(seed: int, n: int) -> None:
+    """The binary band is the spread of realized metrics over labels drawn from the
+    calibrated probabilities: checked against 4,000 such draws."""
+    rng = np.random.default_rng(seed)
+    p = rng.beta(0.6, 0.6, n)
+    yp = (rng.random(n) < 0.5 + 0.4 * (p - 0.5)).astype(np.int64)  # imperfect predictions
+    proba = np.column_stack([1 - p, p])
+    got = sampling_sd(proba, yp, proba, 1, seed=1)
+    hits = rng.random((4000, n)) < p  # 4,000 label draws; counts per draw, vectorised
+    predicted = yp == 1
+    tp = hits[:, predicted].sum(axis=1)
+    fn = hits[:, ~predicted].sum(axis=1)
+    fp, tn = predicted.sum() - tp, (~predicted).sum() - fn
+    with np.errstate(divide="ignore", invalid="ignore"):
+        real = {"accuracy": (tp + tn) / n,
+                "precision": np.nan_to_num(tp / (tp + fp)),
+                "recall": np.nan_to_num(tp / (tp + fn)),
+                "f1": np.nan_to_num(2 * tp / (2 * tp + fp + fn))}
+    for name, values in real.items():
+        # 4,000 draws measure a standard deviation to ~2.2% (1 sigma); the first-order
+        # (delta) terms of recall and F1 add a little at n = 150
+        assert got[name] == pytest.approx(float(np.std(values)), rel=0.1), name
+    aucs = [sk.roc_auc_score(y, p) for y in hits[:300] if 0 < y.sum() < n]
+    assert 0.8 < got["roc_auc"] / float(np.std(aucs)) < 1.5  # Hanley-McNeil: on the wide side
+
+
+async def test_a_gap_within_its_sampling_error_pages_nobody(tmp_path: Path) -> None:
+    """A 0.065 accuracy gap is above the 0.05 floor, but on 100 labelled rows chance alone
+    strays that far (3 sigma ~ 0.09); on 3,000 rows (~0.02) it does not."""
+    mon = monitor(tmp_path)
+    stream = drifting_stream(4, 6, drift_from=6)  # calibrate on ~5,800 labelled rows
+    for w in stream:
+        assert await mon.process(w) == []
+    rng = np.random.default_rng(9)
+    fired = {}
+    for size in (100, 3000):
+        raw = 1 / (1 + np.exp(-4 * rng.normal(0, 1, size)))
+        expected = float(np.maximum(raw, 1 - raw).mean())  # ~ the estimate: scores are true
+        right = np.zeros(size, bool)  # exactly (expected - 0.065) of the rows right
+        right[rng.choice(size, round((expected - 0.065) * size), replace=False)] = True
+        truth = np.where(right, raw > 0.5, raw <= 0.5)
+        w = window(truth.astype(int).tolist(), (raw > 0.5).astype(int).tolist(),
+                   start=size * 3600.0)
+        w.spec = f"{size}rows"  # its own alarm state
+        w.scores = np.column_stack([1 - raw, raw])
+        fired[size] = [e.data for e in await mon.process(w)]
+        gap, error = (abs(w.results["estimation_gap"]["accuracy"]),
+                      w.results["estimation_gap_error"]["accuracy"])
+        assert gap > 0.05, size
+        assert (gap > error) == (size == 3000), (size, gap, error)
+    assert fired[100] == []
+    assert [d["samples"] for d in fired[3000]] == [3000]
+
+
+async def test_an_explicit_min_samples_still_applies_to_a_gap(tmp_path: Path) -> None:
+    """Configs that set `min_samples = 1000` on `accuracy_gap` keep that floor."""
+    mon = monitor(tmp_path, thresholds={
+        "accuracy_gap": Threshold(above=0.05, clear=0.03, min_samples=1000)})
+    events: list[Event] = []
+    for w in drifting_stream(3, 9, drift_from=6):
+        events += await mon.process(w)
+    assert events == []
+    assert Threshold(above=0.05).floor("accuracy_gap") == 100
+    assert Threshold(above=0.05).floor("accuracy") == 500
+
+
+async def test_a_final_window_reuses_its_first_estimate_only_while_valid(tmp_path: Path) -> None:
+    """The final pass of a window has the same rows and scores as its first: the estimate
+    is kept, unless the calibration changed in between (then it is computed again)."""
+    mon = monitor(tmp_path, reference_samples=1000)
+    stream = drifting_stream(5, 2, drift_from=2)
+    first, second = stream
+    first.final = False
+    await mon.process(first)
+    before = dict(first.results["estimated"])
+    assert before["calibrated"] is False
+    first.final = True
+    await mon.process(first)  # ~960 labels: short of the 1,000 that calibrate
+    assert first.results["estimated"] == before
+    second.final = False
+    await mon.process(second)
+    mon.calibrations[("m", "1")] = Calibration.fit(second.scores, (second.scores[:, 1] > 0.5
+                                                                    ).astype(np.int64))
+    second.final = True
+    await mon.process(second)
+    assert second.results["estimated"]["calibrated"] is True  # recomputed, not the kept one
+    third = drifting_stream(6, 1, drift_from=1)[0]
+    third.start, third.final = 10 * 3600.0, False
+    await mon.process(third)
+    first_pass = third.results["metrics"]
+    unlabelled = np.flatnonzero(third.y_true < 0)
+    third.y_true[unlabelled] = third.y_pred[unlabelled]  # late labels, all saying "right"
+    third.final, third.results = True, {}
+    await mon.process(third)
+    assert third.results["metrics"]["samples"] == len(third.y_true) > first_pass["samples"]
+    assert third.results["metrics"]["accuracy"] > first_pass["accuracy"]
+
+
+async def test_no_concept_drift_alarm_before_the_estimate_is_calibrated(tmp_path: Path) -> None:
+    """Scores that overstate the odds (the truth is 0.2 + 0.6 x score) give a gap of ~0.1
+    until the first 5,000 labelled rows calibrate them: miscalibration, not concept drift.
+    After calibration the same stable stream stays quiet too."""
+    mon = monitor(tmp_path)
+    rng = np.random.default_rng(8)
+    seen = []
+    for i in range(9):
+        raw = rng.random(1940)
+        truth = (rng.random(1940) < 0.2 + 0.6 * raw).astype(np.int64)
+        labels = np.where(rng.random(1940) < 0.5, truth, -1)
+        w = window(labels.tolist(), (raw > 0.5).astype(int).tolist(), start=i * 3600)
+        w.scores = np.column_stack([1 - raw, raw])
+        seen.append((await mon.process(w), w.results["estimated"]["calibrated"],
+                     abs(w.results["estimation_gap"]["accuracy"])))
+    assert [events for events, _, _ in seen] == [[]] * 9
+    assert [calibrated for _, calibrated, _ in seen] == [False] * 6 + [True] * 3
+    assert min(gap for _, calibrated, gap in seen if not calibrated) > 0.07  # would have fired
+
+
+async def test_an_accuracy_threshold_in_the_file_keeps_the_concept_drift_alarm(
+        tmp_path: Path) -> None:
+    """Thresholds in the file add to the default `accuracy_gap`; `enabled = false` removes it."""
+    kept = monitor(tmp_path / "kept", thresholds={"accuracy": Threshold(below=0.1)})
+    off = monitor(tmp_path / "off", thresholds={"accuracy_gap": Threshold(enabled=False)})
+    found: dict[str, list[str]] = {"kept": [], "off": []}
+    for w in drifting_stream(3, 8, drift_from=6):
+        found["kept"] += [e.attributes["metric"] for e in await kept.process(w)]
+        w.results = {}
+        found["off"] += [e.attributes["metric"] for e in await off.process(w)]
+    assert found == {"kept": ["accuracy_gap"], "off": []}
+    with pytest.raises(ValueError, match="exactly one"):
+        Threshold(clear=0.5)  # enabled, but neither below nor above
