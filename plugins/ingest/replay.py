@@ -293,7 +293,9 @@ class Replay:
         stream = self.streams.setdefault((window.model, window.model_version), {"windows": 0})
         stream["windows"] += window.final
         self._print(window_line(window))
-        for i, event in enumerate([*self.events, *events]):
+        # A monitor's per-window summary (quality.window, drift.window) repeats the line above.
+        said = [e for e in [*self.events, *events] if e.kind not in SUMMARIES]
+        for i, event in enumerate(said):
             self._print({"type": "event", **msgspec.to_builtins(_fixed(event, window, i))})
         self.events.clear()
 
@@ -318,6 +320,9 @@ class Replay:
                                off=self.off, path=self.config.path, windows=self.windows,
                                with_results=self.with_results, samples=summary["samples"],
                                labels=labels)]
+
+
+SUMMARIES = frozenset({"quality.window", "drift.window", "profile.window"})
 
 
 def _keyed(stream: Iterator[tuple[float, int, Sample | Label]], index: int

@@ -92,6 +92,8 @@ class QualityConfig(PluginConfig):
         default_factory=lambda: dict(DEFAULT_THRESHOLDS))
     models: dict[str, ModelQuality] = msgspec.field(default_factory=dict)
     reference_samples: Annotated[int, msgspec.Meta(ge=100)] = 5000  # labelled, for CBPE
+    # A quality.window event (info) per final window: what MLflow and MQTT consumers record.
+    window_events: bool = True
     min_group_size: Annotated[int, msgspec.Meta(ge=1)] = 100
     max_groups: Annotated[int, msgspec.Meta(ge=2, le=1000)] = 20
     max_classes: Annotated[int, msgspec.Meta(ge=2, le=10_000)] = 50  # per-class series

@@ -12,6 +12,7 @@ import hashlib
 import json
 import time
 import zlib
+from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -29,6 +30,7 @@ from plugins.quality.classification import class_ratio, classification, probabil
 from plugins.quality.config import DEFAULT_THRESHOLDS, Cost, QualityConfig, Threshold
 from plugins.quality.fairness import fairness
 from plugins.quality.regression import regression
+from plugins.quality.summary import window_summary
 
 log = structlog.get_logger("inferwatch")
 Key = tuple[str, str, str]  # model, model_version, window spec
@@ -65,6 +67,7 @@ class QualityMonitor(Monitor):
         self.calibrations: dict[tuple[str, str], Calibration] = {}
         self.reference: dict[tuple[str, str], list[tuple[np.ndarray, np.ndarray]]] = {}
         self.first_pass: dict[tuple[Key, float], FirstPass] = {}
+        self.summarized: dict[Key, deque[float]] = {}  # final windows' ends, once each
         self.compute_seconds = 0.0
 
     async def process(self, window: Window) -> Sequence[Event]:
@@ -81,7 +84,19 @@ class QualityMonitor(Monitor):
         self.latest[key] = window
         if window.final and "cost" in results:
             self.cost_total[key] = self.cost_total.get(key, 0.0) + results["cost"]["value"]
-        return [] if window.provisional else self._judge(key, window)
+        if window.provisional:
+            return []
+        return [*self._judge(key, window), *self._summary(key, window, results)]
+
+    def _summary(self, key: Key, window: Window, results: dict[str, Any]) -> list[Event]:
+        """Once per final window: quality.window, its numbers (MLflow, MQTT consumers)."""
+        done = self.summarized.setdefault(key, deque(maxlen=FIRST_PASSES_KEPT))
+        if not (window.final and self.config.window_events) or window.end in done:
+            return []
+        done.append(window.end)
+        return [self.ctx.event("quality.window", attributes={
+            "model": window.model, "model_version": window.model_version, "window": window.spec,
+        }, data=window_summary(window, results))]
 
     # -- computing ------------------------------------------------------------------------
 

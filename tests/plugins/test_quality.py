@@ -266,6 +266,8 @@ def test_cost_of_a_window() -> None:
 
 
 def monitor(tmp_path: Path, **config: object) -> QualityMonitor:
+    """The threshold tests look at judgements: the per-window summary is tested on its own."""
+    config.setdefault("window_events", False)
     settings_ = QualityConfig(**config)  # type: ignore[arg-type]
     ctx = PluginContext(plugin="quality", config=settings_, host_id="h", state_root=tmp_path,
                         metrics=PluginMetrics("quality", 100), emitter=lambda _: True)
@@ -488,3 +490,16 @@ async def test_an_accuracy_threshold_in_the_file_keeps_the_concept_drift_alarm(
     assert found == {"kept": ["accuracy_gap"], "off": []}
     with pytest.raises(ValueError, match="exactly one"):
         Threshold(clear=0.5)  # enabled, but neither below nor above
+
+
+async def test_each_final_window_is_summarized_once_as_plain_numbers(tmp_path: Path) -> None:
+    mon = monitor(tmp_path, window_events=True)
+    y, yp = [1, 1, 0, 0, 1, 0], [1, 0, 0, 0, 1, 1]
+    assert await mon.process(window(y, yp, final=False)) == []  # not final: no summary
+    (event,) = await mon.process(window(y, yp))
+    assert event.kind == "quality.window"
+    assert event.attributes == {"model": "m", "model_version": "1", "window": "1h"}
+    assert event.data["metrics"]["accuracy"] == pytest.approx(4 / 6)
+    assert event.data["n_labeled"] == 6
+    assert all(isinstance(v, float) for v in event.data["metrics"].values())
+    assert await mon.process(window(y, yp)) == []  # the same final window again: once
