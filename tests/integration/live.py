@@ -60,6 +60,7 @@ min_samples = 50
 enabled = true
 interval = "1s"
 reference_samples = 300
+fleet_profiles = true
 """
 
 MODEL, VERSION = "fraud", "3"

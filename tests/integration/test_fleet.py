@@ -4,6 +4,7 @@ two consumer instances on a shared subscription, one of them killed and restarte
 from __future__ import annotations
 
 import signal
+import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -19,7 +20,8 @@ from sklearn.metrics import accuracy_score, f1_score
 
 from plugins.drift import fleet, profile
 from tests.helpers import ROOT, free_port, http_get, parse_metrics, poll
-from tests.integration.mqtt_helpers import Mosquitto
+from tests.integration.live import LiveAgent
+from tests.integration.mqtt_helpers import Mosquitto, Subscriber
 
 pytestmark = pytest.mark.integration
 HOSTS = ("gpu-1", "gpu-2", "gpu-3")
@@ -171,3 +173,24 @@ def test_merging_profiles_equals_profiling_the_concatenation(sizes: list[int], s
     assert merged.features == whole.features
     again = fleet.merge([merged, fleet.build(parts[0], ref, host="h0", window="1h", end=1.0)])
     assert again.features == merged.features  # a host delivered twice counts once
+
+
+@pytest.mark.timeout(120)
+def test_a_live_agent_publishes_its_window_profiles_and_summaries(tmp_path: Path) -> None:
+    live = LiveAgent(tmp_path)
+    subscriber = Subscriber(live.mosquitto.port, "inferwatch/v1/#", client_id="fleet-test")
+    try:
+        payloads = poll(lambda: subscriber.payloads("/profiles/fraud"), 60, 0.2,
+                        "a window profile on profiles/fraud")
+        window = fleet.decode(payloads[0])  # bare, schema 1: what contrib/fleet reads
+        assert (window.model, window.model_version, window.window) == ("fraud", "3", "2s")
+        assert window.hosts == [socket.gethostname()]
+        assert window.n > 0
+        assert set(window.features) >= {"amount", "age", "country"}
+        assert sum(window.features["amount"].counts or []) <= window.n
+        assert sum(map(sum, window.confusion)) > 0  # labels came right behind
+        kinds = {e["kind"] for e in subscriber.events()}
+        assert {"quality.window", "drift.window"} <= kinds
+    finally:
+        subscriber.close()
+        live.stop()
