@@ -15,7 +15,10 @@ from pathlib import Path
 from typing import Any
 
 import msgspec
+import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from agent.components import Monitor, process_window
 from agent.config import build_config
@@ -171,3 +174,20 @@ def test_fairness_rates_are_python_numbers_at_the_source() -> None:
                      min_group_size=10, max_groups=5)
     assert {"tpr", "fpr"} <= set(found["groups"]["f"])
     assert is_plain(found)
+
+
+_leaves = (st.integers(-(2**40), 2**40) | st.floats(allow_nan=False) | st.text(max_size=4)
+           | st.booleans() | st.none()
+           | st.floats(-1e6, 1e6).map(np.float64) | st.integers(-1000, 1000).map(np.int64)
+           | st.lists(st.floats(-1e3, 1e3), max_size=3).map(np.array))
+_nested = st.recursive(_leaves, lambda inner: st.lists(inner, max_size=3)
+                       | st.dictionaries(st.text(max_size=4), inner, max_size=3), max_leaves=12)
+
+
+@given(_nested)
+def test_the_fast_conversion_gives_what_the_python_walk_gives(value: object) -> None:
+    from agent.plain import _walk  # noqa: PLC0415
+
+    fast = plain(value)
+    assert is_plain(fast)
+    assert msgspec.json.encode(fast) == msgspec.json.encode(_walk(value))
