@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Sequence
 from typing import Any
 
@@ -36,7 +36,7 @@ from agent.window import Coded, Window
 from plugins.drift import fleet
 from plugins.drift import statistics as st
 from plugins.drift.config import DriftConfig
-from plugins.drift.profile import Profile, fence_of
+from plugins.drift.profile import CategoricalProfile, NumericProfile, Profile, fence_of
 from plugins.drift.references import References, Step
 from plugins.drift.sequential import Cusum, calibrate
 
@@ -55,6 +55,33 @@ def coded_columns(window: Window) -> dict[str, Coded]:
         coded["__prediction"] = Coded(np.where(window.y_pred < 0, no_class, window.y_pred),
                                       (*window.classes, ""))
     return coded
+
+
+HISTOGRAMS = 3  # the most drifting features get their distributions in the results
+COARSE = 5  # reference bins (1% each) per histogram bar: 20 bars
+
+
+def _numeric_histogram(profile: NumericProfile, counts: np.ndarray, n: int) -> dict[str, Any]:
+    """Reference against current shares on the reference's quantile bins, five to a bar."""
+    bins = len(profile.probs)
+    width = COARSE if bins % COARSE == 0 else 1
+    reference = np.asarray(profile.probs).reshape(-1, width).sum(axis=1)
+    current = np.asarray(counts[:bins], dtype=np.float64).reshape(-1, width).sum(axis=1)
+    return {"edges": [float(e) for e in profile.edges[::width]],
+            "reference": [round(float(v), 5) for v in reference],
+            "current": [round(float(v), 5) for v in current / max(n, 1)]}
+
+
+def _categorical_histogram(profile: CategoricalProfile, column: np.ndarray) -> dict[str, Any]:
+    """Reference against current shares of the reference's categories (the rest together)."""
+    names = list(profile.freqs)
+    seen = Counter(column.tolist())
+    seen.pop(None, None)
+    total = max(sum(seen.values()), 1)
+    current = [seen.get(c, 0) / total for c in names]
+    return {"categories": [*names, "(others)"],
+            "reference": [round(profile.freqs[c], 5) for c in names] + [0.0],
+            "current": [round(v, 5) for v in current] + [round(max(0.0, 1 - sum(current)), 5)]}
 
 
 def window_summary(window: Window, results: dict[str, Any]) -> dict[str, Any]:
@@ -243,6 +270,12 @@ class DriftMonitor(Monitor):
                     features[name] = self._verdict(found, "tvd", limit)
         multivariate = st.correlation_check(reference, columns, self.rule, z, scanned)
         ranked = sorted(features.items(), key=lambda kv: -kv[1]["ratio"])
+        for name, _ in ranked[:HISTOGRAMS]:  # what the replay report draws, for the worst
+            row = names.index(name) if name in names else -1
+            features[name]["histogram"] = (
+                _numeric_histogram(reference.numeric[name].profile, counts[row], int(n[row]))
+                if row >= 0 else _categorical_histogram(reference.categorical[name].profile,
+                                                        columns[name]))
         top = [{"feature": n, "method": f["method"], "score": f[f["method"]],
                 "threshold": f["threshold"]} for n, f in ranked[:self.config.top_features]]
         drifted = any(f["drifted"] for f in features.values()) or bool(

@@ -150,6 +150,10 @@ def test_a_real_replay_report_draws_every_chart_in_chromium(tmp_path: Path) -> N
     lines = [json.loads(line) for line in out.stdout.splitlines()]
     assert f"report written to {page}" in out.stderr
     assert "fairness" in page.read_text()  # the grouped stream's table is in the data
+    (stream,) = group(lines)
+    shown = payload(stream)["drift"]["distributions"]
+    assert {d["feature"] for d in shown} >= {"x"}  # the drifted feature, reference vs current
+    assert all(sum(d["current"]) == pytest.approx(1, abs=1e-3) for d in shown)
     charts, errors = _drawn(page)
     assert errors == []
     assert charts == _expected_charts(lines) >= 6
