@@ -153,6 +153,9 @@ def records(path: Path, rejected: Counter[str]) -> Iterator[tuple[float, int, Sa
                     rejected[reason] += 1
                     continue
                 ts = parse_ts(record.ts)
+                if ts is None and record.ts is not None:
+                    rejected["invalid_field"] += 1  # a time that is unreadable or out of range
+                    continue
                 last = last if ts is None else ts
                 order += 1
                 yield last, order, record

@@ -1,0 +1,59 @@
+"""`inferwatch replay` on input a real recording may hold: times in milliseconds or out of any
+calendar, unreadable times, absurd window lengths. Each is refused and counted, or refused as
+a usage error; never a traceback."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.helpers import run_cli
+
+pytestmark = pytest.mark.integration
+T0 = 1_800_000_000
+
+
+def _write(path: Path, records: list[dict[str, Any]]) -> Path:
+    path.write_text("".join(json.dumps(r) + "\n" for r in records))
+    return path
+
+
+def _summary(stderr: str) -> dict[str, Any]:
+    return next(json.loads(line.split("replayed ", 1)[1]) for line in stderr.splitlines()
+                if line.startswith("inferwatch: replayed "))
+
+
+BAD_TIMES: list[Any] = [T0 * 1000, -1e300, 1e300, -62135596801, 253402300800,
+                        "garbage", "2026-13-45T99:00:00Z", "1e400", "nan", "-inf",
+                        "0001-01-01T00:00:00+01:00"]
+
+
+def test_unusable_times_are_refused_and_counted(tmp_path: Path) -> None:
+    good = [{"model": "m", "request_id": f"g{i}", "ts": T0 + i, "prediction": 1, "score": 0.9}
+            for i in range(3)]
+    bad = [{"model": "m", "request_id": f"b{i}", "ts": ts, "prediction": 1, "score": 0.9}
+           for i, ts in enumerate(BAD_TIMES)]
+    labels = [{"model": "m", "request_id": "g0", "label": 1, "ts": T0 + 10},
+              {"model": "m", "request_id": "g1", "label": 1, "ts": T0 * 1000}]
+    done = run_cli("replay", "--samples", str(_write(tmp_path / "s.ndjson", good + bad)),
+                   "--labels", str(_write(tmp_path / "l.ndjson", labels)), "--window", "1h")
+    assert done.returncode == 0, done.stderr
+    summary = _summary(done.stderr)
+    assert summary["samples"] == 3
+    assert summary["rejected"] == {"invalid_field": len(BAD_TIMES) + 1}
+    assert summary["labels"]["read"] == 1
+    assert summary["labels"]["joined"] == 1
+    windows = [json.loads(line) for line in done.stdout.splitlines()]
+    assert {w["start"] for w in windows} == {"2027-01-15T08:00:00.000Z"}
+
+
+def test_a_window_longer_than_any_calendar_is_a_usage_error(tmp_path: Path) -> None:
+    samples = _write(tmp_path / "s.ndjson",
+                     [{"model": "m", "request_id": "a", "ts": T0, "prediction": 1}])
+    done = run_cli("replay", "--samples", str(samples), "--window", "99999999999999999999d")
+    assert done.returncode == 78, done.stderr
+    assert done.stderr.startswith("inferwatch: error: --window: window '99999999999999999999d'")
+    assert "Traceback" not in done.stderr
