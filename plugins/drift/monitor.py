@@ -63,7 +63,9 @@ def drift_columns(window: Window) -> dict[str, np.ndarray]:
         columns["__prediction"] = names[window.y_pred]
         if window.scores is not None:
             score = (window.scores[:, window.positive] if window.positive >= 0
-                     else np.nanmax(window.scores, axis=1) if window.scores.shape[1] else None)
+                     # fmax skips NaN and, unlike nanmax, warns on no row that has none
+                     else np.fmax.reduce(window.scores, axis=1) if window.scores.shape[1]
+                     else None)
             if score is not None:
                 columns["__score"] = score
     elif window.rows:
