@@ -5,6 +5,7 @@ a usage error; never a traceback."""
 from __future__ import annotations
 
 import json
+import random
 from pathlib import Path
 from typing import Any
 
@@ -57,3 +58,25 @@ def test_a_window_longer_than_any_calendar_is_a_usage_error(tmp_path: Path) -> N
     assert done.returncode == 78, done.stderr
     assert done.stderr.startswith("inferwatch: error: --window: window '99999999999999999999d'")
     assert "Traceback" not in done.stderr
+
+
+def test_a_file_out_of_time_order_prints_each_window_once_and_says_so(tmp_path: Path) -> None:
+    """Two models' records in no order (an export without ORDER BY): each window once (a
+    model's late record reopened windows another model had moved past, and printed them
+    again), every sample counted, and stderr names the file."""
+    rng = random.Random(2)
+    rows = [{"model": m, "request_id": f"{m}-{i}", "ts": T0 + 600 * i, "prediction": 1,
+             "score": 0.9} for m in ("a", "b") for i in range(100)]
+    rng.shuffle(rows)
+    samples = _write(tmp_path / "export.ndjson", rows)
+    done = run_cli("replay", "--samples", str(samples), "--window", "1h")
+    assert done.returncode == 0, done.stderr
+    windows = [json.loads(line) for line in done.stdout.splitlines()]
+    keys = [(w["model"], w["start"], w["final"]) for w in windows]
+    assert len(keys) == len(set(keys))
+    assert sum(w["n"] for w in windows if w["final"]) == 200
+    summary = _summary(done.stderr)
+    assert summary["samples"] == 200
+    late = sum(1 for i, r in enumerate(rows) if r["ts"] < max(x["ts"] for x in rows[:i + 1]))
+    assert summary["out_of_order"] == late > 100
+    assert f"{late} records in {samples} were earlier than a record before them" in done.stderr
