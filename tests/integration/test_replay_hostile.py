@@ -80,3 +80,28 @@ def test_a_file_out_of_time_order_prints_each_window_once_and_says_so(tmp_path: 
     late = sum(1 for i, r in enumerate(rows) if r["ts"] < max(x["ts"] for x in rows[:i + 1]))
     assert summary["out_of_order"] == late > 100
     assert f"{late} records in {samples} were earlier than a record before them" in done.stderr
+
+
+def test_scores_that_are_not_probabilities_are_counted_not_used(tmp_path: Path) -> None:
+    """A model that sends logits as `score`: no estimated accuracy of 2.1 or ROC AUC of 14;
+    the rows count as having no score, and `__score` carries the out-of-range rate."""
+    rng = random.Random(4)
+    samples, labels = [], []
+    for i in range(400):
+        z = rng.gauss(0.0, 3.0) + (2.0 if i % 2 else -2.0)  # a margin, mostly outside [0, 1]
+        samples.append({"model": "m", "request_id": i, "ts": T0 + i, "prediction": int(z > 0),
+                        "score": z, "features": {"z": z}})
+        labels.append({"model": "m", "request_id": i, "label": int(z > 0), "ts": T0 + i + 1})
+    outside = sum(1 for s in samples if not 0 <= s["score"] <= 1)
+    done = run_cli("replay", "--samples", str(_write(tmp_path / "s.ndjson", samples)),
+                   "--labels", str(_write(tmp_path / "l.ndjson", labels)), "--window", "1h")
+    assert done.returncode == 0, done.stderr
+    final = [w for w in map(json.loads, done.stdout.splitlines())
+             if w["type"] == "window" and w["final"]]
+    assert len(final) == 1
+    window = final[0]
+    assert window["metrics"]["accuracy"] == 1.0
+    for value in (*window["estimated"].values(), window["metrics"].get("roc_auc", 0.0),
+                  window["metrics"].get("brier", 0.0)):
+        assert not isinstance(value, float) or 0.0 <= value <= 1.0
+    assert window["quality"]["features"]["__score"] == {"out_of_range_ratio": outside / 400}
