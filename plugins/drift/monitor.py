@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import math
 from collections import deque
 from collections.abc import Sequence
 from typing import Any
@@ -92,6 +93,10 @@ class DriftMonitor(Monitor):
         self.retrain_counts: dict[tuple[str, str], int] = {}
         self.first_seen: dict[Ident, float] = {}
         self.first_spec: dict[Ident, str] = {}  # the window spec the CUSUM reads
+        # Where the rows the reference capture or the CUSUM has read end, per stream: a
+        # window of the first spec that starts before it overlaps them (a sliding spec), as
+        # do the other specs' windows; reading rows again would count each several times.
+        self.read_until: dict[Ident, float] = {}
         self.webhook_errors = 0
         self.replaying = False  # set by `inferwatch replay`: no webhook calls
         self._session: aiohttp.ClientSession | None = None
@@ -111,6 +116,8 @@ class DriftMonitor(Monitor):
         self.refs.commit(step, new=new)
         if step.cusums:
             self.cusums[step.ident] = {**self.cusums.get(step.ident, {}), **step.cusums}
+        if step.read_until is not None:
+            self.read_until[step.ident] = step.read_until
 
     def replay_summary(self) -> dict[tuple[str, str], dict[str, Any]]:
         """For `inferwatch replay`'s per-stream summary: which reference each stream used."""
@@ -154,7 +161,9 @@ class DriftMonitor(Monitor):
         columns = drift_columns(window)
         reference = self.refs.resolve(step)
         if reference is None:
-            self.refs.capture(step, columns)
+            if self._unread(step, window):
+                self.refs.capture(step, columns)
+                step.read_until = window.end
             return step
         step.results = self._results(step, window, columns, reference)
         return step
@@ -201,6 +210,11 @@ class DriftMonitor(Monitor):
                 "drifted": drifted, "reference_samples": reference.profile.count,
                 "sequential": self._sequential(step, window, columns, reference)}
 
+    def _unread(self, step: Step, window: Window) -> bool:
+        """A window of the stream's first spec that holds none of the rows read so far."""
+        return (window.spec == step.first_spec
+                and window.start >= self.read_until.get(step.ident, -math.inf))
+
     @staticmethod
     def _verdict(found: dict[str, float], method: str, limit: float) -> dict[str, Any]:
         effect = found[method]
@@ -211,9 +225,14 @@ class DriftMonitor(Monitor):
     def _sequential(self, step: Step, window: Window, columns: dict[str, np.ndarray],
                     reference: st.Prepared) -> dict[str, Any]:
         """CUSUM on each numeric stream, in row order, on the model's first window spec.
-        Each detector is a copy, updated here and swapped in by commit()."""
-        if not self.config.sequential or window.spec != step.first_spec:
+        Each detector is a copy, updated here and swapped in by commit().
+
+        Of a sliding spec (`1h/10m`, `500n/100n`) only windows that do not overlap the rows
+        already read: the CUSUM's false-alarm rate holds for rows read once, and reading
+        each row five times raised alarms on a stream that never changed."""
+        if not self.config.sequential or not self._unread(step, window):
             return {}
+        step.read_until = window.end
         detectors = self.cusums.get(step.ident, {})
         out = {}
         for name, ref in reference.numeric.items():
