@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from agent import __version__
-from agent.errors import EX_CONFIG, EX_OK, EX_SOFTWARE, ConfigError, InferwatchError
+from agent.errors import EX_CONFIG, EX_DATAERR, EX_OK, EX_SOFTWARE, ConfigError, InferwatchError
 from agent.loader import PluginRecord, discover
 
 DEFAULT_CONFIG = Path("/etc/inferwatch/agent.toml")
@@ -169,7 +169,7 @@ def _replay(args: argparse.Namespace) -> int:
     summary = replay(config, found, args.samples, args.labels, windows=args.window,
                      references=args.reference, out=sys.stdout)
     print(f"inferwatch: replayed {json.dumps(summary)}", file=sys.stderr)
-    return EX_OK
+    return EX_DATAERR if summary["cut_short"] else EX_OK
 
 
 def _reference_build(args: argparse.Namespace) -> int:

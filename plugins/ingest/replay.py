@@ -16,6 +16,7 @@ import heapq
 import inspect
 import sys
 import tempfile
+import zlib
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -151,7 +152,7 @@ def records(path: Path, rejected: Counter[str], disorder: Disorder | None = None
     last, order = 0.0, 0
     disorder = Disorder() if disorder is None else disorder
     with open_lines(path) as fh:
-        while lines := [line for line in fh.readlines(CHUNK * 200) if line.strip()]:
+        for lines in _chunks(fh, disorder):
             for record, reason in decode_many(lines):
                 if record is None:
                     rejected[reason] += 1
@@ -167,6 +168,23 @@ def records(path: Path, rejected: Counter[str], disorder: Disorder | None = None
                 last = last if ts is None else ts
                 order += 1
                 yield last, order, record
+
+
+def _chunks(fh: IO[bytes], trouble: Disorder) -> Iterator[list[bytes]]:
+    """Non-blank lines, CHUNK at a time. A truncated or corrupt gzip file ends the file where
+    it breaks (what came before still counts); the reason goes to `trouble.cut`."""
+    chunk: list[bytes] = []
+    try:
+        for line in fh:
+            if line.strip():
+                chunk.append(line)
+                if len(chunk) >= CHUNK:
+                    yield chunk
+                    chunk = []
+    except (EOFError, OSError, zlib.error) as exc:
+        trouble.cut = str(exc) or type(exc).__name__
+    if chunk:
+        yield chunk
 
 
 class Replay:
@@ -321,6 +339,7 @@ class Replay:
                 "labels": self.labels.outcomes(self.join.counts),
                 "rejected": dict(sorted(self.rejected.items())),
                 "out_of_order": sum(d.records for d in self.disorder.values()),
+                "cut_short": [f"{p}: {d.cut}" for p, d in self.disorder.items() if d.cut],
                 "streams": stream_summary(self.streams)}
 
     def notes(self, summary: dict[str, Any]) -> list[str]:

@@ -126,6 +126,7 @@ class Disorder:
 
     records: int = 0
     lag: float = 0.0  # the furthest back one went, in seconds
+    cut: str = ""  # why the file could not be read to its end (a truncated gzip file)
 
 
 def disorder_notes(disorder: dict[Path, Disorder]) -> list[str]:
@@ -134,4 +135,6 @@ def disorder_notes(disorder: dict[Path, Disorder]) -> list[str]:
             f"to {_days(d.lag)}): the file is not in time order. Each was counted at the "
             "latest time before it, as the agent counts a sample when it arrives; sort the "
             "file by `ts` for windows by the records' own times"
-            for path, d in disorder.items() if d.records]
+            for path, d in disorder.items() if d.records] + [
+            f"{path} could not be read to its end ({d.cut}): what came before that point "
+            "was replayed, the rest was not" for path, d in disorder.items() if d.cut]

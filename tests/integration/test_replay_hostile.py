@@ -4,6 +4,7 @@ a usage error; never a traceback."""
 
 from __future__ import annotations
 
+import gzip
 import json
 import random
 from pathlib import Path
@@ -105,3 +106,27 @@ def test_scores_that_are_not_probabilities_are_counted_not_used(tmp_path: Path) 
                   window["metrics"].get("brier", 0.0)):
         assert not isinstance(value, float) or 0.0 <= value <= 1.0
     assert window["quality"]["features"]["__score"] == {"out_of_range_ratio": outside / 400}
+
+
+def test_a_truncated_gzip_file_replays_what_it_holds_and_exits_65(tmp_path: Path) -> None:
+    """An interrupted copy of a recording: no traceback; what came before the break is
+    replayed, stderr names the file, and the exit status (65, EX_DATAERR) tells a script."""
+    rows = [{"model": "m", "request_id": i, "ts": T0 + i, "prediction": 1, "score": 0.9,
+             "features": {"x": i * 0.37}} for i in range(20_000)]
+    whole = gzip.compress("".join(json.dumps(r) + "\n" for r in rows).encode())
+    samples = tmp_path / "cut.ndjson.gz"
+    samples.write_bytes(whole[: len(whole) // 2])
+    done = run_cli("replay", "--samples", str(samples), "--window", "1h")
+    assert done.returncode == 65, done.stderr
+    assert "Traceback" not in done.stderr
+    summary = _summary(done.stderr)
+    assert 0 < summary["samples"] < 20_000
+    assert len(summary["cut_short"]) == 1
+    assert summary["cut_short"][0].startswith(f"{samples}: ")  # then Python's own words
+    assert f"{samples} could not be read to its end" in done.stderr
+    corrupt = tmp_path / "corrupt.gz"
+    corrupt.write_bytes(b"\x1f\x8b" + bytes(range(256)) * 4)
+    done = run_cli("replay", "--samples", str(corrupt), "--window", "1h")
+    assert done.returncode == 65, done.stderr
+    assert "Traceback" not in done.stderr
+    assert _summary(done.stderr)["cut_short"][0].startswith(f"{corrupt}: ")
