@@ -177,7 +177,12 @@ def _reference_build(args: argparse.Namespace) -> int:
     from plugins.drift.reference import build_reference  # noqa: PLC0415
 
     profile = build_reference(args.source, args.model, args.model_version)
-    profile.save(args.out)
+    try:
+        profile.save(args.out)
+    except OSError as exc:
+        raise ConfigError([f"--out: {args.out}: {exc.strerror or exc}"]) from None
+    except ValueError as exc:  # a statistic that JSON cannot carry
+        raise ConfigError([f"--out: {exc}"]) from None
     print(f"{args.out}: {profile.count} rows, {len(profile.numeric)} numeric and "
           f"{len(profile.categorical)} categorical features, "
           f"{args.out.stat().st_size / 1024:.0f} KiB")
