@@ -125,6 +125,19 @@ def test_check_names_every_missing_file_with_its_toml_path(tmp_path: Path) -> No
     assert not any("ok.pem" in line for line in lines)
 
 
+def test_check_names_a_drift_reference_that_is_not_a_profile(tmp_path: Path) -> None:
+    """It passed `check`, then the agent logged an error and captured its own reference."""
+    (tmp_path / "ref.json").write_text('{"garbage": 1}')
+    path = tmp_path / "agent.toml"
+    path.write_text('[plugins.ingest]\nenabled = true\n[plugins.drift]\nenabled = true\n'
+                    '[plugins.drift.models.fraud]\nreference = "ref.json"\n')
+    result = run_cli("check", "-c", str(path))
+    assert result.returncode == 78, result.stderr
+    (line,) = _errors(result)
+    assert line.startswith(f"inferwatch: error: plugins.drift.models.fraud.reference: "
+                           f"{tmp_path}/ref.json: not a reference profile: ")
+
+
 def test_relative_paths_resolve_against_the_config_folder(tmp_path: Path) -> None:
     from agent.config import load_config  # noqa: PLC0415
     from agent.loader import discover  # noqa: PLC0415
