@@ -9,6 +9,7 @@ import asyncio
 import io
 import json
 import os
+import re
 import shlex
 import sys
 import traceback
@@ -17,7 +18,7 @@ from pathlib import Path
 from typing import IO, cast
 
 from agent import __version__
-from agent.errors import EX_CONFIG, EX_OK, EX_SOFTWARE, ConfigError, InferwatchError
+from agent.errors import EX_CONFIG, EX_DATAERR, EX_OK, EX_SOFTWARE, ConfigError, InferwatchError
 from agent.loader import PluginRecord, discover
 
 DEFAULT_CONFIG = Path("/etc/inferwatch/agent.toml")
@@ -192,7 +193,7 @@ def _replay(args: argparse.Namespace) -> int:
     if tee is not None:
         _write_report(args.report, tee.lines, title=f"replay of {args.samples.name}",
                       config=_config_text(args))
-    return EX_OK
+    return EX_DATAERR if summary["cut_short"] else EX_OK
 
 
 class _Tee(io.TextIOBase):
@@ -212,10 +213,18 @@ class _Tee(io.TextIOBase):
         self.target.flush()
 
 
+_USERINFO = re.compile(r"(?<=://)[^/@\s\"']+@")
+_SECRET_KEY = re.compile(r"^(\s*[\w.-]*(?:token|password|passwd|secret|api_key)[\w.-]*\s*=\s*)"
+                         r"(?!\s*\{\s*(?:file|env)\s*=)(.+)$", re.IGNORECASE | re.MULTILINE)
+
+
 def _config_text(args: argparse.Namespace) -> str:
+    """The command and the config file for the report, with credentials a reader of the
+    report must not see masked (a URL's user:password@, literal values of secret keys)."""
     command = "inferwatch " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     body = args.config.read_text(errors="replace") if args.config else "(built-in defaults)"
-    return f"$ {command}\n\n{body}"
+    body = _SECRET_KEY.sub(r'\1"***"', _USERINFO.sub("***@", body))
+    return f"$ {_USERINFO.sub('***@', command)}\n\n{body}"
 
 
 def _report(args: argparse.Namespace) -> int:
@@ -249,7 +258,12 @@ def _reference_build(args: argparse.Namespace) -> int:
     from plugins.drift.reference import build_reference  # noqa: PLC0415
 
     profile = build_reference(args.source, args.model, args.model_version)
-    profile.save(args.out)
+    try:
+        profile.save(args.out)
+    except OSError as exc:
+        raise ConfigError([f"--out: {args.out}: {exc.strerror or exc}"]) from None
+    except ValueError as exc:  # a statistic that JSON cannot carry
+        raise ConfigError([f"--out: {exc}"]) from None
     print(f"{args.out}: {profile.count} rows, {len(profile.numeric)} numeric and "
           f"{len(profile.categorical)} categorical features, "
           f"{args.out.stat().st_size / 1024:.0f} KiB")

@@ -38,6 +38,10 @@ class FieldError(ValueError):
         super().__init__(message)
 
 
+# Longer is a typo, and a window or label_ttl that long overflows the dates derived from it.
+MAX_DURATION = 1000 * 365 * 86400.0
+
+
 class Duration(float):
     """Seconds; TOML may say `15`, `2.5`, `"500ms"`, `"1m30s"` or `"1h"`."""
 
@@ -52,8 +56,8 @@ def parse_duration(value: object) -> Duration:
         if not _DURATION.match(value):
             raise ValueError(f"invalid duration {value!r} (use e.g. '500ms', '15s', '1m30s')")
         value = sum(float(n) * _UNIT_SECONDS[u] for n, u in _DURATION_PART.findall(value))
-    if not value > 0 or value == float("inf"):
-        raise ValueError(f"duration must be positive and finite, got {value!r}")
+    if not 0 < value <= MAX_DURATION:  # NaN fails too
+        raise ValueError(f"duration must be positive and at most 1000 years, got {value!r}")
     return Duration(value)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 EX_OK = 0
+EX_DATAERR = 65  # the input was partly unreadable
 EX_SOFTWARE = 70
 EX_UNAVAILABLE = 69
 EX_CONFIG = 78

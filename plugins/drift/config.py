@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import msgspec
@@ -11,6 +12,17 @@ from agent.config import Duration, FieldError, InputFile, PluginConfig, Secret
 
 class ModelDrift(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     reference: InputFile | None = None  # from `inferwatch reference build`; else captured
+
+    def __post_init__(self) -> None:
+        """A file that is not a profile is named by `inferwatch check`, with its TOML path,
+        rather than logged once the agent runs (which then captured its own reference)."""
+        if self.reference:
+            from plugins.drift.profile import Profile  # noqa: PLC0415 - numpy only if needed
+
+            try:
+                Profile.load(Path(self.reference))
+            except ValueError as exc:
+                raise FieldError("reference", str(exc)) from None
 
 
 class Retrain(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import math
 from collections import Counter, deque
 from collections.abc import Sequence
 from typing import Any
@@ -106,7 +107,9 @@ def drift_columns(window: Window) -> dict[str, np.ndarray]:
         columns["__prediction"] = names[window.y_pred]
         if window.scores is not None:
             score = (window.scores[:, window.positive] if window.positive >= 0
-                     else np.nanmax(window.scores, axis=1) if window.scores.shape[1] else None)
+                     # fmax skips NaN and, unlike nanmax, warns on no row that has none
+                     else np.fmax.reduce(window.scores, axis=1) if window.scores.shape[1]
+                     else None)
             if score is not None:
                 columns["__score"] = score
     elif window.rows:
@@ -134,6 +137,10 @@ class DriftMonitor(Monitor):
         self.retrain_counts: dict[tuple[str, str], int] = {}
         self.first_seen: dict[Ident, float] = {}
         self.first_spec: dict[Ident, str] = {}  # the window spec the CUSUM reads
+        # Where the rows the reference capture or the CUSUM has read end, per stream: a
+        # window of the first spec that starts before it overlaps them (a sliding spec), as
+        # do the other specs' windows; reading rows again would count each several times.
+        self.read_until: dict[Ident, float] = {}
         self.webhook_errors = 0
         self.replaying = False  # set by `inferwatch replay`: no webhook calls
         self._session: aiohttp.ClientSession | None = None
@@ -153,6 +160,8 @@ class DriftMonitor(Monitor):
         self.refs.commit(step, new=new)
         if step.cusums:
             self.cusums[step.ident] = {**self.cusums.get(step.ident, {}), **step.cusums}
+        if step.read_until is not None:
+            self.read_until[step.ident] = step.read_until
 
     def replay_summary(self) -> dict[tuple[str, str], dict[str, Any]]:
         """For `inferwatch replay`'s per-stream summary: which reference each stream used."""
@@ -231,7 +240,9 @@ class DriftMonitor(Monitor):
         columns = drift_columns(window)
         reference = self.refs.resolve(step)
         if reference is None:
-            self.refs.capture(step, columns)
+            if self._unread(step, window):
+                self.refs.capture(step, columns)
+                step.read_until = window.end
             return step
         step.results = self._results(step, window, columns, reference)
         return step
@@ -284,6 +295,11 @@ class DriftMonitor(Monitor):
                 "drifted": drifted, "reference_samples": reference.profile.count,
                 "sequential": self._sequential(step, window, columns, reference)}
 
+    def _unread(self, step: Step, window: Window) -> bool:
+        """A window of the stream's first spec that holds none of the rows read so far."""
+        return (window.spec == step.first_spec
+                and window.start >= self.read_until.get(step.ident, -math.inf))
+
     @staticmethod
     def _verdict(found: dict[str, float], method: str, limit: float) -> dict[str, Any]:
         effect = found[method]
@@ -294,9 +310,14 @@ class DriftMonitor(Monitor):
     def _sequential(self, step: Step, window: Window, columns: dict[str, np.ndarray],
                     reference: st.Prepared) -> dict[str, Any]:
         """CUSUM on each numeric stream, in row order, on the model's first window spec.
-        Each detector is a copy, updated here and swapped in by commit()."""
-        if not self.config.sequential or window.spec != step.first_spec:
+        Each detector is a copy, updated here and swapped in by commit().
+
+        Of a sliding spec (`1h/10m`, `500n/100n`) only windows that do not overlap the rows
+        already read: the CUSUM's false-alarm rate holds for rows read once, and reading
+        each row five times raised alarms on a stream that never changed."""
+        if not self.config.sequential or not self._unread(step, window):
             return {}
+        step.read_until = window.end
         detectors = self.cusums.get(step.ident, {})
         out = {}
         for name, ref in reference.numeric.items():

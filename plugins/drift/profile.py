@@ -69,8 +69,12 @@ class Profile(msgspec.Struct, kw_only=True):
         if bad := non_finite_statistics(self):
             raise ValueError(f"{path}: not written: non-finite statistics in {', '.join(bad)}")
         tmp = path.with_suffix(".tmp")
-        tmp.write_bytes(msgspec.json.encode(self))
-        tmp.replace(path)
+        try:
+            tmp.write_bytes(msgspec.json.encode(self))
+            tmp.replace(path)
+        except OSError:
+            tmp.unlink(missing_ok=True)  # e.g. `path` is a folder: no stray file beside it
+            raise
 
     @classmethod
     def load(cls, path: Path) -> Profile:

@@ -13,6 +13,7 @@ import io
 import math
 from pathlib import Path
 
+import msgspec
 import numpy as np
 
 from agent.errors import ConfigError
@@ -28,8 +29,11 @@ def from_ndjson(path: Path, model: str) -> dict[str, np.ndarray]:
     samples: list[Sample] = []
     with open_lines(path) as fh:
         while lines := [line for line in fh.readlines(1 << 22) if line.strip()]:
-            samples += [r for r, _ in decode_many(lines)
-                        if isinstance(r, Sample) and r.model in (model, "")]
+            # Every version of the model, as one stream: recorded traffic usually spans
+            # several, and `--model-version` names the profile's version, not a filter.
+            samples += [msgspec.structs.replace(r, model_version="")
+                        for r, _ in decode_many(lines)
+                        if isinstance(r, Sample) and r.model == model]
     if not samples:
         raise ConfigError([f"--from: {path}: no predictions of model {model!r}"])
     stage = WindowStage({}, [f"{len(samples)}n"], max_rows=len(samples), label_wait=0)
@@ -40,7 +44,8 @@ def from_ndjson(path: Path, model: str) -> dict[str, np.ndarray]:
 
 
 def from_csv(path: Path) -> dict[str, np.ndarray]:
-    with open_lines(path) as raw, io.TextIOWrapper(raw, encoding="utf-8", newline="") as fh:
+    # utf-8-sig: a spreadsheet's byte-order mark is not part of the first column's name.
+    with open_lines(path) as raw, io.TextIOWrapper(raw, encoding="utf-8-sig", newline="") as fh:
         rows = list(csv.DictReader(fh))
     if not rows:
         raise ConfigError([f"--from: {path}: no rows"])
@@ -85,11 +90,12 @@ def build_reference(source: Path, model: str, version: str) -> Profile:
 
 
 def _number(value: str | None) -> float | None:
+    """A number, `nan` and `inf` included (numpy and pandas write them; the profile sets
+    non-finite values aside and counts them); None for text."""
     if value is None:
         return None
     try:
-        number = float(value)
+        return float(value)
     except ValueError:
         return None
-    return number if math.isfinite(number) else None
 

@@ -56,6 +56,7 @@ class Step:
     part: dict[str, np.ndarray] | None = None  # rows kept toward a capture
     fresh: bool = False  # the reference was captured from this window's rows
     cusums: dict[str, Cusum] = field(default_factory=dict)  # updated copies
+    read_until: float | None = None  # the end of the rows a capture or the CUSUMs now read
 
 
 class References:

@@ -16,6 +16,9 @@ from agent.model import NO_FEATURES, Label, Sample
 UNSET: Any = msgspec.UNSET
 INT64, UINT64 = -(1 << 63), 1 << 64  # what msgpack (the label store's format) can hold
 NESTED_LIMIT = 4096
+# What a prediction or a label may be. null, a list or an object would become a class named
+# "None" or "[1, 2]" and count in every metric as a wrong answer.
+SCALARS = frozenset({str, int, float, bool})
 
 
 class Raw(msgspec.Struct, kw_only=True, gc=False):
@@ -65,7 +68,7 @@ def decode_ndjson(data: bytes, start: int = 0, end: int | None = None) -> list[D
         records = None
     if records is None or len(records) != data.count(b"\n", start, end) + 1:
         return [decode(line) for line in data[start:end].split(b"\n") if line.strip()]
-    return [(r, "") if r.prediction is not UNSET and r.model and r.request_id else _odd(r)
+    return [(r, "") if type(r.prediction) in SCALARS and r.model and r.request_id else _odd(r)
             for r in records]
 
 
@@ -143,8 +146,10 @@ def _not_a_sample(record: Raw | Sample, rid: str) -> Decoded | None:
     if record.prediction is UNSET:
         if record.label is UNSET:
             return None, "no_prediction"
+        if type(record.label) not in SCALARS:
+            return None, "invalid_field"
         return Label(model=record.model, request_id=rid, label=record.label, ts=record.ts), ""
-    return None
+    return None if type(record.prediction) in SCALARS else (None, "invalid_field")
 
 
 def decode_features(raw: msgspec.Raw) -> dict[str, Any]:

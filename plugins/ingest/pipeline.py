@@ -7,7 +7,6 @@ configuration tuned on history behaves the same once deployed.
 from __future__ import annotations
 
 import datetime as dt
-import math
 from collections import Counter
 from collections.abc import Callable, Sequence
 from typing import cast
@@ -20,23 +19,29 @@ from plugins.ingest.windows import WindowStage
 UNKNOWN_MODEL = "unknown_model"
 
 
+# Times replay accepts: from 1970 to about the year 5100. Beyond them a window's bounds could
+# not be written as dates, and a value this large is most often milliseconds, not seconds.
+TS_MIN, TS_MAX = 0.0, 1e11
+
+
 def parse_ts(text: str | float | None) -> float | None:
-    """Unix seconds or RFC 3339; None when absent or unreadable."""
+    """Unix seconds or RFC 3339; None when absent, unreadable or outside [TS_MIN, TS_MAX)."""
     if text is None:
         return None
     if type(text) is float:
-        return text if math.isfinite(text) else None
-    try:
-        value = float(text)
-    except ValueError:
+        value = text
+    else:
         try:
-            moment = dt.datetime.fromisoformat(str(text))
+            value = float(text)
         except ValueError:
-            return None
-        if moment.tzinfo is None:
-            moment = moment.replace(tzinfo=dt.UTC)
-        return moment.timestamp()
-    return value if math.isfinite(value) else None
+            try:
+                moment = dt.datetime.fromisoformat(str(text))
+                if moment.tzinfo is None:
+                    moment = moment.replace(tzinfo=dt.UTC)
+                value = moment.timestamp()
+            except (ValueError, OverflowError):
+                return None
+    return value if TS_MIN <= value < TS_MAX else None  # NaN fails both comparisons
 
 
 class Pipeline:

@@ -16,6 +16,7 @@ import heapq
 import inspect
 import sys
 import tempfile
+import zlib
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -38,7 +39,9 @@ from plugins.ingest.config import IngestConfig
 from plugins.ingest.decode import decode_many
 from plugins.ingest.pipeline import UNKNOWN_MODEL, Pipeline, parse_ts
 from plugins.ingest.replay_report import (
+    Disorder,
     LabelTally,
+    disorder_notes,
     label_notes,
     silence_notes,
     stream_summary,
@@ -143,19 +146,45 @@ def open_lines(path: Path) -> IO[bytes]:
     return raw
 
 
-def records(path: Path, rejected: Counter[str]) -> Iterator[tuple[float, int, Sample | Label]]:
+def records(path: Path, rejected: Counter[str], disorder: Disorder | None = None
+            ) -> Iterator[tuple[float, int, Sample | Label]]:
     """(time, order, record) in file order; a record without a time takes the previous one."""
     last, order = 0.0, 0
+    disorder = Disorder() if disorder is None else disorder
     with open_lines(path) as fh:
-        while lines := [line for line in fh.readlines(CHUNK * 200) if line.strip()]:
+        for lines in _chunks(fh, disorder):
             for record, reason in decode_many(lines):
                 if record is None:
                     rejected[reason] += 1
                     continue
                 ts = parse_ts(record.ts)
+                if ts is None and record.ts is not None:
+                    rejected["invalid_field"] += 1  # a time that is unreadable or out of range
+                    continue
+                if ts is not None and ts < last:
+                    disorder.records += 1
+                    disorder.lag = max(disorder.lag, last - ts)
+                    ts = last
                 last = last if ts is None else ts
                 order += 1
                 yield last, order, record
+
+
+def _chunks(fh: IO[bytes], trouble: Disorder) -> Iterator[list[bytes]]:
+    """Non-blank lines, CHUNK at a time. A truncated or corrupt gzip file ends the file where
+    it breaks (what came before still counts); the reason goes to `trouble.cut`."""
+    chunk: list[bytes] = []
+    try:
+        for line in fh:
+            if line.strip():
+                chunk.append(line)
+                if len(chunk) >= CHUNK:
+                    yield chunk
+                    chunk = []
+    except (EOFError, OSError, zlib.error) as exc:
+        trouble.cut = str(exc) or type(exc).__name__
+    if chunk:
+        yield chunk
 
 
 class Replay:
@@ -186,14 +215,17 @@ class Replay:
         self.with_results = 0  # windows that carry some monitor's results
         # Per (model, version): replay's counts, and what monitors add (replay_summary()).
         self.streams: dict[tuple[str, str], dict[str, Any]] = {}
+        self.disorder: dict[Path, Disorder] = {}  # per input file
 
     async def run(self, samples: Path, labels: Path | None) -> dict[str, Any]:
         with tempfile.TemporaryDirectory(prefix="inferwatch-replay-") as scratch:
             await self._start_monitors(Path(scratch))
             try:
-                streams = [records(samples, self.rejected)]
+                self.disorder = {samples: Disorder()}
+                streams = [records(samples, self.rejected, self.disorder[samples])]
                 if labels is not None:
-                    streams.append(records(labels, self.rejected))
+                    self.disorder[labels] = Disorder()
+                    streams.append(records(labels, self.rejected, self.disorder[labels]))
                 # Merged on time; at equal times the samples file first, then file order.
                 merged = heapq.merge(*(_keyed(s, i) for i, s in enumerate(streams)),
                                      key=lambda item: item[0])
@@ -309,13 +341,16 @@ class Replay:
                 "labels_joined": self.join.counts["joined"],
                 "labels": self.labels.outcomes(self.join.counts),
                 "rejected": dict(sorted(self.rejected.items())),
+                "out_of_order": sum(d.records for d in self.disorder.values()),
+                "cut_short": [f"{p}: {d.cut}" for p, d in self.disorder.items() if d.cut],
                 "streams": stream_summary(self.streams)}
 
     def notes(self, summary: dict[str, Any]) -> list[str]:
         """What stderr should say beyond the summary: hints on labels, and why the output
         has no monitor results when it has none."""
         labels = summary["labels"]
-        return [*label_notes(labels, self.join.ttl, self.join.longest_late),
+        return [*disorder_notes(self.disorder),
+                *label_notes(labels, self.join.ttl, self.join.longest_late),
                 *silence_notes(monitors=self.monitor_plugins,
                                off=self.off, path=self.config.path, windows=self.windows,
                                with_results=self.with_results, samples=summary["samples"],

@@ -116,3 +116,25 @@ def _days(seconds: float) -> str:
     if seconds >= DAY:
         return f"{seconds / DAY:.4g}d"
     return f"{seconds / 3600:.3g}h" if seconds >= 3600 else f"{seconds:.3g}s"
+
+
+@dataclass
+class Disorder:
+    """Records of one file earlier than a record before them. Each is counted at the latest
+    time before it (as the agent counts a sample at its arrival): taken at its own time, it
+    would reopen windows already printed, and print them again, once per such record."""
+
+    records: int = 0
+    lag: float = 0.0  # the furthest back one went, in seconds
+    cut: str = ""  # why the file could not be read to its end (a truncated gzip file)
+
+
+def disorder_notes(disorder: dict[Path, Disorder]) -> list[str]:
+    """Name each file that is not in time order, and what replay did about it."""
+    return [f"{d.records} records in {path} were earlier than a record before them (by up "
+            f"to {_days(d.lag)}): the file is not in time order. Each was counted at the "
+            "latest time before it, as the agent counts a sample when it arrives; sort the "
+            "file by `ts` for windows by the records' own times"
+            for path, d in disorder.items() if d.records] + [
+            f"{path} could not be read to its end ({d.cut}): what came before that point "
+            "was replayed, the rest was not" for path, d in disorder.items() if d.cut]

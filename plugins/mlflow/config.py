@@ -6,7 +6,7 @@ from typing import Annotated
 
 import msgspec
 
-from agent.config import Duration, FieldError, PluginConfig, Secret
+from agent.config import Duration, FieldError, InputFile, PluginConfig, Secret
 
 
 class MlflowConfig(PluginConfig):
@@ -16,7 +16,7 @@ class MlflowConfig(PluginConfig):
     token: Secret | None = None  # bearer token (Databricks and most gateways)
     username: str | None = None  # basic auth (mlflow server --app-name basic-auth)
     password: Secret | None = None
-    ca_file: str | None = None  # for an https:// tracking_uri signed by a private CA
+    ca_file: InputFile | None = None  # for an https:// tracking_uri signed by a private CA
     request_timeout: Duration = Duration(10.0)
     max_tag_bytes: Annotated[int, msgspec.Meta(ge=100, le=8000)] = 5000  # MLflow's limit: 8000
 

@@ -21,6 +21,7 @@ import pytest
 from agent.config import load_config
 from agent.errors import ConfigError
 from agent.loader import discover
+from plugins.drift.profile import build
 from tests.docs.examples import Block, blocks
 from tests.helpers import ROOT, poll
 from tests.unit.test_client import LineServer
@@ -69,6 +70,8 @@ def _supply(problems: list[str], monkeypatch: pytest.MonkeyPatch) -> bool:
                 target = Path(match[1])
                 target.parent.mkdir(parents=True, exist_ok=True)
                 target.write_text("placeholder\n")
+                if ".reference: " in problem:  # read when the config loads: a real profile
+                    build({"x": np.arange(200.0)}, model="m", model_version="").save(target)
                 supplied = True
         if match := UNSET_ENV.search(problem):
             monkeypatch.setenv(match[1], "placeholder")

@@ -103,7 +103,9 @@ def test_check_names_every_missing_file_with_its_toml_path(tmp_path: Path) -> No
         '[plugins.ingest]\nenabled = true\n'
         '[plugins.ingest.mqtt]\nca_file = "/nonexistent/ingest-ca.pem"\ntls = true\n'
         '[plugins.drift]\nenabled = true\n'
-        '[plugins.drift.models.fraud]\nreference = "refs/fraud.json"\n')
+        '[plugins.drift.models.fraud]\nreference = "refs/fraud.json"\n'
+        '[plugins.mlflow]\nenabled = true\ntracking_uri = "https://mlflow.internal"\n'
+        'ca_file = "mlflow-ca.pem"\n')
     result = run_cli("check", "-c", str(path), cwd=tmp_path)  # not the config's folder
     assert result.returncode == 78
     lines = _errors(result)
@@ -113,6 +115,7 @@ def test_check_names_every_missing_file_with_its_toml_path(tmp_path: Path) -> No
         f"plugins.nvidia.fake_scenario: {folder}/gpus.json: no such file",
         "plugins.ingest.mqtt.ca_file: /nonexistent/ingest-ca.pem: no such file",
         f"plugins.drift.models.fraud.reference: {folder}/refs/fraud.json: no such file",
+        f"plugins.mlflow.ca_file: {folder}/mlflow-ca.pem: no such file",
     ]
     if __import__("os").geteuid() != 0:  # root reads anything
         expected.append(f"plugins.mqtt.key_file: {folder}/key.pem: cannot read")
@@ -120,6 +123,19 @@ def test_check_names_every_missing_file_with_its_toml_path(tmp_path: Path) -> No
         assert any(line.startswith(f"inferwatch: error: {fragment}") for line in lines), (
             fragment, lines)
     assert not any("ok.pem" in line for line in lines)
+
+
+def test_check_names_a_drift_reference_that_is_not_a_profile(tmp_path: Path) -> None:
+    """It passed `check`, then the agent logged an error and captured its own reference."""
+    (tmp_path / "ref.json").write_text('{"garbage": 1}')
+    path = tmp_path / "agent.toml"
+    path.write_text('[plugins.ingest]\nenabled = true\n[plugins.drift]\nenabled = true\n'
+                    '[plugins.drift.models.fraud]\nreference = "ref.json"\n')
+    result = run_cli("check", "-c", str(path))
+    assert result.returncode == 78, result.stderr
+    (line,) = _errors(result)
+    assert line.startswith(f"inferwatch: error: plugins.drift.models.fraud.reference: "
+                           f"{tmp_path}/ref.json: not a reference profile: ")
 
 
 def test_relative_paths_resolve_against_the_config_folder(tmp_path: Path) -> None:

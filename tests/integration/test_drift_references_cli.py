@@ -96,3 +96,48 @@ def test_reference_build_says_which_values_it_set_aside(tmp_path: Path) -> None:
     profile = json.loads(out.read_text())["numeric"]["amount"]
     assert 0.9 < profile["std"] < 1.1
     assert profile["extreme"] == 1
+
+
+def test_reference_build_from_recorded_traffic_of_several_versions(tmp_path: Path) -> None:
+    """Production samples carry their model_version; without --model-version the reference
+    takes every version of the model (it ended in a traceback, exit 70)."""
+    rng = random.Random(3)
+    source = _write(tmp_path / "recorded.ndjson", [
+        {"model": "fraud", "model_version": str(1 + i % 3), "request_id": f"r{i}",
+         "ts": T0 + i, "prediction": 1, "score": 0.5, "features": {"x": rng.gauss(0, 1)}}
+        for i in range(3000)] + [{"model": "other", "request_id": "o", "prediction": 1}])
+    out = tmp_path / "ref.json"
+    done = run_cli("reference", "build", "--from", str(source), "--model", "fraud",
+                   "--out", str(out))
+    assert done.returncode == 0, done.stderr
+    profile = json.loads(out.read_text())
+    assert (profile["model"], profile["model_version"], profile["count"]) == ("fraud", "", 3000)
+
+
+def test_reference_build_reads_spreadsheet_csv(tmp_path: Path) -> None:
+    """A byte-order mark is not part of the first column's name, and `nan`/`inf` cells keep
+    a column numeric (they made it categorical)."""
+    rows = [f"{i * 0.5},{'nan' if i % 50 == 0 else i},{'inf' if i == 7 else -i}"
+            for i in range(500)]
+    source = tmp_path / "train.csv"
+    source.write_bytes(b"\xef\xbb\xbf" + ("amount,age,score\n" + "\n".join(rows)).encode())
+    out = tmp_path / "ref.json"
+    done = run_cli("reference", "build", "--from", str(source), "--model", "m",
+                   "--out", str(out))
+    assert done.returncode == 0, done.stderr
+    profile = json.loads(out.read_text())
+    assert sorted(profile["numeric"]) == ["age", "amount", "score"]
+    assert profile["categorical"] == {}
+    assert profile["numeric"]["age"]["count"] == 490  # nan: missing
+    assert profile["numeric"]["score"]["non_finite"] == 1  # inf: set aside and counted
+
+
+def test_reference_build_to_a_folder_or_a_missing_one_is_a_usage_error(tmp_path: Path) -> None:
+    source = _write(tmp_path / "s.ndjson", [{"model": "m", "request_id": "a", "prediction": 1,
+                                              "features": {"x": 1.0}}])
+    for out in (tmp_path, tmp_path / "no" / "such" / "ref.json"):
+        done = run_cli("reference", "build", "--from", str(source), "--model", "m",
+                       "--out", str(out))
+        assert done.returncode == 78, done.stderr
+        assert done.stderr.startswith(f"inferwatch: error: --out: {out}: ")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["s.ndjson"]  # nothing left behind

@@ -94,9 +94,11 @@ async def test_a_configured_reference_loads_at_start_and_a_bad_one_is_an_error(
         tmp_path: Path) -> None:
     good, bad = tmp_path / "good.json", tmp_path / "bad.json"
     _profile("").save(good)
-    bad.write_text('{"model": "m", "numeric": {"x": {"std": null}}}')
+    _profile("").save(bad)
     mon = monitor(tmp_path, models={"m": ModelDrift(reference=str(good)),
                                     "n": ModelDrift(reference=str(bad))})
+    # Checked when the config loads (test_cli_errors); spoilt after that, it is logged.
+    bad.write_text('{"model": "m", "numeric": {"x": {"std": null}}}')
     with structlog.testing.capture_logs() as logs:
         await mon.start()
     assert set(mon.refs.given) == {("m", "")}

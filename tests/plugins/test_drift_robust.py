@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import math
+import warnings
 from pathlib import Path
 
 import msgspec
@@ -12,6 +13,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from agent.window import Window
 from plugins.drift import statistics as ds
 from plugins.drift.monitor import drift_columns
 from plugins.drift.profile import (
@@ -220,3 +222,18 @@ def test_any_values_in_a_window_give_finite_results(
     if rows >= 1000 and wild <= 3:
         assert not found["multivariate"].get("drifted")
         assert not any(s["alarms"] for s in found["sequential"].values())
+
+
+def test_rows_without_scores_raise_no_numpy_warning() -> None:
+    """A multiclass model that sent scores for some rows only: no 'All-NaN slice' warning on
+    stderr (outside the JSON logs), and those rows' score is NaN."""
+    scores = np.array([[0.2, 0.5, 0.3], [np.nan, np.nan, np.nan]])
+    win = Window(model="m", model_version="1", spec="1h", start=0.0, end=3600.0,
+                 task="classification", n=2, y_pred=np.array([1, 0]), y_true=np.array([-1, -1]),
+                 classes=("a", "b", "c"), scores=scores)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        columns = drift_columns(win)
+    assert columns["__score"][0] == 0.5
+    assert np.isnan(columns["__score"][1])
+    assert columns["__prediction"].tolist() == ["b", "a"]

@@ -53,6 +53,21 @@ def test_arbitrary_objects_never_raise(obj: dict[str, object]) -> None:
         assert record.request_id
 
 
+@pytest.mark.parametrize("value", [b"null", b"[1, 2]", b'{"a": 1}', b"[]"])
+@pytest.mark.parametrize("key", [b"prediction", b"label"])
+def test_a_prediction_or_label_that_is_no_single_value_is_refused(key: bytes,
+                                                                  value: bytes) -> None:
+    """null, a list or an object would become a class named "None" or "[1, 2]", counted as
+    a wrong answer in every metric: refused on every decoding path, socket's fast one too."""
+    line = b'{"model": "m", "request_id": "r", "' + key + b'": ' + value + b"}"
+    expected = [(None, "invalid_field")]
+    assert [decode(line)] == expected
+    assert decode_many([line]) == expected
+    assert decode_ndjson(line) == expected
+    assert decode_body(b"[" + line + b"]") == expected
+
+
+
 @pytest.mark.parametrize(("line", "reason"), [
     (b'{"model": "m", "request_id": "r", "prediction": 1', "invalid_json"),  # truncated
     (b'{"model": "m\xff\xfe", "request_id": "r", "prediction": 1}', "invalid_utf8"),

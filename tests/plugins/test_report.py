@@ -227,3 +227,23 @@ def test_report_command_reads_saved_lines_and_skips_what_is_not_json(tmp_path: P
                              capture_output=True, text=True, timeout=60, cwd=ROOT, check=False)
     assert missing.returncode == 78
     assert "no such file" in missing.stderr
+
+
+def test_the_reports_config_masks_credentials(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+                                              ) -> None:
+    """The report travels (mail, tickets): a URL's user:password and a literal secret-named
+    value are masked; a {file}/{env} reference says where, not what, and stays."""
+    import argparse  # noqa: PLC0415
+
+    from agent.cli import _config_text  # noqa: PLC0415
+
+    config = tmp_path / "agent.toml"
+    config.write_text('[plugins.mlflow]\ntracking_uri = "https://bob:hunter2@ml.example/"\n'
+                      'token = {file = "/etc/t"}\napi_token = "abc123"\n')
+    monkeypatch.setattr(sys, "argv", ["inferwatch", "replay", "--reference",
+                                      "https://eve:pw@x/ref.json"])
+    text = _config_text(argparse.Namespace(config=config))
+    assert "hunter2" not in text
+    assert "abc123" not in text
+    assert ":pw@" not in text
+    assert 'token = {file = "/etc/t"}' in text

@@ -114,6 +114,8 @@ def test_errors_never_reach_the_caller(server: LineServer) -> None:
     assert client.record("fine", {"x": 1}, 0) is True
     poll(lambda: client.stats()["sent"] == 1, what="the sender thread survived")
     assert client.stats()["dropped_unencodable"] == 1
+    # "sent" counts what reached the socket; the server thread may not have read it yet.
+    poll(lambda: server.lines, what="the server read the line")
     assert [line["request_id"] for line in server.lines] == ["fine"]
 
 

@@ -11,6 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from agent.config import (
+    MAX_DURATION,
     PluginConfig,
     Secret,
     build_config,
@@ -27,8 +28,8 @@ class WithSecret(PluginConfig):
 @given(st.integers(0, 10**6), st.sampled_from(["ms", "s", "m", "h", "d"]))
 def test_duration_units(n: int, unit: str) -> None:
     scale = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}[unit]
-    if n == 0:
-        with pytest.raises(ValueError, match="positive"):
+    if n == 0 or n * scale > MAX_DURATION:
+        with pytest.raises(ValueError, match="positive and at most 1000 years"):
             parse_duration(f"{n}{unit}")
     else:
         assert parse_duration(f"{n}{unit}") == pytest.approx(n * scale)
@@ -56,7 +57,8 @@ def test_duration_never_crashes_on_text(text: str) -> None:
         assert parsed > 0
 
 
-@pytest.mark.parametrize("bad", [True, None, [], {}, -1, 0, float("nan"), float("inf"), "1x"])
+@pytest.mark.parametrize("bad", [True, None, [], {}, -1, 0, float("nan"), float("inf"), "1x",
+                                 "99999999999999999999d", "366001d", 1e300])
 def test_duration_rejects(bad: object) -> None:
     with pytest.raises(ValueError, match=r"duration|seconds"):
         parse_duration(bad)
