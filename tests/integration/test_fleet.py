@@ -170,3 +170,53 @@ def test_merging_profiles_equals_profiling_the_concatenation(sizes: list[int], s
     assert merged.features == whole.features
     again = fleet.merge([merged, fleet.build(parts[0], ref, host="h0", window="1h", end=1.0)])
     assert again.features == merged.features  # a host delivered twice counts once
+
+
+@pytest.mark.timeout(120)
+def test_a_restarted_consumer_keeps_the_hosts_it_had_acknowledged_for_a_window(
+        tmp_path: Path, broker: Mosquitto, reference: tuple[profile.Profile, Path]) -> None:
+    """Two hosts' profiles of a window acknowledged, the consumer killed, the third host's
+    profile of the same window queued in its session: after the restart all three count.
+    (A partial per consumer and window, rewritten from memory, lost the first two: the
+    queued profile arrives before the retained partial does.)"""
+    ref, ref_path = reference
+    port = free_port()
+    end = 1_800_007_200.0
+    data = [_host_data(int(end) + i, 1000 + 300 * i, shift)
+            for i, shift in enumerate((0.0, 0.5, 1.5))]
+    consumer = _consumer("fleet-0", broker.port, port, ref_path, tmp_path / "c0.log")
+    try:
+        poll(lambda: _fleet_view(port) is not None, 20, what="consumer /metrics")
+        _subscribed(tmp_path, [consumer])
+        _send(broker.port, end, ref, dict(zip(HOSTS[:2], data[:2], strict=True)))
+        labels = (("model", "fraud"), ("model_version", "3"), ("window", "1h"))
+        poll(lambda: _fleet_view(port).get(("inferwatch_fleet_hosts", labels)) == 2, 20, 0.1,
+             "two hosts merged")
+        consumer.send_signal(signal.SIGKILL)
+        consumer.wait(10)
+        _send(broker.port, end, ref, {HOSTS[2]: data[2]})
+        consumer = _consumer("fleet-0", broker.port, port, ref_path, tmp_path / "c0.log")
+        quality, psi = _expected(data, ref, end)
+        poll(lambda: _matches(_fleet_view(port), end, quality, psi), 30, 0.1,
+             "all three hosts after the restart")
+        view = _fleet_view(port)
+        assert view[("inferwatch_fleet_window_samples", labels)] == sum(
+            len(d[1]) for d in data)
+    finally:
+        consumer.kill()
+        consumer.wait(10)
+
+
+def _send(port: int, end: float, ref: profile.Profile,
+          hosts: dict[str, tuple[dict[str, np.ndarray], list[int], list[int]]]) -> None:
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="agents",
+                         protocol=mqtt.MQTTv5)
+    client.connect("127.0.0.1", port)
+    client.loop_start()
+    for host, (columns, labels, predictions) in hosts.items():
+        window = fleet.build(columns, ref, host=host, window="1h", end=end,
+                             labels=labels, predictions=predictions)
+        client.publish(f"inferwatch/v1/{host}/profiles/fraud", fleet.encode(window),
+                       qos=1).wait_for_publish(10)
+    client.loop_stop()
+    client.disconnect()
