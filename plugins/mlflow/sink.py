@@ -19,11 +19,18 @@ from plugins.mlflow.config import MlflowConfig
 log = structlog.get_logger(__name__)
 WINDOW_KINDS = ("quality.window", "drift.window")
 TAG_KINDS = ("drift.detected", "quality.degraded", "retrain.requested")
-_KEY = re.compile(r"[^A-Za-z0-9_\-. /:]")  # what MLflow accepts in metric and tag keys
+_KEY = re.compile(r"[^A-Za-z0-9_\-. :]")  # what MLflow accepts in a key, "/" aside
 
 
 def metric_key(*parts: str) -> str:
-    return _KEY.sub("_", "/".join(parts))[:250]
+    """A key MLflow accepts: its characters, at most 250 of them, and its own normalised
+    path (MLflow refuses "drift/..", "drift/a/../b" or "drift/" with a 400, and with it the
+    window's whole batch). A part's own "/" is replaced, so a feature is one path level."""
+    cleaned = []
+    for part in parts:
+        text = _KEY.sub("_", part.replace("/", "_"))[:120]
+        cleaned.append(text.replace(".", "_") if not text.strip(".") else text)
+    return "/".join(part or "_" for part in cleaned)
 
 
 def window_metrics(event: Event) -> dict[str, float]:
