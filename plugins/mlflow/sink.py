@@ -39,7 +39,9 @@ def window_metrics(event: Event) -> dict[str, float]:
     if event.kind == "quality.window":
         for section, prefix in (("metrics", ""), ("estimated", "estimated_"), ("gap", "gap_")):
             for name, value in (data.get(section) or {}).items():
-                out[metric_key(prefix + name)] = value
+                # multiclass: per class, and their macro average, the one logged
+                out[metric_key(prefix + name)] = (value.get("macro") if isinstance(value, dict)
+                                                  else value)
         out["cost"] = data.get("cost")
         out["samples"], out["labeled_samples"] = data.get("n"), data.get("n_labeled")
     else:

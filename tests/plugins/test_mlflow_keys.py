@@ -42,3 +42,13 @@ def test_a_window_with_odd_feature_names_keeps_every_metric() -> None:
     assert metrics == {"drift/__": 2.0, "drift/x_": 0.5, "drift/ok": 1.0,
                        "drift_detected": 1.0}
     assert all(mlflow_accepts(key) for key in metrics)
+
+
+def test_a_multiclass_metric_is_logged_as_its_macro_average() -> None:
+    event = Event(kind="quality.window", source="quality", host="h", severity=Severity.INFO,
+                  attributes={"model": "m"},
+                  data={"metrics": {"f1": {"macro": 0.5, "per_class": {"a": 0.4}},
+                                    "accuracy": 0.75},
+                        "estimated": {"f1": {"macro": 0.25}}, "n": 10, "n_labeled": 4})
+    assert window_metrics(event) == {"f1": 0.5, "accuracy": 0.75, "estimated_f1": 0.25,
+                                     "samples": 10.0, "labeled_samples": 4.0}
