@@ -195,6 +195,12 @@ class Consumer:
         self.client.on_publish = self._published
 
     def run(self) -> None:
+        if self.args.username:
+            password = (self.args.password_file.read_text(encoding="utf-8").strip()
+                        if self.args.password_file else None)
+            self.client.username_pw_set(self.args.username, password)
+        if self.args.ca_file:
+            self.client.tls_set(ca_certs=str(self.args.ca_file))
         props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
         props.SessionExpiryInterval = self.args.session_expiry
         self.client.connect(self.args.broker, self.args.port, clean_start=False,
@@ -236,12 +242,19 @@ class Consumer:
                                   qos=1, retain=True, properties=props)
             self.waiting[info.mid] = (message.mid, message.qos)
 
-    def _published(self, client: mqtt.Client, _u: object, mid: int, _r: object,
+    def _published(self, client: mqtt.Client, _u: object, mid: int, reason: object,
                    _p: object) -> None:
         with self.lock:
             incoming = self.waiting.pop(mid, None)
-        if incoming is not None:  # the partial holding it is in the broker: now it is safe
-            client.ack(*incoming)
+        if incoming is None:
+            return
+        if getattr(reason, "is_failure", False):  # an ACL or a quota: the partial is not there
+            with self.fleet.lock:
+                self.fleet.rejected["partial_refused"] += 1
+            log.warning("the broker refused a partial (%s); the profile stays unacknowledged "
+                        "and comes again after a reconnect", reason)
+            return
+        client.ack(*incoming)  # the partial holding it is in the broker: now it is safe
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -249,6 +262,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--broker", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=1883)
     parser.add_argument("--name", required=True, help="this instance's client id, stable")
+    parser.add_argument("--username")
+    parser.add_argument("--password-file", type=Path, help="the password (not on the command line)")
+    parser.add_argument("--ca-file", type=Path, help="TLS to the broker, verified with this CA")
     parser.add_argument("--group", default="inferwatch-fleet", help="shared subscription group")
     parser.add_argument("--prefix", default="inferwatch/v1", help="the agents' topic prefix")
     parser.add_argument("--partials", default="inferwatch/fleet/v1/partials")
