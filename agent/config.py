@@ -6,6 +6,7 @@ field by field here and msgspec converts the leaves (which enforces `Meta` const
 
 from __future__ import annotations
 
+import codecs
 import os
 import re
 import socket
@@ -240,6 +241,10 @@ def _read_toml(path: Path) -> dict[str, Any]:
         raise ConfigError([f"{path}: no such file"]) from None
     except OSError as exc:
         raise ConfigError([f"{path}: cannot read: {exc.strerror}"]) from None
+    if data.startswith(codecs.BOM_UTF8):  # Windows editors save one; TOML has no use for it
+        data = data[len(codecs.BOM_UTF8):]
+    if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        raise ConfigError([f"{path}: UTF-16 (PowerShell's `>` writes it): save it as UTF-8"])
     try:
         return tomllib.loads(data.decode("utf-8"))
     except UnicodeDecodeError as exc:

@@ -67,6 +67,7 @@ class Agent:
         self._stop = asyncio.Event()
         self._ready = False
         self._reload_lock = asyncio.Lock()
+        self._reload_queued = False
         self._tasks: list[asyncio.Task[None]] = []
 
     def load(self) -> Config:
@@ -123,7 +124,14 @@ class Agent:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.request_stop)
-        loop.add_signal_handler(signal.SIGHUP, lambda: self._spawn(self.reload()))
+        loop.add_signal_handler(signal.SIGHUP, self._hangup)
+
+    def _hangup(self) -> None:
+        """A storm of SIGHUPs is one reload after the running one (which reads the file
+        again), not one each: they queue on the lock, and the stop would wait behind them."""
+        if not self._reload_queued:
+            self._reload_queued = True
+            self._spawn(self.reload())
 
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         task = asyncio.create_task(coro, name="reload")
@@ -241,6 +249,9 @@ class Agent:
         """Apply a changed file, or refuse it and keep the running config whole; either way
         systemd hears READY=1 again, and `inferwatch_config_last_reload_successful` says which."""
         async with self._reload_lock:
+            self._reload_queued = False
+            if self._stop.is_set():  # the stop has the plugins now
+                return
             self.notifier.reloading()
             try:
                 await self._reload()
@@ -314,7 +325,10 @@ class Agent:
         log.info("agent stopping")
         self.bus.emit(self._event("agent.stopping", {}))
         budget = self.config.agent.stop_timeout * 0.9
-        await self._stop_plugins(list(self.instances.values()), budget)
+        # A reload in progress ends first (it may be stopping or starting these very
+        # plugins, with a sink's queue held for its successor); none begins after.
+        async with self._reload_lock:
+            await self._stop_plugins(list(self.instances.values()), budget)
         for task in self._tasks:
             task.cancel()
         with contextlib.suppress(asyncio.CancelledError):

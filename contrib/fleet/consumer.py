@@ -5,10 +5,12 @@
 
 Several instances split the load through an MQTT 5 shared subscription
 (`$share/<group>/inferwatch/v1/+/profiles/#`): each profile reaches one instance. Each
-instance keeps what it received as *retained* partials (`<partials>/<name>/<key digest>`,
-one message per window, per-host profiles inside) and reads every instance's partials, so
-every instance exports the whole fleet on its /metrics, and a restarted instance finds its
-state in the broker. An incoming profile is acknowledged only once the broker has accepted
+instance keeps what it received as *retained* partials (`<partials>/<key digest>/<host>`,
+one message per window and host, so no instance ever rewrites what another message added)
+and reads all of them, so every instance exports the whole fleet on its /metrics, and a
+restarted instance finds the state in the broker. A host is who its topic says: a profile
+naming other hosts, another model than its reference's, or counts off the reference's bins
+is refused and counted. An incoming profile is acknowledged only once the broker has accepted
 the partial that holds it (manual acks), so killing an instance at any moment loses nothing:
 its unacknowledged profiles wait in its persistent session. Duplicates (at-least-once)
 count once: partials hold profiles by host.
@@ -25,7 +27,6 @@ import threading
 from collections import defaultdict
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TypeVar
 
 import msgspec
 import paho.mqtt.client as mqtt
@@ -36,90 +37,102 @@ from prometheus_client import CollectorRegistry, start_http_server
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from plugins.drift.fleet import WindowProfile, decode, drift, merge, quality, reference_digest
+from plugins.drift.fleet import (
+    WindowProfile,
+    decode,
+    drift,
+    encode,
+    invalid,
+    merge,
+    quality,
+    reference_digest,
+)
 from plugins.drift.profile import Profile
 
 log = logging.getLogger("inferwatch.fleet")
 KEEP_WINDOWS = 24  # per stream: enough for a day of hourly windows
-K = TypeVar("K")
-V = TypeVar("V")
 
 
 class Fleet:
-    """Everyone's partials, merged on demand; thread-safe (paho calls back on its thread)."""
+    """Every host's profile of the kept windows, merged on demand; thread-safe (paho calls
+    back on its thread). One retained partial per (window key, host): writing one never
+    replaces another host's, so no read-modify-write can lose what another message added."""
 
     def __init__(self, references: list[Profile]) -> None:
         self.references = {reference_digest(r): r for r in references}
-        self.partials: dict[tuple[str, str], list[WindowProfile]] = {}  # (consumer, key)
-        self.mine: dict[str, dict[str, WindowProfile]] = defaultdict(dict)  # key -> host
+        self.partials: dict[str, dict[str, WindowProfile]] = {}  # key digest -> host -> profile
+        self.streams: dict[tuple[str, str, str], dict[str, float]] = {}  # -> key -> window end
         self.received = 0
         self.rejected: dict[str, int] = defaultdict(int)
         self.lock = threading.Lock()
 
-    def accept(self, payload: bytes) -> tuple[str, list[WindowProfile]] | None:
-        """A profile from an agent: this instance's updated partial for its key, or None."""
-        try:
-            profile = decode(payload)
-        except ValueError:
-            with self.lock:
-                self.rejected["malformed"] += 1
-            return None
-        if profile.reference not in self.references:
-            with self.lock:
-                self.rejected["unknown_reference"] += 1
+    def accept(self, host: str, payload: bytes) -> tuple[str, bytes] | None:
+        """A profile an agent published on its own topic: (the partial's topic below
+        --partials, its payload), or None when refused (counted by reason)."""
+        profile = self._checked(host, payload, "malformed")
+        if profile is None:
             return None
         key = key_digest(profile)
         with self.lock:
             self.received += 1
-            for host in profile.hosts:
-                self.mine[key][host] = profile
-            self._prune()
-            return key, list(self.mine.get(key, {}).values())
+            self._keep(key, host, profile)
+        return f"{key}/{host}", encode(profile)
 
-    def partial(self, consumer: str, key: str, payload: bytes) -> None:
+    def partial(self, key: str, host: str, payload: bytes) -> None:
         """A retained partial (anyone's, ours included); empty means deleted."""
-        with self.lock:
-            if not payload:
-                self.partials.pop((consumer, key), None)
-                return
-            try:
-                self.partials[(consumer, key)] = msgspec.json.decode(
-                    payload, type=list[WindowProfile])
-            except msgspec.DecodeError:
+        if not payload:
+            with self.lock:
+                self.partials.get(key, {}).pop(host, None)
+            return
+        profile = self._checked(host, payload, "malformed_partial")
+        if profile is not None and key_digest(profile) != key:
+            profile = None
+            with self.lock:
                 self.rejected["malformed_partial"] += 1
-            self._prune()
+        if profile is not None:
+            with self.lock:
+                self._keep(key, host, profile)
 
-    def _prune(self) -> None:
-        """Memory bound: the newest KEEP_WINDOWS windows of each stream, in what this
-        instance received and in everyone's partials (the broker drops older retained
-        partials itself, by their message expiry)."""
-        self.mine = defaultdict(dict, _newest({k: next(iter(v.values()))
-                                               for k, v in self.mine.items() if v}, self.mine))
-        newest = _newest({k: v[0] for k, v in self.partials.items() if v}, self.partials)
-        self.partials = dict(newest)
+    def _checked(self, host: str, payload: bytes, malformed: str) -> WindowProfile | None:
+        try:
+            profile = decode(payload)
+        except ValueError:
+            reason: str | None = malformed
+        else:
+            reference = self.references.get(profile.reference)
+            reason = ("unknown_reference" if reference is None
+                      else "wrong_host" if profile.hosts != [host]  # the topic is the identity
+                      else invalid(profile, reference))
+            if reason is None:
+                return profile
+        with self.lock:
+            self.rejected[str(reason)] += 1
+        return None
+
+    def _keep(self, key: str, host: str, profile: WindowProfile) -> None:
+        """Memory bound: the newest KEEP_WINDOWS windows of each stream (the broker drops
+        older retained partials itself, by their message expiry); caller holds the lock."""
+        if key not in self.partials:
+            ends = self.streams.setdefault(profile.key[:3], {})
+            ends[key] = profile.end
+            while len(ends) > KEEP_WINDOWS:
+                oldest = min(ends, key=ends.__getitem__)
+                del ends[oldest]
+                self.partials.pop(oldest, None)
+            if key not in ends:  # older than every kept window
+                return
+            self.partials[key] = {}
+        self.partials[key][host] = profile
 
     def merged(self) -> Iterator[tuple[WindowProfile, Profile]]:
-        """The latest windows of each stream, every host's profile merged once."""
+        """The latest window of each stream, every host's profile once."""
         with self.lock:
-            by_key: dict[str, list[WindowProfile]] = defaultdict(list)
-            for (_, key), profiles in self.partials.items():
-                by_key[key] += profiles
-        windows = [merge(p) for p in by_key.values() if p]
-        latest: dict[tuple[str, str, str], list[WindowProfile]] = defaultdict(list)
-        for window in windows:
-            latest[(window.model, window.model_version, window.window)].append(window)
-        for stream in latest.values():
-            newest = max(stream, key=lambda w: w.end)
-            yield newest, self.references[newest.reference]
-
-
-def _newest(first: dict[K, WindowProfile], items: dict[K, V]) -> dict[K, V]:
-    """The entries of `items` whose window is among its stream's KEEP_WINDOWS newest."""
-    ends: dict[tuple[str, str, str], set[float]] = defaultdict(set)
-    for profile in first.values():
-        ends[profile.key[:3]].add(profile.end)
-    floor = {stream: sorted(e)[-KEEP_WINDOWS:][0] for stream, e in ends.items()}
-    return {k: items[k] for k, p in first.items() if p.end >= floor[p.key[:3]]}
+            latest = [list(self.partials.get(max(ends, key=ends.__getitem__), {}).values())
+                      for ends in self.streams.values() if ends]
+        for profiles in latest:
+            if profiles:
+                window = merge(profiles)
+                yield window, self.references[window.reference]
 
 
 def key_digest(profile: WindowProfile) -> str:
@@ -159,11 +172,13 @@ class FleetMetrics(Collector):
         yield from families.values()
         yield psi
         yield tvd
+        with self.fleet.lock:  # paho's thread may add a reason while this scrape reads them
+            received, refused = self.fleet.received, dict(self.fleet.rejected)
         yield CounterMetricFamily("inferwatch_fleet_profiles_received",
-                                  "Window profiles accepted.", value=self.fleet.received)
+                                  "Window profiles accepted.", value=received)
         rejected = CounterMetricFamily("inferwatch_fleet_profiles_rejected",
                                        "Window profiles refused, by reason.", labels=["reason"])
-        for reason, count in self.fleet.rejected.items():
+        for reason, count in refused.items():
             rejected.add_metric([reason], count)
         yield rejected
 
@@ -180,6 +195,12 @@ class Consumer:
         self.client.on_publish = self._published
 
     def run(self) -> None:
+        if self.args.username:
+            password = (self.args.password_file.read_text(encoding="utf-8").strip()
+                        if self.args.password_file else None)
+            self.client.username_pw_set(self.args.username, password)
+        if self.args.ca_file:
+            self.client.tls_set(ca_certs=str(self.args.ca_file))
         props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
         props.SessionExpiryInterval = self.args.session_expiry
         self.client.connect(self.args.broker, self.args.port, clean_start=False,
@@ -204,29 +225,36 @@ class Consumer:
 
     def _handle(self, client: mqtt.Client, message: mqtt.MQTTMessage) -> None:
         if message.topic.startswith(self.args.partials + "/"):
-            consumer, _, key = message.topic[len(self.args.partials) + 1:].partition("/")
-            self.fleet.partial(consumer, key, bytes(message.payload))
+            key, _, host = message.topic[len(self.args.partials) + 1:].partition("/")
+            self.fleet.partial(key, host, bytes(message.payload))
             client.ack(message.mid, message.qos)
             return
-        accepted = self.fleet.accept(bytes(message.payload))
+        host = message.topic[len(self.args.prefix) + 1:].partition("/")[0]
+        accepted = self.fleet.accept(host, bytes(message.payload))
         if accepted is None:  # refused for good: acknowledge, it will not get better
             client.ack(message.mid, message.qos)
             return
-        key, profiles = accepted
+        topic, payload = accepted
         props = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
         props.MessageExpiryInterval = self.args.retain_seconds
-        payload = msgspec.json.encode(profiles)
         with self.lock:
-            info = client.publish(f"{self.args.partials}/{self.args.name}/{key}", payload,
+            info = client.publish(f"{self.args.partials}/{topic}", payload,
                                   qos=1, retain=True, properties=props)
             self.waiting[info.mid] = (message.mid, message.qos)
 
-    def _published(self, client: mqtt.Client, _u: object, mid: int, _r: object,
+    def _published(self, client: mqtt.Client, _u: object, mid: int, reason: object,
                    _p: object) -> None:
         with self.lock:
             incoming = self.waiting.pop(mid, None)
-        if incoming is not None:  # the partial holding it is in the broker: now it is safe
-            client.ack(*incoming)
+        if incoming is None:
+            return
+        if getattr(reason, "is_failure", False):  # an ACL or a quota: the partial is not there
+            with self.fleet.lock:
+                self.fleet.rejected["partial_refused"] += 1
+            log.warning("the broker refused a partial (%s); the profile stays unacknowledged "
+                        "and comes again after a reconnect", reason)
+            return
+        client.ack(*incoming)  # the partial holding it is in the broker: now it is safe
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -234,6 +262,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--broker", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=1883)
     parser.add_argument("--name", required=True, help="this instance's client id, stable")
+    parser.add_argument("--username")
+    parser.add_argument("--password-file", type=Path, help="the password (not on the command line)")
+    parser.add_argument("--ca-file", type=Path, help="TLS to the broker, verified with this CA")
     parser.add_argument("--group", default="inferwatch-fleet", help="shared subscription group")
     parser.add_argument("--prefix", default="inferwatch/v1", help="the agents' topic prefix")
     parser.add_argument("--partials", default="inferwatch/fleet/v1/partials")

@@ -47,7 +47,7 @@ def _variable(name: str, label: str, query: str, *, include_all: bool = True) ->
         "name": name, "label": label, "type": "query", "datasource": DS,
         "query": {"query": query, "refId": f"var-{name}"}, "definition": query,
         "refresh": 2, "sort": 1, "multi": True, "includeAll": include_all,
-        "allValue": ".+", "current": {"selected": True, "text": ["All"], "value": ["$__all"]},
+        "allValue": ".*", "current": {"selected": True, "text": ["All"], "value": ["$__all"]},
     }
 
 

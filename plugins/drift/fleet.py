@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from typing import Annotated, Any
 
 import msgspec
 import numpy as np
@@ -22,12 +22,14 @@ from plugins.drift.profile import OTHER, Profile, bin_index
 SCHEMA = 1
 MAX_CATEGORIES = 50  # per feature in a window profile; the rest counted under OTHER
 MAX_CLASSES = 50
+Count = Annotated[int, msgspec.Meta(ge=0)]  # a negative count would make PSI's log NaN
 
 
 class FeatureCounts(msgspec.Struct, kw_only=True, omit_defaults=True):
-    counts: list[int] | None = None  # numeric: one count per reference bin
-    categories: dict[str, int] | None = None  # categorical
-    missing: int = 0
+    counts: list[Count] | None = None  # numeric: one count per reference bin
+    categories: Annotated[dict[str, Count], msgspec.Meta(max_length=MAX_CATEGORIES + 1)] | None \
+        = None  # categorical
+    missing: Count = 0
 
 
 class WindowProfile(msgspec.Struct, kw_only=True):
@@ -39,15 +41,44 @@ class WindowProfile(msgspec.Struct, kw_only=True):
     end: float
     reference: str  # digest of the reference profile the counts are binned on
     hosts: list[str]
-    n: int = 0
+    n: Count = 0
     features: dict[str, FeatureCounts] = msgspec.field(default_factory=dict)
-    classes: list[str] = msgspec.field(default_factory=list)
-    confusion: list[list[int]] = msgspec.field(default_factory=list)  # true x predicted
+    classes: Annotated[list[str], msgspec.Meta(max_length=MAX_CLASSES)] = msgspec.field(
+        default_factory=list)
+    confusion: list[list[Count]] = msgspec.field(default_factory=list)  # true x predicted
     schema: int = SCHEMA
+
+    def __post_init__(self) -> None:
+        """Shapes that merge() and quality() index by: checked when decoded, not when used."""
+        if not math.isfinite(self.end):
+            raise ValueError("end must be a finite number")
+        if len(set(self.classes)) != len(self.classes):
+            raise ValueError("classes must be distinct")
+        if len(self.confusion) != len(self.classes) or any(
+                len(row) != len(self.classes) for row in self.confusion):
+            raise ValueError("confusion must be a square matrix over classes")
 
     @property
     def key(self) -> tuple[str, str, str, float, str]:
         return (self.model, self.model_version, self.window, self.end, self.reference)
+
+
+def invalid(profile: WindowProfile, reference: Profile) -> str | None:
+    """Why `profile` cannot be merged on `reference` (None when it can): another model, or
+    counts not on the reference's bins, would make merge() or drift() fail for every window
+    merged with it. Features the reference does not know are dropped (drift ignores them)."""
+    if (profile.model, profile.model_version) != (reference.model, reference.model_version):
+        return "model_mismatch"
+    known = reference.numeric.keys() | reference.categorical.keys()
+    profile.features = {k: v for k, v in profile.features.items() if k in known}
+    for name, counts in profile.features.items():
+        if name in reference.numeric:
+            bins = len(reference.numeric[name].edges) - 1
+            if counts.categories is not None or len(counts.counts or ()) != bins:
+                return "bad_counts"
+        elif counts.counts is not None or counts.categories is None:
+            return "bad_counts"
+    return None
 
 
 def reference_digest(reference: Profile) -> str:

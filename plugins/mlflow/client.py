@@ -6,6 +6,7 @@ small: get or create an experiment, find or create a run, log a batch, set a tag
 
 from __future__ import annotations
 
+import re
 import ssl
 from typing import Any
 
@@ -16,10 +17,16 @@ from plugins.mlflow.config import MlflowConfig
 # A hash of (model, version, window): finds the run after a restart, and keeps names that
 # clients chose out of MLflow's filter language.
 RUN_TAG = "inferwatch.stream"
+_CODE = re.compile(r"[A-Z_]{1,64}")  # MLflow's error codes; anything else is not kept
 
 
 class MlflowError(Exception):
     """The server refused a request for a reason that retrying will not change."""
+
+
+class MlflowUnavailableError(Exception):
+    """A 429 or 5xx: retried. Only the status and MLflow's error code, never the request
+    (aiohttp's ClientResponseError carries its headers, the Authorization one included)."""
 
 
 class Mlflow:
@@ -54,14 +61,18 @@ class Mlflow:
         """One request; a 4xx other than 429 is an MlflowError, anything else raises to retry."""
         assert self.session is not None  # noqa: S101 - open() comes first
         async with self.session.request(method, f"{self.root}/{path}", **kw) as response:
-            body = await response.json(content_type=None) if response.content_length != 0 else {}
+            try:  # a proxy's or gateway's error page is HTML: its status still decides
+                body = await response.json(content_type=None)
+            except ValueError:
+                body = None
             if response.status < 300:
-                return dict(body or {})
-            code = (body or {}).get("error_code", "") if isinstance(body, dict) else ""
+                return body if isinstance(body, dict) else {}
+            code = body.get("error_code", "") if isinstance(body, dict) else ""
+            code = code if isinstance(code, str) and _CODE.fullmatch(code) else ""  # a label
+            reason = f"{response.status} {code}".strip()
             if 400 <= response.status < 500 and response.status != 429:
-                raise MlflowError(f"{response.status} {code}".strip())
-            response.raise_for_status()
-            return {}
+                raise MlflowError(reason)
+            raise MlflowUnavailableError(reason)
 
     async def experiment(self, name: str) -> str:
         try:

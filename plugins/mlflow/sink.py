@@ -19,11 +19,18 @@ from plugins.mlflow.config import MlflowConfig
 log = structlog.get_logger(__name__)
 WINDOW_KINDS = ("quality.window", "drift.window")
 TAG_KINDS = ("drift.detected", "quality.degraded", "retrain.requested")
-_KEY = re.compile(r"[^A-Za-z0-9_\-. /:]")  # what MLflow accepts in metric and tag keys
+_KEY = re.compile(r"[^A-Za-z0-9_\-. :]")  # what MLflow accepts in a key, "/" aside
 
 
 def metric_key(*parts: str) -> str:
-    return _KEY.sub("_", "/".join(parts))[:250]
+    """A key MLflow accepts: its characters, at most 250 of them, and its own normalised
+    path (MLflow refuses "drift/..", "drift/a/../b" or "drift/" with a 400, and with it the
+    window's whole batch). A part's own "/" is replaced, so a feature is one path level."""
+    cleaned = []
+    for part in parts:
+        text = _KEY.sub("_", part.replace("/", "_"))[:120]
+        cleaned.append(text.replace(".", "_") if not text.strip(".") else text)
+    return "/".join(part or "_" for part in cleaned)
 
 
 def window_metrics(event: Event) -> dict[str, float]:
@@ -32,7 +39,9 @@ def window_metrics(event: Event) -> dict[str, float]:
     if event.kind == "quality.window":
         for section, prefix in (("metrics", ""), ("estimated", "estimated_"), ("gap", "gap_")):
             for name, value in (data.get(section) or {}).items():
-                out[metric_key(prefix + name)] = value
+                # multiclass: per class, and their macro average, the one logged
+                out[metric_key(prefix + name)] = (value.get("macro") if isinstance(value, dict)
+                                                  else value)
         out["cost"] = data.get("cost")
         out["samples"], out["labeled_samples"] = data.get("n"), data.get("n_labeled")
     else:

@@ -50,6 +50,8 @@ class Publisher(Service):
         self._paho: Any = None
         self._refill_scheduled = False
         self._publish_rc: int | None = None
+        self._max_packet: int | None = None  # the broker's Maximum Packet Size (MQTT 5 CONNACK)
+        self._oversize_logged = False
 
     async def start(self) -> None:
         await self.shared.open()
@@ -72,6 +74,20 @@ class Publisher(Service):
             await asyncio.sleep(self._backoff.next())
 
     def _client(self) -> aiomqtt.Client:
+        client = self._new_client()
+        paho = client._client
+        chained: Any = paho.on_connect  # aiomqtt's own: it completes the connect
+
+        def on_connect(*args: Any) -> None:  # (client, userdata, flags, reason, properties)
+            found = getattr(args[4], "MaximumPacketSize", None) if len(args) > 4 else None
+            self._max_packet = found if isinstance(found, int) and found > 0 else None
+            if chained is not None:
+                chained(*args)
+
+        paho.on_connect = on_connect
+        return client
+
+    def _new_client(self) -> aiomqtt.Client:
         c = self.config
         return aiomqtt.Client(
             c.host, c.broker_port, identifier=self.client_id,
@@ -123,13 +139,33 @@ class Publisher(Service):
             if not rows:
                 await self._idle()
                 continue
-            sent = self.refusals.sendable(rows)
+            sent = await self._oversized(self.refusals.sendable(rows))
             if first and self.connects > 1:
                 self.shared.resent += len(sent)
             first = False
             await self._send(client._client, sent)
             await self._settle(rows, sent)
             after = rows[-1][0]
+
+    async def _oversized(self, rows: list[Row]) -> list[Row]:
+        """Drop, and count, what exceeds the Maximum Packet Size the broker announced: it
+        would close the connection on each try (mosquitto's `max_packet_size`), and the row
+        would come first again after every reconnect, holding back everything behind it."""
+        limit = self._max_packet
+        if limit is None:
+            return rows
+        big = {seq for seq, topic, payload in rows
+               if packet_size(topic, payload, self.config.qos) > limit}
+        if not big:
+            return rows
+        await self.shared.run(self.shared.outbox.ack_each, sorted(big))
+        self.shared.outbox.dropped["too_large"] += len(big)
+        if not self._oversize_logged:
+            self._oversize_logged = True
+            log.warning("events larger than the broker's maximum packet size dropped; lower "
+                        "max_payload_bytes or raise the broker's limit",
+                        broker_max_packet_size=limit, dropped=len(big))
+        return [row for row in rows if row[0] not in big]
 
     def _hook(self, paho: Any) -> None:
         """See every acknowledgement with its reason code, and a lost connection at once (not
@@ -232,6 +268,14 @@ class Publisher(Service):
         if not self._refill_scheduled:
             self._refill_scheduled = True
             loop.call_soon(self._fill)
+
+
+def packet_size(topic: str, payload: bytes, qos: int) -> int:
+    """The bytes of an MQTT 5 PUBLISH without properties, as the broker counts them."""
+    remaining = 2 + len(topic.encode()) + (2 if qos else 0) + 1 + len(payload)
+    length_bytes = 1 if remaining < 128 else 2 if remaining < 16384 else (
+        3 if remaining < 2097152 else 4)
+    return 1 + length_bytes + remaining
 
 
 def _reason(exc: BaseException) -> str:

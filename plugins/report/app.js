@@ -150,7 +150,8 @@
     var labelled = s.n_labeled.reduce(function (a, b) { return a + (b || 0); }, 0);
     var total = s.n.reduce(function (a, b) { return a + (b || 0); }, 0);
     el("p", section, s.t.length + " windows, " + total + " predictions, " + labelled + " with a label, " +
-      s.events.length + " events.", "note");
+      s.events_total + " events" + (s.events_total > s.events.length ?
+        " (the latest " + s.events.length + " shown)" : "") + ".", "note");
     var names = Object.keys(s.metrics);
     if (names.length) {
       el("h3", section, "Quality: realized against estimated (band: the estimate's error)");

@@ -20,6 +20,9 @@ from typing import Any
 # Classification and regression metrics a window may carry, in the order they are drawn.
 METRICS = ("accuracy", "f1", "precision", "recall", "roc_auc", "pr_auc", "mae", "rmse", "r2")
 MAX_FEATURES = 200  # heatmap rows, the most drifting first
+# Per stream, the latest; an event without a model belongs to every stream, so without a
+# bound the page grows as streams x events (50 streams, 20,000 GPU events: 84 MB).
+MAX_EVENTS = 1000
 
 
 @dataclass
@@ -167,7 +170,8 @@ def payload(stream: Stream) -> dict[str, Any]:
         "t": [_millis(w["end"]) for w in windows], "final": [bool(w.get("final")) for w in windows],
         "n": [w.get("n") for w in windows], "n_labeled": [w.get("n_labeled") for w in windows],
         "metrics": _metrics(windows), "drift": _drift(windows), "quality": _quality(windows),
-        "fairness": _fairness(windows), "events": [_event(e) for e in stream.events],
+        "fairness": _fairness(windows), "events": [_event(e) for e in stream.events[-MAX_EVENTS:]],
+        "events_total": len(stream.events),
     }
 
 

@@ -194,3 +194,110 @@ def test_a_live_agent_publishes_its_window_profiles_and_summaries(tmp_path: Path
     finally:
         subscriber.close()
         live.stop()
+
+
+@pytest.mark.timeout(120)
+def test_a_restarted_consumer_keeps_the_hosts_it_had_acknowledged_for_a_window(
+        tmp_path: Path, broker: Mosquitto, reference: tuple[profile.Profile, Path]) -> None:
+    """Two hosts' profiles of a window acknowledged, the consumer killed, the third host's
+    profile of the same window queued in its session: after the restart all three count.
+    (A partial per consumer and window, rewritten from memory, lost the first two: the
+    queued profile arrives before the retained partial does.)"""
+    ref, ref_path = reference
+    port = free_port()
+    end = 1_800_007_200.0
+    data = [_host_data(int(end) + i, 1000 + 300 * i, shift)
+            for i, shift in enumerate((0.0, 0.5, 1.5))]
+    consumer = _consumer("fleet-0", broker.port, port, ref_path, tmp_path / "c0.log")
+    try:
+        poll(lambda: _fleet_view(port) is not None, 20, what="consumer /metrics")
+        _subscribed(tmp_path, [consumer])
+        _send(broker.port, end, ref, dict(zip(HOSTS[:2], data[:2], strict=True)))
+        labels = (("model", "fraud"), ("model_version", "3"), ("window", "1h"))
+        poll(lambda: _fleet_view(port).get(("inferwatch_fleet_hosts", labels)) == 2, 20, 0.1,
+             "two hosts merged")
+        consumer.send_signal(signal.SIGKILL)
+        consumer.wait(10)
+        _send(broker.port, end, ref, {HOSTS[2]: data[2]})
+        consumer = _consumer("fleet-0", broker.port, port, ref_path, tmp_path / "c0.log")
+        quality, psi = _expected(data, ref, end)
+        poll(lambda: _matches(_fleet_view(port), end, quality, psi), 30, 0.1,
+             "all three hosts after the restart")
+        view = _fleet_view(port)
+        assert view[("inferwatch_fleet_window_samples", labels)] == sum(
+            len(d[1]) for d in data)
+    finally:
+        consumer.kill()
+        consumer.wait(10)
+
+
+def _send(port: int, end: float, ref: profile.Profile,
+          hosts: dict[str, tuple[dict[str, np.ndarray], list[int], list[int]]]) -> None:
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="agents",
+                         protocol=mqtt.MQTTv5)
+    client.connect("127.0.0.1", port)
+    client.loop_start()
+    for host, (columns, labels, predictions) in hosts.items():
+        window = fleet.build(columns, ref, host=host, window="1h", end=end,
+                             labels=labels, predictions=predictions)
+        client.publish(f"inferwatch/v1/{host}/profiles/fraud", fleet.encode(window),
+                       qos=1).wait_for_publish(10)
+    client.loop_stop()
+    client.disconnect()
+
+
+@pytest.mark.timeout(120)
+def test_a_refused_partial_leaves_its_profile_unacknowledged(
+        tmp_path: Path, reference: tuple[profile.Profile, Path]) -> None:
+    """The broker's ACL denies the partials topic (PUBACK 0x87): the profile must not be
+    acknowledged as if its partial were stored. Once the ACL allows it, a restarted
+    consumer gets the profile again and the window appears."""
+    ref, ref_path = reference
+    folder = tmp_path / "broker"
+    folder.mkdir()
+    passwords, acl = folder / "passwords", folder / "acl"
+    subprocess.run(["mosquitto_passwd", "-c", "-b", str(passwords), "fleet", "s3cret"],
+                   check=True, capture_output=True)
+    acl.write_text("user fleet\ntopic read inferwatch/v1/#\n"
+                   "topic read inferwatch/fleet/v1/partials/#\n")
+    plain, guarded = free_port(), free_port()
+    broker = Mosquitto(folder, plain, (
+        f"per_listener_settings true\nlistener {plain} 127.0.0.1\nallow_anonymous true\n"
+        f"listener {guarded} 127.0.0.1\nallow_anonymous false\n"
+        f"password_file {passwords}\nacl_file {acl}\nmax_queued_messages 1000\n")).start()
+    (tmp_path / "password").write_text("s3cret\n")
+    port = free_port()
+    args = ["--username", "fleet", "--password-file", str(tmp_path / "password")]
+
+    def start() -> subprocess.Popen[bytes]:
+        with (tmp_path / "c0.log").open("ab") as out:
+            return subprocess.Popen(
+                [sys.executable, str(CONSUMER), "--broker", "127.0.0.1", "--port",
+                 str(guarded), "--name", "fleet-0", "--reference", str(ref_path),
+                 "--listen", f"127.0.0.1:{port}", *args], stdout=out, stderr=out, cwd=ROOT)
+
+    consumer = start()
+    try:
+        poll(lambda: _fleet_view(port) is not None, 20, what="consumer /metrics")
+        _subscribed(tmp_path, [consumer])
+        end = 1_800_010_800.0
+        data = [_host_data(int(end), 1000, 0.3)]
+        _send(broker.port, end, ref, {HOSTS[0]: data[0]})
+        refused = (("reason", "partial_refused"),)
+        poll(lambda: _fleet_view(port).get(("inferwatch_fleet_profiles_rejected_total",
+                                            refused)) == 1, 20, 0.1, "the refusal counted")
+        acl.write_text("user fleet\ntopic read inferwatch/v1/#\n"
+                       "topic readwrite inferwatch/fleet/v1/partials/#\n")
+        assert broker.proc is not None
+        broker.proc.send_signal(signal.SIGHUP)  # mosquitto reloads its ACL file
+        consumer.send_signal(signal.SIGKILL)
+        consumer.wait(10)
+        consumer = start()
+        labels = (("model", "fraud"), ("model_version", "3"), ("window", "1h"))
+        poll(lambda: _fleet_view(port).get(
+            ("inferwatch_fleet_window_end_timestamp_seconds", labels)) == end, 30, 0.1,
+            "the profile delivered again once the partial is allowed")
+    finally:
+        consumer.kill()
+        consumer.wait(10)
+        broker.stop()

@@ -28,7 +28,7 @@ GRAFANA = ROOT / "contrib" / "grafana"
 BOARDS = sorted(GRAFANA.glob("*.json"))
 # What Grafana puts in place of its variables: "All" (allValue) and its built-in intervals.
 SUBSTITUTIONS = {"$__rate_interval": "1m", "$__interval": "1m", "$__range": "10m",
-                 "$host": ".+", "$model_version": ".+", "$model": ".+", "$gpu": ".+"}
+                 "$host": ".*", "$model_version": ".*", "$model": ".*", "$gpu": ".*"}
 LABEL_VALUES = re.compile(r"^label_values\((?P<selector>.+),\s*(?P<label>\w+)\)$")
 
 
@@ -162,3 +162,13 @@ def test_every_metric_a_dashboard_names_is_exported(live: tuple[LiveAgent, str])
         poll(exported, 90, 1.0, "every metric the dashboards name")
     except AssertionError:
         pytest.fail(f"not exported by the agent: {sorted(unknown)}")
+
+
+@pytest.mark.parametrize("path", BOARDS, ids=lambda p: p.stem)
+def test_all_keeps_series_without_the_label(path: Path) -> None:
+    """An unversioned model's series have no model_version label; Prometheus matches an
+    absent label as "", and its regexes are anchored: "All" must match the empty string
+    (".+" left every unversioned model off the models dashboard)."""
+    for variable in _load(path)["templating"]["list"]:
+        assert re.fullmatch(variable["allValue"], ""), variable["name"]
+        assert SUBSTITUTIONS[f"${variable['name']}"] == variable["allValue"]

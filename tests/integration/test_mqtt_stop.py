@@ -67,3 +67,21 @@ def test_burst_then_reload_of_the_mqtt_plugin_delivers_all(
     poll(lambda: _bursts(subscriber) == set(range(10_000)), 30, 0.1, "all 10,000 after reload")
     assert agent.proc.poll() is None
     assert agent.stop() == 0
+
+
+def test_sigterm_during_a_reload_of_the_mqtt_plugin_then_restart_delivers_all(
+        write_config, agent_factory, tmp_path: Path, broker: Mosquitto,
+        subscriber: Subscriber) -> None:
+    """The stop waits for the reload in progress: before, both stopped the same sink (the
+    second one dropped the queue the reload kept for its successor) and the successor,
+    started after the stop had begun, was never stopped."""
+    broker.stop()
+    agent = _agent(write_config, agent_factory, tmp_path, broker.port)
+    config = agent.config
+    config.write_text(config.read_text().replace('interval = "200ms"', 'interval = "300ms"'))
+    (tmp_path / "emit").write_text("10000 hup term")  # SIGTERM while the reload runs
+    assert agent.proc.wait(30) == 0
+    assert "events dropped at stop" not in agent.log()
+    broker.start()
+    _agent(write_config, agent_factory, tmp_path, broker.port)
+    poll(lambda: _bursts(subscriber) == set(range(10_000)), 30, 0.1, "all 10,000 after restart")

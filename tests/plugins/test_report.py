@@ -247,3 +247,23 @@ def test_the_reports_config_masks_credentials(tmp_path: Path, monkeypatch: pytes
     assert "abc123" not in text
     assert ":pw@" not in text
     assert 'token = {file = "/etc/t"}' in text
+def test_events_without_a_model_do_not_multiply_the_page_by_the_streams() -> None:
+    """An event without a model belongs to every stream: 50 streams and 20,000 GPU events
+    made an 84 MB page. Each stream keeps its latest MAX_EVENTS and says how many there were."""
+    from plugins.report.render import MAX_EVENTS  # noqa: PLC0415
+
+    lines: list[dict[str, Any]] = [
+        {"type": "window", "model": f"m{m}", "model_version": str(v), "end": _iso(T0),
+         "metrics": {"accuracy": 0.9}} for m in range(10) for v in range(5)]
+    lines += [{"type": "event", "kind": "gpu.xid", "ts": _iso(T0 + i), "severity": "warning",
+               "attributes": {"gpu": "0", "xid": str(i)}} for i in range(20_000)]
+    page = render(lines)
+    assert len(page) < 8_000_000
+    body = re.search(r'id="report-data">(.*?)</script>', page, re.DOTALL)
+    assert body is not None
+    streams = json.loads(body.group(1))["streams"]
+    assert len(streams) == 50
+    for stream in streams:
+        assert stream["events_total"] == 20_000
+        assert len(stream["events"]) == MAX_EVENTS
+        assert stream["events"][-1]["detail"] == "gpu=0, xid=19999"

@@ -57,3 +57,15 @@ def test_a_secret_file_that_is_not_utf8_is_named_without_its_bytes(tmp_path: Pat
         load_config(config, {"mqtt": MqttConfig})
     secret = tmp_path / "secret"
     assert refused.value.problems == [f"plugins.mqtt.password: secret file {secret} is not UTF-8"]
+
+
+def test_a_utf8_byte_order_mark_is_accepted() -> None:
+    assert _load(b"\xef\xbb\xbf" + VALID) == "ok"
+
+
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-16-le", "utf-16-be"])
+def test_a_utf16_file_says_so(encoding: str) -> None:
+    data = VALID.decode().encode(encoding)
+    if encoding != "utf-16":
+        data = ("\ufeff" + VALID.decode()).encode(encoding)
+    assert _load(data).endswith("UTF-16 (PowerShell's `>` writes it): save it as UTF-8")
