@@ -86,7 +86,18 @@ def _parser() -> argparse.ArgumentParser:
     plugins.add_argument("-p", "--plugin", action="append", default=[], metavar="MODULE")
     plugins.add_argument("--json", action="store_true", help="machine-readable output")
     plugins.set_defaults(func=_plugins)
+    _plugin_commands(sub)
     return parser
+
+
+def _plugin_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    """Commands plugins contribute (`audit`, ...); a plugin that fails here loses only its own."""
+    for impl in discover().manager.hook.inferwatch_commands.get_hookimpls():
+        try:
+            impl.function(subparsers=sub)
+        except Exception as exc:  # noqa: BLE001 - one broken plugin must not break the CLI
+            print(f"inferwatch: warning: plugin {impl.plugin_name}: commands: {exc}",
+                  file=sys.stderr)
 
 
 def _common(cmd: argparse.ArgumentParser) -> None:

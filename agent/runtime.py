@@ -145,6 +145,7 @@ class Agent:
             plugin=instance.name, config=instance.config, host_id=self.config.agent.host_id,
             state_root=Path(self.config.agent.state_dir), metrics=instance.store,
             emitter=self.bus.emit, window_sink=self._route_window,
+            config_path=self.config_path,
         )
         try:
             result = self.plugins.call(instance.name, "inferwatch_components",
