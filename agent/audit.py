@@ -72,12 +72,13 @@ class Probes:
 
 @dataclass
 class AuditContext:
-    """What every check may read. `model_bytes`: the models this host must hold, summed."""
+    """What every check may read; `model_bytes` is the size of the models this host serves."""
 
     config: Config
     root: Path = Path("/")
     probes: Probes = field(default_factory=Probes)
     model_bytes: int = 0
+    model_server_user: str = ""  # the user whose processes send samples to the agent
     timeout: float = 5.0  # for each probe that waits (a connection, a storage probe)
 
     def path(self, absolute: str) -> Path:

@@ -6,7 +6,7 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 
-from agent.audit import AuditCheck, AuditContext
+from agent.audit import AuditCheck, AuditContext, Status
 
 GiB = 1 << 30
 MIN_CPUS = 4
@@ -105,8 +105,9 @@ def _steal(stat: str) -> AuditCheck:
     fields = next((line.split()[1:] for line in stat.splitlines()
                    if line.startswith("cpu ")), [])
     ticks = [int(f) for f in fields if f.isdigit()]
-    steal = ticks[7] / sum(ticks[:8]) if len(ticks) >= 8 and sum(ticks[:8]) else 0.0
-    status = "fail" if steal >= STEAL_FAIL else "warn" if steal >= STEAL_WARN else "pass"
+    total = sum(ticks[:8]) if len(ticks) >= 8 else 0
+    steal = ticks[7] / total if total else 0.0
+    status: Status = "fail" if steal >= STEAL_FAIL else "warn" if steal >= STEAL_WARN else "pass"
     return AuditCheck(
         "cpu.steal", status, round(steal, 4),
         f"< {STEAL_WARN:.0%} of CPU time since boot (fail at {STEAL_FAIL:.0%})",
@@ -117,7 +118,7 @@ def _steal(stat: str) -> AuditCheck:
 def _memory_size(mem: dict[str, int], model_bytes: int) -> AuditCheck:
     total = mem.get("MemTotal", 0)
     need = max(2 * model_bytes, 8 * GiB)
-    status = "fail" if total < model_bytes else "warn" if total < need else "pass"
+    status: Status = "fail" if total < model_bytes else "warn" if total < need else "pass"
     models = f" (2 x the {model_bytes / GiB:.1f} GiB of models configured)" if model_bytes else ""
     return AuditCheck(
         "memory.size", status, total, f">= {need / GiB:.1f} GiB{models}",
@@ -129,7 +130,7 @@ def _memory_size(mem: dict[str, int], model_bytes: int) -> AuditCheck:
 def _swap(mem: dict[str, int], swappiness: str | None) -> AuditCheck:
     total, free = mem.get("SwapTotal", 0), mem.get("SwapFree", 0)
     used = total - free
-    status = "warn" if used > max(total // 100, 1 << 20) else "pass"
+    status: Status = "warn" if used > max(total // 100, 1 << 20) else "pass"
     return AuditCheck(
         "memory.swap", status,
         f"{used} of {total} bytes used; swappiness {(swappiness or '?').strip()}",
@@ -141,7 +142,7 @@ def _swap(mem: dict[str, int], swappiness: str | None) -> AuditCheck:
 def _thp(enabled: str | None) -> AuditCheck:
     mode = re.search(r"\[(\w+)\]", enabled or "")
     value = mode.group(1) if mode else "not exposed"
-    status = "warn" if value == "always" else "pass"
+    status: Status = "warn" if value == "always" else "pass"
     return AuditCheck(
         "memory.thp", status, value, "madvise or never",
         "with `always`, khugepaged compaction stalls allocating threads: latency spikes",

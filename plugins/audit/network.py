@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 
 import msgspec
 
-from agent.audit import AuditCheck, AuditContext
+from agent.audit import AuditCheck, AuditContext, Status
 
 MIN_SPEED_MBPS = 10_000
 MIN_MTU = 1280  # IPv6's minimum; clouds run 1460 or 1500, overlays less
@@ -112,7 +112,7 @@ def _endpoint(path: str, address: str, future: concurrent.futures.Future[float])
         problem = ""
     except OSError as exc:
         rtt, problem = None, exc.strerror or str(exc) or type(exc).__name__
-    status = "fail" if rtt is None else "warn" if rtt > RTT_WARN else "pass"
+    status: Status = "fail" if rtt is None else "warn" if rtt > RTT_WARN else "pass"
     value = f"{address}: {problem}" if rtt is None else f"{address}: {rtt * 1000:.1f} ms"
     return AuditCheck(
         f"network.endpoint.{path}", status, value,

@@ -52,6 +52,7 @@ class Report:
 def context(config: Config, settings: AuditConfig, probes: Probes | None = None) -> AuditContext:
     return AuditContext(config=config, root=Path(settings.root), probes=probes or Probes(),
                         model_bytes=model_bytes(settings),
+                        model_server_user=settings.model_server_user,
                         timeout=float(settings.connect_timeout))
 
 
@@ -60,7 +61,7 @@ def model_bytes(settings: AuditConfig) -> int:
     total, seen = settings.model_bytes, 0
     for pattern in settings.model_paths:
         rooted = str(Path(settings.root) / pattern.lstrip("/"))
-        for name in glob.iglob(rooted, recursive=True):
+        for name in glob.iglob(rooted, recursive=True):  # noqa: PTH207 - absolute patterns
             path = Path(name)
             total += path.stat().st_size if path.is_file() else 0
             seen += 1
@@ -109,7 +110,7 @@ def _collect(name: str, future: Future[Any], deadline: float) -> list[AuditCheck
     if not all(isinstance(c, AuditCheck) for c in result):
         return [_broken(name, "inferwatch_audit_checks returned something other than "
                               "AuditCheck objects")]
-    return result
+    return list(result)
 
 
 def _broken(name: str, problem: str) -> AuditCheck:

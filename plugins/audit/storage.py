@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from agent.audit import AuditCheck, AuditContext
+from agent.audit import AuditCheck, AuditContext, Status
 
 GiB, MiB = 1 << 30, 1 << 20
 MIN_FREE = 1 * GiB
@@ -54,7 +54,7 @@ def _free(ctx: AuditContext, path: Path) -> int:
 
 def _state_free(ctx: AuditContext, state: Path, free: int) -> AuditCheck:
     need = MIN_FREE + outbox_budget(ctx)
-    status = "fail" if free < need // 4 else "warn" if free < need else "pass"
+    status: Status = "fail" if free < need // 4 else "warn" if free < need else "pass"
     return AuditCheck(
         "storage.state_free", status, free,
         f">= {need / GiB:.1f} GiB free at {state} (1 GiB + the outbox limits)",
@@ -65,7 +65,7 @@ def _state_free(ctx: AuditContext, state: Path, free: int) -> AuditCheck:
 
 def _models_free(ctx: AuditContext, where: Path) -> AuditCheck:
     free, need = _free(ctx, where), ctx.model_bytes
-    status = "pass" if free >= need else "warn"
+    status: Status = "pass" if free >= need else "warn"
     return AuditCheck(
         "storage.models_free", status, free, f">= {need / GiB:.1f} GiB free beside the models",
         "a new model version is downloaded beside the serving one before the switch",
@@ -88,7 +88,7 @@ def mount_of(ctx: AuditContext, path: Path) -> tuple[str, str]:
 
 def _fstype(ctx: AuditContext, state: Path) -> AuditCheck:
     point, fstype = mount_of(ctx, state)
-    status = "fail" if fstype in NETWORK_FS else "warn" if fstype in VOLATILE_FS else "pass"
+    status: Status = "fail" if fstype in NETWORK_FS else "warn" if fstype in VOLATILE_FS else "pass"
     fix = {"fail": "a local filesystem for state_dir (ext4 or xfs)",
            "warn": "a persistent filesystem for state_dir (StateDirectory= under /var/lib)"}
     return AuditCheck(
@@ -112,7 +112,7 @@ def _probe(state: Path, free: int, size: int, cap: float) -> Iterator[AuditCheck
             path.unlink()
     yield _rate("storage.write", write, WRITE_MBPS, "sequential write (fsynced)")
     yield _rate("storage.read", read, READ_MBPS, "sequential read (page cache dropped)")
-    status = "fail" if fsync > FSYNC_FAIL else "warn" if fsync > FSYNC_WARN else "pass"
+    status: Status = "fail" if fsync > FSYNC_FAIL else "warn" if fsync > FSYNC_WARN else "pass"
     yield AuditCheck(
         "storage.fsync", status, round(fsync, 6),
         f"median <= {FSYNC_WARN * 1000:.0f} ms (fail above {FSYNC_FAIL * 1000:.0f} ms)",
@@ -127,7 +127,7 @@ def _probe_failed(value: str) -> AuditCheck:
 
 
 def _rate(name: str, mbps: float | None, floor: float, what: str) -> AuditCheck:
-    status = "pass" if mbps is None or mbps >= floor else "warn"
+    status: Status = "pass" if mbps is None or mbps >= floor else "warn"
     value = "not measured (time cap reached)" if mbps is None else round(mbps, 1)
     return AuditCheck(name, status, value, f">= {floor:g} MB/s, {what}",
                       "models load from here and the outbox drains through here",

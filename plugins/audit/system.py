@@ -6,7 +6,7 @@ import re
 import resource
 from collections.abc import Iterator
 
-from agent.audit import AuditCheck, AuditContext
+from agent.audit import AuditCheck, AuditContext, Status
 
 MIN_KERNEL = (5, 4)
 TIME_DAEMONS = ("chronyd", "ntpd", "systemd-timesyn", "ptp4l", "phc2sys", "openntpd")
@@ -44,12 +44,12 @@ def needs(ctx: AuditContext) -> tuple[int, int]:
     return fds, THREADS_BASE + THREADS_PER_PLUGIN * len(enabled)
 
 
-def _limit(name: str, soft: int, hard: int, need: int, what: str, fix: str) -> AuditCheck:
+def _limit(name: str, soft: int, hard: int, need: int, *, what: str, fix: str) -> AuditCheck:
     def show(v: int) -> str:
         return "unlimited" if v == resource.RLIM_INFINITY else str(v)
 
     unlimited = resource.RLIM_INFINITY
-    status = ("fail" if hard != unlimited and hard < need else
+    status: Status = ("fail" if hard != unlimited and hard < need else
               "warn" if soft != unlimited and soft < need else "pass")
     return AuditCheck(
         name, status, f"soft {show(soft)}, hard {show(hard)}",
@@ -58,17 +58,17 @@ def _limit(name: str, soft: int, hard: int, need: int, what: str, fix: str) -> A
 
 def _nofile(ctx: AuditContext) -> AuditCheck:
     soft, hard = ctx.probes.rlimit(resource.RLIMIT_NOFILE)
-    return _limit("os.nofile", soft, hard, needs(ctx)[0],
+    return _limit("os.nofile", soft, hard, needs(ctx)[0], what=
                   "every model-server connection, scrape, broker link and outbox file takes "
                   "a descriptor; at the limit new connections are refused",
-                  f"LimitNOFILE={needs(ctx)[0]} (or more) in the unit; ulimit -n for a shell")
+                  fix=f"LimitNOFILE={needs(ctx)[0]} (or more) in the unit; ulimit -n for a shell")
 
 
 def _nproc(ctx: AuditContext) -> AuditCheck:
     soft, hard = ctx.probes.rlimit(resource.RLIMIT_NPROC)
-    return _limit("os.nproc", soft, hard, needs(ctx)[1],
+    return _limit("os.nproc", soft, hard, needs(ctx)[1], what=
                   "each collector runs in a thread of its own; thread creation failing stops "
-                  "collection", f"LimitNPROC={needs(ctx)[1]} (or more) in the unit")
+                  "collection", fix=f"LimitNPROC={needs(ctx)[1]} (or more) in the unit")
 
 
 def _clock(ctx: AuditContext) -> AuditCheck:

@@ -10,6 +10,7 @@ import os
 from pathlib import Path
 
 from agent import hookimpl
+from agent.audit import AuditCheck, AuditContext
 from agent.components import Component
 from agent.config import PluginConfig
 from agent.context import PluginContext
@@ -31,9 +32,7 @@ def inferwatch_config_model() -> type[PluginConfig]:
 @hookimpl
 def inferwatch_components(config: PluginConfig, ctx: PluginContext) -> list[Component]:
     assert isinstance(config, IngestConfig)  # noqa: S101 - validated with our model
-    runtime = os.environ.get("RUNTIME_DIRECTORY", "").split(":")[0]
-    path = Path(config.socket_path or (Path(runtime) if runtime else ctx.state_root) /
-                "ingest.sock")
+    path = socket_path(config, ctx.state_root)
     tally = Tally(config.max_models)
     store = LabelJoin(ctx.state_root / "ingest" / "labels.db", ttl=float(config.label_ttl),
                       max_waiting=config.max_waiting)
@@ -56,3 +55,20 @@ def inferwatch_components(config: PluginConfig, ctx: PluginContext) -> list[Comp
 
         components.append(IngestSubscriber(config.mqtt, tally, ctx.host_id))
     return components
+
+
+def socket_path(config: IngestConfig, state_root: Path) -> Path:
+    runtime = os.environ.get("RUNTIME_DIRECTORY", "").split(":")[0]
+    return Path(config.socket_path or (Path(runtime) if runtime else state_root) /
+                "ingest.sock")
+
+
+@hookimpl
+def inferwatch_audit_checks(config: PluginConfig, audit: AuditContext) -> list[AuditCheck]:
+    """Whether the model server can reach the ingest socket (when ingest is enabled)."""
+    from plugins.ingest.audit import socket_check  # noqa: PLC0415
+
+    assert isinstance(config, IngestConfig)  # noqa: S101 - validated with our model
+    if not config.enabled:
+        return []
+    return [socket_check(socket_path(config, Path(audit.config.agent.state_dir)), audit)]
