@@ -17,7 +17,7 @@ from plugins.audit.network import endpoints, network_checks
 from plugins.audit.storage import storage_checks
 from plugins.audit.system import os_checks
 from plugins.mqtt.config import MqttConfig
-from tests.plugins.audit_helpers import GiB, FakeProbes, by_name, make_context
+from tests.plugins.audit_helpers import FakeProbes, GiB, by_name, make_context
 
 MiB = 1 << 20
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 import getpass
 import grp
 import json
-import os
 import socket
 import threading
 from collections.abc import Iterator
@@ -28,7 +27,7 @@ from plugins.nvidia.audit import gpu_checks
 from plugins.nvidia.config import NvidiaConfig
 from plugins.nvidia.fake import FakeNvml, scenario
 from plugins.nvidia.readers import REASONS
-from tests.plugins.audit_helpers import GiB, FakeProbes, by_name, make_context
+from tests.plugins.audit_helpers import FakeProbes, GiB, by_name, make_context
 
 ON = NvidiaConfig(enabled=True)
 
@@ -178,7 +177,7 @@ def test_ingest_socket_reachable_and_writable_by_the_model_server_user(
 
 
 def test_ingest_socket_refused_to_another_user(tmp_path: Path, listening_socket: Path) -> None:
-    os.chmod(listening_socket, 0o660)  # owner and group; nobody is in neither
+    listening_socket.chmod(0o660)  # owner and group; nobody is in neither
     group = grp.getgrgid(listening_socket.stat().st_gid).gr_name
     ctx = make_context("healthy", tmp_path, model_server_user="nobody")
     check = socket_check(listening_socket, ctx)
