@@ -1,10 +1,12 @@
 """The agent keeps to its own budget: it measures itself and slows its costliest collectors.
 
 Every `budget_period` the agent reads its CPU time and RSS. Over budget on average over the
-last SUSTAIN periods (RSS: throughout them), it doubles the interval of the collector that cost the most CPU since the last
-step (up to MAX_STRETCH), logs why and emits `agent.budget_exceeded`. Well under budget
-(CPU below half of it, so undoing one doubling stays within budget) for SUSTAIN periods, it
-halves the most stretched interval again; once all are back it emits `agent.budget_restored`.
+last SUSTAIN periods (RSS: throughout them), it doubles the interval of the collector that
+cost the most CPU since the last decision (up to MAX_STRETCH), logs why and emits
+`agent.budget_exceeded`. Well under budget (CPU below half of it, so undoing one doubling
+stays within budget) over SUSTAIN periods, it halves the most stretched interval again;
+once all are back it emits `agent.budget_restored`. Only collectors are slowed: services,
+monitors and sinks serve input that arrives whether the agent likes it or not.
 """
 
 from __future__ import annotations
