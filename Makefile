@@ -10,7 +10,7 @@ DEB_TOOLS := prometheus:prometheus promtool:prometheus prometheus-node-exporter:
              prometheus-alertmanager:prometheus-alertmanager systemd-analyze:systemd openssl:openssl
 PYTEST_ARGS ?=
 
-.PHONY: run test lint typecheck check deps venv bench clean
+.PHONY: run test lint typecheck check deps venv bench soak clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -45,6 +45,11 @@ test: deps $(STAMP) lint typecheck
 
 bench: $(STAMP) deps
 	$(BIN)/python bench/overhead.py
+
+# Every plugin on under synthetic load for 90 s, generous bounds (`bench/soak.py --minutes 60`
+# is the long run whose figures are in bench/README.md).
+soak: deps $(STAMP)
+	INFERWATCH_SOAK=1 $(BIN)/python -m pytest -m soak tests/integration/test_soak.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis *.egg-info
