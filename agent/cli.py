@@ -16,10 +16,12 @@ from agent.errors import EX_CONFIG, EX_OK, EX_SOFTWARE, ConfigError, InferwatchE
 from agent.loader import PluginRecord, discover
 
 DEFAULT_CONFIG = Path("/etc/inferwatch/agent.toml")
+BUILT_IN = {"run", "check", "plugins", "replay", "reference", "demo"}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args = _parser(plugin_commands=_command(argv) not in BUILT_IN).parse_args(argv)
     try:
         code: int = args.func(args)
     except BrokenPipeError:  # `inferwatch replay ... | head`: the reader has what it wanted
@@ -37,7 +39,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     return code
 
 
-def _parser() -> argparse.ArgumentParser:
+def _command(argv: Sequence[str]) -> str | None:
+    return next((a for a in argv if not a.startswith("-")), None)
+
+
+def _parser(*, plugin_commands: bool = True) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="inferwatch", description=__doc__)
     parser.add_argument("--version", action="version", version=f"inferwatch {__version__}")
     sub = parser.add_subparsers(required=True, metavar="COMMAND")
@@ -86,7 +92,8 @@ def _parser() -> argparse.ArgumentParser:
     plugins.add_argument("-p", "--plugin", action="append", default=[], metavar="MODULE")
     plugins.add_argument("--json", action="store_true", help="machine-readable output")
     plugins.set_defaults(func=_plugins)
-    _plugin_commands(sub)
+    if plugin_commands:  # loading every plugin costs ~1 s: only when the command may be one
+        _plugin_commands(sub)
     return parser
 
 

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import json
+import os
 import re
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import ConfigWriter
-from tests.helpers import FIXTURES, poll, run_cli, value
+from tests.helpers import FIXTURES, agent_env, poll, run_cli, value
 
 pytestmark = pytest.mark.integration
 HEALTHY = FIXTURES / "audit" / "healthy"
@@ -103,3 +107,16 @@ def test_the_running_agent_audits_on_a_schedule(write_config: ConfigWriter,
     assert {c["name"] for c in report["checks"]} >= {"cpu.isa", "memory.size", "os.kernel"}
     assert events[0]["attributes"] == {"status": report["status"]}
     assert agent.stop() == 0
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("setpriv"),
+                    reason="needs root to drop every capability with setpriv")
+def test_runs_without_any_privilege(write_config: ConfigWriter) -> None:
+    """As root with an empty capability set: no file-permission override, no CAP_SYSLOG."""
+    config, _ = write_config(f'[plugins.audit]\nroot = "{HEALTHY}"\nskip = {SKIP}\n')
+    result = subprocess.run(
+        ["setpriv", "--bounding-set=-all", "--inh-caps=-all", sys.executable, "-m", "agent",
+         "audit", "-c", str(config), "--format", "json"],
+        capture_output=True, text=True, env=agent_env(), timeout=60, check=False)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["status"] == "ready"
