@@ -16,7 +16,7 @@ class AuditConfig(PluginConfig):
 
     enabled: bool = False
     interval: Duration = Duration(3600.0)
-    timeout: Duration = Duration(60.0)
+    timeout: Duration = Duration(0.0)  # unset: min(60s, interval); the whole audit
     root: str = "/"  # where /proc, /sys and /etc are read: "/host" in a container
     model_paths: list[str] = msgspec.field(default_factory=list)  # globs of model files
     model_bytes: Annotated[int, msgspec.Meta(ge=0)] = 0  # or the size, declared
@@ -27,6 +27,8 @@ class AuditConfig(PluginConfig):
     skip: list[str] = msgspec.field(default_factory=list)  # check names (globs) to leave out
 
     def __post_init__(self) -> None:
+        if not self.timeout:  # an audit probes storage and endpoints: more than 5 s
+            self.timeout = Duration(min(60.0, self.interval))
         super().__post_init__()
         if not self.root.startswith("/"):
             raise FieldError("root", f"must be an absolute path, got {self.root!r}")

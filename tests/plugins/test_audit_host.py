@@ -10,7 +10,7 @@ import msgspec
 import pytest
 
 from agent.audit import AuditContext
-from agent.config import PluginConfig
+from agent.config import Duration, PluginConfig
 from plugins.audit.compute import cpu_checks, memory_checks
 from plugins.audit.config import AuditConfig
 from plugins.audit.network import endpoints, network_checks
@@ -204,3 +204,8 @@ def test_probe_bounds_are_enforced_by_the_config(key: str) -> None:
     with pytest.raises(ConfigError) as err:
         build_config({"plugins": {"audit": {key: 30}}}, {"audit": AuditConfig})
     assert json.dumps(err.value.problems).count(f"plugins.audit.{key}") == 1
+
+
+def test_a_short_interval_brings_the_audit_timeout_with_it() -> None:
+    assert AuditConfig().timeout == 60
+    assert AuditConfig(interval=Duration(30.0)).timeout == 30
