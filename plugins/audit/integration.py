@@ -14,7 +14,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from agent.audit import AuditCheck, AuditContext
+from agent.audit import AuditCheck, AuditContext, Status
 from agent.config import parse_listen
 
 WILDCARD = {"", "0.0.0.0", "::"}  # noqa: S104 - we report on it, we do not bind it
@@ -28,9 +28,10 @@ def prometheus_check(ctx: AuditContext) -> AuditCheck:
     exposed = host in WILDCARD and not settings.basic_auth_users
     scheme = "https" if settings.tls_cert_file else "http"
     target = "127.0.0.1" if host in WILDCARD else host
-    status, value = _scrape(f"{scheme}://{_bracket(target)}:{port}/metrics", ctx.timeout,
+    scraped, value = _scrape(f"{scheme}://{_bracket(target)}:{port}/metrics", ctx.timeout,
                             bool(settings.basic_auth_users))
-    if status == "absent":
+    status: Status = "fail" if scraped == "fail" else "pass"
+    if scraped == "absent":
         status, value = _bindable(host, port)
     if exposed and status == "pass":
         status, value = "warn", f"{value}; on every interface without basic auth"
@@ -39,8 +40,8 @@ def prometheus_check(ctx: AuditContext) -> AuditCheck:
     return _prom(status, value, fix.get(status, ""))
 
 
-def _prom(status: str, value: str, fix: str) -> AuditCheck:
-    return AuditCheck("integration.prometheus", status, value,  # type: ignore[arg-type]
+def _prom(status: Status, value: str, fix: str) -> AuditCheck:
+    return AuditCheck("integration.prometheus", status, value,
                       "scrapable: the listener answers /metrics (or its port is free)",
                       "without a scrape there are no dashboards and no metric alerts", fix)
 
@@ -63,7 +64,7 @@ def _scrape(url: str, timeout: float, auth: bool) -> tuple[str, str]:
         return "fail", f"{url}: {reason}"
 
 
-def _bindable(host: str, port: int) -> tuple[str, str]:
+def _bindable(host: str, port: int) -> tuple[Status, str]:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     with socket.socket(family, socket.SOCK_STREAM) as sock:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)

@@ -6,14 +6,17 @@ It connects as the auditing user, then judges the socket's owner, group and mode
 
 from __future__ import annotations
 
+import errno
 import grp
 import os
 import pwd
 import socket
 import stat
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
-from agent.audit import AuditCheck, AuditContext
+from agent.audit import AuditCheck, AuditContext, Status
 
 THRESHOLD = "the socket accepts connections, and the model server's user may write it"
 WHY = "the client SDK drops samples (counted, never blocking) while it cannot connect"
@@ -32,7 +35,7 @@ def socket_check(path: Path, audit: AuditContext) -> AuditCheck:
             sock.settimeout(audit.timeout)
             sock.connect(str(path))
     except OSError as exc:
-        if exc.errno not in (13,):  # EACCES: judged against the user below
+        if exc.errno != errno.EACCES:  # judged against model_server_user below
             return _check("fail", f"{path}: {exc.strerror} (a stale socket?)",
                           "restart the agent")
     return _access(path, info, audit.model_server_user)
@@ -50,21 +53,20 @@ def _access(path: Path, info: os.stat_result, user: str) -> AuditCheck:
                       "correct [plugins.audit] model_server_user")
     groups = {entry.pw_gid} | {g.gr_gid for g in grp.getgrall() if user in g.gr_mem}
     mode = info.st_mode
-    allowed = (entry.pw_uid == 0 or (entry.pw_uid == info.st_uid and mode & stat.S_IWUSR)
-               or (info.st_gid in groups and mode & stat.S_IWGRP) or mode & stat.S_IWOTH)
+    allowed = bool(entry.pw_uid == 0 or (entry.pw_uid == info.st_uid and mode & stat.S_IWUSR)
+                   or (info.st_gid in groups and mode & stat.S_IWGRP) or mode & stat.S_IWOTH)
     return _check("pass" if allowed else "fail",
                   f"{described}; {user} {'may' if allowed else 'may not'} write it",
                   "" if allowed else f"add {user} to group {group} (usermod -aG {group} "
                   f"{user}), or set [plugins.ingest] socket_mode to allow its group")
 
 
-def _name(lookup: object, ident: int) -> str:
+def _name(lookup: Callable[[int], tuple[Any, ...]], ident: int) -> str:
     try:
-        return str(lookup(ident)[0])  # type: ignore[operator]
+        return str(lookup(ident)[0])
     except KeyError:
         return str(ident)
 
 
-def _check(status: str, value: str, fix: str) -> AuditCheck:
-    return AuditCheck("integration.ingest_socket", status, value,  # type: ignore[arg-type]
-                      THRESHOLD, WHY, fix)
+def _check(status: Status, value: str, fix: str) -> AuditCheck:
+    return AuditCheck("integration.ingest_socket", status, value, THRESHOLD, WHY, fix)

@@ -209,3 +209,15 @@ def test_probe_bounds_are_enforced_by_the_config(key: str) -> None:
 def test_a_short_interval_brings_the_audit_timeout_with_it() -> None:
     assert AuditConfig().timeout == 60
     assert AuditConfig(interval=Duration(30.0)).timeout == 30
+
+
+def test_model_sizes_are_summed_from_the_globs_under_the_root(tmp_path: Path) -> None:
+    from plugins.audit.runner import model_bytes  # noqa: PLC0415
+
+    (tmp_path / "models" / "fraud" / "3").mkdir(parents=True)
+    (tmp_path / "models" / "fraud" / "3" / "model.onnx").write_bytes(b"x" * 1000)
+    (tmp_path / "models" / "llm.safetensors").write_bytes(b"x" * 500)
+    (tmp_path / "models" / "notes.txt").write_bytes(b"x" * 7)
+    settings = AuditConfig(root=str(tmp_path), model_bytes=10,
+                           model_paths=["/models/**/*.onnx", "/models/*.safetensors"])
+    assert model_bytes(settings) == 1510
