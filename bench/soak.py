@@ -3,7 +3,8 @@
 The real agent runs as a subprocess with host, nvidia (fake backend), ingest (socket and
 HTTP), quality, drift, mqtt (to a real mosquitto), eventlog and the scheduled audit. This
 process feeds it: samples and their labels through the client SDK, XIDs appended to the
-fake GPU scenario, scrapes of /metrics. Every `--every` seconds it records the agent's CPU,
+fake GPU scenario, scrapes of /metrics; the broker is stopped for the middle fifth of the
+run, so the outbox fills and drains. Every `--every` seconds it records the agent's CPU,
 RSS, open descriptors, threads and outbox depth; the summary fits RSS growth after warm-up.
 
     nice -n 19 .venv/bin/python bench/soak.py --minutes 60 --out /tmp/soak.jsonl
@@ -38,6 +39,7 @@ from tests.helpers import free_port, http_get, parse_metrics  # noqa: E402
 TICK = os.sysconf("SC_CLK_TCK")
 MiB = 1 << 20
 OUTBOX_MAX = 64 * MiB
+OUTAGE = (0.4, 0.6)  # the broker is stopped for this part of the run: the outbox must fill
 
 
 def config(root: Path, port: int, broker: int | None, gpu: Path) -> str:
@@ -77,22 +79,37 @@ probe_seconds = 1
 {mqtt}"""
 
 
+class Broker:
+    """A real mosquitto on a free loopback port, stopped and restarted for the outage."""
+
+    def __init__(self, root: Path) -> None:
+        self.port = free_port()
+        self.conf = root / "mosquitto.conf"
+        self.conf.write_text(f"listener {self.port} 127.0.0.1\nallow_anonymous true\n")
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen(["mosquitto", "-c", str(self.conf)],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.terminate()
+            self.proc.wait(10)
+            self.proc = None
+
+
 @contextmanager
-def broker(root: Path) -> Iterator[int | None]:
-    """A real mosquitto on a free loopback port, when it is installed."""
+def broker(root: Path) -> Iterator[Broker | None]:
     if not shutil.which("mosquitto"):
         yield None
         return
-    port = free_port()
-    conf = root / "mosquitto.conf"
-    conf.write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\n")
-    proc = subprocess.Popen(["mosquitto", "-c", str(conf)], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
+    running = Broker(root)
+    running.start()
     try:
-        yield port
+        yield running
     finally:
-        proc.terminate()
-        proc.wait(10)
+        running.stop()
 
 
 def proc_stats(pid: int) -> dict[str, float]:
@@ -105,7 +122,7 @@ def proc_stats(pid: int) -> dict[str, float]:
 
 
 class Load:
-    """Samples with labels a second later, XIDs every 20 s, a scrape every 2 s."""
+    """Samples with labels a second later, an XID every 5 s, a scrape every 2 s."""
 
     def __init__(self, socket_path: Path, gpu: Path, port: int, rate: float) -> None:
         self.socket_path, self.gpu, self.port, self.rate = socket_path, gpu, port, rate
@@ -138,7 +155,7 @@ class Load:
 
     def _xids(self) -> None:
         data = json.loads(self.gpu.read_text())
-        while not self.stop.wait(20):
+        while not self.stop.wait(5):
             self.xids += 1
             data["xids"].append({"gpu": self.xids % 2, "xid": random.choice([13, 31, 43, 79]),
                                  "seq": self.xids})
@@ -165,20 +182,20 @@ def soak(minutes: float, every: float, rate: float, out: Path | None) -> dict[st
         root = Path(folder)
         gpu = root / "gpu.json"
         gpu.write_text(json.dumps(scenario(2)))
-        with broker(root) as broker_port:
+        with broker(root) as mqtt:
             port = free_port()
-            (root / "agent.toml").write_text(config(root, port, broker_port, gpu))
+            (root / "agent.toml").write_text(config(root, port, mqtt and mqtt.port, gpu))
             agent = subprocess.Popen(
                 [sys.executable, "-m", "agent", "run", "-c", str(root / "agent.toml")],
                 cwd=ROOT, stdout=subprocess.DEVNULL, stderr=(root / "agent.log").open("wb"))
             try:
                 _wait_ready(port, agent)
                 rows = _run(agent.pid, Load(root / "ingest.sock", gpu, port, rate),
-                            minutes=minutes, every=every, out=out)
+                            minutes=minutes, every=every, out=out, mqtt=mqtt)
             finally:
                 agent.send_signal(signal.SIGTERM)
                 agent.wait(30)
-            return summarise(rows, minutes, rate, broker_port is not None)
+            return summarise(rows, minutes, rate, mqtt is not None)
 
 
 def _wait_ready(port: int, agent: subprocess.Popen[bytes]) -> None:
@@ -195,15 +212,18 @@ def _wait_ready(port: int, agent: subprocess.Popen[bytes]) -> None:
     raise SystemExit("agent not ready in 60 s")
 
 
-def _run(pid: int, load: Load, *, minutes: float, every: float,
-         out: Path | None) -> list[dict[str, float]]:
+def _run(pid: int, load: Load, *, minutes: float, every: float, out: Path | None,
+         mqtt: Broker | None) -> list[dict[str, float]]:
+    """Readings every `every` s; the broker is away for the middle fifth (OUTAGE) of the run."""
     load.start()
     began, rows = time.monotonic(), []
     sink = out.open("w") if out else None
     try:
         while (elapsed := time.monotonic() - began) < minutes * 60:
             time.sleep(min(every, max(0.0, minutes * 60 - elapsed)))
+            _outage(mqtt, (time.monotonic() - began) / (minutes * 60))
             row = {"t": round(time.monotonic() - began, 1), **proc_stats(pid),
+                   "broker_up": int(mqtt is not None and mqtt.proc is not None),
                    "sent": load.sent, "xids": load.xids, "scrapes": load.scrapes,
                    "scrape_errors": load.scrape_errors,
                    "outbox_depth": metric_sum(load.metrics, "inferwatch_outbox_depth"),
@@ -219,6 +239,16 @@ def _run(pid: int, load: Load, *, minutes: float, every: float,
         if sink:
             sink.close()
     return rows
+
+
+def _outage(mqtt: Broker | None, progress: float) -> None:
+    if mqtt is None:
+        return
+    inside = OUTAGE[0] <= progress < OUTAGE[1]
+    if inside and mqtt.proc is not None:
+        mqtt.stop()
+    elif not inside and mqtt.proc is None:
+        mqtt.start()
 
 
 def slope_per_hour(rows: list[dict[str, float]], key: str) -> float:
@@ -247,6 +277,7 @@ def summarise(rows: list[dict[str, float]], minutes: float, rate: float,
         "fds_min_max": [min(r["fds"] for r in warm), max(r["fds"] for r in warm)],
         "threads_min_max": [min(r["threads"] for r in warm), max(r["threads"] for r in warm)],
         "outbox_depth_max": max(r["outbox_depth"] for r in rows),
+        "outbox_depth_end": rows[-1]["outbox_depth"],
         "outbox_bytes_max": max(r["outbox_bytes"] for r in rows),
         "samples_sent": rows[-1]["sent"], "samples_received": rows[-1]["received"],
         "events": rows[-1]["events"], "xids": rows[-1]["xids"],
@@ -266,6 +297,8 @@ def problems(summary: dict[str, Any]) -> list[str]:
             found.append(f"{key}: {low} -> {high}")
     if summary["outbox_bytes_max"] > OUTBOX_MAX:
         found.append(f"outbox over its bound: {summary['outbox_bytes_max']}")
+    if summary["mqtt"] and summary["outbox_depth_end"] > max(10, summary["outbox_depth_max"] / 2):
+        found.append(f"the outbox did not drain after the outage: {summary['outbox_depth_end']}")
     if summary["scrape_errors"]:
         found.append(f"{summary['scrape_errors']} failed scrapes")
     if summary["samples_received"] < summary["samples_sent"] * 0.5:
