@@ -21,7 +21,8 @@ BUILT_IN = {"run", "check", "plugins", "replay", "reference", "demo"}
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
-    args = _parser(plugin_commands=_command(argv) not in BUILT_IN).parse_args(argv)
+    wanted = _command(argv) not in BUILT_IN and "--version" not in argv
+    args = _parser(plugin_commands=wanted).parse_args(argv)
     try:
         code: int = args.func(args)
     except BrokenPipeError:  # `inferwatch replay ... | head`: the reader has what it wanted
