@@ -72,6 +72,7 @@ class BudgetController:
         if over := self._over(cpu_percent, rss):
             self._stretch(self._period_costs(), over, cpu_percent, rss)
         elif self.exceeded and self._well_under(cpu_percent, rss):
+            self._period_costs()  # the next decision weighs what came after this one
             self._restore(cpu_percent, rss)
         else:
             return
