@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from agent.audit import AuditCheck, AuditContext, Status
+from agent.worker import Worker
 
 GiB, MiB = 1 << 30, 1 << 20
 MIN_FREE = 1 * GiB
@@ -21,6 +22,7 @@ FSYNC_WARN, FSYNC_FAIL = 0.010, 0.100  # seconds: each durable outbox commit pay
 NETWORK_FS = {"nfs", "nfs4", "cifs", "smb3", "fuse.sshfs", "9p", "glusterfs", "ceph"}
 VOLATILE_FS = {"tmpfs", "ramfs"}
 FSYNCS = 20
+HANG_GRACE = 1.0  # seconds past the cap before a probe counts as hung (one slow call)
 
 
 def storage_checks(ctx: AuditContext, probe_bytes: int, probe_seconds: float,
@@ -102,14 +104,17 @@ def _probe(state: Path, free: int, size: int, cap: float) -> Iterator[AuditCheck
         yield _probe_failed(f"not run: only {free} bytes free (needs {2 * size})")
         return
     path = state / f".inferwatch-audit-{os.getpid()}"
+    worker = Worker("audit.storage")  # a daemon thread: a hung filesystem cannot hold us
+    future = worker.submit(_measure, path, size, time.monotonic() + cap)
+    worker.close()
     try:
-        write, fsync, read = _measure(path, size, time.monotonic() + cap)
+        write, fsync, read = future.result(timeout=cap + HANG_GRACE)
+    except TimeoutError:
+        yield _probe_failed(f"no answer from {state}'s filesystem within {cap + HANG_GRACE:g}s")
+        return
     except OSError as exc:
         yield _probe_failed(f"{exc.strerror or exc} writing {path}")
         return
-    finally:
-        with contextlib.suppress(OSError):
-            path.unlink()
     yield _rate("storage.write", write, WRITE_MBPS, "sequential write (fsynced)")
     yield _rate("storage.read", read, READ_MBPS, "sequential read (page cache dropped)")
     status: Status = "fail" if fsync > FSYNC_FAIL else "warn" if fsync > FSYNC_WARN else "pass"
@@ -135,7 +140,10 @@ def _rate(name: str, mbps: float | None, floor: float, what: str) -> AuditCheck:
 
 
 def _measure(path: Path, size: int, deadline: float) -> tuple[float | None, float, float | None]:
-    """(write MB/s, median fsync seconds, read MB/s); None where the deadline came first."""
+    """(write MB/s, median fsync seconds, read MB/s); None where the deadline came first.
+
+    The file is removed here, in the probing thread, even when the audit stopped waiting.
+    """
     fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_RDWR, 0o600)
     try:
         fsync = _fsyncs(fd, deadline)
@@ -144,6 +152,8 @@ def _measure(path: Path, size: int, deadline: float) -> tuple[float | None, floa
         read = _timed(lambda: _read(fd, size, deadline), size)
     finally:
         os.close(fd)
+        with contextlib.suppress(OSError):
+            path.unlink()
     return write, fsync, read
 
 

@@ -221,3 +221,27 @@ def test_model_sizes_are_summed_from_the_globs_under_the_root(tmp_path: Path) ->
     settings = AuditConfig(root=str(tmp_path), model_bytes=10,
                            model_paths=["/models/**/*.onnx", "/models/*.safetensors"])
     assert model_bytes(settings) == 1510
+
+
+def test_a_hung_filesystem_fails_the_probe_in_bounded_time(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An fsync that never returns (a dead NFS server): the audit moves on, the file goes."""
+    import threading  # noqa: PLC0415
+
+    from plugins.audit import storage  # noqa: PLC0415
+
+    release = threading.Event()
+    monkeypatch.setattr(storage, "_fsyncs", lambda fd, deadline: release.wait(10) and 0.0)
+    (tmp_path / "state").mkdir()
+    ctx = make_context("healthy", tmp_path, probes=FakeProbes())
+    checks = by_name(list(storage_checks(ctx, 2 * MiB, 0.2, None)))
+    assert checks["storage.probe"].status == "fail"
+    assert checks["storage.probe"].value.endswith("filesystem within 1.2s")
+    release.set()
+
+    def gone() -> bool:
+        return not list((tmp_path / "state").iterdir())
+
+    from tests.helpers import poll  # noqa: PLC0415
+
+    poll(gone, what="the probe file removed once the filesystem answers")
