@@ -7,19 +7,22 @@ with such keys is audited without code of its own.
 
 from __future__ import annotations
 
-import concurrent.futures
+import time
 from collections.abc import Iterator
+from concurrent.futures import Future
 from typing import Any
 from urllib.parse import urlsplit
 
 import msgspec
 
 from agent.audit import AuditCheck, AuditContext, Status
+from agent.worker import Worker
 
 MIN_SPEED_MBPS = 10_000
 MIN_MTU = 1280  # IPv6's minimum; clouds run 1460 or 1500, overlays less
 RTT_WARN = 0.050  # seconds to open a TCP connection
 MAX_INTERFACES, MAX_ENDPOINTS = 16, 32
+RESOLVE_GRACE = 1.0  # seconds past connect_timeout for name resolution
 DEFAULT_PORTS = {"http": 80, "https": 443, "mqtt": 1883, "mqtts": 8883, "tcp": 0}
 Endpoint = tuple[str, str, int]  # (config path, host, port)
 
@@ -97,19 +100,24 @@ def _urls(value: Any, path: str) -> list[Endpoint]:
 
 def _endpoints(ctx: AuditContext, targets: list[Endpoint],
                timeout: float) -> Iterator[AuditCheck]:
-    if not targets:
-        return
-    with concurrent.futures.ThreadPoolExecutor(min(8, len(targets))) as pool:
-        futures = [pool.submit(ctx.probes.connect, host, port, timeout)
-                   for _, host, port in targets]
-        for (path, host, port), future in zip(targets, futures, strict=True):
-            yield _endpoint(path, f"{host}:{port}", future)
+    """Every endpoint at once, each in a daemon thread: a resolver that hangs (getaddrinfo
+    ignores socket timeouts) costs one failed check, not the audit or the process's exit."""
+    futures = []
+    for _, host, port in targets:
+        worker = Worker(f"audit.connect.{host}")
+        futures.append(worker.submit(ctx.probes.connect, host, port, timeout))
+        worker.close()
+    deadline = time.monotonic() + timeout + RESOLVE_GRACE
+    for (path, host, port), future in zip(targets, futures, strict=True):
+        yield _endpoint(path, f"{host}:{port}", future, deadline)
 
 
-def _endpoint(path: str, address: str, future: concurrent.futures.Future[float]) -> AuditCheck:
+def _endpoint(path: str, address: str, future: Future[float], deadline: float) -> AuditCheck:
     try:
-        rtt: float | None = future.result()
+        rtt: float | None = future.result(timeout=max(0.0, deadline - time.monotonic()))
         problem = ""
+    except TimeoutError:
+        rtt, problem = None, "no answer (name resolution or connect hung)"
     except OSError as exc:
         rtt, problem = None, exc.strerror or str(exc) or type(exc).__name__
     status: Status = "fail" if rtt is None else "warn" if rtt > RTT_WARN else "pass"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import resource
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,7 @@ class FakeProbes(Probes):
                  nproc: tuple[int, int] = (4096, 4096), synced: bool | None = True,
                  rtt: dict[tuple[str, int], float | OSError] | None = None) -> None:
         self.free, self.synced, self.rtt = free, synced, rtt or {}
+        self.release = threading.Event()
         self.limits = {resource.RLIMIT_NOFILE: nofile, resource.RLIMIT_NPROC: nproc}
 
     def statvfs(self, path: str) -> os.statvfs_result:
@@ -37,6 +39,8 @@ class FakeProbes(Probes):
         return self.synced
 
     def connect(self, host: str, port: int, timeout: float) -> float:
+        if host == "hangs.example":  # a resolver that never answers
+            self.release.wait(10)
         answer = self.rtt.get((host, port), ConnectionRefusedError(111, "Connection refused"))
         if isinstance(answer, OSError):
             raise answer

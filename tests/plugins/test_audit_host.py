@@ -245,3 +245,18 @@ def test_a_hung_filesystem_fails_the_probe_in_bounded_time(
     from tests.helpers import poll  # noqa: PLC0415
 
     poll(gone, what="the probe file removed once the filesystem answers")
+
+
+def test_a_hanging_resolver_fails_one_endpoint_only(tmp_path: Path) -> None:
+    plugins = {"mqtt": {"enabled": True, "host": "hangs.example", "port": 1883}}
+    probes = FakeProbes()
+    ctx = make_context("healthy", tmp_path, plugins, models={"mqtt": MqttConfig},
+                       probes=probes)
+    try:
+        checks = by_name(list(network_checks(ctx, 0.1)))
+    finally:
+        probes.release.set()
+    hung = checks["network.endpoint.plugins.mqtt"]
+    assert hung.status == "fail"
+    assert hung.value == "hangs.example:1883: no answer (name resolution or connect hung)"
+    assert checks["network.eth0"].status == "pass"
