@@ -10,7 +10,7 @@ DEB_TOOLS := prometheus:prometheus promtool:prometheus prometheus-node-exporter:
              prometheus-alertmanager:prometheus-alertmanager systemd-analyze:systemd openssl:openssl
 PYTEST_ARGS ?=
 
-.PHONY: run test lint typecheck check deps venv bench soak clean
+.PHONY: run test lint typecheck check deps venv bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -48,6 +48,7 @@ bench: $(STAMP) deps
 
 # Every plugin on under synthetic load for 90 s, generous bounds (`bench/soak.py --minutes 60`
 # is the long run whose figures are in bench/README.md).
+.PHONY: soak
 soak: deps $(STAMP)
 	INFERWATCH_SOAK=1 $(BIN)/python -m pytest -m soak tests/integration/test_soak.py
 
