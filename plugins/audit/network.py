@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 import msgspec
 
 from agent.audit import AuditCheck, AuditContext, Status
-from agent.worker import Worker
+from plugins.audit import threads
 
 MIN_SPEED_MBPS = 10_000
 MIN_MTU = 1280  # IPv6's minimum; clouds run 1460 or 1500, overlays less
@@ -102,11 +102,8 @@ def _endpoints(ctx: AuditContext, targets: list[Endpoint],
                timeout: float) -> Iterator[AuditCheck]:
     """Every endpoint at once, each in a daemon thread: a resolver that hangs (getaddrinfo
     ignores socket timeouts) costs one failed check, not the audit or the process's exit."""
-    futures = []
-    for _, host, port in targets:
-        worker = Worker(f"audit.connect.{host}")
-        futures.append(worker.submit(ctx.probes.connect, host, port, timeout))
-        worker.close()
+    futures = [threads.submit(f"connect.{i}", ctx.probes.connect, host, port, timeout)
+               for i, (_, host, port) in enumerate(targets)]
     deadline = time.monotonic() + timeout + RESOLVE_GRACE
     for (path, host, port), future in zip(targets, futures, strict=True):
         yield _endpoint(path, f"{host}:{port}", future, deadline)

@@ -1,4 +1,4 @@
-"""Runs every plugin's checks, each plugin in its own daemon thread under one deadline.
+"""Runs every plugin's checks, each plugin in a daemon thread of its own under one deadline.
 
 A plugin whose checks raise, hang or return something else gets one failed check of its
 own (`plugin.<name>`); the others are unaffected, as in the running agent.
@@ -20,7 +20,7 @@ from typing import Any
 from agent.audit import RANK, AuditCheck, AuditContext, Probes
 from agent.config import Config
 from agent.loader import Plugins
-from agent.worker import Worker
+from plugins.audit import threads
 from plugins.audit.config import AuditConfig
 
 MAX_CHECKS = 1000  # the `check` label's bound
@@ -77,16 +77,13 @@ def run_audit(plugins: Plugins, ctx: AuditContext, settings: AuditConfig,
     pending = {r.name: _submit(plugins, r.name, ctx) for r in plugins.loaded
                if r.name in ctx.config.plugins}
     checks = list(first)
-    for name, (worker, future) in pending.items():
+    for name, future in pending.items():
         checks.extend(_collect(name, future, deadline))
-        worker.close()
     return Report(_bounded(checks, settings.skip), time.monotonic() - began)
 
 
-def _submit(plugins: Plugins, name: str, ctx: AuditContext) -> tuple[Worker, Future[Any]]:
-    worker = Worker(f"audit.{name}")
-    section = ctx.config.plugins[name]
-    return worker, worker.submit(_call, plugins, name, section, ctx)
+def _submit(plugins: Plugins, name: str, ctx: AuditContext) -> Future[Any]:
+    return threads.submit(f"plugin.{name}", _call, plugins, name, ctx.config.plugins[name], ctx)
 
 
 def _call(plugins: Plugins, name: str, section: object, ctx: AuditContext) -> list[Any]:

@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from agent.audit import AuditCheck, AuditContext, Status
-from agent.worker import Worker
+from plugins.audit import threads
 
 GiB, MiB = 1 << 30, 1 << 20
 MIN_FREE = 1 * GiB
@@ -104,9 +104,8 @@ def _probe(state: Path, free: int, size: int, cap: float) -> Iterator[AuditCheck
         yield _probe_failed(f"not run: only {free} bytes free (needs {2 * size})")
         return
     path = state / f".inferwatch-audit-{os.getpid()}"
-    worker = Worker("audit.storage")  # a daemon thread: a hung filesystem cannot hold us
-    future = worker.submit(_measure, path, size, time.monotonic() + cap)
-    worker.close()
+    # A daemon thread: a hung filesystem can hold neither the audit nor the process's exit.
+    future = threads.submit("storage", _measure, path, size, time.monotonic() + cap)
     try:
         write, fsync, read = future.result(timeout=cap + HANG_GRACE)
     except TimeoutError:
