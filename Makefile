@@ -98,5 +98,11 @@ fuzz: $(STAMP)
 bench: $(STAMP) deps
 	$(BIN)/python bench/overhead.py
 
+# Every plugin on under synthetic load for 90 s, generous bounds (`bench/soak.py --minutes 60`
+# is the long run whose figures are in bench/README.md).
+.PHONY: soak
+soak: deps $(STAMP)
+	INFERWATCH_SOAK=1 $(BIN)/python -m pytest -m soak tests/integration/test_soak.py
+
 clean:
 	rm -rf $(VENV) .venv-latest .venv-lock $(MLFLOW_VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis *.egg-info

@@ -13,6 +13,8 @@ TYPE_CHECKING = False  # not typing's: importing typing costs the client SDK ~5 
 __version__ = "0.1.0"
 
 _EXPORTS = {
+    "AuditCheck": "agent.audit",
+    "AuditContext": "agent.audit",
     "Accumulator": "agent.metrics",
     "MetricDef": "agent.metrics",
     "counter": "agent.metrics",
@@ -37,6 +39,8 @@ _EXPORTS = {
 }
 __all__ = [
     "Accumulator",
+    "AuditCheck",
+    "AuditContext",
     "Collector",
     "Component",
     "ConfigError",
@@ -63,6 +67,8 @@ __all__ = [
 if TYPE_CHECKING:
     from typing import Any
 
+    from agent.audit import AuditCheck as AuditCheck
+    from agent.audit import AuditContext as AuditContext
     from agent.components import Collector as Collector
     from agent.components import Component as Component
     from agent.components import Monitor as Monitor

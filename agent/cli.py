@@ -22,10 +22,13 @@ from agent.errors import EX_CONFIG, EX_DATAERR, EX_OK, EX_SOFTWARE, ConfigError,
 from agent.loader import PluginRecord, discover
 
 DEFAULT_CONFIG = Path("/etc/inferwatch/agent.toml")
+BUILT_IN = {"run", "check", "plugins", "replay", "reference", "demo"}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    wanted = _command(argv) not in BUILT_IN and "--version" not in argv
+    args = _parser(plugin_commands=wanted).parse_args(argv)
     try:
         code: int = args.func(args)
     except BrokenPipeError:  # `inferwatch replay ... | head`: the reader has what it wanted
@@ -43,7 +46,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     return code
 
 
-def _parser() -> argparse.ArgumentParser:
+def _command(argv: Sequence[str]) -> str | None:
+    return next((a for a in argv if not a.startswith("-")), None)
+
+
+def _parser(*, plugin_commands: bool = True) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="inferwatch")
     parser.add_argument("--version", action="version", version=f"inferwatch {__version__}")
     sub = parser.add_subparsers(required=True, metavar="COMMAND")
@@ -101,10 +108,22 @@ def _parser() -> argparse.ArgumentParser:
     plugins.add_argument("-p", "--plugin", action="append", default=[], metavar="MODULE")
     plugins.add_argument("--json", action="store_true", help="machine-readable output")
     plugins.set_defaults(func=_plugins)
+    if plugin_commands:  # loading every plugin costs ~1 s: only when the command may be one
+        _plugin_commands(sub)
     parser.description = (f"inferwatch {__version__}, the monitoring agent for ML inference "
                           f"hosts. Commands: {', '.join(sub.choices)}. Errors are one line "
                           "each, never a traceback.")
     return parser
+
+
+def _plugin_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    """Commands plugins contribute (`audit`, ...); a plugin that fails here loses only its own."""
+    for impl in discover().manager.hook.inferwatch_commands.get_hookimpls():
+        try:
+            impl.function(subparsers=sub)
+        except Exception as exc:  # noqa: BLE001 - one broken plugin must not break the CLI
+            print(f"inferwatch: warning: plugin {impl.plugin_name}: commands: {exc}",
+                  file=sys.stderr)
 
 
 def _common(cmd: argparse.ArgumentParser) -> None:

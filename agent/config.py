@@ -149,6 +149,10 @@ class AgentSection(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     event_queue_size: Annotated[int, msgspec.Meta(ge=1, le=10_000_000)] = 10_000
     start_timeout: Duration = Duration(30.0)
     stop_timeout: Duration = Duration(10.0)
+    # The agent's own budget (0: none): percent of one CPU, and resident memory.
+    cpu_percent: Annotated[float, msgspec.Meta(ge=0, le=10_000)] = 0.0
+    rss_bytes: Annotated[int, msgspec.Meta(ge=0)] = 0
+    budget_period: Duration = Duration(10.0)  # how often the agent measures itself
 
     def __post_init__(self) -> None:
         if not self.host_id:  # a pod's hostname is its own name: a DaemonSet passes the node's

@@ -28,6 +28,7 @@ class PluginContext:
     metrics: PluginMetrics
     emitter: Callable[[Event], bool]
     window_sink: Callable[[Window], None] = lambda _window: None
+    config_path: Path | None = None  # the agent's config file (None: built-in defaults)
 
     def publish(self, window: Window) -> None:
         """Hand a closed window to every monitor (call on the event loop)."""

@@ -6,12 +6,14 @@ an implementation sees its own validated section, never another plugin's.
 
 from __future__ import annotations
 
+import argparse
 from collections.abc import Awaitable, Iterable
 from typing import TYPE_CHECKING
 
 import pluggy
 
 if TYPE_CHECKING:
+    from agent.audit import AuditCheck, AuditContext
     from agent.components import Component
     from agent.config import PluginConfig
     from agent.context import PluginContext
@@ -37,4 +39,25 @@ def inferwatch_components(  # type: ignore[empty-body]
     """The components this plugin runs with `config`; called again after a reload changed it.
 
     Constructors must do no I/O (it belongs in Component.start). May return an awaitable.
+    """
+
+
+@hookspec
+def inferwatch_audit_checks(  # type: ignore[empty-body]
+    config: PluginConfig, audit: AuditContext
+) -> Iterable[AuditCheck] | Awaitable[Iterable[AuditCheck]]:
+    """This plugin's readiness checks for `inferwatch audit` and the scheduled audit.
+
+    Called for every loaded plugin, enabled or not (`config.enabled` says which), in a
+    worker thread with a deadline. Checks read through `audit.root` and `audit.probes` and
+    change nothing on the host; a check that cannot measure says so in a `pass` or `warn`.
+    """
+
+
+@hookspec
+def inferwatch_commands(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    """Add CLI subcommands: `subparsers.add_parser(...)`, then `set_defaults(func=...)`.
+
+    `func(args)` returns the exit code. The parser is built before `-p` plugins load, so
+    only installed (entry point) plugins contribute commands.
     """

@@ -16,8 +16,9 @@ from typing import TYPE_CHECKING, Any
 import structlog
 
 from agent import exposure, logs, looplag
+from agent.budget import BudgetController
 from agent.bus import EventBus
-from agent.components import START_ORDER, Component, Monitor, Sink
+from agent.components import START_ORDER, Collector, Component, Monitor, Sink
 from agent.config import (
     Config,
     PluginConfig,
@@ -113,6 +114,8 @@ class Agent:
         self.bus.emit(self._event("agent.started", {"plugins": sorted(self.instances)}))
         if self.notifier.watchdog_interval:
             self._tasks.append(asyncio.create_task(self._watchdog(), name="watchdog"))
+        if config.agent.cpu_percent or config.agent.rss_bytes:
+            self._tasks.append(asyncio.create_task(self._budget().run(), name="budget"))
         await self._stop.wait()
         await self._shutdown()
         return 0
@@ -173,6 +176,7 @@ class Agent:
             plugin=instance.name, config=instance.config, host_id=self.config.agent.host_id,
             state_root=Path(self.config.agent.state_dir), metrics=instance.store,
             emitter=self.bus.emit, window_sink=self._route_window,
+            config_path=self.config_path,
         )
         try:
             result = self.plugins.call(instance.name, "inferwatch_components",
@@ -336,6 +340,14 @@ class Agent:
         log.info("agent stopped")
 
     # -- health -----------------------------------------------------------------------------
+
+    def _budget(self) -> BudgetController:
+        for resource in ("cpu", "rss"):
+            self.metrics.budget_exceeded.labels(resource).set(0)
+        return BudgetController(
+            self.config.agent, self.metrics, emit=self.bus.emit,
+            collectors=lambda: [s for i in self.instances.values() for s in i.supervised
+                                if isinstance(s.component, Collector)])
 
     async def _watchdog(self) -> None:
         """Ping only while the loop is responsive and every supervisor task is alive."""

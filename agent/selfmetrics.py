@@ -98,6 +98,21 @@ class SelfMetrics:
             "The worst event-loop lag since start not spent waiting for a CPU: the agent's own.",
             registry=reg,
         )
+        self.plugin_cpu = Counter(
+            "inferwatch_plugin_cpu_seconds_total",
+            "CPU time spent in a collector's collections (its worker thread's own time).",
+            _COMPONENT, registry=reg,
+        )
+        self.collect_interval = Gauge(
+            "inferwatch_collector_interval_seconds",
+            "A collector's effective interval: its configured one, stretched while the agent "
+            "is over its budget.", _COMPONENT, registry=reg,
+        )
+        self.budget_exceeded = Gauge(
+            "inferwatch_agent_budget_exceeded",
+            "1 while the agent is over its own budget ([agent] cpu_percent, rss_bytes).",
+            ["resource"], registry=reg,
+        )
         self.reload_success = Gauge(
             "inferwatch_config_last_reload_successful",
             "1 if the last configuration (re)load succeeded.", registry=reg,
@@ -113,7 +128,8 @@ class SelfMetrics:
     def forget(self, plugin: str, component: str) -> None:
         """Remove a component's series when it is stopped for good (no stale series)."""
         for metric in (self.plugin_up, self.plugin_restarts, self.collect_duration,
-                       self.collect_last_success, self.skipped_ticks, self.windows_dropped):
+                       self.collect_last_success, self.skipped_ticks, self.windows_dropped,
+                       self.plugin_cpu, self.collect_interval):
             _remove(metric, plugin, component)
         for reason in ("exception", "timeout", "start"):
             _remove(self.plugin_errors, plugin, component, reason)

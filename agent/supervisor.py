@@ -14,6 +14,7 @@ import inspect
 import random
 import time
 import zlib
+from collections.abc import Callable
 from concurrent.futures import Future
 from typing import TYPE_CHECKING, Any
 
@@ -80,6 +81,8 @@ class Supervised:
         self.up = False
         self._pending: list[Any] = []  # a sink's batch being delivered
         self._sink_idle = asyncio.Event()  # set while a sink waits on an empty queue
+        self.stretch = 1  # collection interval multiplier, set by the budget controller
+        self.cpu_seconds = 0.0  # thread CPU time of this collector's collections
 
     @property
     def labels(self) -> tuple[str, str]:
@@ -181,10 +184,12 @@ class Supervised:
 
     async def _collect_loop(self, collector: Collector) -> None:
         loop = asyncio.get_running_loop()
-        interval = getattr(collector, "interval", None) or self.settings.interval
+        base = getattr(collector, "interval", None) or self.settings.interval
         # Collect at once, then on this component's own phase within the interval.
-        next_tick = loop.time() + (_phase(".".join(self.labels), interval) or interval)
+        next_tick = loop.time() + (_phase(".".join(self.labels), base) or base)
         while True:
+            interval = base * self.stretch
+            self.metrics.collect_interval.labels(*self.labels).set(interval)
             if self._inflight is not None and not self._inflight.done():
                 self.metrics.skipped_ticks.labels(*self.labels).inc()
             else:
@@ -205,7 +210,7 @@ class Supervised:
         acc, began, timeout = Accumulator(), loop.time(), self.settings.timeout
         if collector.blocking and not inspect.iscoroutinefunction(collector.collect):
             run = contextvars.copy_context().run
-            self._inflight = self._worker.submit(run, collector.collect, acc)
+            self._inflight = self._worker.submit(run, self._timed, collector.collect, acc)
             await _await_thread(self._inflight, timeout)
         elif inspect.isawaitable(result := collector.collect(acc)):
             async with asyncio.timeout(timeout):
@@ -216,6 +221,16 @@ class Supervised:
         self.metrics.collect_duration.labels(*self.labels).observe(loop.time() - began)
         self.metrics.collect_last_success.labels(*self.labels).set(time.time())
         self._succeeded()
+
+    def _timed(self, collect: Callable[[Accumulator], object], acc: Accumulator) -> None:
+        """Run in the worker thread, so thread_time() is this collector's CPU alone."""
+        began = time.thread_time()
+        try:
+            collect(acc)
+        finally:
+            spent = time.thread_time() - began
+            self.cpu_seconds += spent
+            self.metrics.plugin_cpu.labels(*self.labels).inc(spent)
 
     async def _sink_loop(self, sink: Sink) -> None:
         assert self.inbox is not None  # noqa: S101 - set by launch() for sinks

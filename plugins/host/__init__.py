@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from agent import hookimpl
+from agent.audit import AuditCheck, AuditContext
 from agent.components import Component
 from agent.config import PluginConfig
 from agent.context import PluginContext
@@ -36,3 +37,12 @@ def inferwatch_components(config: PluginConfig, ctx: PluginContext) -> list[Comp
     if config.processes:
         components.append(ProcessCollector(config.processes))
     return components
+
+
+@hookimpl
+def inferwatch_audit_checks(config: PluginConfig, audit: AuditContext) -> list[AuditCheck]:
+    """Whether the configured model-server processes run (read under the audited root)."""
+    from plugins.host.audit import model_server_checks  # noqa: PLC0415
+
+    assert isinstance(config, HostConfig)  # noqa: S101 - validated with our model
+    return list(model_server_checks(config, audit)) if config.enabled else []

@@ -6,9 +6,11 @@ per-model windows, which every monitor receives, and into the late-label join.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from agent import hookimpl
+from agent.audit import AuditCheck, AuditContext
 from agent.components import Component
 from agent.config import PluginConfig
 from agent.context import PluginContext
@@ -61,3 +63,29 @@ def inferwatch_components(config: PluginConfig, ctx: PluginContext) -> list[Comp
         components.append(IngestSubscriber(config.mqtt, tally, ctx.host_id))
     return components
 
+
+def audited_socket(config: IngestConfig) -> Path:
+    """Where the agent listens, found without creating anything (an audit changes nothing):
+    the configured path, else the first of the SDK's candidates that exists, else the first
+    whose folder is writable (agent.client.socket_candidates: the one shared rule)."""
+    if config.socket_path:
+        return Path(config.socket_path)
+    from agent.client import socket_candidates  # noqa: PLC0415
+
+    candidates = [Path(c) for c in socket_candidates()]
+    for found in (c for c in candidates if c.exists()):
+        return found
+    for found in (c for c in candidates if os.access(c.parent, os.W_OK | os.X_OK)):
+        return found
+    return candidates[0]
+
+
+@hookimpl
+def inferwatch_audit_checks(config: PluginConfig, audit: AuditContext) -> list[AuditCheck]:
+    """Whether the model server can reach the ingest socket (when ingest is enabled)."""
+    from plugins.ingest.audit import socket_check  # noqa: PLC0415
+
+    assert isinstance(config, IngestConfig)  # noqa: S101 - validated with our model
+    if not config.enabled:
+        return []
+    return [socket_check(audited_socket(config), audit)]

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from agent import hookimpl
+from agent.audit import AuditCheck, AuditContext
 from agent.components import Component
 from agent.config import PluginConfig
 from agent.context import PluginContext
@@ -48,3 +49,12 @@ def backend(config: NvidiaConfig) -> Any:
     import pynvml  # noqa: PLC0415
 
     return pynvml
+
+
+@hookimpl
+def inferwatch_audit_checks(config: PluginConfig, audit: AuditContext) -> list[AuditCheck]:
+    """GPU readiness, through the backend the collector would use (the fake one included)."""
+    from plugins.nvidia.audit import gpu_checks  # noqa: PLC0415
+
+    assert isinstance(config, NvidiaConfig)  # noqa: S101 - validated with our model
+    return list(gpu_checks(config, audit, backend(config)))

@@ -122,7 +122,7 @@ def test_all_errors_at_once() -> None:
     assert info.value.problems == [
         "agent.log_level: must be one of 'debug', 'info', 'warning', 'error'",
         "agent.nope: unknown key (known: host_id, state_dir, log_level, log_format, "
-        "event_queue_size, start_timeout, stop_timeout)",
+        "event_queue_size, start_timeout, stop_timeout, cpu_percent, rss_bytes, budget_period)",
         "extra: unknown section (known: agent, prometheus, plugins)",
         "plugins.x.timeout: timeout (2s) must not exceed interval (1s)",
         "plugins.y: no plugin named 'y' (installed: x)",

@@ -41,7 +41,8 @@ def test_plugins_lists_builtin_external_and_broken(site: dict[str, str]) -> None
     records = {r["name"]: r for r in json.loads(result.stdout)}
     assert records["host"]["origin"] == "built-in"
     assert records["host"]["distribution"] == "inferwatch"
-    assert records["host"]["hooks"] == ["inferwatch_components", "inferwatch_config_model"]
+    assert records["host"]["hooks"] == ["inferwatch_audit_checks", "inferwatch_components",
+                                        "inferwatch_config_model"]
     assert records["good"]["origin"] == "entry point"
     assert records["good"]["version"] == "1.2.3"
     assert records["broken"]["error"] == "ImportError: needs libfoo"

@@ -1,0 +1,141 @@
+"""The agent keeps to its own budget: it measures itself and slows its costliest collectors.
+
+Every `budget_period` the agent reads its CPU time and RSS. Over budget on average over the
+last SUSTAIN periods (RSS: throughout them), it doubles the interval of the collector that
+cost the most CPU since the last decision (up to MAX_STRETCH), logs why and emits
+`agent.budget_exceeded`. Well under budget (CPU below half of it, so undoing one doubling
+stays within budget) over SUSTAIN periods, it halves the most stretched interval again;
+once all are back it emits `agent.budget_restored`. Only collectors are slowed: services,
+monitors and sinks serve input that arrives whether the agent likes it or not.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import deque
+from collections.abc import Callable
+from pathlib import Path
+
+import structlog
+
+from agent.config import AgentSection
+from agent.model import Event, Severity
+from agent.selfmetrics import SelfMetrics
+from agent.supervisor import Supervised
+
+SUSTAIN = 3  # periods in a row before acting, either way
+MAX_STRETCH = 16
+RESTORE_CPU, RESTORE_RSS = 0.5, 0.9  # of the budget: "well under"
+PAGE = 4096
+
+log = structlog.get_logger("inferwatch")
+
+
+def own_rss() -> int:
+    """Resident bytes of this process, from /proc/self/statm (cheap: no psutil)."""
+    try:
+        return int(Path("/proc/self/statm").read_text().split()[1]) * PAGE
+    except (OSError, IndexError, ValueError):
+        return 0
+
+
+class BudgetController:
+    def __init__(self, settings: AgentSection, metrics: SelfMetrics,
+                 collectors: Callable[[], list[Supervised]], emit: Callable[[Event], bool],
+                 *, cpu: Callable[[], float] = time.process_time,
+                 rss: Callable[[], int] = own_rss,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.settings, self.metrics = settings, metrics
+        self.collectors, self.emit = collectors, emit
+        self.cpu, self.rss, self.clock = cpu, rss, clock
+        # The last SUSTAIN periods, judged as one window: collections come in bursts, so a
+        # single period is often all burst or all quiet.
+        self._window: deque[tuple[float, float, int]] = deque(maxlen=SUSTAIN + 1)
+        self._window.append((clock(), cpu(), rss()))
+        self._costs: dict[int, float] = {}
+        self.exceeded = False
+
+    async def run(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.budget_period)
+            self.step()
+
+    def step(self) -> None:
+        """One measurement; acts on the average of the last SUSTAIN periods."""
+        self._window.append((self.clock(), self.cpu(), self.rss()))
+        if len(self._window) <= SUSTAIN:
+            return
+        (t0, cpu0, _), (t1, cpu1, _) = self._window[0], self._window[-1]
+        cpu_percent = (cpu1 - cpu0) / max(t1 - t0, 1e-9) * 100
+        rss = min(r for _, _, r in list(self._window)[1:])  # over only if over throughout
+        if over := self._over(cpu_percent, rss):
+            self._stretch(self._period_costs(), over, cpu_percent, rss)
+        elif self.exceeded and self._well_under(cpu_percent, rss):
+            self._period_costs()  # the next decision weighs what came after this one
+            self._restore(cpu_percent, rss)
+        else:
+            return
+        self._window = deque([self._window[-1]], maxlen=SUSTAIN + 1)  # judge the change afresh
+
+    def _over(self, cpu_percent: float, rss: int) -> list[str]:
+        budget = self.settings
+        return ([*(["cpu"] if budget.cpu_percent and cpu_percent > budget.cpu_percent else []),
+                 *(["rss"] if budget.rss_bytes and rss > budget.rss_bytes else [])])
+
+    def _well_under(self, cpu_percent: float, rss: int) -> bool:
+        budget = self.settings
+        return ((not budget.cpu_percent or cpu_percent < budget.cpu_percent * RESTORE_CPU)
+                and (not budget.rss_bytes or rss < budget.rss_bytes * RESTORE_RSS))
+
+    def _period_costs(self) -> dict[Supervised, float]:
+        """CPU each collector spent since the last decision (all of it, for one seen first)."""
+        costs, seen = {}, {}
+        for sup in self.collectors():
+            seen[id(sup)] = sup.cpu_seconds
+            costs[sup] = sup.cpu_seconds - self._costs.get(id(sup), 0.0)
+        self._costs = seen
+        return costs
+
+    def _stretch(self, costs: dict[Supervised, float], over: list[str], cpu_percent: float,
+                 rss: int) -> None:
+        self.exceeded = True
+        for resource in over:
+            self.metrics.budget_exceeded.labels(resource).set(1)
+        room = {s: c for s, c in costs.items() if s.stretch < MAX_STRETCH and c > 0}
+        if not room:
+            log.warning("agent over its budget; no collector left to slow down",
+                        over=over, **self._usage(cpu_percent, rss))
+            return
+        costliest = max(room, key=room.__getitem__)
+        costliest.stretch *= 2
+        data = {"over": over, "plugin": costliest.plugin, "component": costliest.component.name,
+                "stretch": costliest.stretch, "cpu_seconds": round(room[costliest], 3),
+                **self._usage(cpu_percent, rss)}
+        log.warning("agent over its budget; slowing its costliest collector", **data)
+        self.emit(self._event("agent.budget_exceeded", Severity.WARNING, data))
+
+    def _restore(self, cpu_percent: float, rss: int) -> None:
+        stretched = [s for s in self.collectors() if s.stretch > 1]
+        if stretched:
+            most = max(stretched, key=lambda s: s.stretch)
+            most.stretch //= 2
+            log.info("agent under its budget; speeding a collector back up",
+                     plugin=most.plugin, component=most.component.name, stretch=most.stretch)
+        if any(s.stretch > 1 for s in self.collectors()):
+            return
+        self.exceeded = False
+        for resource in ("cpu", "rss"):
+            self.metrics.budget_exceeded.labels(resource).set(0)
+        data = self._usage(cpu_percent, rss)
+        log.info("agent back under its budget; every collection interval restored", **data)
+        self.emit(self._event("agent.budget_restored", Severity.INFO, data))
+
+    def _usage(self, cpu_percent: float, rss: int) -> dict[str, object]:
+        return {"cpu_percent": round(cpu_percent, 2), "cpu_budget_percent":
+                self.settings.cpu_percent, "rss_bytes": rss,
+                "rss_budget_bytes": self.settings.rss_bytes}
+
+    def _event(self, kind: str, severity: Severity, data: dict[str, object]) -> Event:
+        return Event(kind=kind, source="agent", host=self.settings.host_id, severity=severity,
+                     data=data)

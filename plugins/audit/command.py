@@ -1,0 +1,71 @@
+"""`inferwatch audit [-c FILE] [--format table|json|markdown]`: exit 0 ready, 1 warnings, 2 not.
+
+An invalid config is itself a failed check: the rest of the host is audited with the
+built-in defaults, so one run shows everything that stands between the host and serving.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from agent.config import Config, load_config
+from agent.errors import ConfigError
+from agent.loader import discover
+from plugins.audit.config import AuditConfig
+from plugins.audit.integration import config_checks
+from plugins.audit.render import render
+from plugins.audit.runner import Report, context, run_audit
+
+DEFAULT_CONFIG = Path("/etc/inferwatch/agent.toml")
+
+
+def add_command(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    cmd = subparsers.add_parser(
+        "audit", help="is this host ready to serve models: checks, exit 0 ready / "
+                      "1 warnings / 2 not ready")
+    cmd.add_argument("-c", "--config", type=Path, default=None,
+                     help=f"TOML file (default: $INFERWATCH_CONFIG, then {DEFAULT_CONFIG} if "
+                          "it exists, else built-in defaults)")
+    cmd.add_argument("-p", "--plugin", action="append", default=[],
+                     metavar="[NAME=]MODULE[:ATTR]", help="also load this plugin (repeatable)")
+    cmd.add_argument("--format", choices=("table", "json", "markdown"), default="table")
+    cmd.add_argument("--colour", "--color", choices=("auto", "always", "never"), default="auto",
+                     help="colour the table (auto: on a TTY)")
+    cmd.set_defaults(func=main)
+
+
+def main(args: argparse.Namespace) -> int:
+    report = audit(_config_path(args.config), args.plugin)
+    colour = args.colour == "always" or (args.colour == "auto" and sys.stdout.isatty())
+    print(render(report, args.format, colour=colour))
+    return report.exit_code
+
+
+def audit(path: Path | None, extra: list[str], **kwargs: Any) -> Report:
+    found = discover(extra)
+    errors = [f"{r.name}: {r.error}" for r in found.records if r.error]
+    models = found.config_models()
+    try:
+        config, problems = load_config(path, models), []
+    except ConfigError as exc:
+        config, problems = load_config(None, models), exc.problems
+    first = config_checks(path, problems, errors, config.agent.state_dir)
+    settings = _settings(config)
+    return run_audit(found, context(config, settings, **kwargs), settings, first)
+
+
+def _settings(config: Config) -> AuditConfig:
+    settings = config.plugins.get("audit")
+    return settings if isinstance(settings, AuditConfig) else AuditConfig()
+
+
+def _config_path(arg: Path | None) -> Path | None:
+    if arg is not None:
+        return arg
+    if env := os.environ.get("INFERWATCH_CONFIG"):
+        return Path(env)
+    return DEFAULT_CONFIG if DEFAULT_CONFIG.exists() else None

@@ -1,0 +1,128 @@
+"""The budget controller with a fake clock, CPU and RSS: when it slows which collector,
+and when it gives the time back."""
+
+from __future__ import annotations
+
+from agent.budget import MAX_STRETCH, SUSTAIN, BudgetController
+from agent.bus import EventBus
+from agent.components import Collector
+from agent.config import AgentSection, Duration
+from agent.metrics import Accumulator, PluginMetrics
+from agent.model import Event
+from agent.selfmetrics import SelfMetrics
+from agent.supervisor import Supervised
+
+
+class Idle(Collector):
+    def collect(self, out: Accumulator) -> None:
+        pass
+
+
+class Rig:
+    def __init__(self, cpu_percent: float = 10, rss_bytes: int = 0) -> None:
+        self.settings = AgentSection(host_id="h", cpu_percent=cpu_percent, rss_bytes=rss_bytes,
+                                     budget_period=Duration(1.0))
+        self.metrics = SelfMetrics()
+        self.now, self.cpu, self.rss_now = 0.0, 0.0, 100
+        self.events: list[Event] = []
+        bus = EventBus(10, self.metrics)
+        self.sups = {name: Supervised(name, Idle("c"), _config(), metrics=self.metrics,
+                                      store=PluginMetrics(name, 10), bus=bus, host_id="h")
+                     for name in ("gpu", "host", "cheap")}
+        self.budget = BudgetController(
+            self.settings, self.metrics, lambda: list(self.sups.values()), self._emit,
+            cpu=lambda: self.cpu, rss=lambda: self.rss_now, clock=lambda: self.now)
+
+    def _emit(self, event: Event) -> bool:
+        self.events.append(event)
+        return True
+
+    def periods(self, n: int, cpu_percent: float, costs: dict[str, float]) -> None:
+        """n periods of one second, at this CPU use, shared among collectors as given."""
+        for _ in range(n):
+            self.now += 1
+            self.cpu += cpu_percent / 100
+            for name, cost in costs.items():
+                self.sups[name].cpu_seconds += cost
+            self.budget.step()
+
+    def stretch(self) -> dict[str, int]:
+        return {n: s.stretch for n, s in self.sups.items()}
+
+    def exceeded(self, resource: str) -> float | None:
+        return self.metrics.registry.get_sample_value(
+            "inferwatch_agent_budget_exceeded", {"resource": resource})
+
+
+def _config():  # type: ignore[no-untyped-def]
+    from agent.config import PluginConfig  # noqa: PLC0415
+
+    return PluginConfig()
+
+
+async def test_one_busy_period_in_a_quiet_window_changes_nothing() -> None:
+    rig = Rig(cpu_percent=10)
+    rig.periods(1, 25, {"gpu": 0.25})
+    rig.periods(SUSTAIN * 3, 2, {})  # no window of SUSTAIN periods averages over 10%
+    assert rig.stretch() == {"gpu": 1, "host": 1, "cheap": 1}
+    assert rig.events == []
+    assert rig.exceeded("cpu") is None
+
+
+async def test_sustained_overuse_slows_the_costliest_collector_first() -> None:
+    rig = Rig(cpu_percent=10)
+    rig.periods(SUSTAIN, 30, {"gpu": 0.2, "host": 0.05, "cheap": 0.001})
+    assert rig.stretch() == {"gpu": 2, "host": 1, "cheap": 1}
+    assert rig.exceeded("cpu") == 1
+    (event,) = rig.events
+    assert event.kind == "agent.budget_exceeded"
+    assert event.data["plugin"] == "gpu"
+    assert event.data["over"] == ["cpu"]
+    assert event.data["cpu_percent"] == 30.0
+    assert event.data["cpu_budget_percent"] == 10
+    # Still over: the GPU collector costs less now, so host is the costliest.
+    rig.periods(SUSTAIN, 20, {"gpu": 0.02, "host": 0.05})
+    assert rig.stretch() == {"gpu": 2, "host": 2, "cheap": 1}
+
+
+async def test_the_stretch_is_capped() -> None:
+    rig = Rig()
+    rig.periods(SUSTAIN * 10, 50, {"gpu": 0.4})
+    assert rig.stretch()["gpu"] == MAX_STRETCH
+    assert rig.stretch()["host"] == 1  # it cost nothing: slowing it would not help
+
+
+async def test_between_half_and_the_whole_budget_the_stretch_holds() -> None:
+    rig = Rig(cpu_percent=10)
+    rig.periods(SUSTAIN, 30, {"gpu": 0.2})
+    rig.periods(SUSTAIN * 5, 7, {"gpu": 0.05})  # under budget, but not by half
+    assert rig.stretch()["gpu"] == 2
+    assert rig.exceeded("cpu") == 1
+
+
+async def test_well_under_budget_intervals_are_restored_step_by_step() -> None:
+    rig = Rig(cpu_percent=10)
+    rig.periods(SUSTAIN * 2, 30, {"gpu": 0.3})
+    assert rig.stretch()["gpu"] == 4
+    rig.periods(SUSTAIN, 2, {})
+    assert rig.stretch()["gpu"] == 2
+    assert rig.exceeded("cpu") == 1
+    rig.periods(SUSTAIN, 2, {})
+    assert rig.stretch()["gpu"] == 1
+    assert rig.exceeded("cpu") == 0
+    assert [e.kind for e in rig.events][-1] == "agent.budget_restored"
+
+
+async def test_rss_over_budget_counts_too() -> None:
+    rig = Rig(cpu_percent=0, rss_bytes=1000)
+    rig.rss_now = 2000
+    rig.periods(SUSTAIN, 1, {"host": 0.01})
+    assert rig.stretch()["host"] == 2
+    assert rig.exceeded("rss") == 1
+    assert rig.events[0].data["over"] == ["rss"]
+    rig.rss_now = 950  # under, but not under 90% of the budget
+    rig.periods(SUSTAIN * 3, 1, {})
+    assert rig.stretch()["host"] == 2
+    rig.rss_now = 500
+    rig.periods(SUSTAIN, 1, {})
+    assert rig.stretch()["host"] == 1
