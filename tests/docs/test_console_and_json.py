@@ -30,10 +30,12 @@ SKIPPED = {
     "echo '{": "a label piped to curl: the JSON examples are posted below",
     "inferwatch replay": "needs recorded data: tests/integration/test_replay.py",
     "inferwatch demo": "minutes long: tests/integration/test_demo.py runs it on a short clock",
+    "inferwatch audit": "its output is this host's: tests/integration/test_audit.py runs it",
     "inferwatch reference build": "needs training data: tests/plugins/test_drift.py",
     "/opt/inferwatch/bin/pip install": "installs a package: tests/contract/test_example_plugin.py",
 }
 ENVELOPE = {"schema", "id", "ts", "host", "kind", "severity", "source", "attributes", "data"}
+AUDIT_CHECK = {"name", "status", "value", "threshold", "why", "fix"}
 
 
 def _where(block: Block) -> str:
@@ -112,6 +114,11 @@ def test_json_example(block: Block, http_agent: AgentProcess) -> None:
         assert answer == {"accepted": 1, "rejected": 0, "errors": []}, block.where
     elif "kind" in document:
         assert set(document) <= ENVELOPE, (block.where, set(document) - ENVELOPE)
+    elif "checks" in document:  # `inferwatch audit --format json` (DESIGN.md)
+        assert document["status"] in {"ready", "warnings", "not_ready"}, block.where
+        for check in document["checks"]:
+            assert set(check) == AUDIT_CHECK, (block.where, set(check) ^ AUDIT_CHECK)
+            assert check["status"] in {"pass", "warn", "fail"}, block.where
     else:
         assert document["$schema"].startswith("https://json-schema.org/"), block.where
 
