@@ -18,10 +18,10 @@ from pathlib import Path
 from typing import IO, cast
 
 from agent import __version__
+from agent.config import DEFAULT_CONFIG, config_path
 from agent.errors import EX_CONFIG, EX_DATAERR, EX_OK, EX_SOFTWARE, ConfigError, InferwatchError
 from agent.loader import PluginRecord, discover
 
-DEFAULT_CONFIG = Path("/etc/inferwatch/agent.toml")
 BUILT_IN = {"run", "check", "plugins", "replay", "reference", "demo"}
 
 
@@ -137,13 +137,6 @@ def _common(cmd: argparse.ArgumentParser) -> None:
                      help="a plugin that fails to load is fatal (for CI)")
 
 
-def _config_path(arg: Path | None) -> Path | None:
-    if arg is not None:
-        return arg
-    if env := os.environ.get("INFERWATCH_CONFIG"):
-        return Path(env)
-    return DEFAULT_CONFIG if DEFAULT_CONFIG.exists() else None
-
 
 def _run(args: argparse.Namespace) -> int:
     from agent import process  # noqa: PLC0415
@@ -154,7 +147,7 @@ def _run(args: argparse.Namespace) -> int:
     async def _main() -> int:
         loop = asyncio.get_running_loop()
         process.bound_default_executor(loop)
-        agent = Agent(_config_path(args.config), extra_plugins=args.plugin,
+        agent = Agent(config_path(args.config), extra_plugins=args.plugin,
                       strict_plugins=args.strict_plugins)
         return await agent.run()
 
@@ -164,7 +157,7 @@ def _run(args: argparse.Namespace) -> int:
 def _check(args: argparse.Namespace) -> int:
     from agent.config import check_state_dir, config_warnings, load_config  # noqa: PLC0415
 
-    path = _config_path(args.config)
+    path = config_path(args.config)
     found = discover(args.plugin, strict=args.strict_plugins)
     problems = [f"plugin {r.name}: {r.error}" for r in found.records if r.error]
     try:

@@ -24,6 +24,7 @@ from agent import client, logs
 from agent.errors import ConfigError
 
 DEFAULT_PORT = 9879
+DEFAULT_CONFIG = Path("/etc/inferwatch/agent.toml")
 _INVALID: Any = object()
 _DURATION = re.compile(r"^\s*(?:(\d+(?:\.\d+)?)(ms|s|m|h|d)\s*)+$")
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
@@ -397,3 +398,13 @@ def check_state_dir(state_dir: str) -> list[str]:
     except OSError as exc:
         return [f"agent.state_dir: {path} is not writable: {exc.strerror or exc}"]
     return []
+
+
+def config_path(arg: Path | None) -> Path | None:
+    """The file a command reads: `-c`, else $INFERWATCH_CONFIG, else DEFAULT_CONFIG if it
+    exists, else None (built-in defaults). One rule for every command, plugins' included."""
+    if arg is not None:
+        return arg
+    if env := os.environ.get("INFERWATCH_CONFIG"):
+        return Path(env)
+    return DEFAULT_CONFIG if DEFAULT_CONFIG.exists() else None

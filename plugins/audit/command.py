@@ -7,20 +7,17 @@ built-in defaults, so one run shows everything that stands between the host and 
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 from typing import Any
 
-from agent.config import Config, load_config
+from agent.config import DEFAULT_CONFIG, Config, config_path, load_config
 from agent.errors import ConfigError
 from agent.loader import discover
 from plugins.audit.config import AuditConfig
 from plugins.audit.integration import config_checks
 from plugins.audit.render import render
 from plugins.audit.runner import Report, context, run_audit
-
-DEFAULT_CONFIG = Path("/etc/inferwatch/agent.toml")
 
 
 def add_command(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -39,7 +36,7 @@ def add_command(subparsers: argparse._SubParsersAction) -> None:  # type: ignore
 
 
 def main(args: argparse.Namespace) -> int:
-    report = audit(_config_path(args.config), args.plugin)
+    report = audit(config_path(args.config), args.plugin)
     colour = args.colour == "always" or (args.colour == "auto" and sys.stdout.isatty())
     print(render(report, args.format, colour=colour))
     return report.exit_code
@@ -62,10 +59,3 @@ def _settings(config: Config) -> AuditConfig:
     settings = config.plugins.get("audit")
     return settings if isinstance(settings, AuditConfig) else AuditConfig()
 
-
-def _config_path(arg: Path | None) -> Path | None:
-    if arg is not None:
-        return arg
-    if env := os.environ.get("INFERWATCH_CONFIG"):
-        return Path(env)
-    return DEFAULT_CONFIG if DEFAULT_CONFIG.exists() else None

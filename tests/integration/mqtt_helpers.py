@@ -15,6 +15,9 @@ from paho.mqtt.properties import Properties
 
 from tests.helpers import free_port, poll
 
+HOST = "node-a"  # the host_id the MQTT tests give the agent
+PREFIX = f"inferwatch/v1/{HOST}"
+
 
 class Mosquitto:
     def __init__(self, folder: Path, port: int | None = None, extra: str = "") -> None:

@@ -3,33 +3,16 @@
 from __future__ import annotations
 
 import signal
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import ConfigWriter
 from tests.helpers import AgentProcess, poll, value
-from tests.integration.mqtt_helpers import Mosquitto, Subscriber
+from tests.integration.mqtt_helpers import HOST
 
 pytestmark = pytest.mark.integration
-HOST = "node-a"
-PREFIX = f"inferwatch/v1/{HOST}"
 
-
-@pytest.fixture
-def broker(tmp_path: Path) -> Iterator[Mosquitto]:
-    server = Mosquitto(tmp_path / "broker").start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def subscriber(broker: Mosquitto) -> Iterator[Subscriber]:
-    sub = Subscriber(broker.port, f"{PREFIX}/#")
-    poll(sub.client.is_connected, what="subscriber connected")
-    yield sub
-    sub.close()
 
 
 def _agent(write_config: ConfigWriter, agent_factory, tmp_path: Path, port: int,

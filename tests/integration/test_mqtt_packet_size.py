@@ -9,8 +9,8 @@ import pytest
 
 from plugins.mqtt.publisher import packet_size
 from tests.helpers import free_port, poll, value
-from tests.integration.mqtt_helpers import Mosquitto, Subscriber
-from tests.integration.test_mqtt import PREFIX, _agent
+from tests.integration.mqtt_helpers import PREFIX, Mosquitto, Subscriber
+from tests.integration.test_mqtt import _agent
 
 pytestmark = pytest.mark.integration
 

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from tests.helpers import free_port, poll, value
-from tests.integration.mqtt_helpers import Mosquitto, Subscriber
-from tests.integration.test_mqtt import PREFIX, _agent, _emit
+from tests.integration.mqtt_helpers import PREFIX, Mosquitto, Subscriber
+from tests.integration.test_mqtt import _agent, _emit
 
 pytestmark = pytest.mark.integration
 

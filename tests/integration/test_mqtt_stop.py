@@ -2,31 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.helpers import AgentProcess, poll
 from tests.integration.mqtt_helpers import Mosquitto, Subscriber
-from tests.integration.test_mqtt import PREFIX, _agent
+from tests.integration.test_mqtt import _agent
 
 pytestmark = pytest.mark.integration
 
-
-@pytest.fixture
-def broker(tmp_path: Path) -> Iterator[Mosquitto]:
-    server = Mosquitto(tmp_path / "broker").start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def subscriber(broker: Mosquitto) -> Iterator[Subscriber]:
-    sub = Subscriber(broker.port, f"{PREFIX}/#")
-    poll(sub.client.is_connected, what="subscriber connected")
-    yield sub
-    sub.close()
 
 
 def _bursts(sub: Subscriber) -> set[int]:
