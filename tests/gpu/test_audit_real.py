@@ -9,24 +9,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import pynvml
-import pytest
 
 from agent.audit import AuditContext
 from agent.config import build_config
 from plugins.nvidia.audit import gpu_checks
 from plugins.nvidia.config import NvidiaConfig
+from tests.gpu.driver import REAL_GPU
 
-
-def _driver() -> bool:
-    try:
-        pynvml.nvmlInit()
-    except pynvml.NVMLError:
-        return False
-    pynvml.nvmlShutdown()
-    return True
-
-
-pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not _driver(), reason="no NVIDIA driver")]
+pytestmark = REAL_GPU
 
 
 def test_every_gpu_is_audited_with_plausible_values(tmp_path: Path) -> None:

@@ -6,7 +6,6 @@ import asyncio
 import time
 
 import pynvml
-import pytest
 
 from agent.metrics import Accumulator
 from plugins.nvidia import metrics as m
@@ -14,18 +13,9 @@ from plugins.nvidia.collector import GpuCollector, HealthCollector
 from plugins.nvidia.config import NvidiaConfig
 from plugins.nvidia.events import XidService
 from plugins.nvidia.state import NvidiaState
+from tests.gpu.driver import REAL_GPU
 
-
-def _driver() -> bool:
-    try:
-        pynvml.nvmlInit()
-    except pynvml.NVMLError:
-        return False
-    pynvml.nvmlShutdown()
-    return True
-
-
-pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not _driver(), reason="no NVIDIA driver")]
+pytestmark = REAL_GPU
 
 
 def test_real_collection_is_plausible() -> None:

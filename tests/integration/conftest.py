@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -24,3 +25,14 @@ def subscriber(broker: Mosquitto) -> Iterator[Subscriber]:
     poll(sub.client.is_connected, what="subscriber connected")
     yield sub
     sub.close()
+
+
+@pytest.fixture
+def notify_socket(tmp_path: Path) -> Iterator[tuple[socket.socket, str]]:
+    """The NOTIFY_SOCKET systemd would own: a datagram socket the test reads."""
+    path = str(tmp_path / "notify.sock")
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind(path)
+    sock.settimeout(0.05)
+    yield sock, path
+    sock.close()

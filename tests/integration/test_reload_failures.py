@@ -8,8 +8,6 @@ import socket
 import threading
 import time
 import urllib.error
-from collections.abc import Iterator
-from pathlib import Path
 
 import bcrypt
 import pytest
@@ -19,16 +17,6 @@ from tests.helpers import AgentProcess, free_port, http_get, parse_metrics, poll
 
 pytestmark = pytest.mark.integration
 RELOADED = "inferwatch_config_last_reload_successful"
-
-
-@pytest.fixture
-def notify(tmp_path: Path) -> Iterator[tuple[socket.socket, str]]:
-    path = str(tmp_path / "notify.sock")
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-    sock.bind(path)
-    sock.settimeout(0.05)
-    yield sock, path
-    sock.close()
 
 
 def _messages(sock: socket.socket, until: str, seconds: float = 15.0) -> list[str]:
@@ -44,9 +32,9 @@ def _messages(sock: socket.socket, until: str, seconds: float = 15.0) -> list[st
     raise AssertionError(f"no {until!r} from the agent; saw {seen}")
 
 
-def _start(write_config: ConfigWriter, agent_factory, notify, body: str = "",
+def _start(write_config: ConfigWriter, agent_factory, notify_socket, body: str = "",
            prometheus: str = "") -> AgentProcess:
-    sock, path = notify
+    sock, path = notify_socket
     config, port = write_config(f"[plugins.host]\nenabled = false\n{body}",
                                 prometheus=prometheus)
     agent = agent_factory(config, port, env={"NOTIFY_SOCKET": path})
@@ -67,11 +55,11 @@ def _scrape(port: int, **headers: str) -> dict:
 
 
 def test_a_config_that_is_not_utf8_is_refused_and_ready_follows(
-        write_config: ConfigWriter, agent_factory, notify) -> None:
-    agent = _start(write_config, agent_factory, notify)
+        write_config: ConfigWriter, agent_factory, notify_socket) -> None:
+    agent = _start(write_config, agent_factory, notify_socket)
     with agent.config.open("ab") as fh:
         fh.write("# caf\u00e9 cr\u00e8me\n".encode("latin-1"))
-    _reload(agent, notify[0])
+    _reload(agent, notify_socket[0])
     assert value(agent.scrape(), RELOADED) == 0
     assert "not UTF-8 (byte 0xe9)" in agent.log()
     assert agent.proc.poll() is None
@@ -82,21 +70,21 @@ def test_a_config_that_is_not_utf8_is_refused_and_ready_follows(
 
 
 def test_a_taken_port_keeps_the_old_listener_then_a_free_one_replaces_it(
-        write_config: ConfigWriter, agent_factory, notify) -> None:
-    agent = _start(write_config, agent_factory, notify)
+        write_config: ConfigWriter, agent_factory, notify_socket) -> None:
+    agent = _start(write_config, agent_factory, notify_socket)
     old = agent.port
     with socket.socket() as squatter:
         squatter.bind(("127.0.0.1", 0))
         squatter.listen()
         taken = squatter.getsockname()[1]
         agent.config.write_text(agent.config.read_text().replace(f":{old}", f":{taken}"))
-        _reload(agent, notify[0])
+        _reload(agent, notify_socket[0])
         assert value(_scrape(old), RELOADED) == 0, "the old listener still serves"
         assert f"cannot listen on 127.0.0.1:{taken}" in agent.log()
 
     fresh = free_port()
     agent.config.write_text(agent.config.read_text().replace(f":{taken}", f":{fresh}"))
-    _reload(agent, notify[0])
+    _reload(agent, notify_socket[0])
     assert value(_scrape(fresh), RELOADED) == 1
     with pytest.raises(urllib.error.URLError):
         http_get(f"http://127.0.0.1:{old}/metrics", timeout=2)
@@ -104,8 +92,8 @@ def test_a_taken_port_keeps_the_old_listener_then_a_free_one_replaces_it(
 
 
 def test_new_users_on_the_same_port_apply_without_a_gap(
-        write_config: ConfigWriter, agent_factory, notify) -> None:
-    agent = _start(write_config, agent_factory, notify)
+        write_config: ConfigWriter, agent_factory, notify_socket) -> None:
+    agent = _start(write_config, agent_factory, notify_socket)
     hashed = bcrypt.hashpw(b"s3cret", bcrypt.gensalt(4)).decode()
     auth = {"Authorization": "Basic " + base64.b64encode(b"prom:s3cret").decode()}
     failures: list[str] = []
@@ -125,7 +113,7 @@ def test_new_users_on_the_same_port_apply_without_a_gap(
         agent.config.write_text(agent.config.read_text().replace(
             "[plugins.host]", f'[prometheus.basic_auth_users]\nprom = "{hashed}"\n'
                               "[plugins.host]"))
-        _reload(agent, notify[0])
+        _reload(agent, notify_socket[0])
     finally:
         done.set()
         scraper.join()
