@@ -129,6 +129,6 @@ def _endpoint(path: str, address: str, future: Future[float], deadline: float) -
 
 def _read(path: Any) -> str:
     try:
-        return str(path.read_text().strip())
+        return str(path.read_text(errors="replace").strip())
     except OSError:
         return ""
