@@ -1,0 +1,53 @@
+"""The audit against what a hostile or unusual host shows it: bytes that are not UTF-8 in
+/proc and /sys (any user can name a process so), and endpoints configured by default."""
+
+from __future__ import annotations
+
+import dataclasses
+import shutil
+from pathlib import Path
+
+from plugins.audit.compute import cpu_checks
+from plugins.audit.network import endpoints, network_checks
+from plugins.audit.system import os_checks
+from plugins.host.audit import model_server_checks
+from plugins.host.config import HostConfig, ProcessMatch
+from plugins.mlflow.config import MlflowConfig
+from plugins.mqtt.config import MqttConfig
+from tests.plugins.audit_helpers import TREES, FakeProbes, by_name, make_context
+
+NOT_UTF8 = b"\xff\xfe bad \xc3\x28\n"
+
+
+def test_bytes_that_are_not_utf8_cost_no_check(tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    shutil.copytree(TREES / "healthy", root)
+    evil = root / "proc" / "31337"
+    evil.mkdir()
+    (evil / "comm").write_bytes(NOT_UTF8)  # prctl(PR_SET_NAME) takes any bytes
+    (evil / "cmdline").write_bytes(NOT_UTF8)
+    for governor in root.glob("sys/devices/system/cpu/cpu*/cpufreq/scaling_governor"):
+        governor.write_bytes(NOT_UTF8)
+    for operstate in root.glob("sys/class/net/*/operstate"):
+        operstate.write_bytes(NOT_UTF8)
+    ctx = dataclasses.replace(make_context("healthy", tmp_path, probes=FakeProbes()), root=root)
+    cpu = by_name(list(cpu_checks(ctx)))
+    assert cpu["cpu.governor"].status == "warn"  # not "performance": said, not raised
+    net = by_name(list(network_checks(ctx, 1.0)))
+    assert net["network.interfaces"].status == "warn"  # no interface reads "up"
+    assert by_name(list(os_checks(ctx)))["os.kernel"].status == "pass"
+    servers = by_name(list(model_server_checks(
+        HostConfig(processes=[ProcessMatch(name="triton", process_name="tritonserver")]), ctx)))
+    assert servers["integration.model_server.triton"].value == "1 processes (pids 4242)"
+
+
+def test_the_default_mqtt_port_and_uri_keys_are_probed(tmp_path: Path) -> None:
+    plugins = {"mqtt": {"enabled": True, "host": "broker.internal"},
+               "mlflow": {"enabled": True, "tracking_uri": "http://mlflow.internal:5000"}}
+    models: dict[str, type] = {"mqtt": MqttConfig, "mlflow": MlflowConfig}
+    ctx = make_context("healthy", tmp_path, plugins, models=models)
+    assert endpoints(ctx) == [("plugins.mlflow.tracking_uri", "mlflow.internal", 5000),
+                              ("plugins.mqtt", "broker.internal", 1883)]
+    plugins["mqtt"]["tls"] = True
+    tls = make_context("healthy", tmp_path, plugins, models=models)
+    assert ("plugins.mqtt", "broker.internal", 8883) in endpoints(tls)
