@@ -70,6 +70,7 @@ class Agent:
         self._reload_lock = asyncio.Lock()
         self._reload_queued = False
         self._tasks: list[asyncio.Task[None]] = []
+        self._budgeter: BudgetController | None = None
 
     def load(self) -> Config:
         """Validate everything before anything starts; raise ConfigError listing every problem."""
@@ -114,8 +115,7 @@ class Agent:
         self.bus.emit(self._event("agent.started", {"plugins": sorted(self.instances)}))
         if self.notifier.watchdog_interval:
             self._tasks.append(asyncio.create_task(self._watchdog(), name="watchdog"))
-        if config.agent.cpu_percent or config.agent.rss_bytes:
-            self._tasks.append(asyncio.create_task(self._budget().run(), name="budget"))
+        self._follow_budget(config)
         await self._stop.wait()
         await self._shutdown()
         return 0
@@ -282,6 +282,7 @@ class Agent:
             if getattr(old.agent, key) != getattr(new.agent, key):
                 log.warning("agent setting changes only on restart", key=f"agent.{key}")
         logs.configure(new.agent.log_level, new.agent.log_format)
+        self._follow_budget(new)
         changed = {n for n in old.plugins.keys() | new.plugins.keys()
                    if old.plugins.get(n) != new.plugins.get(n)}
         self.config = new
@@ -340,6 +341,15 @@ class Agent:
         log.info("agent stopped")
 
     # -- health -----------------------------------------------------------------------------
+
+    def _follow_budget(self, config: Config) -> None:
+        """Start the controller once a budget is set; a reload changes the budget it keeps to
+        (lifted, it restores every interval step by step)."""
+        if self._budgeter is not None:
+            self._budgeter.settings = config.agent
+        elif config.agent.cpu_percent or config.agent.rss_bytes:
+            self._budgeter = self._budget()
+            self._tasks.append(asyncio.create_task(self._budgeter.run(), name="budget"))
 
     def _budget(self) -> BudgetController:
         for resource in ("cpu", "rss"):
