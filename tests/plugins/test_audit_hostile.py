@@ -7,7 +7,10 @@ import dataclasses
 import shutil
 from pathlib import Path
 
+import pytest
+
 from plugins.audit.compute import cpu_checks
+from plugins.audit.config import AuditConfig
 from plugins.audit.network import endpoints, network_checks
 from plugins.audit.system import os_checks
 from plugins.host.audit import model_server_checks
@@ -51,3 +54,19 @@ def test_the_default_mqtt_port_and_uri_keys_are_probed(tmp_path: Path) -> None:
     plugins["mqtt"]["tls"] = True
     tls = make_context("healthy", tmp_path, plugins, models=models)
     assert ("plugins.mqtt", "broker.internal", 8883) in endpoints(tls)
+
+
+def test_a_model_glob_over_the_whole_disk_stops_at_its_time_cap(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`model_paths = ["/**"]` walked every file before the audit's deadline started (15 s on
+    this small host); the scan now stops at its own cap with what it counted."""
+    from plugins.audit import runner  # noqa: PLC0415
+
+    models = tmp_path / "models"
+    models.mkdir()
+    for i in range(5):
+        (models / f"m{i}.bin").write_bytes(b"x" * 10)
+    settings = AuditConfig(root=str(tmp_path), model_paths=["/models/*.bin"])
+    assert runner.model_bytes(settings) == 50
+    monkeypatch.setattr(runner, "MODEL_SCAN_SECONDS", 0.0)
+    assert runner.model_bytes(settings) == 10  # the first file, then the cap
