@@ -62,6 +62,7 @@ class Agent:
     ) -> None:
         self.config_path = config_path
         self.plugins: Plugins = discover(extra_plugins, strict=strict_plugins)
+        self.extra_plugins = tuple(extra_plugins)
         self.notifier = notifier or Notifier()
         self.config = self.load()
         self.instances: dict[str, PluginInstance] = {}
@@ -176,7 +177,7 @@ class Agent:
             plugin=instance.name, config=instance.config, host_id=self.config.agent.host_id,
             state_root=Path(self.config.agent.state_dir), metrics=instance.store,
             emitter=self.bus.emit, window_sink=self._route_window,
-            config_path=self.config_path,
+            config_path=self.config_path, extra_plugins=self.extra_plugins,
         )
         try:
             result = self.plugins.call(instance.name, "inferwatch_components",

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from agent.metrics import Accumulator
 from plugins.audit.compute import cpu_checks
 from plugins.audit.config import AuditConfig
 from plugins.audit.network import endpoints, network_checks
@@ -70,3 +71,30 @@ def test_a_model_glob_over_the_whole_disk_stops_at_its_time_cap(
     assert runner.model_bytes(settings) == 50
     monkeypatch.setattr(runner, "MODEL_SCAN_SECONDS", 0.0)
     assert runner.model_bytes(settings) == 10  # the first file, then the cap
+
+
+def test_the_scheduled_audit_knows_the_plugins_the_agent_was_started_with(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`inferwatch run -p MODULE`: the scheduled audit rediscovered plugins without it, so the
+    plugin's section was an unknown key: a failed `config` check, and the rest on defaults."""
+    from agent.context import PluginContext  # noqa: PLC0415
+    from agent.metrics import PluginMetrics  # noqa: PLC0415
+    from agent.model import Event  # noqa: PLC0415
+    from plugins.audit.collector import AuditCollector  # noqa: PLC0415
+    from tests.helpers import FIXTURES  # noqa: PLC0415
+
+    monkeypatch.syspath_prepend(str(FIXTURES))
+    config = tmp_path / "agent.toml"
+    config.write_text(f'[agent]\nstate_dir = "{tmp_path / "state"}"\n'
+                      f'[plugins.burner]\nmarker = "{tmp_path / "absent"}"\n'
+                      '[plugins.audit]\nenabled = true\nprobe_bytes = 1048576\n'
+                      'skip = ["storage.*", "network.*"]\n')
+    events: list[Event] = []
+    settings = AuditConfig(enabled=True)
+    ctx = PluginContext(plugin="audit", config=settings, host_id="h", state_root=tmp_path,
+                        metrics=PluginMetrics("audit", 1000),
+                        emitter=lambda e: not events.append(e),  # type: ignore[func-returns-value]
+                        config_path=config, extra_plugins=("iwtest.burner",))
+    AuditCollector(settings, ctx).collect(Accumulator())
+    checks = {c["name"]: c for c in events[0].data["checks"]}
+    assert checks["config"]["status"] == "pass", checks["config"]["value"]
