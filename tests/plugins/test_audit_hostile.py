@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import shutil
+import socket
 from pathlib import Path
 
 import pytest
@@ -98,3 +99,44 @@ def test_the_scheduled_audit_knows_the_plugins_the_agent_was_started_with(
     AuditCollector(settings, ctx).collect(Accumulator())
     checks = {c["name"]: c for c in events[0].data["checks"]}
     assert checks["config"]["status"] == "pass", checks["config"]["value"]
+
+
+def test_the_scrape_check_ignores_proxy_variables(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With `http_proxy` set (common on corporate hosts) the agent's own loopback listener
+    was asked for through the proxy: a dead proxy made a running agent `fail`."""
+    import http.server  # noqa: PLC0415
+    import threading  # noqa: PLC0415
+
+    from plugins.audit.integration import prometheus_check  # noqa: PLC0415
+
+    class Metrics(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            body = b"inferwatch_up 1\n"
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *_args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Metrics)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        port = server.server_address[1]
+        with socket.socket() as dead:  # a proxy port nobody listens on
+            dead.bind(("127.0.0.1", 0))
+            proxy = f"http://127.0.0.1:{dead.getsockname()[1]}"
+        for name in ("http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY"):
+            monkeypatch.setenv(name, proxy)
+        monkeypatch.delenv("no_proxy", raising=False)
+        monkeypatch.delenv("NO_PROXY", raising=False)
+        ctx = make_context("healthy", tmp_path)
+        ctx.config.prometheus.listen = f"127.0.0.1:{port}"
+        check = prometheus_check(ctx)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert check.status == "pass", check.value
+    assert check.value == f"http://127.0.0.1:{port}/metrics: HTTP 200, 16 bytes"
