@@ -127,9 +127,21 @@ def _broken(name: str, problem: str) -> AuditCheck:
 
 
 def _bounded(checks: list[AuditCheck], skip: list[str]) -> list[AuditCheck]:
-    """Skipped names out, duplicate names dropped (first kept), at most MAX_CHECKS."""
+    """Skipped names out, duplicate names dropped (first kept), at most MAX_CHECKS: the last
+    one then sums up those left out, as bad as the worst of them, so the verdict stands."""
     kept: dict[str, AuditCheck] = {}
     for check in checks:
         if check.name not in kept and not any(fnmatch.fnmatch(check.name, p) for p in skip):
             kept[check.name] = check
-    return list(kept.values())[:MAX_CHECKS]
+    ordered = list(kept.values())
+    if len(ordered) <= MAX_CHECKS:
+        return ordered
+    left = ordered[MAX_CHECKS - 1:]
+    worst = max(left, key=lambda c: RANK[c.status]).status
+    fails, warns = (sum(c.status == s for c in left) for s in ("fail", "warn"))
+    return [*ordered[:MAX_CHECKS - 1], AuditCheck(
+        "audit.truncated", worst, f"{len(left)} checks left out ({fails} fail, {warns} warn)",
+        f"at most {MAX_CHECKS} checks in one report",
+        "checks past the bound are not shown, but their worst status still counts",
+        "skip the noisy checks ([plugins.audit] skip) to see the rest" if worst != "pass"
+        else "")]

@@ -140,3 +140,19 @@ def test_the_scrape_check_ignores_proxy_variables(
         server.server_close()
     assert check.status == "pass", check.value
     assert check.value == f"http://127.0.0.1:{port}/metrics: HTTP 200, 16 bytes"
+
+
+def test_checks_past_the_bound_still_count_towards_the_verdict() -> None:
+    """A plugin that yields more than MAX_CHECKS names: the overflow was cut silently, so a
+    failure past the bound left the host `ready` (exit 0)."""
+    from agent.audit import AuditCheck  # noqa: PLC0415
+    from plugins.audit.runner import MAX_CHECKS, Report, _bounded  # noqa: PLC0415
+
+    checks = [AuditCheck(f"flood.{i}", "pass", i, "t", "w") for i in range(MAX_CHECKS + 5)]
+    checks.append(AuditCheck("late.failure", "fail", 0, "t", "w", "f"))
+    kept = _bounded(checks, [])
+    assert len(kept) == MAX_CHECKS
+    assert kept[-1].name == "audit.truncated"
+    assert kept[-1].status == "fail"
+    assert kept[-1].value == "7 checks left out (1 fail, 0 warn)"
+    assert Report(kept, 0.0).exit_code == 2
