@@ -1,8 +1,9 @@
 """The agent keeps to its own budget: it measures itself and slows its costliest collectors.
 
 Every `budget_period` the agent reads its CPU time and RSS. Over budget on average over the
-last SUSTAIN periods (RSS: throughout them), it doubles the interval of the collector that
-cost the most CPU since the last decision (up to MAX_STRETCH), logs why and emits
+last SUSTAIN periods, and at least twice the longest stretched interval (RSS: throughout),
+it doubles the interval of the collector that cost the most CPU since the last decision (up
+to MAX_STRETCH), logs why and emits
 `agent.budget_exceeded`. Well under budget (CPU below half of it, so undoing one doubling
 stays within budget) over SUSTAIN periods, it halves the most stretched interval again;
 once all are back it emits `agent.budget_restored`. Only collectors are slowed: services,
@@ -28,6 +29,7 @@ SUSTAIN = 3  # periods in a row before acting, either way
 MAX_STRETCH = 16
 RESTORE_CPU, RESTORE_RSS = 0.5, 0.9  # of the budget: "well under"
 PAGE = 4096
+HISTORY = 4096  # samples: 2 x 16 x a 1h interval at a 30s period, with room
 
 log = structlog.get_logger("inferwatch")
 
@@ -38,6 +40,12 @@ def own_rss() -> int:
         return int(Path("/proc/self/statm").read_text().split()[1]) * PAGE
     except (OSError, IndexError, ValueError):
         return 0
+
+
+def _interval(sup: Supervised) -> float:
+    """A collector's effective interval, as its supervisor computes it."""
+    base = getattr(sup.component, "interval", None) or sup.settings.interval
+    return float(base) * sup.stretch
 
 
 class BudgetController:
@@ -51,7 +59,7 @@ class BudgetController:
         self.cpu, self.rss, self.clock = cpu, rss, clock
         # The last SUSTAIN periods, judged as one window: collections come in bursts, so a
         # single period is often all burst or all quiet.
-        self._window: deque[tuple[float, float, int]] = deque(maxlen=SUSTAIN + 1)
+        self._window: deque[tuple[float, float, int]] = deque(maxlen=HISTORY)
         self._window.append((clock(), cpu(), rss()))
         self._costs: dict[int, float] = {}
         self.exceeded = False
@@ -64,7 +72,10 @@ class BudgetController:
     def step(self) -> None:
         """One measurement; acts on the average of the last SUSTAIN periods."""
         self._window.append((self.clock(), self.cpu(), self.rss()))
-        if len(self._window) <= SUSTAIN:
+        span = self._span()
+        while len(self._window) > SUSTAIN + 1 and self._window[-1][0] - self._window[1][0] >= span:
+            self._window.popleft()
+        if len(self._window) <= SUSTAIN or self._window[-1][0] - self._window[0][0] < span:
             return
         (t0, cpu0, _), (t1, cpu1, _) = self._window[0], self._window[-1]
         cpu_percent = (cpu1 - cpu0) / max(t1 - t0, 1e-9) * 100
@@ -76,7 +87,13 @@ class BudgetController:
             self._restore(cpu_percent, rss)
         else:
             return
-        self._window = deque([self._window[-1]], maxlen=SUSTAIN + 1)  # judge the change afresh
+        self._window = deque([self._window[-1]], maxlen=HISTORY)  # judge the change afresh
+
+    def _span(self) -> float:
+        """Seconds a window must cover: twice the longest stretched interval. A shorter window
+        often holds none of that collector's runs, looks idle, and restores it; the next
+        window holds a run and stretches it again, for ever."""
+        return 2 * max((_interval(s) for s in self.collectors() if s.stretch > 1), default=0.0)
 
     def _over(self, cpu_percent: float, rss: int) -> list[str]:
         budget = self.settings

@@ -29,6 +29,7 @@ class PluginContext:
     emitter: Callable[[Event], bool]
     window_sink: Callable[[Window], None] = lambda _window: None
     config_path: Path | None = None  # the agent's config file (None: built-in defaults)
+    extra_plugins: tuple[str, ...] = ()  # `-p MODULE` plugins the agent was started with
 
     def publish(self, window: Window) -> None:
         """Hand a closed window to every monitor (call on the event loop)."""

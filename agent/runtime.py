@@ -62,6 +62,7 @@ class Agent:
     ) -> None:
         self.config_path = config_path
         self.plugins: Plugins = discover(extra_plugins, strict=strict_plugins)
+        self.extra_plugins = tuple(extra_plugins)
         self.notifier = notifier or Notifier()
         self.config = self.load()
         self.instances: dict[str, PluginInstance] = {}
@@ -70,6 +71,7 @@ class Agent:
         self._reload_lock = asyncio.Lock()
         self._reload_queued = False
         self._tasks: list[asyncio.Task[None]] = []
+        self._budgeter: BudgetController | None = None
 
     def load(self) -> Config:
         """Validate everything before anything starts; raise ConfigError listing every problem."""
@@ -114,8 +116,7 @@ class Agent:
         self.bus.emit(self._event("agent.started", {"plugins": sorted(self.instances)}))
         if self.notifier.watchdog_interval:
             self._tasks.append(asyncio.create_task(self._watchdog(), name="watchdog"))
-        if config.agent.cpu_percent or config.agent.rss_bytes:
-            self._tasks.append(asyncio.create_task(self._budget().run(), name="budget"))
+        self._follow_budget(config)
         await self._stop.wait()
         await self._shutdown()
         return 0
@@ -176,7 +177,7 @@ class Agent:
             plugin=instance.name, config=instance.config, host_id=self.config.agent.host_id,
             state_root=Path(self.config.agent.state_dir), metrics=instance.store,
             emitter=self.bus.emit, window_sink=self._route_window,
-            config_path=self.config_path,
+            config_path=self.config_path, extra_plugins=self.extra_plugins,
         )
         try:
             result = self.plugins.call(instance.name, "inferwatch_components",
@@ -282,6 +283,7 @@ class Agent:
             if getattr(old.agent, key) != getattr(new.agent, key):
                 log.warning("agent setting changes only on restart", key=f"agent.{key}")
         logs.configure(new.agent.log_level, new.agent.log_format)
+        self._follow_budget(new)
         changed = {n for n in old.plugins.keys() | new.plugins.keys()
                    if old.plugins.get(n) != new.plugins.get(n)}
         self.config = new
@@ -340,6 +342,15 @@ class Agent:
         log.info("agent stopped")
 
     # -- health -----------------------------------------------------------------------------
+
+    def _follow_budget(self, config: Config) -> None:
+        """Start the controller once a budget is set; a reload changes the budget it keeps to
+        (lifted, it restores every interval step by step)."""
+        if self._budgeter is not None:
+            self._budgeter.settings = config.agent
+        elif config.agent.cpu_percent or config.agent.rss_bytes:
+            self._budgeter = self._budget()
+            self._tasks.append(asyncio.create_task(self._budgeter.run(), name="budget"))
 
     def _budget(self) -> BudgetController:
         for resource in ("cpu", "rss"):

@@ -29,7 +29,7 @@ class AuditCollector(Collector):
         self.config, self.ctx = config, ctx
 
     def collect(self, out: Accumulator) -> None:
-        report = audit(self.ctx.config_path, [])
+        report = audit(self.ctx.config_path, list(self.ctx.extra_plugins))
         for check in report.checks:
             out.add(CHECK_STATUS, RANK[check.status], check=check.name)
         out.add(STATUS, report.rank)

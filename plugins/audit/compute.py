@@ -78,7 +78,7 @@ def _isa(info: str) -> AuditCheck:
 
 def _governor(ctx: AuditContext) -> AuditCheck:
     base = ctx.path("/sys/devices/system/cpu")
-    governors = sorted({g.read_text().strip() for g in
+    governors = sorted({_read(g) for g in
                         base.glob("cpu[0-9]*/cpufreq/scaling_governor") if g.is_file()})
     ok = not governors or governors == ["performance"]
     return AuditCheck(
@@ -166,6 +166,6 @@ def _hugepages(mem: dict[str, int]) -> AuditCheck:
 
 def _read(path: Path) -> str:
     try:
-        return path.read_text().strip()
+        return path.read_text(errors="replace").strip()
     except OSError:
         return "?"

@@ -18,6 +18,7 @@ from agent.audit import AuditCheck, AuditContext, Status
 from agent.config import parse_listen
 
 WILDCARD = {"", "0.0.0.0", "::"}  # noqa: S104 - we report on it, we do not bind it
+MAX_SCRAPE_BYTES = 64 << 20  # whatever answers on the port, the audit reads no more
 
 
 def prometheus_check(ctx: AuditContext) -> AuditCheck:
@@ -48,9 +49,12 @@ def _prom(status: Status, value: str, fix: str) -> AuditCheck:
 
 def _scrape(url: str, timeout: float, auth: bool) -> tuple[str, str]:
     context = ssl._create_unverified_context()  # noqa: S323 - reachability, not identity
+    # Straight to the listener: Prometheus does not go through $http_proxy to scrape it.
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}),
+                                         urllib.request.HTTPSHandler(context=context))
     try:
-        with urllib.request.urlopen(url, timeout=timeout, context=context) as reply:  # noqa: S310
-            size = len(reply.read())
+        with opener.open(url, timeout=timeout) as reply:
+            size = len(reply.read(MAX_SCRAPE_BYTES))
             return "pass", f"{url}: HTTP {reply.status}, {size} bytes"
     except urllib.error.HTTPError as exc:
         exc.close()

@@ -1,8 +1,9 @@
 """Network: the host's interfaces, and every endpoint the configuration names.
 
 Endpoints are found by walking each enabled plugin's typed config: a table with `host` and
-`port` (or `broker_port`), and URL strings in keys ending in `url` or `urls`. A new plugin
-with such keys is audited without code of its own.
+`port` (or `broker_port`; 0 beside a `tls` flag is MQTT's default port), and URL strings
+in keys ending in `url`, `urls`, `uri` or `uris`. A new plugin with such keys is audited
+without code of its own.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ RTT_WARN = 0.050  # seconds to open a TCP connection
 MAX_INTERFACES, MAX_ENDPOINTS = 16, 32
 RESOLVE_GRACE = 1.0  # seconds past connect_timeout for name resolution
 DEFAULT_PORTS = {"http": 80, "https": 443, "mqtt": 1883, "mqtts": 8883, "tcp": 0}
+MQTT_PORTS = {False: 1883, True: 8883}  # `port = 0` beside `tls`: MQTT's defaults
 Endpoint = tuple[str, str, int]  # (config path, host, port)
 
 
@@ -71,11 +73,13 @@ def _walk(node: Any, path: str, found: list[Endpoint]) -> None:
         node = msgspec.structs.asdict(node)
     if isinstance(node, dict):
         port = node.get("broker_port") or node.get("port")
+        if port == 0 and isinstance(node.get("tls"), bool):  # 0: the protocol's default
+            port = MQTT_PORTS[node["tls"]]
         if isinstance(node.get("host"), str) and isinstance(port, int) and port:
             found.append((path, node["host"], port))
         for key, value in node.items():
             child = f"{path}.{key}"
-            if isinstance(key, str) and key.endswith(("url", "urls")):
+            if isinstance(key, str) and key.endswith(("url", "urls", "uri", "uris")):
                 found.extend(_urls(value, child))
             elif isinstance(value, dict | list | msgspec.Struct):
                 _walk(value, child, found)
@@ -129,6 +133,6 @@ def _endpoint(path: str, address: str, future: Future[float], deadline: float) -
 
 def _read(path: Any) -> str:
     try:
-        return str(path.read_text().strip())
+        return str(path.read_text(errors="replace").strip())
     except OSError:
         return ""

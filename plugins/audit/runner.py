@@ -25,6 +25,7 @@ from plugins.audit.config import AuditConfig
 
 MAX_CHECKS = 1000  # the `check` label's bound
 MAX_MODEL_FILES = 100_000
+MODEL_SCAN_SECONDS = 2.0  # a glob as wide as `/**` must not hold the audit for minutes
 STATUS = {0: "ready", 1: "warnings", 2: "not_ready"}
 
 
@@ -57,17 +58,26 @@ def context(config: Config, settings: AuditConfig, probes: Probes | None = None)
 
 
 def model_bytes(settings: AuditConfig) -> int:
-    """The declared size plus every file the model globs match (under the audited root)."""
+    """The declared size plus every file the model globs match (under the audited root),
+    as far as MAX_MODEL_FILES files and MODEL_SCAN_SECONDS take the scan."""
     total, seen = settings.model_bytes, 0
+    deadline = time.monotonic() + MODEL_SCAN_SECONDS
     for pattern in settings.model_paths:
         rooted = str(Path(settings.root) / pattern.lstrip("/"))
         for name in glob.iglob(rooted, recursive=True):  # noqa: PTH207 - absolute patterns
-            path = Path(name)
-            total += path.stat().st_size if path.is_file() else 0
+            total += _size(Path(name))
             seen += 1
-            if seen >= MAX_MODEL_FILES:
+            if seen >= MAX_MODEL_FILES or time.monotonic() > deadline:
                 return total
     return total
+
+
+def _size(path: Path) -> int:
+    """A regular file's size; 0 for anything else, or a file gone since the glob saw it."""
+    try:
+        return path.stat().st_size if path.is_file() else 0
+    except OSError:
+        return 0
 
 
 def run_audit(plugins: Plugins, ctx: AuditContext, settings: AuditConfig,
@@ -117,9 +127,21 @@ def _broken(name: str, problem: str) -> AuditCheck:
 
 
 def _bounded(checks: list[AuditCheck], skip: list[str]) -> list[AuditCheck]:
-    """Skipped names out, duplicate names dropped (first kept), at most MAX_CHECKS."""
+    """Skipped names out, duplicate names dropped (first kept), at most MAX_CHECKS: the last
+    one then sums up those left out, as bad as the worst of them, so the verdict stands."""
     kept: dict[str, AuditCheck] = {}
     for check in checks:
         if check.name not in kept and not any(fnmatch.fnmatch(check.name, p) for p in skip):
             kept[check.name] = check
-    return list(kept.values())[:MAX_CHECKS]
+    ordered = list(kept.values())
+    if len(ordered) <= MAX_CHECKS:
+        return ordered
+    left = ordered[MAX_CHECKS - 1:]
+    worst = max(left, key=lambda c: RANK[c.status]).status
+    fails, warns = (sum(c.status == s for c in left) for s in ("fail", "warn"))
+    return [*ordered[:MAX_CHECKS - 1], AuditCheck(
+        "audit.truncated", worst, f"{len(left)} checks left out ({fails} fail, {warns} warn)",
+        f"at most {MAX_CHECKS} checks in one report",
+        "checks past the bound are not shown, but their worst status still counts",
+        "skip the noisy checks ([plugins.audit] skip) to see the rest" if worst != "pass"
+        else "")]

@@ -89,7 +89,7 @@ def _running(ctx: AuditContext, names: tuple[str, ...]) -> set[str]:
     found = set()
     for comm in ctx.path("/proc").glob("[0-9]*/comm"):
         try:
-            name = comm.read_text().strip()
+            name = comm.read_text(errors="replace").strip()
         except OSError:
             continue
         if name in names:

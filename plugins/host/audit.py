@@ -47,7 +47,7 @@ def _scan(audit: AuditContext) -> list[tuple[int, str, str]]:
     found = []
     for proc in audit.path("/proc").glob("[0-9]*"):
         try:
-            comm = (proc / "comm").read_text().strip()
+            comm = (proc / "comm").read_text(errors="replace").strip()
             cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(
                 errors="replace").strip()
         except OSError:
@@ -76,6 +76,6 @@ def _find(audit: AuditContext, match: ProcessMatch,
 
 def _ints(path: Path) -> list[int]:
     try:
-        return [int(word) for word in path.read_text().split()]
+        return [int(word) for word in path.read_text(errors="replace").split()]
     except (OSError, ValueError):
         return []

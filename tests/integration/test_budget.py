@@ -4,6 +4,7 @@ a cheap one is left alone, and both run at their configured pace once the burnin
 from __future__ import annotations
 
 import json
+import signal
 from pathlib import Path
 
 import pytest
@@ -57,4 +58,30 @@ def test_over_budget_the_costliest_collector_slows_and_recovers(
     metrics = agent.scrape()
     assert value(metrics, "inferwatch_agent_budget_exceeded", resource="cpu") == 0
     assert "agent back under its budget" in agent.log()
+    assert agent.stop() == 0
+
+
+def test_a_reload_that_lifts_the_budget_restores_the_intervals(
+        write_config: ConfigWriter, agent_factory, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """The controller follows `[agent]` on SIGHUP: before, it kept the budget it started with."""
+    marker = tmp_path / "burn"
+    marker.write_text("")
+    config, port = write_config(
+        f'[plugins.burner]\ninterval = "{BASE}s"\ntimeout = "{BASE}s"\nmarker = "{marker}"\n'
+        '[plugins.host]\nenabled = false\n', name="agent.toml")
+    budgeted = config.read_text()
+    config.write_text(budgeted.replace("[agent]\n", '[agent]\ncpu_percent = 8\n'
+                                                    'budget_period = "0.5s"\n'))
+    agent = agent_factory(config, port, "-p", "iwtest.burner")
+    poll(lambda: (_interval(agent, "burner") or 0) >= 2 * BASE, timeout=30, interval=0.5,
+         what="the burner slowed down")
+    config.write_text(budgeted.replace("[agent]\n", '[agent]\nbudget_period = "0.5s"\n'))
+    agent.signal(signal.SIGHUP)  # the burner still burns: only the lifted budget restores it
+    poll(lambda: _interval(agent, "burner") == BASE, timeout=40, interval=0.5,
+         what="the burner's interval restored once the budget is lifted")
+    poll(lambda: "agent back under its budget" in agent.log(), what="the restore logged")
+    lifted = [line for line in agent.log().splitlines() if "cpu_budget_percent" in line
+              and "agent back under its budget" in line]
+    assert '"cpu_budget_percent": 0.0' in lifted[-1]
+    assert value(agent.scrape(), "inferwatch_agent_budget_exceeded", resource="cpu") == 0
     assert agent.stop() == 0

@@ -3,10 +3,12 @@ and when it gives the time back."""
 
 from __future__ import annotations
 
+import itertools
+
 from agent.budget import MAX_STRETCH, SUSTAIN, BudgetController
 from agent.bus import EventBus
 from agent.components import Collector
-from agent.config import AgentSection, Duration
+from agent.config import AgentSection, Duration, PluginConfig
 from agent.metrics import Accumulator, PluginMetrics
 from agent.model import Event
 from agent.selfmetrics import SelfMetrics
@@ -54,10 +56,9 @@ class Rig:
             "inferwatch_agent_budget_exceeded", {"resource": resource})
 
 
-def _config():  # type: ignore[no-untyped-def]
-    from agent.config import PluginConfig  # noqa: PLC0415
-
-    return PluginConfig()
+def _config() -> PluginConfig:
+    # Runs in every period, even 16 times stretched: each period's costs are its own runs.
+    return PluginConfig(interval=Duration(1 / MAX_STRETCH))
 
 
 async def test_one_busy_period_in_a_quiet_window_changes_nothing() -> None:
@@ -126,3 +127,20 @@ async def test_rss_over_budget_counts_too() -> None:
     rig.rss_now = 500
     rig.periods(SUSTAIN, 1, {})
     assert rig.stretch()["host"] == 1
+
+
+async def test_a_collector_slower_than_the_window_is_not_restored_between_its_runs() -> None:
+    """Judged on windows shorter than a stretched interval, most windows hold no collection and
+    look idle: the controller restored, overshot and stretched again, for ever."""
+    rig = Rig(cpu_percent=10)
+    gpu = rig.sups["gpu"]
+    gpu.settings = PluginConfig(interval=Duration(4.0))
+    history = []
+    for second in range(400):  # 1.2 s of CPU per collection: 30%, 15%, 7.5% at stretch 1, 2, 4
+        burst = second % int(4 * gpu.stretch) == 0
+        rig.periods(1, 120 if burst else 0, {"gpu": 1.2} if burst else {})
+        history.append(gpu.stretch)
+    assert history[-1] == 4
+    assert max(history) == 4
+    changes = sum(a != b for a, b in itertools.pairwise(history))
+    assert changes == 2  # 1 -> 2 -> 4, then it holds
