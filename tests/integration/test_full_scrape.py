@@ -72,7 +72,8 @@ def _models(kind: str, n: int, shift: float, rng: random.Random) -> list[dict[st
             p = 1 / (1 + pow(2.718, -x))
             rows.append({"model": "fraud", "model_version": "3", "request_id": rid,
                          "features": {"amount": x, "age": rng.gauss(40, 9) + 5 * shift,
-                                      "country": rng.choice("ABC")},
+                                      # every window has a data-quality finding to export
+                                      "country": None if i % 20 == 0 else rng.choice("ABC")},
                          "prediction": int(p > 0.5), "score": p, "group": rng.choice("gh")})
         elif kind == "triage":
             rows.append({"model": "triage", "model_version": "1", "request_id": rid,
