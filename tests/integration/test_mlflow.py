@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import signal
 import subprocess
 import urllib.parse
 from collections.abc import Iterator
@@ -32,14 +34,19 @@ def mlflow(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         proc = subprocess.Popen(
             [binary, "server", "--backend-store-uri", f"sqlite:///{folder / 'mlflow.db'}",
              "--default-artifact-root", str(folder / "artifacts"), "--host", "127.0.0.1",
-             "--port", str(port), "--workers", "1"], stdout=log, stderr=log)
+             "--port", str(port), "--workers", "1"], stdout=log, stderr=log,
+            start_new_session=True)  # it starts job runners of its own: stopped as a group
     url = f"http://127.0.0.1:{port}"
     try:
         poll(lambda: http_get(f"{url}/health"), 120, 0.5, "mlflow server")
         yield url
     finally:
-        proc.terminate()
-        proc.wait(20)
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(10)
 
 
 def _api(url: str, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
