@@ -27,7 +27,7 @@ import structlog
 from agent.config import PrometheusSection, parse_listen
 from agent.errors import StartupError
 from agent.exposition import Exposition
-from agent.httpd import HttpServer, Request, Response
+from agent.httpd import HttpServer, Request, Response, server_tls
 
 log = structlog.get_logger("inferwatch.exporter")
 _AUTH_CACHE_SIZE = 64
@@ -161,16 +161,8 @@ class Exporter:
 
     @staticmethod
     def _tls(settings: PrometheusSection) -> ssl.SSLContext | None:
-        if not settings.tls_cert_file or not settings.tls_key_file:
-            return None
-        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-        context.minimum_version = ssl.TLSVersion.TLSv1_2
-        try:
-            context.load_cert_chain(settings.tls_cert_file, settings.tls_key_file)
-        except (OSError, ssl.SSLError) as exc:
-            raise StartupError(f"prometheus.tls_cert_file: cannot load certificate/key: "
-                               f"{exc}") from None
-        return context
+        return server_tls(settings.tls_cert_file, settings.tls_key_file,
+                          "prometheus.tls_cert_file")
 
     async def _handle(self, request: Request) -> Response:
         if self._auth is not None and not await self._auth.allowed(

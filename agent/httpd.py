@@ -14,6 +14,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from http import HTTPStatus
 
+from agent.errors import StartupError
+
 MAX_HEAD = 16 * 1024  # request line and headers
 IDLE_TIMEOUT = 75.0  # for the next request on a kept-alive connection (Prometheus reuses it)
 HEAD_TIMEOUT = 10.0  # from a request's first byte to the end of its head
@@ -144,3 +146,16 @@ def encode(response: Response, *, keep: bool, head_only: bool = False) -> bytes:
     head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
     return head if head_only else head + response.body
 
+
+def server_tls(cert_file: str | None, key_file: str | None, where: str) -> ssl.SSLContext | None:
+    """The TLS context of a listener (TLS 1.2+), or None without a certificate; a file that
+    does not load is a StartupError naming the config key `where`."""
+    if not cert_file or not key_file:
+        return None
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    try:
+        context.load_cert_chain(cert_file, key_file)
+    except (OSError, ssl.SSLError) as exc:
+        raise StartupError(f"{where}: cannot load certificate/key: {exc}") from None
+    return context

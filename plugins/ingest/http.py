@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import hmac
-import ssl
 from typing import Any
 
 from aiohttp import web
@@ -20,6 +19,7 @@ from aiohttp import web
 from agent.components import Service
 from agent.config import parse_listen
 from agent.errors import StartupError
+from agent.httpd import server_tls
 from agent.model import Label, Sample
 from plugins.ingest.config import IngestConfig
 from plugins.ingest.decode import Decoded
@@ -46,9 +46,11 @@ class IngestHttp(Service):
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
         await self._runner.setup()
         host, port = parse_listen(self.config.http_listen)
+        tls = server_tls(self.config.tls_cert_file, self.config.tls_key_file,
+                         "plugins.ingest.tls_cert_file")
         try:
             await web.TCPSite(self._runner, host or None, port, reuse_address=True,
-                              ssl_context=self._tls()).start()
+                              ssl_context=tls).start()
         except OSError as exc:
             await self.stop()
             raise StartupError(f"plugins.ingest.http_listen: cannot listen on "
@@ -61,19 +63,6 @@ class IngestHttp(Service):
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
-
-    def _tls(self) -> ssl.SSLContext | None:
-        config = self.config
-        if not config.tls_cert_file or not config.tls_key_file:
-            return None
-        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-        context.minimum_version = ssl.TLSVersion.TLSv1_2
-        try:
-            context.load_cert_chain(config.tls_cert_file, config.tls_key_file)
-        except (OSError, ssl.SSLError) as exc:
-            raise StartupError(f"plugins.ingest.tls_cert_file: cannot load certificate/key: "
-                               f"{exc}") from None
-        return context
 
     async def _samples(self, request: web.Request) -> web.Response:
         return await self._ingest(request, Sample)
