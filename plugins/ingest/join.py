@@ -95,14 +95,22 @@ class LabelJoin(SqliteStore):
                    ) -> list[Joined]:
         room = self._disk_free() - _WAL_LIMIT  # the WAL grows by up to this before a checkpoint
         self._grow_to(self.max_bytes if room >= self.reserve_bytes else 0)
+        joined = self._try_add(records, now)
+        if joined is not None:
+            return joined
+        self._make_room(len(records))
+        return self._add_newest(records, now)
+
+    def _try_add(self, records: Sequence[Sample | Label], now: float | None
+                 ) -> list[Joined] | None:
+        """add(), or None when the store is full (its WAL emptied, for the next try)."""
         try:
             return self.add(records, now)
         except sqlite3.Error as exc:
             if not is_full(exc):
                 raise
         self._checkpoint()
-        self._make_room(len(records))
-        return self._add_newest(records, now)
+        return None
 
     def _checkpoint(self) -> None:
         """Empty the WAL file: a failed transaction's pages stay in it, taking the disk."""
@@ -114,12 +122,9 @@ class LabelJoin(SqliteStore):
         """As much of the batch as fits, the newest part: each failure counts the older half
         as lost (`full_*`) and tries the rest."""
         while records:
-            try:
-                return self.add(records, now)
-            except sqlite3.Error as exc:
-                if not is_full(exc):
-                    raise
-            self._checkpoint()
+            joined = self._try_add(records, now)
+            if joined is not None:
+                return joined
             older = max(1, len(records) // 2)
             for record in records[:older]:
                 self.counts[f"full_{_table(record)}"] += 1
