@@ -11,14 +11,10 @@ from typing import Any
 import pytest
 
 from tests.helpers import run_cli
+from tests.integration.test_replay import _training, _write
 
 pytestmark = pytest.mark.integration
 T0 = 1_800_000_000
-
-
-def _write(path: Path, records: list[dict[str, Any]]) -> Path:
-    path.write_text("".join(json.dumps(r) + "\n" for r in records))
-    return path
 
 
 def _samples(tmp_path: Path, shift: float) -> Path:
@@ -39,11 +35,7 @@ def _summary(stderr: str) -> dict[str, Any]:
 
 def test_a_reference_without_a_version_applies_and_the_summary_says_so(tmp_path: Path
                                                                        ) -> None:
-    rng = random.Random(5)
-    train = _write(tmp_path / "train.ndjson", [
-        {"model": "fraud", "request_id": i, "prediction": 1, "score": 0.5,
-         "features": {"x": rng.gauss(0, 1), "country": rng.choice(["DE", "FR"])}}
-        for i in range(5000)])
+    train = _training(tmp_path)
     reference = tmp_path / "ref.json"
     built = run_cli("reference", "build", "--from", str(train), "--model", "fraud",
                     "--out", str(reference))  # no --model-version

@@ -23,6 +23,15 @@ def _write(path: Path, records: list[dict[str, Any]]) -> Path:
     return path
 
 
+def _training(tmp_path: Path) -> Path:
+    """5,000 training rows of the model "fraud", unshifted: what a reference is built from."""
+    rng = random.Random(5)
+    return _write(tmp_path / "train.ndjson", [
+        {"model": "fraud", "request_id": i, "prediction": 1, "score": 0.5,
+         "features": {"x": rng.gauss(0, 1), "country": rng.choice(["DE", "FR"])}}
+        for i in range(5000)])
+
+
 def _history(tmp_path: Path, *, shift_after: int = 10**9) -> tuple[Path, Path]:
     """Two hours at one prediction a second; labels 30 minutes later; a shift if asked."""
     rng = random.Random(3)
@@ -81,11 +90,7 @@ def test_replay_is_deterministic_whatever_the_hash_seed(tmp_path: Path) -> None:
 
 def test_reference_build_then_replay_against_it(tmp_path: Path) -> None:
     samples, labels = _history(tmp_path, shift_after=0)  # all of it shifted
-    rng = random.Random(5)
-    train = _write(tmp_path / "train.ndjson", [
-        {"model": "fraud", "request_id": i, "prediction": 1, "score": 0.5,
-         "features": {"x": rng.gauss(0, 1), "country": rng.choice(["DE", "FR"])}}
-        for i in range(5000)])
+    train = _training(tmp_path)
     reference = tmp_path / "ref.json"
     built = run_cli("reference", "build", "--from", str(train), "--model", "fraud",
                     "--model-version", "3", "--out", str(reference))
