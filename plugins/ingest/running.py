@@ -12,7 +12,8 @@ from __future__ import annotations
 import dataclasses
 
 from agent.window import Window
-from plugins.ingest.windows import Pane, Stream, WindowStage, assemble
+from plugins.ingest.assemble import assemble
+from plugins.ingest.windows import Pane, Stream, WindowStage
 
 SUFFIX = ":running"
 
