@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Awaitable, Iterable
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pluggy
@@ -17,6 +18,7 @@ if TYPE_CHECKING:
     from agent.components import Component
     from agent.config import PluginConfig
     from agent.context import PluginContext
+    from agent.window import Window
 
 PROJECT = "inferwatch"
 hookspec = pluggy.HookspecMarker(PROJECT)
@@ -58,6 +60,17 @@ def inferwatch_audit_checks(  # type: ignore[empty-body]
 def inferwatch_commands(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     """Add CLI subcommands: `subparsers.add_parser(...)`, then `set_defaults(func=...)`.
 
-    `func(args)` returns the exit code. The parser is built before `-p` plugins load, so
-    only installed (entry point) plugins contribute commands.
+    `func(args)` returns the exit code. Installed (entry point) plugins contribute commands,
+    and so do `-p MODULE` plugins named on the command line (`inferwatch CMD -p MODULE`: the
+    command line is read for `-p` before the parser is built, so CMD should accept `-p`).
+    """
+
+
+@hookspec(firstresult=True)
+def inferwatch_recorded_window(path: Path, model: str) -> Window | None:
+    """Every prediction of `model` in the NDJSON recording at `path` (gzip accepted), as one
+    window built the way the running agent builds its windows, all versions as one stream.
+
+    None: this plugin reads no recordings (the first answer wins). Raise ConfigError when the
+    file holds no prediction of `model`. `inferwatch reference build` profiles it.
     """

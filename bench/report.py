@@ -13,7 +13,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from plugins.report.render import render
+from plugins.ingest.report.render import render
 from tests.plugins.test_report import window_lines
 
 

@@ -6,6 +6,8 @@ Reads the windows the ingest plugin publishes; see docs/drift.md.
 
 from __future__ import annotations
 
+import argparse
+
 from agent import hookimpl
 from agent.components import Component
 from agent.config import PluginConfig
@@ -16,6 +18,13 @@ from plugins.drift.config import DriftConfig
 @hookimpl
 def inferwatch_config_model() -> type[PluginConfig]:
     return DriftConfig
+
+
+@hookimpl
+def inferwatch_commands(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    from plugins.drift.command import add_commands  # noqa: PLC0415 - only when asked
+
+    add_commands(subparsers)
 
 
 @hookimpl

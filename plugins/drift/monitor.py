@@ -23,6 +23,7 @@ import dataclasses
 import math
 from collections import Counter, deque
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -153,6 +154,10 @@ class DriftMonitor(Monitor):
     def set_reference(self, profile: Profile, source: str = "") -> None:
         """A profile for its model and version ("" for every version): `--reference`."""
         self.refs.give(profile, source)
+
+    def load_reference(self, path: Path) -> None:
+        """A profile file (`replay --reference`); ValueError if it is not one."""
+        self.set_reference(Profile.load(path), source=str(path))
 
     def commit(self, step: Step, *, new: bool = False) -> None:
         """On the event loop: the one place a window changes the monitor's state."""

@@ -13,33 +13,21 @@ import io
 import math
 from pathlib import Path
 
-import msgspec
 import numpy as np
 
 from agent.errors import ConfigError
-from agent.model import Sample
+from agent.loader import Plugins, discover
+from agent.recordings import open_lines
 from plugins.drift.monitor import drift_columns
 from plugins.drift.profile import Profile, build
-from plugins.ingest.decode import decode_many
-from plugins.ingest.replay import open_lines
-from plugins.ingest.windows import WindowStage
 
 
-def from_ndjson(path: Path, model: str) -> dict[str, np.ndarray]:
-    samples: list[Sample] = []
-    with open_lines(path) as fh:
-        while lines := [line for line in fh.readlines(1 << 22) if line.strip()]:
-            # Every version of the model, as one stream: recorded traffic usually spans
-            # several, and `--model-version` names the profile's version, not a filter.
-            samples += [msgspec.structs.replace(r, model_version="")
-                        for r, _ in decode_many(lines)
-                        if isinstance(r, Sample) and r.model == model]
-    if not samples:
-        raise ConfigError([f"--from: {path}: no predictions of model {model!r}"])
-    stage = WindowStage({}, [f"{len(samples)}n"], max_rows=len(samples), label_wait=0)
-    for i, sample in enumerate(samples):
-        stage.add(sample, float(i), float(i))
-    (window,) = stage.flush()
+def from_ndjson(path: Path, model: str, plugins: Plugins) -> dict[str, np.ndarray]:
+    """Through the plugin that reads recordings (ingest): the reference and the windows it is
+    compared with are decoded and built alike."""
+    window = plugins.manager.hook.inferwatch_recorded_window(path=path, model=model)
+    if window is None:
+        raise ConfigError([f"--from: {path}: reading NDJSON needs the ingest plugin"])
     return drift_columns(window)
 
 
@@ -76,7 +64,8 @@ def from_parquet(path: Path) -> dict[str, np.ndarray]:
     return columns
 
 
-def build_reference(source: Path, model: str, version: str) -> Profile:
+def build_reference(source: Path, model: str, version: str,
+                    plugins: Plugins | None = None) -> Profile:
     if not source.is_file():
         raise ConfigError([f"--from: {source}: no such file"])
     suffixes = "".join(source.suffixes).lower()
@@ -85,7 +74,7 @@ def build_reference(source: Path, model: str, version: str) -> Profile:
     elif ".csv" in suffixes:
         columns = from_csv(source)
     else:
-        columns = from_ndjson(source, model)
+        columns = from_ndjson(source, model, plugins or discover())
     return build(columns, model=model, model_version=version)
 
 

@@ -6,8 +6,10 @@ per-model windows, which every monitor receives, and into the late-label join.
 
 from __future__ import annotations
 
+import argparse
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from agent import hookimpl
 from agent.audit import AuditCheck, AuditContext
@@ -16,10 +18,27 @@ from agent.config import PluginConfig
 from agent.context import PluginContext
 from plugins.ingest.config import IngestConfig
 
+if TYPE_CHECKING:  # numpy is imported only where windows are built
+    from agent.window import Window
+
 
 @hookimpl
 def inferwatch_config_model() -> type[PluginConfig]:
     return IngestConfig
+
+
+@hookimpl
+def inferwatch_commands(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    from plugins.ingest.command import add_commands  # noqa: PLC0415 - only when asked
+
+    add_commands(subparsers)
+
+
+@hookimpl
+def inferwatch_recorded_window(path: Path, model: str) -> Window:
+    from plugins.ingest.recorded import recorded_window  # noqa: PLC0415 - numpy on demand
+
+    return recorded_window(path, model)
 
 
 @hookimpl

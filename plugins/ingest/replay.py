@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import gc
-import gzip
 import hashlib
 import heapq
 import inspect
@@ -34,6 +33,7 @@ from agent.loader import Plugins
 from agent.metrics import PluginMetrics
 from agent.model import CROCKFORD, Event, Label, Sample, utc_timestamp
 from agent.plain import plain
+from agent.recordings import open_lines
 from agent.window import Window
 from plugins.ingest.config import IngestConfig
 from plugins.ingest.decode import decode_many
@@ -134,16 +134,6 @@ class MemoryJoin:
             kept = not self.unkept or hash(key) not in self.unkept
             self.counts["unmatched" if kept else "outside_windows"] += 1
         self.labels.clear()
-
-
-def open_lines(path: Path) -> IO[bytes]:
-    """A plain or gzip-compressed file, by its magic number."""
-    raw = path.open("rb")
-    if raw.read(2) == b"\x1f\x8b":
-        raw.seek(0)
-        return gzip.GzipFile(fileobj=raw)  # type: ignore[return-value]
-    raw.seek(0)
-    return raw
 
 
 def records(path: Path, rejected: Counter[str], disorder: Disorder | None = None
@@ -282,14 +272,12 @@ class Replay:
         """Monitors that call out (webhooks) stay quiet; those that take references get them."""
         if hasattr(monitor, "replaying"):
             monitor.replaying = True
-        take = getattr(monitor, "set_reference", None)
+        take = getattr(monitor, "load_reference", None)  # a file: read by its own monitor
         if take is None:
             return
-        from plugins.drift.profile import Profile  # noqa: PLC0415
-
         for path in self.references:
             try:
-                take(Profile.load(path), source=str(path))
+                take(path)
             except ValueError as exc:
                 raise ConfigError([f"--reference: {exc}"]) from None
 

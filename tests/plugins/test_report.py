@@ -16,7 +16,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from plugins.report.render import group, payload, render
+from plugins.ingest.report.render import group, payload, render
 from tests.helpers import ROOT
 
 CHROMIUM = shutil.which("chromium")
@@ -235,14 +235,14 @@ def test_the_reports_config_masks_credentials(tmp_path: Path, monkeypatch: pytes
     value are masked; a {file}/{env} reference says where, not what, and stays."""
     import argparse  # noqa: PLC0415
 
-    from agent.cli import _config_text  # noqa: PLC0415
+    from plugins.ingest.command import config_text  # noqa: PLC0415
 
     config = tmp_path / "agent.toml"
     config.write_text('[plugins.mlflow]\ntracking_uri = "https://bob:hunter2@ml.example/"\n'
                       'token = {file = "/etc/t"}\napi_token = "abc123"\n')
     monkeypatch.setattr(sys, "argv", ["inferwatch", "replay", "--reference",
                                       "https://eve:pw@x/ref.json"])
-    text = _config_text(argparse.Namespace(config=config))
+    text = config_text(argparse.Namespace(config=config))
     assert "hunter2" not in text
     assert "abc123" not in text
     assert ":pw@" not in text
@@ -250,7 +250,7 @@ def test_the_reports_config_masks_credentials(tmp_path: Path, monkeypatch: pytes
 def test_events_without_a_model_do_not_multiply_the_page_by_the_streams() -> None:
     """An event without a model belongs to every stream: 50 streams and 20,000 GPU events
     made an 84 MB page. Each stream keeps its latest MAX_EVENTS and says how many there were."""
-    from plugins.report.render import MAX_EVENTS  # noqa: PLC0415
+    from plugins.ingest.report.render import MAX_EVENTS  # noqa: PLC0415
 
     lines: list[dict[str, Any]] = [
         {"type": "window", "model": f"m{m}", "model_version": str(v), "end": _iso(T0),

@@ -176,7 +176,7 @@ def payload(stream: Stream) -> dict[str, Any]:
 
 
 def _asset(name: str) -> str:
-    return resources.files("plugins.report").joinpath(name).read_text(encoding="utf-8")
+    return resources.files("plugins.ingest.report").joinpath(name).read_text(encoding="utf-8")
 
 
 def _script_safe(text: str) -> str:
