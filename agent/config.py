@@ -212,6 +212,9 @@ class PluginConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     # Plugins this one is useless without (a class attribute, not a key): `check` and `run`
     # warn when it is enabled and they are not.
     needs: ClassVar[tuple[str, ...]] = ()
+    # Fields (structs) whose keys sit in this section itself, not in a table of their own:
+    # `[plugins.mqtt] host = ...` fills MqttConfig.broker. TOML paths skip their names.
+    flattened: ClassVar[tuple[str, ...]] = ()
 
     def __post_init__(self) -> None:
         if not self.timeout:
@@ -325,10 +328,15 @@ class _Converter:
             self.errors.append(f"{path}: expected a table, got {_toml_type(value)}")
             return _INVALID
         fields = {f.encode_name: f for f in msgspec.structs.fields(cls)}
+        flat = {f.encode_name: f for f in map(fields.pop, flattened(cls))}
+        known = [k for info in msgspec.structs.fields(cls) for k in
+                 (_keys(info.type) if info.encode_name in flat else [info.encode_name])]
         before = len(self.errors)
-        for key in value.keys() - fields.keys():
-            self.errors.append(f"{_join(path, key)}: unknown key (known: {', '.join(fields)})")
-        kwargs = {}
+        for key in value.keys() - set(known):
+            self.errors.append(f"{_join(path, key)}: unknown key (known: {', '.join(known)})")
+        kwargs = {info.name: self.struct({k: v for k, v in value.items()
+                                          if k in _keys(info.type)}, info.type, path)
+                  for info in flat.values()}
         for key, info in fields.items():
             if key in value:
                 kwargs[info.name] = self.value(value[key], info.type, _join(path, key))
@@ -367,6 +375,15 @@ class _Converter:
             self.errors.append(f"{path}{match['sub'] or ''}: {message}")
             return _INVALID
 
+
+
+def flattened(struct: object) -> tuple[str, ...]:
+    """The fields of a config struct (or its type) whose keys sit in its own table."""
+    return tuple(getattr(struct, "flattened", ()))
+
+
+def _keys(cls: type[Any]) -> list[str]:
+    return [f.encode_name for f in msgspec.structs.fields(cls)]
 
 
 def _join(path: str, key: str) -> str:

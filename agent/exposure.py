@@ -14,7 +14,7 @@ from typing import Any
 
 import msgspec
 
-from agent.config import Config, Secret, parse_listen
+from agent.config import Config, Secret, flattened, parse_listen
 
 
 def warnings(config: Config) -> list[str]:
@@ -34,8 +34,10 @@ def _walk(path: str, value: Any) -> Iterator[tuple[str, Any]]:
     """Every value in a config struct, with its TOML path (structs, tables, arrays)."""
     yield path, value
     if isinstance(value, msgspec.Struct):
+        flat = flattened(value)  # their keys are this table's: same path
         for field in msgspec.structs.fields(value):
-            yield from _walk(f"{path}.{field.encode_name}", getattr(value, field.name))
+            yield from _walk(path if field.name in flat else f"{path}.{field.encode_name}",
+                             getattr(value, field.name))
     elif isinstance(value, dict):
         for key, item in value.items():
             yield from _walk(f"{path}.{key}", item)

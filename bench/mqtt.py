@@ -23,6 +23,7 @@ import paho.mqtt.client as mqtt
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from agent.broker import Broker as BrokerSettings
 from agent.bus import EventBus
 from agent.config import Duration
 from agent.metrics import PluginMetrics
@@ -90,7 +91,8 @@ def bare_paho(port: int, count: int, inflight: int, protocol: str) -> float:
 class AgentPath:
     def __init__(self, folder: Path, port: int, inflight: int = 100,
                  protocol: str = "3.1.1") -> None:
-        self.config = MqttConfig(enabled=True, port=port, interval=Duration(10),
+        self.config = MqttConfig(enabled=True, broker=BrokerSettings(port=port),
+                                 interval=Duration(10),
                                  outbox_sync="full", inflight=inflight,
                                  protocol=protocol)  # type: ignore[arg-type]
         self.shared = SharedOutbox(Outbox(folder / "outbox.db", max_bytes=4 << 30,

@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 import msgspec
 
 from agent.audit import AuditCheck, AuditContext, Status
+from agent.config import flattened
 from plugins.audit import threads
 
 MIN_SPEED_MBPS = 10_000
@@ -64,11 +65,12 @@ def endpoints(ctx: AuditContext) -> list[Endpoint]:
     found: list[Endpoint] = []
     for name, section in sorted(ctx.config.plugins.items()):
         if section.enabled:
-            _walk(msgspec.structs.asdict(section), f"plugins.{name}", found)
+            _walk(section, f"plugins.{name}", found)
     return sorted(set(found))
 
 
 def _walk(node: Any, path: str, found: list[Endpoint]) -> None:
+    flat = flattened(node)  # fields whose keys are this table's (the mqtt plugin's broker)
     if isinstance(node, msgspec.Struct):
         node = msgspec.structs.asdict(node)
     if isinstance(node, dict):
@@ -78,7 +80,7 @@ def _walk(node: Any, path: str, found: list[Endpoint]) -> None:
         if isinstance(node.get("host"), str) and isinstance(port, int) and port:
             found.append((path, node["host"], port))
         for key, value in node.items():
-            child = f"{path}.{key}"
+            child = path if key in flat else f"{path}.{key}"
             if isinstance(key, str) and key.endswith(("url", "urls", "uri", "uris")):
                 found.extend(_urls(value, child))
             elif isinstance(value, dict | list | msgspec.Struct):

@@ -6,6 +6,7 @@ from typing import Annotated, Literal
 
 import msgspec
 
+from agent.broker import Broker, topic_problem
 from agent.config import (
     ConfigPath,
     Duration,
@@ -19,29 +20,19 @@ from agent.exposure import is_loopback
 from agent.window import WindowSpec
 from plugins.ingest.bounds import Limits
 from plugins.ingest.models import ModelConfig
-from plugins.mqtt.config import topic_problem
 
 
-class IngestMqtt(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+class IngestMqtt(Broker, kw_only=True, forbid_unknown_fields=True):
     """`[plugins.ingest.mqtt]`: a subscription for edge devices that publish predictions.
 
-    Payloads are one JSON record, a JSON array or NDJSON, samples and labels alike. The
-    session is persistent (QoS 1, fixed client id), so what is published while the agent
-    restarts waits in the broker.
+    The broker's keys are agent.broker's (client_id default: <host_id>-ingest). Payloads are
+    one JSON record, a JSON array or NDJSON, samples and labels alike. The session is
+    persistent (QoS 1, fixed client id), so what is published while the agent restarts waits
+    in the broker.
     """
 
-    host: str = "127.0.0.1"
-    port: Annotated[int, msgspec.Meta(ge=0, le=65535)] = 0  # 0: 1883, or 8883 with TLS
     topics: list[str] = msgspec.field(default_factory=lambda: ["inferwatch/v1/ingest/#"])
     qos: Literal[0, 1] = 1
-    client_id: str = ""  # default: <host_id>-ingest
-    username: str | None = None
-    password: Secret | None = None
-    tls: bool = False
-    ca_file: InputFile | None = None
-    cert_file: InputFile | None = None
-    key_file: InputFile | None = None
-    tls_verify: bool = True
     max_payload_bytes: Annotated[int, msgspec.Meta(ge=1024, le=256 << 20)] = 16 << 20
 
     def __post_init__(self) -> None:
@@ -50,14 +41,7 @@ class IngestMqtt(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
         for i, topic in enumerate(self.topics):
             if problem := topic_problem(topic.replace("+", "x").replace("#", "x")):
                 raise FieldError(f"topics[{i}]", problem)
-        if (self.cert_file is None) != (self.key_file is None):
-            raise FieldError("key_file", "cert_file and key_file go together")
-        if self.password is not None and self.username is None:
-            raise FieldError("username", "a password needs a username")
-
-    @property
-    def broker_port(self) -> int:
-        return self.port or (8883 if self.tls else 1883)
+        super().__post_init__()
 
 
 class IngestConfig(PluginConfig):

@@ -13,7 +13,6 @@ from agent.supervisor import Backoff
 from plugins.ingest.config import IngestMqtt
 from plugins.ingest.slices import count_in_slices, decode_in_slices
 from plugins.ingest.tally import Tally
-from plugins.mqtt.config import tls_context
 
 log = structlog.get_logger("inferwatch")
 
@@ -47,9 +46,9 @@ class IngestSubscriber(Service):
         c = self.config
         return aiomqtt.Client(
             c.host, c.broker_port, identifier=self.client_id, username=c.username,
-            password=c.password.reveal() if c.password else None,
+            password=c.revealed_password(),
             protocol=aiomqtt.ProtocolVersion.V311, clean_session=False,
-            tls_context=tls_context(c) if c.tls else None,
+            tls_context=c.tls_context(),
         )
 
     async def _accept(self, payload: object) -> None:

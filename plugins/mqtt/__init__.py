@@ -6,13 +6,14 @@ import time
 from typing import TYPE_CHECKING
 
 from agent import hookimpl
+from agent.broker import topic_problem
 from agent.components import Collector, Component
 from agent.config import PluginConfig
 from agent.context import PluginContext
 from agent.errors import PermanentError
 from agent.metrics import Accumulator
 from plugins.mqtt import metrics as m
-from plugins.mqtt.config import MqttConfig, topic_problem
+from plugins.mqtt.config import MqttConfig
 
 if TYPE_CHECKING:
     from plugins.mqtt.outbox_io import SharedOutbox
@@ -38,7 +39,7 @@ def inferwatch_components(config: PluginConfig, ctx: PluginContext) -> list[Comp
     path = ctx.state_root / "outbox" / "mqtt.db"
     shared = SharedOutbox(Outbox(path, max_bytes=config.outbox_max_bytes,
                                  max_age=float(config.outbox_max_age), sync=config.outbox_sync))
-    publisher = Publisher(config, shared, prefix, config.client_id or ctx.host_id)
+    publisher = Publisher(config, shared, prefix, config.broker.client_id or ctx.host_id)
     return [MqttSink(shared, prefix, config.max_payload_bytes), publisher,
             MqttStats(shared, publisher)]
 

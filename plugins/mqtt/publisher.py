@@ -24,7 +24,7 @@ import structlog
 
 from agent.components import Service
 from agent.supervisor import Backoff
-from plugins.mqtt.config import MqttConfig, tls_context
+from plugins.mqtt.config import MqttConfig
 from plugins.mqtt.outbox_io import SharedOutbox
 from plugins.mqtt.refusals import Refusals, Row
 
@@ -88,10 +88,10 @@ class Publisher(Service):
         return client
 
     def _new_client(self) -> aiomqtt.Client:
-        c = self.config
+        c, broker = self.config, self.config.broker
         return aiomqtt.Client(
-            c.host, c.broker_port, identifier=self.client_id,
-            username=c.username, password=c.password.reveal() if c.password else None,
+            broker.host, broker.broker_port, identifier=self.client_id,
+            username=broker.username, password=broker.revealed_password(),
             protocol=(aiomqtt.ProtocolVersion.V5 if c.protocol == "5"
                       else aiomqtt.ProtocolVersion.V311),
             will=aiomqtt.Will(self.status_topic, b"offline", qos=1, retain=True),
@@ -100,14 +100,14 @@ class Publisher(Service):
         )
 
     def _tls(self) -> ssl.SSLContext | None:
-        return tls_context(self.config) if self.config.tls else None
+        return self.config.broker.tls_context()
 
     async def _online(self, client: aiomqtt.Client) -> None:
         await client.publish(self.status_topic, b"online", qos=1, retain=True)
         self.connected, self.connects = True, self.connects + 1
         self._backoff.reset()
         outage = None if self._down_since is None else round(time.time() - self._down_since, 1)
-        log.info("connected to MQTT broker", broker=f"{self.config.host}:{self.config.broker_port}",
+        log.info("connected to MQTT broker", broker=self.config.broker.address,
                  outage_seconds=outage, backlog=self.shared.outbox.depth)
         self._failing = self._down_since = None
 
@@ -125,7 +125,7 @@ class Publisher(Service):
         if reason != self._failing:  # one line per kind of trouble, not one per retry
             log.warning("MQTT broker unreachable; events wait in the outbox", reason=reason,
                         error=str(exc) or type(exc).__name__,
-                        broker=f"{self.config.host}:{self.config.broker_port}")
+                        broker=self.config.broker.address)
             self._failing = reason
 
     async def _drain(self, client: aiomqtt.Client) -> None:

@@ -13,12 +13,7 @@ import pytest
 from tests.helpers import ROOT
 
 # (importing module, imported module) pairs allowed across plugins, each with its reason.
-EXCEPTIONS: dict[tuple[str, str], str] = {
-    ("plugins.ingest.config", "plugins.mqtt.config"): "broker settings: to agent.broker next",
-    ("plugins.ingest.config", "plugins.mqtt.config.topic_problem"): "the same",
-    ("plugins.ingest.mqtt", "plugins.mqtt.config"): "the same",
-    ("plugins.ingest.mqtt", "plugins.mqtt.config.tls_context"): "the same",
-}
+EXCEPTIONS: dict[tuple[str, str], str] = {}
 
 
 def _module(path: Path) -> str:
