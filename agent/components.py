@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Sequence
 from typing import TYPE_CHECKING, ClassVar
 
-from agent.metrics import Accumulator
+from agent.metrics import Accumulator, Exports
 from agent.model import Event
 from agent.plain import plain, plain_event
 
@@ -58,16 +58,23 @@ class Service(Component):
 class Monitor(Component):
     """Reads each closed window (every model's, as arrays); returns the events it warrants.
 
-    Put what the window showed in `window.results[<section>]` (replay prints it); export
-    gauges through a Collector of the same plugin. numpy values are converted to plain
-    Python on the way out (`process_window`). A window arrives twice when labels are
-    awaited: first with the labels joined so far, then with `final = True`.
+    Put what the window showed in `window.results[<section>]` (replay prints it). Export
+    series through `self.exports`: compute a part's Accumulator with the window (in the
+    worker thread, if the monitor uses one) and `self.exports.put(part, acc)` on the event
+    loop when the window's state is committed; the supervisor publishes them after each
+    window. numpy values are converted to plain Python on the way out (`process_window`).
+    A window arrives twice when labels are awaited: first with the labels joined so far,
+    then with `final = True`.
     """
 
     kind: ClassVar[str] = "monitor"
     # True: also receive provisional windows (`window.provisional`), running views of the
     # windows still open, to export; they must raise no events and change no state.
     provisional: ClassVar[bool] = False
+
+    def __init__(self, name: str) -> None:
+        super().__init__(name)
+        self.exports = Exports()
 
     async def process(self, window: Window) -> Sequence[Event]:
         raise NotImplementedError

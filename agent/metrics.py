@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 import threading
-from collections.abc import Iterator
+from collections.abc import Hashable, Iterator
 from dataclasses import dataclass
 from typing import Literal
 
@@ -67,8 +67,46 @@ class Accumulator:
             raise ValueError(f"{metric.name} takes labels {metric.labels}, got {tuple(labels)}")
         self.series.setdefault(metric, {})[key] = float(value)
 
+    def put(self, metric: MetricDef, key: Labels, value: float, /) -> None:
+        """add() without its checks, for many series at once (a monitor's window): `key` is
+        the label values in `metric.labels` order, each at most MAX_LABEL_VALUE long."""
+        self.series.setdefault(metric, {})[key] = value
+
     def __len__(self) -> int:
         return sum(len(v) for v in self.series.values())
+
+
+class Exports:
+    """The series a component exports from its own state, by part (a stream, say).
+
+    A monitor fills a part's Accumulator in its worker thread, with the window the values
+    describe, and puts it here on the event loop where it commits that window's state; the
+    supervisor commits the whole to the plugin's store after the monitor started and after
+    its windows (`version` says when it changed), so a scrape reads committed values only
+    and no collector reaches into the monitor's state. A put replaces that part alone.
+    """
+
+    __slots__ = ("_parts", "version")
+
+    def __init__(self) -> None:
+        self._parts: dict[Hashable, Accumulator] = {}
+        self.version = 0
+
+    def put(self, part: Hashable, acc: Accumulator) -> None:
+        self._parts[part] = acc
+        self.version += 1
+
+    def drop(self, part: Hashable) -> None:
+        if self._parts.pop(part, None) is not None:
+            self.version += 1
+
+    def merged(self) -> Accumulator:
+        """Every part in one Accumulator, in the order the parts were first put."""
+        out = Accumulator()
+        for part in list(self._parts.values()):
+            for metric, values in part.series.items():
+                out.series.setdefault(metric, {}).update(values)
+        return out
 
 
 class PluginMetrics:

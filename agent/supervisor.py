@@ -250,11 +250,23 @@ class Supervised:
     async def _monitor_loop(self, monitor: Monitor) -> None:
         assert self.inbox is not None  # noqa: S101 - set by launch() for monitors
         self._succeeded()
+        exported, waited = -1, 0  # after a restart the store holds nothing of it
         while True:
+            if exported != monitor.exports.version and (
+                    self.inbox.empty() or waited >= MONITOR_QUEUE):  # once per burst
+                exported, waited = monitor.exports.version, 0
+                self._export(monitor)
             window: Window = await self.inbox.get()
             for event in await process_window(monitor, window):
                 self.bus.emit(event)
+            waited += 1
             self._succeeded()
+
+    def _export(self, monitor: Monitor) -> None:
+        """The monitor's committed series, into the plugin's store (on the event loop)."""
+        if refused := self.store.commit(monitor.name, monitor.exports.merged()):
+            self.metrics.series_refused.labels(self.plugin).inc(refused)
+            log.warning("series budget exceeded, series refused", refused=refused)
 
     def _succeeded(self) -> None:
         self.up = True

@@ -30,8 +30,6 @@ def inferwatch_commands(subparsers: argparse._SubParsersAction) -> None:  # type
 @hookimpl
 def inferwatch_components(config: PluginConfig, ctx: PluginContext) -> list[Component]:
     from plugins.drift.monitor import DriftMonitor  # noqa: PLC0415 - numpy on demand
-    from plugins.drift.stats import DriftStats  # noqa: PLC0415
 
     assert isinstance(config, DriftConfig)  # noqa: S101 - validated with our model
-    monitor = DriftMonitor(config, ctx)
-    return [monitor, DriftStats(monitor)]
+    return [DriftMonitor(config, ctx)]

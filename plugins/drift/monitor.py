@@ -9,9 +9,9 @@ cool-down, optionally POSTed to a pipeline trigger.
 
 Threads: `evaluate` runs in a worker thread and only reads the monitor's state; what it
 wants changed (a reference resolved or captured, rows kept toward a capture, CUSUM state)
-comes back in a `Step` that `commit` applies on the event loop, where the stats collector
-reads the same dicts. CUSUM detectors are copied, updated and swapped in, never changed in
-place.
+comes back in a `Step` that `commit` applies on the event loop, with the series the window
+gave (exports.py), which the monitor exports itself. CUSUM detectors are copied, updated
+and swapped in, never changed in place.
 
 Which reference a stream uses: references.py.
 """
@@ -21,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import math
-from collections import Counter, deque
+from collections import deque
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -35,10 +35,11 @@ from agent.components import Monitor
 from agent.context import PluginContext
 from agent.model import Event, Severity
 from agent.window import Coded, Window
-from plugins.drift import fleet
+from plugins.drift import exports as ex
+from plugins.drift import fleet, summary
 from plugins.drift import statistics as st
 from plugins.drift.config import DriftConfig
-from plugins.drift.profile import CategoricalProfile, NumericProfile, Profile, fence_of
+from plugins.drift.profile import Profile, fence_of
 from plugins.drift.references import References, Step
 from plugins.drift.sequential import Cusum, calibrate
 
@@ -57,47 +58,6 @@ def coded_columns(window: Window) -> dict[str, Coded]:
         coded["__prediction"] = Coded(np.where(window.y_pred < 0, no_class, window.y_pred),
                                       (*window.classes, ""))
     return coded
-
-
-HISTOGRAMS = 3  # the most drifting features get their distributions in the results
-COARSE = 5  # reference bins (1% each) per histogram bar: 20 bars
-
-
-def _numeric_histogram(profile: NumericProfile, counts: np.ndarray, n: int) -> dict[str, Any]:
-    """Reference against current shares on the reference's quantile bins, five to a bar."""
-    bins = len(profile.probs)
-    width = COARSE if bins % COARSE == 0 else 1
-    reference = np.asarray(profile.probs).reshape(-1, width).sum(axis=1)
-    current = np.asarray(counts[:bins], dtype=np.float64).reshape(-1, width).sum(axis=1)
-    return {"edges": [float(e) for e in profile.edges[::width]],
-            "reference": [round(float(v), 5) for v in reference],
-            "current": [round(float(v), 5) for v in current / max(n, 1)]}
-
-
-def _categorical_histogram(profile: CategoricalProfile, column: np.ndarray) -> dict[str, Any]:
-    """Reference against current shares of the reference's categories (the rest together)."""
-    names = list(profile.freqs)
-    seen = Counter(column.tolist())
-    seen.pop(None, None)
-    total = max(sum(seen.values()), 1)
-    current = [seen.get(c, 0) / total for c in names]
-    return {"categories": [*names, "(others)"],
-            "reference": [round(profile.freqs[c], 5) for c in names] + [0.0],
-            "current": [round(v, 5) for v in current] + [round(max(0.0, 1 - sum(current)), 5)]}
-
-
-def window_summary(window: Window, results: dict[str, Any]) -> dict[str, Any]:
-    """drift.window's data: each feature's statistic against its threshold, bounded by the
-    features a stream keeps (plain numbers only)."""
-    features = {
-        name: {"method": found.get("method"), "score": found.get(found.get("method", "")),
-               "threshold": found.get("threshold"), "ratio": found.get("ratio"),
-               "drifted": bool(found.get("drifted"))}
-        for name, found in (results.get("features") or {}).items() if isinstance(found, dict)}
-    multivariate = results.get("multivariate") or {}
-    return {"start": window.start, "end": window.end, "n": window.n, "rows": window.rows,
-            "drifted": bool(results.get("drifted")), "declared": bool(results.get("declared")),
-            "multivariate": multivariate.get("score"), "features": features}
 
 
 def drift_columns(window: Window) -> dict[str, np.ndarray]:
@@ -145,6 +105,8 @@ class DriftMonitor(Monitor):
         self.webhook_errors = 0
         self.replaying = False  # set by `inferwatch replay`: no webhook calls
         self._session: aiohttp.ClientSession | None = None
+        self.exports.put("budget", ex.budget_series(config))
+        self._retrain_exports()
 
     # -- references -----------------------------------------------------------------------
 
@@ -154,6 +116,7 @@ class DriftMonitor(Monitor):
     def set_reference(self, profile: Profile, source: str = "") -> None:
         """A profile for its model and version ("" for every version): `--reference`."""
         self.refs.give(profile, source)
+        self._reference_exports()
 
     def load_reference(self, path: Path) -> None:
         """A profile file (`replay --reference`); ValueError if it is not one."""
@@ -167,6 +130,16 @@ class DriftMonitor(Monitor):
             self.cusums[step.ident] = {**self.cusums.get(step.ident, {}), **step.cusums}
         if step.read_until is not None:
             self.read_until[step.ident] = step.read_until
+        if step.cusum_series is not None:
+            self.exports.put(("cusum", step.ident), step.cusum_series)
+        self._reference_exports()
+
+    def _reference_exports(self) -> None:
+        self.exports.put("references", ex.reference_series(self.refs.active,
+                                                           self.refs.capturing))
+
+    def _retrain_exports(self) -> None:
+        self.exports.put("retrain", ex.retrain_series(self.retrain_counts, self.webhook_errors))
 
     def replay_summary(self) -> dict[tuple[str, str], dict[str, Any]]:
         """For `inferwatch replay`'s per-stream summary: which reference each stream used."""
@@ -196,6 +169,8 @@ class DriftMonitor(Monitor):
         window.results["drift"] = results
         self.latest[key] = results
         events = self._judge(key, window, results)
+        if step.series is not None:
+            self.exports.put(("window", key), ex.detected(step.series, key, key in self.declared))
         return events + await self._final(ident, window, results) + await self._retrain(
             ident, window)
 
@@ -212,7 +187,7 @@ class DriftMonitor(Monitor):
         events = []
         if self.config.window_events:
             events.append(self.ctx.event("drift.window", attributes=attributes,
-                                         data=window_summary(window, results)))
+                                         data=summary.window_summary(window, results)))
         prepared = self.refs.active.get(ident)
         if self.config.fleet_profiles and prepared is not None:
             profile = await asyncio.to_thread(self._profile, window, prepared.profile)
@@ -250,6 +225,11 @@ class DriftMonitor(Monitor):
                 step.read_until = window.end
             return step
         step.results = self._results(step, window, columns, reference)
+        key = (window.model, window.model_version, window.spec)
+        step.series = ex.window_series(key, step.results, ex.METHODS)
+        if step.cusums:
+            step.cusum_series = ex.cusum_series(ident, {**self.cusums.get(ident, {}),
+                                                        **step.cusums})
         return step
 
     def _results(self, step: Step, window: Window, columns: dict[str, np.ndarray],
@@ -286,11 +266,11 @@ class DriftMonitor(Monitor):
                     features[name] = self._verdict(found, "tvd", limit)
         multivariate = st.correlation_check(reference, columns, self.rule, z, scanned)
         ranked = sorted(features.items(), key=lambda kv: -kv[1]["ratio"])
-        for name, _ in ranked[:HISTOGRAMS]:  # what the replay report draws, for the worst
+        for name, _ in ranked[:summary.HISTOGRAMS]:  # what the replay report draws, for the worst
             row = names.index(name) if name in names else -1
             features[name]["histogram"] = (
-                _numeric_histogram(reference.numeric[name].profile, counts[row], int(n[row]))
-                if row >= 0 else _categorical_histogram(reference.categorical[name].profile,
+                summary.numeric_histogram(reference.numeric[name].profile, counts[row], int(n[row]))
+                if row >= 0 else summary.categorical_histogram(reference.categorical[name].profile,
                                                         columns[name]))
         top = [{"feature": n, "method": f["method"], "score": f[f["method"]],
                 "threshold": f["threshold"]} for n, f in ranked[:self.config.top_features]]
@@ -409,6 +389,7 @@ class DriftMonitor(Monitor):
         self.retrain_asked[ident] = now
         counted = (ident[0], reason)
         self.retrain_counts[counted] = self.retrain_counts.get(counted, 0) + 1
+        self._retrain_exports()
         event = self.ctx.event("retrain.requested", severity=Severity.WARNING, attributes={
             "model": ident[0], "model_version": ident[1], "reason": reason,
         }, data={**evidence, "window": window.spec, "window_end": window.end})
@@ -467,6 +448,7 @@ class DriftMonitor(Monitor):
                     raise aiohttp.ClientError(f"HTTP {response.status}")
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
             self.webhook_errors += 1
+            self._retrain_exports()
             log.warning("retrain webhook failed", error=str(exc) or type(exc).__name__)
 
     async def stop(self) -> None:

@@ -23,6 +23,7 @@ import numpy as np
 import structlog
 
 from agent.context import PluginContext
+from agent.metrics import Accumulator
 from plugins.drift import statistics as st
 from plugins.drift.config import DriftConfig
 from plugins.drift.profile import Profile, build, findings
@@ -57,6 +58,8 @@ class Step:
     fresh: bool = False  # the reference was captured from this window's rows
     cusums: dict[str, Cusum] = field(default_factory=dict)  # updated copies
     read_until: float | None = None  # the end of the rows a capture or the CUSUMs now read
+    series: Accumulator | None = None  # the window's series (exports.py), built with it
+    cusum_series: Accumulator | None = None  # the stream's CUSUM series, updated
 
 
 class References:

@@ -21,8 +21,6 @@ def inferwatch_config_model() -> type[PluginConfig]:
 @hookimpl
 def inferwatch_components(config: PluginConfig, ctx: PluginContext) -> list[Component]:
     from plugins.quality.monitor import QualityMonitor  # noqa: PLC0415 - numpy on demand
-    from plugins.quality.stats import QualityStats  # noqa: PLC0415
 
     assert isinstance(config, QualityConfig)  # noqa: S101 - validated with our model
-    monitor = QualityMonitor(config, ctx)
-    return [monitor, QualityStats(monitor)]
+    return [QualityMonitor(config, ctx)]

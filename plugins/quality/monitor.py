@@ -22,9 +22,12 @@ import structlog
 
 from agent.components import Monitor
 from agent.context import PluginContext
+from agent.metrics import Accumulator
 from agent.model import Event, Severity
+from agent.plain import plain
 from agent.window import Window
 from agent.worker import offload
+from plugins.quality import exports as ex
 from plugins.quality.cbpe import Calibration, Isotonic, estimate
 from plugins.quality.classification import class_ratio, classification, probabilities
 from plugins.quality.config import DEFAULT_THRESHOLDS, Cost, QualityConfig, Threshold
@@ -61,7 +64,7 @@ class QualityMonitor(Monitor):
     def __init__(self, config: QualityConfig, ctx: PluginContext) -> None:
         super().__init__("monitor")
         self.config, self.ctx = config, ctx
-        self.latest: dict[Key, Window] = {}  # what the stats collector exports
+        self.latest: dict[Key, Window] = {}  # the latest window of each stream
         self.cost_total: dict[Key, float] = {}
         self.degraded: dict[tuple[Key, str], bool] = {}
         self.calibrations: dict[tuple[str, str], Calibration] = {}
@@ -71,7 +74,7 @@ class QualityMonitor(Monitor):
         self.compute_seconds = 0.0
 
     async def process(self, window: Window) -> Sequence[Event]:
-        results, first = await offload(self._timed, window, rows=window.rows)
+        results, first, series = await offload(self._timed, window, rows=window.rows)
         slot = _slot(window)  # the state changes here, on the loop, not in the thread
         if window.final:
             self.first_pass.pop(slot, None)
@@ -84,9 +87,17 @@ class QualityMonitor(Monitor):
         self.latest[key] = window
         if window.final and "cost" in results:
             self.cost_total[key] = self.cost_total.get(key, 0.0) + results["cost"]["value"]
-        if window.provisional:
-            return []
-        return [*self._judge(key, window), *self._summary(key, window, results)]
+        events = [] if window.provisional else [*self._judge(key, window),
+                                                *self._summary(key, window, results)]
+        self._export(key, series, results)
+        return events
+
+    def _export(self, key: Key, series: Accumulator, results: dict[str, Any]) -> None:
+        """The window's series (computed with it), completed with what changed on the loop."""
+        degraded = {metric: state for (k, metric), state in self.degraded.items() if k == key}
+        self.exports.put(key, ex.judged_series(series, key, results,
+                                               self.cost_total.get(key, 0.0), degraded))
+        self.exports.put("totals", ex.totals_series(self.compute_seconds))
 
     def _summary(self, key: Key, window: Window, results: dict[str, Any]) -> list[Event]:
         """Once per final window: quality.window, its numbers (MLflow, MQTT consumers)."""
@@ -100,12 +111,17 @@ class QualityMonitor(Monitor):
 
     # -- computing ------------------------------------------------------------------------
 
-    def _timed(self, window: Window) -> tuple[dict[str, Any], FirstPass | None]:
+    def _timed(self, window: Window
+               ) -> tuple[dict[str, Any], FirstPass | None, Accumulator]:
+        """The window's results, what its final pass may reuse, and its series."""
         began = time.thread_time()  # in this thread: the CPU this window cost
         try:
-            return self._compute(window)
+            results, first = self._compute(window)
         finally:
             self.compute_seconds += time.thread_time() - began
+        results = plain(results)  # the values exported are the values replay prints
+        key = (window.model, window.model_version, window.spec)
+        return results, first, ex.window_series(key, window, results, self.config.max_classes)
 
     def compute(self, window: Window) -> dict[str, Any]:
         """The window's results: what process() adds to `window.results`."""

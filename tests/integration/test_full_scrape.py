@@ -61,6 +61,7 @@ NOT_AGENT_PREFIXES = ("inferwatch_fleet_",)
 NOT_METRICS = {"inferwatch_components", "inferwatch_config_model",  # hooks
                "inferwatch_audit_checks", "inferwatch_commands",
                "inferwatch_model_files"}  # the example plugin's module
+NOT_METRICS |= {"inferwatch_recorded_window", "inferwatch_drift_statistics"}  # hooks too
 
 
 def _models(kind: str, n: int, shift: float, rng: random.Random) -> list[dict[str, object]]:

@@ -19,7 +19,6 @@ from plugins.drift import metrics as m
 from plugins.drift.config import ModelDrift
 from plugins.drift.monitor import DriftMonitor
 from plugins.drift.profile import Profile, build
-from plugins.drift.stats import DriftStats
 from tests.plugins.test_drift import frame, monitor
 
 
@@ -150,20 +149,18 @@ def _guard(mon: DriftMonitor) -> None:
 
 
 async def test_drift_state_changes_only_on_the_event_loop(tmp_path: Path) -> None:
-    """Every dict the stats collector reads is changed only by commit() on the loop, and a
-    CUSUM detector the collector may be reading is replaced, never updated in place.
+    """Every dict of the monitor's state is changed only by commit() on the loop, and a
+    CUSUM detector a reader may hold is replaced, never updated in place; what a scrape
+    reads (the monitor's exports) is committed on the loop too.
     Before: compute() ran setdefault, del and Cusum.update in the worker thread."""
     mon = monitor(tmp_path, reference_samples=2000)
     _guard(mon)
-    stats = DriftStats(mon)
     rng = np.random.default_rng(5)
     exported: list[Accumulator] = []
 
     async def scrape() -> None:
         while True:
-            out = Accumulator()
-            await stats.collect(out)
-            exported.append(out)
+            exported.append(mon.exports.merged())
             await asyncio.sleep(0.001)  # spinning on sleep(0) starves the worker thread of the GIL
 
     scraper = asyncio.create_task(scrape())
@@ -183,7 +180,6 @@ async def test_drift_state_changes_only_on_the_event_loop(tmp_path: Path) -> Non
     assert set(mon.cusums) == {("m", "1"), ("m", "2")}
     assert all(c.samples == 4800 for d in mon.cusums.values() for c in d.values())
     assert exported
-    last = Accumulator()
-    await stats.collect(last)
+    last = mon.exports.merged()
     assert last.series[m.REFERENCE] == {("m", "1"): 2400.0, ("m", "2"): 2400.0}
     assert msgspec.json.encode(list(mon.replay_summary().values()))

@@ -1,0 +1,53 @@
+"""What the drift monitor says about a window beyond its verdict: the reference against
+current distributions of the most drifting features (the replay report draws them), and the
+drift.window summary."""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+import numpy as np
+
+from agent.window import Window
+from plugins.drift.profile import CategoricalProfile, NumericProfile
+
+HISTOGRAMS = 3  # the most drifting features get their distributions in the results
+COARSE = 5  # reference bins (1% each) per histogram bar: 20 bars
+
+
+def numeric_histogram(profile: NumericProfile, counts: np.ndarray, n: int) -> dict[str, Any]:
+    """Reference against current shares on the reference's quantile bins, five to a bar."""
+    bins = len(profile.probs)
+    width = COARSE if bins % COARSE == 0 else 1
+    reference = np.asarray(profile.probs).reshape(-1, width).sum(axis=1)
+    current = np.asarray(counts[:bins], dtype=np.float64).reshape(-1, width).sum(axis=1)
+    return {"edges": [float(e) for e in profile.edges[::width]],
+            "reference": [round(float(v), 5) for v in reference],
+            "current": [round(float(v), 5) for v in current / max(n, 1)]}
+
+
+def categorical_histogram(profile: CategoricalProfile, column: np.ndarray) -> dict[str, Any]:
+    """Reference against current shares of the reference's categories (the rest together)."""
+    names = list(profile.freqs)
+    seen = Counter(column.tolist())
+    seen.pop(None, None)
+    total = max(sum(seen.values()), 1)
+    current = [seen.get(c, 0) / total for c in names]
+    return {"categories": [*names, "(others)"],
+            "reference": [round(profile.freqs[c], 5) for c in names] + [0.0],
+            "current": [round(v, 5) for v in current] + [round(max(0.0, 1 - sum(current)), 5)]}
+
+
+def window_summary(window: Window, results: dict[str, Any]) -> dict[str, Any]:
+    """drift.window's data: each feature's statistic against its threshold, bounded by the
+    features a stream keeps (plain numbers only)."""
+    features = {
+        name: {"method": found.get("method"), "score": found.get(found.get("method", "")),
+               "threshold": found.get("threshold"), "ratio": found.get("ratio"),
+               "drifted": bool(found.get("drifted"))}
+        for name, found in (results.get("features") or {}).items() if isinstance(found, dict)}
+    multivariate = results.get("multivariate") or {}
+    return {"start": window.start, "end": window.end, "n": window.n, "rows": window.rows,
+            "drifted": bool(results.get("drifted")), "declared": bool(results.get("declared")),
+            "multivariate": multivariate.get("score"), "features": features}
