@@ -30,6 +30,9 @@ class PluginContext:
     window_sink: Callable[[Window], None] = lambda _window: None
     config_path: Path | None = None  # the agent's config file (None: built-in defaults)
     extra_plugins: tuple[str, ...] = ()  # `-p MODULE` plugins the agent was started with
+    # Every plugin's hooks (pluggy's HookRelay): `ctx.hook.inferwatch_<name>(...)` asks all
+    # plugins, e.g. for the drift statistics they add. None outside an agent or a replay.
+    hook: Any = None
 
     def publish(self, window: Window) -> None:
         """Hand a closed window to every monitor (call on the event loop)."""

@@ -7,9 +7,9 @@ an implementation sees its own validated section, never another plugin's.
 from __future__ import annotations
 
 import argparse
-from collections.abc import Awaitable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pluggy
 
@@ -73,4 +73,18 @@ def inferwatch_recorded_window(path: Path, model: str) -> Window | None:
 
     None: this plugin reads no recordings (the first answer wins). Raise ConfigError when the
     file holds no prediction of `model`. `inferwatch reference build` profiles it.
+    """
+
+
+@hookspec
+def inferwatch_drift_statistics() -> Mapping[str, Callable[[Any, Any], float | None]]:  # type: ignore[empty-body]
+    """Numeric drift statistics this plugin adds, by name: `fn(values, reference) -> float`.
+
+    `values` is the window's column (a float64 numpy array, NaN for missing), `reference`
+    the feature's reference (the drift plugin's NumericProfile: edges, probs, mean, std,
+    count); None means "no value for this window". The drift monitor reports each beside
+    its own statistics (replay's `drift.features.<name>.<statistic>`) and exports it as
+    `inferwatch_drift_score{method="<statistic>"}`; it never decides drift. Names match
+    `[a-z][a-z0-9_]{0,31}`, may not shadow a built-in, and at most 16 are taken. Called
+    from the worker thread of the drift monitor: keep it pure and fast.
     """

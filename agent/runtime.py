@@ -178,6 +178,7 @@ class Agent:
             state_root=Path(self.config.agent.state_dir), metrics=instance.store,
             emitter=self.bus.emit, window_sink=self._route_window,
             config_path=self.config_path, extra_plugins=self.extra_plugins,
+            hook=self.plugins.manager.hook,
         )
         try:
             result = self.plugins.call(instance.name, "inferwatch_components",

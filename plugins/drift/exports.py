@@ -87,3 +87,11 @@ def detected(acc: Accumulator, key: Key, declared: bool) -> Accumulator:
     """The window's part, completed on the loop with the K-of-N verdict judged there."""
     acc.put(m.DETECTED, _cut(*key), float(declared))
     return acc
+
+
+def statistic_series(names: Iterable[str], errors: Mapping[str, int]) -> Accumulator:
+    """Failures of the statistics plugins added (0 for each until one fails)."""
+    out = Accumulator()
+    for name in names:
+        out.add(m.STATISTIC_ERRORS, errors.get(name, 0), statistic=name)
+    return out

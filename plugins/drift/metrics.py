@@ -41,3 +41,7 @@ RETRAIN = counter("inferwatch_retrain_requests_total", "retrain.requested events
                   "model", "reason")
 WEBHOOK_ERRORS = counter("inferwatch_retrain_webhook_errors_total",
                          "Retrain webhook calls that failed.")
+STATISTIC_ERRORS = counter("inferwatch_drift_statistic_errors_total",
+                           "Calls of a drift statistic from a plugin that failed (it raised "
+                           "or returned no finite number): that value is left out.",
+                           "statistic")

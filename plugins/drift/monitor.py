@@ -21,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import math
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -39,6 +39,7 @@ from plugins.drift import exports as ex
 from plugins.drift import fleet, summary
 from plugins.drift import statistics as st
 from plugins.drift.config import DriftConfig
+from plugins.drift.extra import Extra
 from plugins.drift.profile import Profile, fence_of
 from plugins.drift.references import References, Step
 from plugins.drift.sequential import Cusum, calibrate
@@ -105,8 +106,12 @@ class DriftMonitor(Monitor):
         self.webhook_errors = 0
         self.replaying = False  # set by `inferwatch replay`: no webhook calls
         self._session: aiohttp.ClientSession | None = None
+        self.extra = Extra.from_hook(ctx.hook)  # statistics other plugins add
+        self.methods = (*ex.METHODS, *self.extra.names)
+        self.statistic_errors: Counter[str] = Counter()
         self.exports.put("budget", ex.budget_series(config))
         self._retrain_exports()
+        self._statistic_exports()
 
     # -- references -----------------------------------------------------------------------
 
@@ -132,11 +137,19 @@ class DriftMonitor(Monitor):
             self.read_until[step.ident] = step.read_until
         if step.cusum_series is not None:
             self.exports.put(("cusum", step.ident), step.cusum_series)
+        if step.errors:
+            self.statistic_errors.update(step.errors)
+            self.extra.failed(step.errors)
+            self._statistic_exports()
         self._reference_exports()
 
     def _reference_exports(self) -> None:
         self.exports.put("references", ex.reference_series(self.refs.active,
                                                            self.refs.capturing))
+
+    def _statistic_exports(self) -> None:
+        self.exports.put("statistics", ex.statistic_series(self.extra.names,
+                                                           self.statistic_errors))
 
     def _retrain_exports(self) -> None:
         self.exports.put("retrain", ex.retrain_series(self.retrain_counts, self.webhook_errors))
@@ -226,7 +239,7 @@ class DriftMonitor(Monitor):
             return step
         step.results = self._results(step, window, columns, reference)
         key = (window.model, window.model_version, window.spec)
-        step.series = ex.window_series(key, step.results, ex.METHODS)
+        step.series = ex.window_series(key, step.results, self.methods)
         if step.cusums:
             step.cusum_series = ex.cusum_series(ident, {**self.cusums.get(ident, {}),
                                                         **step.cusums})
@@ -252,8 +265,11 @@ class DriftMonitor(Monitor):
                           for name, v in zip(names, values, strict=True)]
                 counts, n = np.array([c for c, _ in binned]), np.array([m for _, m in binned])
             stats = st.numeric_stats_many(batch, counts, n, values)
-            for name, found in zip(names, stats, strict=True):
+            for name, found, column in zip(names, stats, values, strict=True):
                 if found is not None:
+                    if self.extra.statistics:
+                        self.extra.add(found, column, reference.numeric[name].profile,
+                                       step.errors)
                     count = reference.numeric[name].profile.count
                     limit = st.numeric_threshold(self.rule, int(found["n"]), count, z)
                     features[name] = self._verdict(found, "wasserstein", limit)

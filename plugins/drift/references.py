@@ -15,6 +15,7 @@ they found goes back in the `Step`, and `commit` applies it on the event loop.
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -60,6 +61,7 @@ class Step:
     read_until: float | None = None  # the end of the rows a capture or the CUSUMs now read
     series: Accumulator | None = None  # the window's series (exports.py), built with it
     cusum_series: Accumulator | None = None  # the stream's CUSUM series, updated
+    errors: Counter[str] = field(default_factory=Counter)  # plugins' statistics that failed
 
 
 class References:

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from statistics import NormalDist
 from typing import Any
@@ -44,16 +43,6 @@ COARSE = 10  # PSI on deciles, the customary form
 # Null distribution of sqrt(n_eff) * W1/sigma on 100 quantile bins (measured by simulation,
 # n from 100 to 100,000): mean 1.39, standard deviation ~0.68.
 W_NULL_MEAN, W_NULL_SD = 1.39, 0.68
-# Extra statistics from other plugins: name -> fn(window values, reference) -> score.
-EXTRA_NUMERIC: dict[str, Callable[[np.ndarray, NumericProfile], float | None]] = {}
-
-
-def register_statistic(name: str,
-                       fn: Callable[[np.ndarray, NumericProfile], float | None]) -> None:
-    """Add a numeric drift statistic (reported beside the built-in ones, not decisive)."""
-    EXTRA_NUMERIC[name] = fn
-
-
 @dataclass
 class PreparedNumeric:
     profile: NumericProfile
@@ -276,13 +265,8 @@ def numeric_stats_many(batch: Batch, counts: np.ndarray, n: np.ndarray,
         if not n[i]:
             out.append(None)
             continue
-        found = {"wasserstein": float(wasserstein[i]), "ks": float(ks[i]), "psi": float(psi[i]),
-                 "js": float(js[i]), "n": float(n[i])}
-        for name, fn in EXTRA_NUMERIC.items():
-            extra = fn(values[i], batch.refs[i].profile)
-            if extra is not None:
-                found[name] = float(extra)
-        out.append(found)
+        out.append({"wasserstein": float(wasserstein[i]), "ks": float(ks[i]),
+                    "psi": float(psi[i]), "js": float(js[i]), "n": float(n[i])})
     return out
 
 

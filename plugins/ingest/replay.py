@@ -288,7 +288,7 @@ class Replay:
             # captured references) nor leaves anything behind, so it repeats exactly.
             state_root=scratch,
             metrics=PluginMetrics(name, self.config.prometheus.series_limit_per_plugin),
-            emitter=self._collect,
+            emitter=self._collect, hook=self.plugins.manager.hook,
         )
         if name == "ingest":
             return []  # its listeners and join are replaced by the file readers above
