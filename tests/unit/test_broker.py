@@ -44,7 +44,8 @@ def _problems(where: str, keys: dict[str, Any], tmp_path: Path) -> list[str]:
 def _broker(where: str, keys: dict[str, Any], tmp_path: Path) -> Broker:
     plugins = build_config(_section(where, keys), MODELS, base_dir=tmp_path).plugins
     mqtt, ingest = plugins["mqtt"], plugins["ingest"]
-    assert isinstance(mqtt, MqttConfig) and isinstance(ingest, IngestConfig)
+    assert isinstance(mqtt, MqttConfig)
+    assert isinstance(ingest, IngestConfig)
     if where == "mqtt":
         return mqtt.broker
     assert ingest.mqtt is not None
