@@ -37,6 +37,8 @@ from prometheus_client import CollectorRegistry, start_http_server
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from agent.broker import Broker
+from agent.config import InputFile, resolve_secret
 from plugins.drift.fleet import (
     WindowProfile,
     decode,
@@ -183,6 +185,16 @@ class FleetMetrics(Collector):
         yield rejected
 
 
+def broker_settings(args: argparse.Namespace) -> Broker:
+    """The agent's broker-settings type (agent.broker), so TLS is set up as the agent's own
+    clients set it up. The password file is read only with a username, as before."""
+    password = (resolve_secret({"file": str(args.password_file)}, Path.cwd())
+                if args.password_file and args.username else None)
+    return Broker(host=args.broker, port=args.port, client_id=args.name,
+                  username=args.username, password=password, tls=args.ca_file is not None,
+                  ca_file=InputFile(args.ca_file) if args.ca_file else None)
+
+
 class Consumer:
     def __init__(self, args: argparse.Namespace, fleet: Fleet) -> None:
         self.args, self.fleet = args, fleet
@@ -195,15 +207,14 @@ class Consumer:
         self.client.on_publish = self._published
 
     def run(self) -> None:
-        if self.args.username:
-            password = (self.args.password_file.read_text(encoding="utf-8").strip()
-                        if self.args.password_file else None)
-            self.client.username_pw_set(self.args.username, password)
-        if self.args.ca_file:
-            self.client.tls_set(ca_certs=str(self.args.ca_file))
+        broker = broker_settings(self.args)
+        if broker.username:
+            self.client.username_pw_set(broker.username, broker.revealed_password())
+        if (tls := broker.tls_context()) is not None:
+            self.client.tls_set_context(tls)
         props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
         props.SessionExpiryInterval = self.args.session_expiry
-        self.client.connect(self.args.broker, self.args.port, clean_start=False,
+        self.client.connect(broker.host, broker.broker_port, clean_start=False,
                             properties=props)
         self.client.loop_forever(retry_first_connection=True)
 
