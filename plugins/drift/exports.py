@@ -25,15 +25,22 @@ def _cut(*values: str) -> tuple[str, ...]:
 
 def window_series(key: Key, results: dict[str, Any], methods: Iterable[str]) -> Accumulator:
     """One window's verdict per feature (worker thread); `methods`: the statistics exported,
-    the built-in ones and those plugins added (a bounded set of names)."""
+    the built-in ones and those plugins added (a bounded set of names). Written straight
+    into the accumulator's tables: this runs on every window, beside a check of a few ms."""
     out, w = Accumulator(), _cut(*key)
+    score, threshold, drifted = ({} for _ in range(3))
     for feature, found in results["features"].items():
-        f = _cut(feature)
+        labels = (*w, feature[:MAX_LABEL_VALUE])
         for method in methods:
-            if method in found:
-                out.put(m.SCORE, (*w, *f, method), float(found[method]))
-        out.put(m.THRESHOLD, (*w, *f), float(found["threshold"]))
-        out.put(m.FEATURE_DRIFTED, (*w, *f), float(found["drifted"]))
+            value = found.get(method)
+            if value is not None:
+                score[(*labels, method)] = float(value)
+        threshold[labels] = float(found["threshold"])
+        drifted[labels] = 1.0 if found["drifted"] else 0.0
+    for metric, table in ((m.SCORE, score), (m.THRESHOLD, threshold),
+                          (m.FEATURE_DRIFTED, drifted)):
+        if table:
+            out.series[metric] = table
     for rank, top in enumerate(results["top"], start=1):
         out.put(m.TOP, (*w, str(rank), *_cut(top["feature"])), top["score"] / top["threshold"])
     multivariate = results["multivariate"]
