@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Awaitable, Sequence
 from typing import TYPE_CHECKING, ClassVar
 
@@ -72,9 +73,10 @@ class Monitor(Component):
     # windows still open, to export; they must raise no events and change no state.
     provisional: ClassVar[bool] = False
 
-    def __init__(self, name: str) -> None:
-        super().__init__(name)
-        self.exports = Exports()
+    @functools.cached_property
+    def exports(self) -> Exports:
+        """This monitor's series (made on first use: a subclass need not call our init)."""
+        return Exports()
 
     async def process(self, window: Window) -> Sequence[Event]:
         raise NotImplementedError

@@ -121,3 +121,26 @@ async def test_quality_exports_the_values_of_its_results(tmp_path: Path, final: 
     assert series[qm.SAMPLES][key] == 400
     assert series[qm.WINDOW_FINAL][key] == float(final)
     assert series[qm.MONITOR_SECONDS][()] == mon.compute_seconds > 0
+
+
+class NoInit(Monitor):
+    """A third-party monitor that never calls Monitor.__init__ (it sets its name itself)."""
+
+    def __init__(self) -> None:  # no super().__init__(): on purpose
+        self.name = "c"
+
+    async def process(self, window: Window) -> Sequence[Event]:
+        out = Accumulator()
+        out.add(ROWS, window.rows, model=window.model)
+        self.exports.put(window.model, out)
+        return []
+
+
+async def test_a_monitor_that_skips_our_init_still_exports(env: Env) -> None:  # noqa: F811
+    sup = env.supervise(NoInit())
+    sup.launch()
+    await sup.started.wait()
+    assert sup.inbox is not None
+    await sup.inbox.put(_window("a", 4))
+    await _until(lambda: _values(env.store.items(), ROWS) == {("a",): 4.0})
+    await sup.stop(1)
