@@ -55,8 +55,8 @@ def _named_plugins(argv: Sequence[str]) -> list[str]:
             found.append(argv[i + 1])
         elif arg.startswith("--plugin="):
             found.append(arg.removeprefix("--plugin="))
-        elif arg.startswith("-p") and not arg.startswith("--") and len(arg) > 2:
-            found.append(arg[2:])
+        elif arg.startswith("-p") and len(arg) > 2:  # -pMODULE, -p=MODULE
+            found.append(arg[2:].removeprefix("="))
     return found
 
 

@@ -72,7 +72,8 @@ GREETER = Greeter()
 def test_a_command_line_plugin_contributes_commands(capsys: pytest.CaptureFixture[str]) -> None:
     """`-p MODULE` is read before the parser is built, so its commands exist (they did not:
     the parser was built from the installed plugins alone, and `greet` was an invalid choice)."""
-    for flag in (["-p", f"{__name__}:GREETER"], [f"--plugin={__name__}:GREETER"]):
+    for flag in (["-p", f"{__name__}:GREETER"], [f"--plugin={__name__}:GREETER"],
+                 [f"-p{__name__}:GREETER"], [f"-p={__name__}:GREETER"]):
         assert cli.main(["greet", *flag]) == 4
         assert capsys.readouterr().out == f"greetings ['{__name__}:GREETER']\n"
 
