@@ -257,3 +257,14 @@ def test_submit_through_a_fake_context_records_the_lines(tmp_path: Path) -> None
     tailer.poll()
     submitted: list[Record] = ctx.submitted
     assert submitted == [b'{"i": 1}', b'{"i": 2}']
+
+
+def test_every_metric_is_in_the_plugins_readme() -> None:
+    from agent.metrics import MetricDef  # noqa: PLC0415
+    from plugins.ndjson_file import source  # noqa: PLC0415
+    from tests.helpers import ROOT  # noqa: PLC0415
+
+    readme = (ROOT / "plugins" / "ndjson_file" / "README.md").read_text()
+    names = [d.name for d in vars(source).values() if isinstance(d, MetricDef)]
+    assert len(names) == 8
+    assert [n for n in names if f"`{n}" not in readme] == []
