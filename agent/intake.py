@@ -113,9 +113,8 @@ class SampleIntake:
         except RuntimeError:  # the loop is closed: the agent is stopping
             return Submitted.refusal(STOPPED, len(records))
         try:
-            return Submitted.judged(future.result(timeout))
+            return Submitted.judged(_wait(future, timeout))
         except concurrent.futures.TimeoutError:
-            future.cancel()
             return Submitted.refusal(TIMEOUT, len(records))
         except (concurrent.futures.CancelledError, _DetachedError):
             return Submitted.refusal(STOPPED, len(records))
@@ -144,6 +143,17 @@ class SampleIntake:
 
 class _DetachedError(Exception):
     pass
+
+
+def _wait(future: concurrent.futures.Future[list[str]], timeout: float) -> list[str]:
+    """The verdicts; TimeoutError only if the loop never took the batch (then it never
+    will, so sending it again cannot count it twice)."""
+    try:
+        return future.result(timeout)
+    except concurrent.futures.TimeoutError:
+        if future.cancel():
+            raise
+    return future.result()  # taken just as the wait ran out: being judged now
 
 
 def _on_loop(loop: asyncio.AbstractEventLoop) -> bool:

@@ -29,6 +29,7 @@ from plugins.ndjson_file.offsets import Offsets, Position
 log = structlog.get_logger("inferwatch")
 CHUNK = 1 << 20
 TOO_LARGE = "too_large"
+WARNED_MAX = 1000  # distinct warnings remembered, so each is logged once
 
 
 @dataclass
@@ -254,6 +255,8 @@ class Tailer:
         self.offsets.save({k: f.position for k, f in self.files.items()})
 
     def _warn(self, key: str, message: str, **fields: object) -> None:
+        if len(self._warned) >= WARNED_MAX:  # churning unreadable names: warn afresh
+            self._warned.clear()
         if key not in self._warned:
             self._warned.add(key)
             log.warning(message, **fields)

@@ -144,3 +144,19 @@ def test_nothing_submitted_exports_no_family() -> None:
     registry = CollectorRegistry(auto_describe=True)
     registry.register(IntakeMetrics(SampleIntake()))
     assert b"records_submitted" not in generate_latest(registry)
+
+
+def test_a_batch_taken_as_the_wait_runs_out_is_waited_for_not_sent_twice() -> None:
+    from concurrent.futures import Future  # noqa: PLC0415
+
+    from agent.intake import _wait  # noqa: PLC0415
+
+    taken: Future[list[str]] = Future()
+    assert taken.set_running_or_notify_cancel()  # the loop is judging it
+    timer = threading.Timer(0.05, taken.set_result, [["", "no_model"]])
+    timer.start()
+    assert _wait(taken, 0.001) == ["", "no_model"]
+    never: Future[list[str]] = Future()
+    with pytest.raises(TimeoutError):
+        _wait(never, 0.001)
+    assert never.cancelled()  # so the loop will not judge it after all
