@@ -23,12 +23,13 @@ from pathlib import Path
 
 import structlog
 
-from agent.intake import Submitted
+from agent.intake import NO_RECEIVER, STOPPED, TIMEOUT, TOO_MANY, Submitted
 from plugins.ndjson_file.offsets import Offsets, Position
 
 log = structlog.get_logger("inferwatch")
 CHUNK = 1 << 20
 TOO_LARGE = "too_large"
+REFUSALS = (NO_RECEIVER, TOO_MANY, TIMEOUT, STOPPED)
 WARNED_MAX = 1000  # distinct warnings remembered, so each is logged once
 
 
@@ -56,7 +57,8 @@ class Stats:
     lock: threading.Lock = field(default_factory=threading.Lock)
     records: Counter[str] = field(default_factory=Counter)  # accepted, rejected
     rejected: Counter[str] = field(default_factory=Counter)  # by reason
-    refused: Counter[str] = field(default_factory=Counter)  # batches, by the intake's reason
+    # Batches, by the intake's reason: every reason there from the start, at 0.
+    refused: Counter[str] = field(default_factory=lambda: Counter(dict.fromkeys(REFUSALS, 0)))
     events: Counter[str] = field(default_factory=Counter)  # rotated, truncated, bytes
     files: int = 0
     behind: int = 0  # bytes written to the files and not yet read
