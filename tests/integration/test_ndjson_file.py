@@ -105,3 +105,29 @@ def test_kill_9_and_restart_lose_and_repeat_nothing(write_config: ConfigWriter, 
     # A batch delivered before the kill but not yet committed comes again, once: the join
     # sees at most one batch of repeated request ids.
     assert (value(metrics, "inferwatch_samples_duplicate_total") or 0) <= BATCH
+
+
+def test_lines_wait_in_their_file_until_ingest_is_enabled_by_a_reload(
+        write_config: ConfigWriter, agent_factory, tmp_path: Path) -> None:
+    folder = tmp_path / "in"
+    folder.mkdir()
+    (folder / "samples.ndjson").write_bytes(_samples(0, 120))
+    full, port = _config(write_config, tmp_path)
+    without_ingest = full.read_text().replace("[plugins.ingest]\nenabled = true",
+                                              "[plugins.ingest]\nenabled = false")
+    full.write_text(without_ingest)
+    agent = agent_factory(full, port)
+    poll(lambda: (value(agent.scrape(), "inferwatch_plugin_records_refused_total",
+                        plugin="ndjson_file", reason="no_receiver") or 0) >= 50,
+         30, what="a batch refused: no ingest plugin to take it")
+    metrics = poll(lambda: (m := agent.scrape()) and (value(
+        m, "inferwatch_ndjson_file_refused_batches_total", reason="no_receiver") or 0) >= 1
+        and m, what="the plugin's own count of refused batches")
+    assert value(metrics, "inferwatch_ndjson_file_records_total", outcome="accepted") == 0
+    full.write_text(without_ingest.replace("[plugins.ingest]\nenabled = false",
+                                           "[plugins.ingest]\nenabled = true"))
+    agent.signal(signal.SIGHUP)
+    poll(lambda: _received(agent) >= 120, 60, what="every waiting line, once ingest is on")
+    poll(lambda: value(agent.scrape(), "inferwatch_ndjson_file_behind_bytes") == 0,
+         what="the file read to its end")
+    assert _received(agent) == 120
