@@ -30,7 +30,7 @@ WAIT_SECONDS = 30.0  # a submission from another thread waits this long for the 
 
 NO_RECEIVER = "no_receiver"  # ingestion is not enabled (or is restarting)
 TOO_MANY = "too_many_records"  # more than MAX_RECORDS in one call
-TIMEOUT = "timeout"  # the event loop did not take the batch in time (it may still)
+TIMEOUT = "timeout"  # the event loop did not take the batch in time (nor will it: retry)
 STOPPED = "stopped"  # the receiver went away while the batch waited
 
 
