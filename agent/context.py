@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import structlog
 
 from agent.config import PluginConfig
+from agent.intake import WAIT_SECONDS, Receiver, Record, SampleIntake, Submitted
 from agent.metrics import PluginMetrics
 from agent.model import Event, Severity
 from agent.plain import plain, plain_event
@@ -33,6 +34,7 @@ class PluginContext:
     # Every plugin's hooks (pluggy's HookRelay): `ctx.hook.inferwatch_<name>(...)` asks all
     # plugins, e.g. for the drift statistics they add. None outside an agent or a replay.
     hook: Any = None
+    intake: SampleIntake = field(default_factory=SampleIntake)  # one per agent
 
     def publish(self, window: Window) -> None:
         """Hand a closed window to every monitor (call on the event loop)."""
@@ -71,3 +73,21 @@ class PluginContext:
     def emit(self, event: Event) -> bool:
         """Put an event on the bus from any thread; False if the bus was full and it was dropped."""
         return self.emitter(plain_event(event))
+
+    def submit(self, records: Sequence[Record], *, timeout: float = WAIT_SECONDS) -> Submitted:
+        """Feed samples and labels into ingestion, as if they came through the Unix socket.
+
+        Each record is an NDJSON line (bytes or str) or a dict, a sample or a label; at most
+        agent.intake.MAX_RECORDS a call. Callable from any thread (a worker thread waits up
+        to `timeout` for the event loop). Without ingestion enabled the batch is refused whole
+        (`Submitted.refused`) and counted; retry it later if it must not be lost.
+        """
+        return self.intake.submit(self.plugin, records, timeout)
+
+    def attach_receiver(self, receiver: Receiver) -> None:
+        """Become the target of every plugin's submit() (the ingest plugin, on start)."""
+        self.intake.attach(receiver)
+
+    def detach_receiver(self, receiver: Receiver) -> None:
+        """Stop receiving submissions (on stop); a no-op if another receiver took over."""
+        self.intake.detach(receiver)

@@ -30,6 +30,7 @@ from agent.config import (
 from agent.context import PluginContext
 from agent.errors import ConfigError, StartupError
 from agent.exporter import Exporter
+from agent.intake import IntakeMetrics, SampleIntake
 from agent.loader import Plugins, discover
 from agent.metrics import PluginMetrics
 from agent.model import Event, Severity
@@ -72,6 +73,7 @@ class Agent:
         self._reload_queued = False
         self._tasks: list[asyncio.Task[None]] = []
         self._budgeter: BudgetController | None = None
+        self.intake = SampleIntake()  # plugins' samples, to whichever plugin receives them
 
     def load(self) -> Config:
         """Validate everything before anything starts; raise ConfigError listing every problem."""
@@ -92,6 +94,7 @@ class Agent:
             log.warning("exposed setting", problem=warning)
         self.metrics = SelfMetrics()
         self.bus = EventBus(config.agent.event_queue_size, self.metrics)
+        self.metrics.registry.register(IntakeMetrics(self.intake))
         self.exposition = self.metrics.exposition()
         self.exporter = Exporter(config.prometheus, self.exposition, lambda: self._ready)
         if config.prometheus.enabled:
@@ -179,6 +182,7 @@ class Agent:
             emitter=self.bus.emit, window_sink=self._route_window,
             config_path=self.config_path, extra_plugins=self.extra_plugins,
             hook=self.plugins.manager.hook,
+            intake=self.intake,
         )
         try:
             result = self.plugins.call(instance.name, "inferwatch_components",

@@ -46,6 +46,7 @@ def inferwatch_components(config: PluginConfig, ctx: PluginContext) -> list[Comp
     assert isinstance(config, IngestConfig)  # noqa: S101 - validated with our model
     # Imported only when enabled: discovery imports every plugin, and these pull in numpy
     # (~12 MiB of RSS) that a host-only agent never uses.
+    from plugins.ingest.intake import SubmitReceiver  # noqa: PLC0415
     from plugins.ingest.join import LabelJoin  # noqa: PLC0415
     from plugins.ingest.pipeline import Pipeline  # noqa: PLC0415
     from plugins.ingest.socket import IngestService  # noqa: PLC0415
@@ -71,6 +72,7 @@ def inferwatch_components(config: PluginConfig, ctx: PluginContext) -> list[Comp
     components: list[Component] = [
         join, window_service, IngestService(path, config, tally),
         IngestStats(tally, join, window_service),
+        SubmitReceiver(ctx, tally, config.max_record_bytes),
     ]
     if config.http_listen:
         from plugins.ingest.http import IngestHttp  # noqa: PLC0415

@@ -57,6 +57,8 @@ NOT_HERE = {
     "inferwatch_ingest_requests_refused_total": "only when HTTP refuses one: test_ingest_http",
     "inferwatch_mlflow_logged_total": "needs an MLflow server: test_mlflow",
     "inferwatch_mlflow_refused_total": "needs an MLflow server: test_mlflow",
+    "inferwatch_plugin_records_refused_total": "only while ingest is off: test_intake",
+    "inferwatch_example_queue_depth": "the docs' example of a collector's metric",
 }
 # Series of programs beside the agent, documented with it: contrib/fleet's consumer.
 NOT_AGENT_PREFIXES = ("inferwatch_fleet_",)
@@ -178,6 +180,10 @@ reference_samples = 100
 [plugins.drift.retrain]
 drift_persisted = "1s"
 max_model_age = "1s"
+[plugins.ndjson_file]
+enabled = true
+interval = "1s"
+paths = ["samples/*.ndjson"]
 [plugins.audit]
 enabled = true
 interval = "5s"
@@ -190,6 +196,10 @@ probe_seconds = 0.5
 @pytest.fixture(scope="module")
 def full_agent(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AgentProcess]:
     folder = tmp_path_factory.mktemp("full")
+    (folder / "samples").mkdir()
+    (folder / "samples" / "fraud.ndjson").write_bytes(b"".join(  # and one line unusable
+        b'{"model": "fraud", "model_version": "3", "request_id": "file-%d", "prediction": 1, '
+        b'"score": 0.9, "features": {"amount": 0.5}}\n' % i for i in range(10)) + b"{\n")
     broker = Mosquitto(folder / "broker").start()
     port = free_port()
     agent = start_agent(_config(folder, port, broker.port), port)
