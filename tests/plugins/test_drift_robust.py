@@ -210,8 +210,7 @@ def test_any_values_in_a_window_give_finite_results(
     """Whatever a window's numeric values (the float limits, +-inf, NaN, anything, in any
     column and row), the check completes with finite statistics, and a few of them do not
     make a stable window drift."""
-    rng = np.random.default_rng(seed)
-    columns = frame(rng, rows, corr=0.6)
+    columns = frame(np.random.default_rng(seed), rows, corr=0.6)
     for column, row, value in injected:
         columns[f"x{column}"][row % rows] = value
     found = monitor(tmp_path, correlated()).compute(window(columns))
@@ -220,8 +219,14 @@ def test_any_values_in_a_window_give_finite_results(
     assert msgspec.json.encode(found)
     wild = sum(not math.isfinite(v) or abs(v) > 1e3 for _, _, v in injected)
     if rows >= 1000 and wild <= 3:
-        assert not found["multivariate"].get("drifted")
-        assert not any(s["alarms"] for s in found["sequential"].values())
+        # Against the same window without them: a random stable window may itself raise a
+        # (rare, by design) false alarm, so "no alarm at all" would test the seed, not this.
+        clean = monitor(tmp_path / "clean", correlated()).compute(
+            window(frame(np.random.default_rng(seed), rows, corr=0.6)))
+        assert clean is not None
+        assert found["multivariate"].get("drifted") == clean["multivariate"].get("drifted")
+        assert ({f: s["alarms"] for f, s in found["sequential"].items()}
+                == {f: s["alarms"] for f, s in clean["sequential"].items()})
 
 
 def test_rows_without_scores_raise_no_numpy_warning() -> None:
