@@ -212,16 +212,26 @@ def test_any_values_in_a_window_give_finite_results(
     make a stable window drift."""
     rng = np.random.default_rng(seed)
     columns = frame(rng, rows, corr=0.6)
+    tame = {name: column.copy() for name, column in columns.items()}
     for column, row, value in injected:
         columns[f"x{column}"][row % rows] = value
+        if math.isfinite(value) and abs(value) <= 1e3:
+            tame[f"x{column}"][row % rows] = value
     found = monitor(tmp_path, correlated()).compute(window(columns))
     assert found is not None
     assert all(math.isfinite(v) for v in _floats(found))
     assert msgspec.json.encode(found)
     wild = sum(not math.isfinite(v) or abs(v) > 1e3 for _, _, v in injected)
     if rows >= 1000 and wild <= 3:
-        assert not found["multivariate"].get("drifted")
-        assert not any(s["alarms"] for s in found["sequential"].values())
+        # Against the same window without its extreme values: a stable window may raise a
+        # false alarm now and then (the checks' 1% per window; a 25-sigma value moves a
+        # Pearson correlation), the extreme values must not add one.
+        base = monitor(tmp_path, correlated()).compute(window(tame))
+        assert base is not None
+        if not base["multivariate"].get("drifted"):
+            assert not found["multivariate"].get("drifted")
+        calm = {n for n, s in base["sequential"].items() if not s["alarms"]}
+        assert not any(found["sequential"][n]["alarms"] for n in calm)
 
 
 def test_rows_without_scores_raise_no_numpy_warning() -> None:
