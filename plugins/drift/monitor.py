@@ -38,7 +38,7 @@ from agent.worker import offload
 from plugins.drift import fleet
 from plugins.drift import statistics as st
 from plugins.drift.config import DriftConfig
-from plugins.drift.profile import CategoricalProfile, NumericProfile, Profile
+from plugins.drift.profile import CategoricalProfile, Profile
 from plugins.drift.references import References, Step
 from plugins.drift.sequential import Cusum, advance, calibrate
 
@@ -63,15 +63,24 @@ HISTOGRAMS = 3  # the most drifting features get their distributions in the resu
 COARSE = 5  # reference bins (1% each) per histogram bar: 20 bars
 
 
-def _numeric_histogram(profile: NumericProfile, counts: np.ndarray, n: int) -> dict[str, Any]:
-    """Reference against current shares on the reference's quantile bins, five to a bar."""
-    bins = len(profile.probs)
-    width = COARSE if bins % COARSE == 0 else 1
-    reference = np.asarray(profile.probs).reshape(-1, width).sum(axis=1)
-    current = np.asarray(counts[:bins], dtype=np.float64).reshape(-1, width).sum(axis=1)
-    return {"edges": [float(e) for e in profile.edges[::width]],
-            "reference": [round(v, 5) for v in reference.tolist()],
-            "current": [round(v, 5) for v in (current / max(n, 1)).tolist()]}
+def _numeric_histogram(ref: st.PreparedNumeric, counts: np.ndarray, n: int) -> dict[str, Any]:
+    """Reference against current shares on the reference's quantile bins, five to a bar
+    (the reference's side worked out once per reference)."""
+    edges, reference, width = _reference_bars(ref)
+    current = np.asarray(counts[:len(ref.probs)], dtype=np.float64).reshape(-1, width)
+    return {"edges": list(edges), "reference": list(reference),
+            "current": [round(v, 5) for v in (current.sum(axis=1) / max(n, 1)).tolist()]}
+
+
+def _reference_bars(ref: st.PreparedNumeric) -> tuple[list[float], list[float], int]:
+    if ref.bars is None:
+        profile = ref.profile
+        bins = len(profile.probs)
+        width = COARSE if bins % COARSE == 0 else 1
+        reference = np.asarray(profile.probs).reshape(-1, width).sum(axis=1)
+        ref.bars = ([float(e) for e in profile.edges[::width]],
+                    [round(v, 5) for v in reference.tolist()], width)
+    return ref.bars
 
 
 def _categorical_histogram(profile: CategoricalProfile, column: np.ndarray) -> dict[str, Any]:
@@ -287,7 +296,7 @@ class DriftMonitor(Monitor):
         for name, _ in ranked[:HISTOGRAMS]:  # what the replay report draws, for the worst
             row = names.index(name) if name in names else -1
             features[name]["histogram"] = (
-                _numeric_histogram(reference.numeric[name].profile, counts[row], int(n[row]))
+                _numeric_histogram(reference.numeric[name], counts[row], int(n[row]))
                 if row >= 0 else _categorical_histogram(reference.categorical[name].profile,
                                                         columns[name]))
         top = [{"feature": n, "method": f["method"], "score": f[f["method"]],
@@ -306,9 +315,11 @@ class DriftMonitor(Monitor):
     @staticmethod
     def _verdict(found: dict[str, float], method: str, limit: float) -> dict[str, Any]:
         effect = found[method]
-        return {**{k: v for k, v in found.items() if k != "n"}, "method": method,
-                "threshold": limit, "ratio": effect / limit, "drifted": effect > limit,
-                "n": int(found["n"])}
+        verdict: dict[str, Any] = dict(found)
+        n = int(verdict.pop("n"))
+        verdict.update(method=method, threshold=limit, ratio=effect / limit,
+                       drifted=effect > limit, n=n)
+        return verdict
 
     def _sequential(self, step: Step, window: Window, names: tuple[str, ...],
                     values: list[np.ndarray], batch: st.Batch | None) -> dict[str, Any]:

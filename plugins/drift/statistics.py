@@ -63,6 +63,9 @@ class PreparedNumeric:
     cdf: np.ndarray = field(init=False)
     gaps: np.ndarray = field(init=False)
     coarse: np.ndarray = field(init=False)
+    # The replay report's histogram bars of the reference (edges, shares, bins per bar),
+    # made by the monitor the first time it draws this feature.
+    bars: tuple[list[float], list[float], int] | None = field(init=False, default=None)
 
     def __post_init__(self) -> None:
         self.edges = np.array(self.profile.edges)
@@ -325,25 +328,32 @@ def js_distance(p: np.ndarray, q: np.ndarray) -> float:
     return float(js_rows(p[None, :], q[None, :])[0])
 
 
+def _counted(ref: PreparedCategorical, values: np.ndarray) -> tuple[np.ndarray, int]:
+    """Rows per reference slot of an object column (None left out), and how many."""
+    found: Counter[Any] = Counter()
+    for start in range(0, len(values), BLOCK):  # counted in C, a block at a time
+        found.update(values[start:start + BLOCK].tolist())
+    found.pop(None, None)
+    counts = np.zeros(len(ref.names) + 1)
+    for value, count in found.items():
+        counts[ref.index.get(str(value), len(ref.names))] += count
+    return counts, sum(found.values())
+
+
 def categorical_stats(ref: PreparedCategorical, values: np.ndarray | Coded
                       ) -> dict[str, float] | None:
     """`values`: an object array, or the same column as codes (a bincount, ~50x faster)."""
-    found: dict[Any, int]
-    if isinstance(values, Coded):
-        found = values.counts()
-    else:
-        found = Counter()
-        for start in range(0, len(values), BLOCK):  # counted in C, a block at a time
-            found.update(values[start:start + BLOCK].tolist())
-        found.pop(None, None)
-    n = sum(found.values())
-    if n == 0:
-        return None
     k = len(ref.names)
     other, unseen = k - 1, k  # the last slot: categories the reference never had
-    counts = np.zeros(k + 1)
-    for value, count in found.items():
-        counts[ref.index.get(str(value), unseen)] += count
+    if isinstance(values, Coded):  # each level's slot, and one bincount for all rows
+        slots = np.array([ref.index.get(str(level), unseen) for level in values.levels] + [0],
+                         dtype=np.intp)
+        counts = np.bincount(slots[values.codes], weights=values.codes >= 0, minlength=k + 1)
+        n = int(np.count_nonzero(values.codes >= 0))
+    else:
+        counts, n = _counted(ref, values)
+    if n == 0:
+        return None
     if OTHER not in ref.profile.freqs:  # no tail in the reference: anything else is unseen
         counts[unseen] += counts[other]
         counts[other] = 0
