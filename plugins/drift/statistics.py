@@ -16,6 +16,7 @@ chi-square are reported beside them.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -383,7 +384,13 @@ class Rule:
 
 
 def z_for(rule: Rule, tests: int) -> float:
-    return NormalDist().inv_cdf(1 - rule.false_alarm_rate / (2 * max(1, tests)))
+    return _z(rule.false_alarm_rate / (2 * max(1, tests)))
+
+
+@functools.lru_cache(maxsize=256)
+def _z(tail: float) -> float:
+    """The normal quantile with `tail` above it; the same few per stream, every window."""
+    return NormalDist().inv_cdf(1 - tail)
 
 
 def numeric_threshold(rule: Rule, n: int, m: int, z: float) -> float:
@@ -457,9 +464,10 @@ def _corr_from(total: np.ndarray, cross: np.ndarray, n: int) -> np.ndarray:
     cov = cross / n - np.outer(mean, mean)
     std = np.sqrt(np.clip(np.diag(cov), 0.0, None))
     with np.errstate(divide="ignore", invalid="ignore"):
-        corr = cov / np.outer(std, std)
-    found: np.ndarray = np.nan_to_num(corr)  # a constant column correlates with nothing: 0
-    return found
+        corr: np.ndarray = cov / np.outer(std, std)
+    if not np.isfinite(corr).all():  # as np.nan_to_num, without its cost on every window
+        corr = np.nan_to_num(corr)  # a constant column correlates with nothing: 0
+    return corr
 
 
 def correlation_check(prepared: Prepared, columns: dict[str, np.ndarray], rule: Rule,
@@ -483,7 +491,7 @@ def correlation_check(prepared: Prepared, columns: dict[str, np.ndarray], rule: 
     i, j = np.unravel_index(int(delta.argmax()), delta.shape)
     n_eff = n_effective(n, prepared.profile.count)
     pairs = len(names) * (len(names) - 1) // 2
-    noise = NormalDist().inv_cdf(1 - rule.false_alarm_rate / (2 * pairs)) / math.sqrt(n_eff)
+    noise = _z(rule.false_alarm_rate / (2 * pairs)) / math.sqrt(n_eff)
     threshold = max(rule.correlation_min_effect, noise)
     score = float(delta[i, j])
     return {"score": score, "threshold": threshold, "drifted": score > threshold,
