@@ -225,12 +225,15 @@ def test_any_values_in_a_window_give_finite_results(
     if rows >= 1000 and wild <= 3:
         # Against the same window without its extreme values: a stable window may raise a
         # false alarm now and then (the checks' 1% per window; a 25-sigma value moves a
-        # Pearson correlation), the extreme values must not add one.
+        # Pearson correlation), the extreme values must not add one. A stream's own extreme
+        # value counts once, clipped at the fence (~35 sigma of h ~85): on a CUSUM already
+        # near h that is an alarm by design, so only the other streams are held to it.
         base = monitor(tmp_path, correlated()).compute(window(tame))
         assert base is not None
         if not base["multivariate"].get("drifted"):
             assert not found["multivariate"].get("drifted")
-        calm = {n for n, s in base["sequential"].items() if not s["alarms"]}
+        hit = {f"x{c}" for c, _, v in injected if not math.isfinite(v) or abs(v) > 1e3}
+        calm = {n for n, s in base["sequential"].items() if not s["alarms"] and n not in hit}
         assert not any(found["sequential"][n]["alarms"] for n in calm)
 
 
