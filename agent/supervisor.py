@@ -86,6 +86,7 @@ class Supervised:
         self.stretch = 1  # collection interval multiplier, set by the budget controller
         self.cpu_seconds = 0.0  # thread CPU time of this collector's collections
         self._cpu_lock = threading.Lock()  # charged from the threads it hands work to
+        self._stopped = False
 
     @property
     def labels(self) -> tuple[str, str]:
@@ -120,6 +121,8 @@ class Supervised:
         await self._stop_component(timeout)
         self._worker.close()
         self.store.drop(self.component.name)
+        with self._cpu_lock:
+            self._stopped = True
         self.metrics.forget(*self.labels)
         unsent, self._pending = self._pending, []
         if keep_queue and isinstance(self.component, Sink):
@@ -236,10 +239,12 @@ class Supervised:
             self.charge(time.thread_time() - began)
 
     def charge(self, seconds: float) -> None:
-        """CPU spent for this collector, in its thread or one it handed work to."""
+        """CPU spent for this collector, in its thread or one it handed work to. A call
+        that returns after stop() adds no series back."""
         with self._cpu_lock:
             self.cpu_seconds += seconds
-        self.metrics.plugin_cpu.labels(*self.labels).inc(seconds)
+            if not self._stopped:
+                self.metrics.plugin_cpu.labels(*self.labels).inc(seconds)
 
     async def _sink_loop(self, sink: Sink) -> None:
         assert self.inbox is not None  # noqa: S101 - set by launch() for sinks

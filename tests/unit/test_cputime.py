@@ -135,3 +135,22 @@ async def test_the_scheduled_audit_is_charged_its_threads_cpu(
     sup, counted = await collect_once(AuditCollector(settings, ctx), "audit", settings)
     assert sup.cpu_seconds >= 1.0  # the burner's second, in its own thread
     assert counted == pytest.approx(sup.cpu_seconds)
+
+
+async def test_cpu_charged_after_the_stop_adds_no_series_back() -> None:
+    """A helper thread that returns after its collector was stopped (a hung probe)."""
+    release = threading.Event()
+
+    class Leaves(Collector):
+        def collect(self, out: Accumulator) -> None:
+            threads.submit("test.cpu.late", lambda: release.wait(30) and burn(0.01))
+
+    sup, _ = await collect_once(Leaves("c"))
+    release.set()
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 30
+    while sup.cpu_seconds < 0.01:
+        assert loop.time() < deadline, "the late work was never charged"
+        await asyncio.sleep(0.01)
+    assert sup.metrics.registry.get_sample_value(
+        "inferwatch_plugin_cpu_seconds_total", {"plugin": "p", "component": "c"}) is None
