@@ -116,14 +116,16 @@ def advance(detectors: list[Cusum], z: np.ndarray, valid: np.ndarray | None) -> 
         return [_updated(d, z[i] if valid is None else z[i][valid[i]])
                 for i, d in enumerate(detectors)]
     walk = np.empty((2 * k, n))
-    np.subtract(z, detectors[0].k, out=walk[:k])
+    reference = np.array([[d.k] for d in detectors])  # each detector's own k and h
+    np.subtract(z, reference, out=walk[:k])
     np.negative(z, out=walk[k:])
-    walk[k:] -= detectors[0].k
+    walk[k:] -= reference
     if valid is not None:
         walk[np.concatenate((~valid, ~valid))] = 0.0
     walk[:, 0] += [d.up for d in detectors] + [d.down for d in detectors]
     _reflected(walk)
-    alarmed = (walk.max(axis=1) > detectors[0].h).reshape(2, k).any(axis=0).tolist()
+    h = np.array([d.h for d in detectors])
+    alarmed = (walk.max(axis=1).reshape(2, k) > h).any(axis=0).tolist()
     last = walk[:, -1].tolist()
     counted = [n] * k if valid is None else valid.sum(axis=1).tolist()
     return [_updated(d, z[i] if valid is None else z[i][valid[i]]) if alarmed[i]

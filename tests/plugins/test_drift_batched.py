@@ -36,8 +36,9 @@ def test_advance_equals_each_detector_on_its_valid_values(seed: int, k: int, n: 
     rng = np.random.default_rng(seed)
     z = rng.normal(1.5 if drifting else 0.0, 1, (k, n))
     valid = rng.random((k, n)) >= gaps
-    start = [Cusum(0.05, h, float(rng.uniform(0, h)), float(rng.uniform(0, h)),
-                   int(rng.integers(0, 5)), int(rng.integers(0, 1000))) for _ in range(k)]
+    start = [Cusum(0.05 * (1 + i % 2), h * (1 + i % 3), float(rng.uniform(0, h)),
+                   float(rng.uniform(0, h)), int(rng.integers(0, 5)),
+                   int(rng.integers(0, 1000))) for i in range(k)]
     expected = []
     for i, detector in enumerate(start):
         copy = Cusum(detector.k, detector.h, detector.up, detector.down, detector.alarms,
