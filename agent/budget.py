@@ -124,9 +124,9 @@ class BudgetController:
 
     def _mark_rss(self, rss: int) -> None:
         """inferwatch_agent_budget_exceeded{resource="rss"}: over the budget or not, as judged
-        now (whether or not that slows anything)."""
-        if self.settings.rss_bytes:
-            self.metrics.budget_exceeded.labels("rss").set(int(rss > self.settings.rss_bytes))
+        now (whether or not that slows anything); 0 once a reload lifts the budget."""
+        budget = self.settings.rss_bytes
+        self.metrics.budget_exceeded.labels("rss").set(int(bool(budget) and rss > budget))
 
     def _period_costs(self) -> dict[Supervised, float]:
         """CPU each collector spent since the last decision (all of it, for one seen first)."""

@@ -174,6 +174,16 @@ async def test_rss_crossing_the_budget_then_falling() -> None:
     assert rig.events[-1].data["rss_over_budget"] is False
 
 
+async def test_a_lifted_rss_budget_clears_its_gauge() -> None:
+    rig = Rig(cpu_percent=0, rss_bytes=100 * MiB, rss=150 * MiB)
+    rss_run(rig, [0] * SUSTAIN)
+    assert rig.exceeded("rss") == 1
+    rig.budget.settings = AgentSection(host_id="h", cpu_percent=5, rss_bytes=0,
+                                       budget_period=Duration(1.0))  # a reload lifts it
+    rss_run(rig, [0] * SUSTAIN)
+    assert rig.exceeded("rss") == 0
+
+
 async def test_the_cpu_rule_still_holds_between_half_and_the_whole_budget() -> None:
     """RSS stopped growing, but the CPU is over half its budget: the CPU rule holds."""
     rig = Rig(cpu_percent=10, rss_bytes=100 * MiB, rss=101 * MiB)
