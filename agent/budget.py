@@ -1,13 +1,20 @@
 """The agent keeps to its own budget: it measures itself and slows its costliest collectors.
 
-Every `budget_period` the agent reads its CPU time and RSS. Over budget on average over the
-last SUSTAIN periods, and at least twice the longest stretched interval (RSS: throughout),
-it doubles the interval of the collector that cost the most CPU since the last decision (up
-to MAX_STRETCH), logs why and emits
-`agent.budget_exceeded`. Well under budget (CPU below half of it, so undoing one doubling
-stays within budget) over SUSTAIN periods, it halves the most stretched interval again;
-once all are back it emits `agent.budget_restored`. Only collectors are slowed: services,
-monitors and sinks serve input that arrives whether the agent likes it or not.
+Every `budget_period` the agent reads its CPU time and RSS, and judges the last SUSTAIN
+periods as one window (at least twice the longest stretched interval). It doubles the
+interval of the collector that cost the most CPU since the last decision (up to
+MAX_STRETCH), logs why and emits `agent.budget_exceeded`, when
+- CPU: the window's average is over the budget;
+- RSS: it is over the budget throughout the window *and still growing* (by more than
+  RSS_GROWTH of the budget across it). Slower collections slow what allocates; they cannot
+  give memory back, and Python rarely returns it, so an RSS that stays over the budget but
+  has stopped growing is no reason to keep collectors slow: that is what stretched every
+  collector to 16x for ever.
+It halves the most stretched interval again, one step per window, once the CPU is well
+under budget (below half of it, so undoing one doubling stays within budget) and the RSS is
+not growing over its budget; between the two it holds, so it does not oscillate. Once all
+are back it emits `agent.budget_restored`. Only collectors are slowed: services, monitors
+and sinks serve input that arrives whether the agent likes it or not.
 """
 
 from __future__ import annotations
@@ -27,7 +34,8 @@ from agent.supervisor import Supervised
 
 SUSTAIN = 3  # periods in a row before acting, either way
 MAX_STRETCH = 16
-RESTORE_CPU, RESTORE_RSS = 0.5, 0.9  # of the budget: "well under"
+RESTORE_CPU = 0.5  # of the budget: "well under"
+RSS_GROWTH = 0.005  # of the RSS budget, across a window: growing (less is noise)
 PAGE = 4096
 HISTORY = 4096  # samples: 2 x 16 x a 1h interval at a 30s period, with room
 
@@ -70,24 +78,31 @@ class BudgetController:
             self.step()
 
     def step(self) -> None:
-        """One measurement; acts on the average of the last SUSTAIN periods."""
+        """One measurement; acts on the last SUSTAIN periods, judged as one window."""
         self._window.append((self.clock(), self.cpu(), self.rss()))
         span = self._span()
         while len(self._window) > SUSTAIN + 1 and self._window[-1][0] - self._window[1][0] >= span:
             self._window.popleft()
         if len(self._window) <= SUSTAIN or self._window[-1][0] - self._window[0][0] < span:
             return
-        (t0, cpu0, _), (t1, cpu1, _) = self._window[0], self._window[-1]
-        cpu_percent = (cpu1 - cpu0) / max(t1 - t0, 1e-9) * 100
-        rss = min(r for _, _, r in list(self._window)[1:])  # over only if over throughout
-        if over := self._over(cpu_percent, rss):
+        cpu_percent, rss, growth = self._usage_now()
+        self._mark_rss(rss)
+        if over := self._over(cpu_percent, rss, growth):
             self._stretch(self._period_costs(), over, cpu_percent, rss)
-        elif self.exceeded and self._well_under(cpu_percent, rss):
+        elif self.exceeded and self._cpu_well_under(cpu_percent):
             self._period_costs()  # the next decision weighs what came after this one
             self._restore(cpu_percent, rss)
         else:
             return
         self._window = deque([self._window[-1]], maxlen=HISTORY)  # judge the change afresh
+
+    def _usage_now(self) -> tuple[float, int, int]:
+        """The window's CPU percent, its lowest RSS (over only if over throughout), and how
+        much the RSS grew across it."""
+        (t0, cpu0, rss0), (t1, cpu1, rss1) = self._window[0], self._window[-1]
+        cpu_percent = (cpu1 - cpu0) / max(t1 - t0, 1e-9) * 100
+        rss = min(r for _, _, r in list(self._window)[1:])
+        return cpu_percent, rss, rss1 - rss0
 
     def _span(self) -> float:
         """Seconds a window must cover: twice the longest stretched interval. A shorter window
@@ -95,15 +110,23 @@ class BudgetController:
         window holds a run and stretches it again, for ever."""
         return 2 * max((_interval(s) for s in self.collectors() if s.stretch > 1), default=0.0)
 
-    def _over(self, cpu_percent: float, rss: int) -> list[str]:
+    def _over(self, cpu_percent: float, rss: int, growth: int) -> list[str]:
+        """What calls for a slow-down: CPU over budget; RSS over budget and still growing."""
         budget = self.settings
+        growing = growth > max(budget.rss_bytes * RSS_GROWTH, PAGE)
         return ([*(["cpu"] if budget.cpu_percent and cpu_percent > budget.cpu_percent else []),
-                 *(["rss"] if budget.rss_bytes and rss > budget.rss_bytes else [])])
+                 *(["rss"] if budget.rss_bytes and rss > budget.rss_bytes and growing
+                   else [])])
 
-    def _well_under(self, cpu_percent: float, rss: int) -> bool:
+    def _cpu_well_under(self, cpu_percent: float) -> bool:
         budget = self.settings
-        return ((not budget.cpu_percent or cpu_percent < budget.cpu_percent * RESTORE_CPU)
-                and (not budget.rss_bytes or rss < budget.rss_bytes * RESTORE_RSS))
+        return not budget.cpu_percent or cpu_percent < budget.cpu_percent * RESTORE_CPU
+
+    def _mark_rss(self, rss: int) -> None:
+        """inferwatch_agent_budget_exceeded{resource="rss"}: over the budget or not, as judged
+        now (whether or not that slows anything); 0 once a reload lifts the budget."""
+        budget = self.settings.rss_bytes
+        self.metrics.budget_exceeded.labels("rss").set(int(bool(budget) and rss > budget))
 
     def _period_costs(self) -> dict[Supervised, float]:
         """CPU each collector spent since the last decision (all of it, for one seen first)."""
@@ -117,8 +140,8 @@ class BudgetController:
     def _stretch(self, costs: dict[Supervised, float], over: list[str], cpu_percent: float,
                  rss: int) -> None:
         self.exceeded = True
-        for resource in over:
-            self.metrics.budget_exceeded.labels(resource).set(1)
+        if "cpu" in over:
+            self.metrics.budget_exceeded.labels("cpu").set(1)
         room = {s: c for s, c in costs.items() if s.stretch < MAX_STRETCH and c > 0}
         if not room:
             log.warning("agent over its budget; no collector left to slow down",
@@ -142,10 +165,12 @@ class BudgetController:
         if any(s.stretch > 1 for s in self.collectors()):
             return
         self.exceeded = False
-        for resource in ("cpu", "rss"):
-            self.metrics.budget_exceeded.labels(resource).set(0)
-        data = self._usage(cpu_percent, rss)
-        log.info("agent back under its budget; every collection interval restored", **data)
+        self.metrics.budget_exceeded.labels("cpu").set(0)
+        rss_over = bool(self.settings.rss_bytes) and rss > self.settings.rss_bytes
+        data = {**self._usage(cpu_percent, rss), "rss_over_budget": rss_over}
+        log.info("agent back under its budget; every collection interval restored" if not
+                 rss_over else "agent's RSS over its budget but no longer growing; every "
+                 "collection interval restored", **data)
         self.emit(self._event("agent.budget_restored", Severity.INFO, data))
 
     def _usage(self, cpu_percent: float, rss: int) -> dict[str, object]:

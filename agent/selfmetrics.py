@@ -100,7 +100,8 @@ class SelfMetrics:
         )
         self.plugin_cpu = Counter(
             "inferwatch_plugin_cpu_seconds_total",
-            "CPU time spent in a collector's collections (its worker thread's own time).",
+            "CPU time spent in a collector's collections (its worker thread's own time, and "
+            "that of threads it hands work to).",
             _COMPONENT, registry=reg,
         )
         self.collect_interval = Gauge(

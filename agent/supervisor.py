@@ -12,6 +12,7 @@ import contextlib
 import contextvars
 import inspect
 import random
+import threading
 import time
 import zlib
 from collections.abc import Callable
@@ -20,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 
+from agent import cputime
 from agent.bus import EventBus
 from agent.components import Collector, Component, Monitor, Service, Sink, process_window
 from agent.config import PluginConfig
@@ -83,6 +85,8 @@ class Supervised:
         self._sink_idle = asyncio.Event()  # set while a sink waits on an empty queue
         self.stretch = 1  # collection interval multiplier, set by the budget controller
         self.cpu_seconds = 0.0  # thread CPU time of this collector's collections
+        self._cpu_lock = threading.Lock()  # charged from the threads it hands work to
+        self._stopped = False
 
     @property
     def labels(self) -> tuple[str, str]:
@@ -117,6 +121,8 @@ class Supervised:
         await self._stop_component(timeout)
         self._worker.close()
         self.store.drop(self.component.name)
+        with self._cpu_lock:
+            self._stopped = True
         self.metrics.forget(*self.labels)
         unsent, self._pending = self._pending, []
         if keep_queue and isinstance(self.component, Sink):
@@ -223,14 +229,22 @@ class Supervised:
         self._succeeded()
 
     def _timed(self, collect: Callable[[Accumulator], object], acc: Accumulator) -> None:
-        """Run in the worker thread, so thread_time() is this collector's CPU alone."""
+        """Run in the worker thread, so thread_time() is this collector's CPU alone; work it
+        hands to threads of its own through cputime.on_behalf is charged here too."""
         began = time.thread_time()
         try:
-            collect(acc)
+            with cputime.charging(self.charge):
+                collect(acc)
         finally:
-            spent = time.thread_time() - began
-            self.cpu_seconds += spent
-            self.metrics.plugin_cpu.labels(*self.labels).inc(spent)
+            self.charge(time.thread_time() - began)
+
+    def charge(self, seconds: float) -> None:
+        """CPU spent for this collector, in its thread or one it handed work to. A call
+        that returns after stop() adds no series back."""
+        with self._cpu_lock:
+            self.cpu_seconds += seconds
+            if not self._stopped:
+                self.metrics.plugin_cpu.labels(*self.labels).inc(seconds)
 
     async def _sink_loop(self, sink: Sink) -> None:
         assert self.inbox is not None  # noqa: S101 - set by launch() for sinks

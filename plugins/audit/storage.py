@@ -1,13 +1,18 @@
 """Storage under state_dir and the models: free space, filesystem type, a bounded I/O probe.
 
-The probe writes one file in state_dir (removed afterwards), fsyncs small writes, drops the
-file from the page cache and reads it back; it stops at its time cap whatever it measured.
+The probe writes one file in state_dir, fsyncs small writes, drops the file from the page
+cache and reads it back; it stops at its time cap whatever it measured. It writes nowhere
+else: a state_dir that does not exist yet is the finding, not a reason to probe its parent.
+The file's name is unique (PROBE_PREFIX, the pid, a random token); it is removed on every
+path out of the probe, and a probe that hung past the audit (a dead NFS server) leaves it
+for the next run, which removes the files of probes no longer running before its own.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import secrets
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -23,17 +28,23 @@ NETWORK_FS = {"nfs", "nfs4", "cifs", "smb3", "fuse.sshfs", "9p", "glusterfs", "c
 VOLATILE_FS = {"tmpfs", "ramfs"}
 FSYNCS = 20
 HANG_GRACE = 1.0  # seconds past the cap before a probe counts as hung (one slow call)
+PROBE_PREFIX = ".inferwatch-audit-"  # then "<pid>-<token>" (earlier versions: "<pid>")
+STALE_SECONDS = 60.0  # a probe file untouched this long belongs to no running probe
 
 
 def storage_checks(ctx: AuditContext, probe_bytes: int, probe_seconds: float,
                    model_dir: str | None) -> Iterator[AuditCheck]:
-    state = existing(Path(ctx.config.agent.state_dir))
+    configured = Path(ctx.config.agent.state_dir)
+    state = existing(configured)  # read only: free space and filesystem where it will be
     free = _free(ctx, state)
     yield _state_free(ctx, state, free)
     if model_dir is not None:
         yield _models_free(ctx, existing(ctx.path(model_dir)))
     yield _fstype(ctx, state)
-    yield from _probe(state, free, probe_bytes, probe_seconds)
+    if not configured.is_dir():
+        yield _probe_missing(configured)
+        return
+    yield from _probe(configured, free, probe_bytes, probe_seconds)
 
 
 def existing(path: Path) -> Path:
@@ -103,7 +114,7 @@ def _probe(state: Path, free: int, size: int, cap: float) -> Iterator[AuditCheck
     if free < 2 * size:
         yield _probe_failed(f"not run: only {free} bytes free (needs {2 * size})")
         return
-    path = state / f".inferwatch-audit-{os.getpid()}"
+    path = state / f"{PROBE_PREFIX}{os.getpid()}-{secrets.token_hex(4)}"
     # A daemon thread: a hung filesystem can hold neither the audit nor the process's exit.
     future = threads.submit("storage", _measure, path, size, time.monotonic() + cap)
     try:
@@ -124,6 +135,15 @@ def _probe(state: Path, free: int, size: int, cap: float) -> Iterator[AuditCheck
         "" if status == "pass" else "a local SSD for state_dir, or outbox_sync = \"normal\"")
 
 
+def _probe_missing(state: Path) -> AuditCheck:
+    return AuditCheck(
+        "storage.probe", "warn", f"not run: state_dir {state} does not exist",
+        "a write, fsync and read in state_dir (nothing is written anywhere else)",
+        "the outbox and checkpoints live there; their speed is measured only where they will be",
+        f"create {state} for the agent's user (systemd: StateDirectory=), or start the agent "
+        "once, and audit again")
+
+
 def _probe_failed(value: str) -> AuditCheck:
     return AuditCheck("storage.probe", "fail", value, "a write, fsync and read in state_dir",
                       "the agent cannot keep its outbox or checkpoints where it cannot write",
@@ -141,19 +161,59 @@ def _rate(name: str, mbps: float | None, floor: float, what: str) -> AuditCheck:
 def _measure(path: Path, size: int, deadline: float) -> tuple[float | None, float, float | None]:
     """(write MB/s, median fsync seconds, read MB/s); None where the deadline came first.
 
-    The file is removed here, in the probing thread, even when the audit stopped waiting.
+    The file is removed here, in the probing thread, on every path (even when the audit
+    stopped waiting, or closing it failed); first, the files of earlier probes that are no
+    longer running.
     """
+    remove_stale(path.parent)
     fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_RDWR, 0o600)
     try:
-        fsync = _fsyncs(fd, deadline)
-        write = _timed(lambda: _write(fd, size, deadline), size)
-        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
-        read = _timed(lambda: _read(fd, size, deadline), size)
+        try:
+            fsync = _fsyncs(fd, deadline)
+            write = _timed(lambda: _write(fd, size, deadline), size)
+            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+            read = _timed(lambda: _read(fd, size, deadline), size)
+        finally:
+            os.close(fd)
     finally:
-        os.close(fd)
         with contextlib.suppress(OSError):
             path.unlink()
     return write, fsync, read
+
+
+def remove_stale(folder: Path) -> int:
+    """Remove the probe files in `folder` that no running probe owns: their process is gone,
+    or nothing touched them for STALE_SECONDS (a probe of this process that hung); a
+    concurrent audit's fresh file stays. Returns how many went."""
+    removed = 0
+    with contextlib.suppress(OSError), os.scandir(folder) as entries:
+        for entry in entries:
+            if entry.name.startswith(PROBE_PREFIX) and _stale(entry):
+                with contextlib.suppress(OSError):
+                    Path(entry.path).unlink()
+                    removed += 1
+    return removed
+
+
+def _stale(entry: os.DirEntry[str]) -> bool:
+    try:
+        if not entry.is_file(follow_symlinks=False):
+            return False
+        age = time.time() - entry.stat(follow_symlinks=False).st_mtime
+    except OSError:
+        return False
+    owner = entry.name.removeprefix(PROBE_PREFIX).split("-", 1)[0]
+    return age > STALE_SECONDS or (owner.isdigit() and not _running(int(owner)))
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError):
+        return True  # another user's process, or a name that is no pid: leave it be
+    return True
 
 
 def _fsyncs(fd: int, deadline: float) -> float:

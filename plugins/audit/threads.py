@@ -13,6 +13,7 @@ from collections.abc import Callable
 from concurrent.futures import Future
 from typing import Any, TypeVar
 
+from agent.cputime import on_behalf
 from agent.worker import Worker
 
 T = TypeVar("T")
@@ -28,6 +29,6 @@ def submit(name: str, fn: Callable[..., T], *args: Any) -> Future[T]:
             if worker is not None:
                 worker.close()  # hung: it exits when the call returns
             worker = Worker(f"audit.{name}")
-        future = worker.submit(fn, *args)
+        future = worker.submit(on_behalf(fn), *args)
         _workers[name] = (worker, future)
     return future

@@ -7,7 +7,8 @@ window delivered twice (before and after its labels) is judged once. The retrain
 turns persisted drift, poor performance or an old model into one `retrain.requested` per
 cool-down, optionally POSTed to a pipeline trigger.
 
-Threads: `evaluate` runs in a worker thread and only reads the monitor's state; what it
+Threads: `evaluate` runs in a worker thread (on the loop for a window under INLINE_ROWS
+rows, whose computation costs less than the hand-off) and only reads the monitor's state; what it
 wants changed (a reference resolved or captured, rows kept toward a capture, CUSUM state)
 comes back in a `Step` that `commit` applies on the event loop, with the series the window
 gave (exports.py), which the monitor exports itself. CUSUM detectors are copied, updated
@@ -19,7 +20,6 @@ Which reference a stream uses: references.py.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import math
 from collections import Counter, deque
 from collections.abc import Sequence
@@ -35,6 +35,7 @@ from agent.components import Monitor
 from agent.context import PluginContext
 from agent.model import Event, Severity
 from agent.window import Coded, Window
+from agent.worker import offload
 from plugins.drift import exports as ex
 from plugins.drift import fleet, summary
 from plugins.drift import statistics as st
@@ -42,7 +43,7 @@ from plugins.drift.config import DriftConfig
 from plugins.drift.extra import Extra
 from plugins.drift.profile import Profile, fence_of
 from plugins.drift.references import References, Step
-from plugins.drift.sequential import Cusum, calibrate
+from plugins.drift.sequential import Cusum, advance, calibrate
 
 log = structlog.get_logger("inferwatch")
 JUDGED_KEPT = 64
@@ -172,7 +173,7 @@ class DriftMonitor(Monitor):
                 window.results["drift"] = judged[span]
             return await self._final(ident, window, judged[span]) + await self._retrain(
                 ident, window)
-        step = await asyncio.to_thread(self.evaluate, window)
+        step = await offload(self.evaluate, window, rows=window.rows)
         self.commit(step, new=new)
         results = judged[span] = step.results
         while len(judged) > JUDGED_KEPT:
@@ -227,7 +228,9 @@ class DriftMonitor(Monitor):
         return step.results
 
     def evaluate(self, window: Window) -> Step:
-        """Worker thread: this window against its reference; reads state, changes none."""
+        """This window against its reference; reads state, changes none. In a worker thread,
+        or on the loop for a small window (agent.worker.offload: the hand-off would cost
+        more than the window)."""
         ident = (window.model, window.model_version)
         step = Step(ident, self.first_spec.get(ident, window.spec))
         columns = drift_columns(window)
@@ -253,13 +256,13 @@ class DriftMonitor(Monitor):
         names = tuple(name for name in reference.numeric
                       if name in columns and columns[name].dtype != object)
         values = [np.asarray(columns[name], dtype=np.float64) for name in names]
-        scanned = None
+        scanned, batch = None, None
         if names:
             batch = reference.batch(names)
             if batch.tabled:  # one pass for the bins of every feature and the correlation
                 found_scan = st.scan(batch, values)
                 counts, n = found_scan.counts, found_scan.n
-                scanned = (names, found_scan)
+                scanned = (batch.summed_names, found_scan)
             else:
                 binned = [st.bin_counts(reference.numeric[name], v)
                           for name, v in zip(names, values, strict=True)]
@@ -285,7 +288,7 @@ class DriftMonitor(Monitor):
         for name, _ in ranked[:summary.HISTOGRAMS]:  # what the replay report draws, for the worst
             row = names.index(name) if name in names else -1
             features[name]["histogram"] = (
-                summary.numeric_histogram(reference.numeric[name].profile, counts[row], int(n[row]))
+                summary.numeric_histogram(reference.numeric[name], counts[row], int(n[row]))
                 if row >= 0 else summary.categorical_histogram(reference.categorical[name].profile,
                                                         columns[name]))
         top = [{"feature": n, "method": f["method"], "score": f[f["method"]],
@@ -294,7 +297,7 @@ class DriftMonitor(Monitor):
             multivariate and multivariate["drifted"])
         return {"features": features, "multivariate": multivariate or {}, "top": top,
                 "drifted": drifted, "reference_samples": reference.profile.count,
-                "sequential": self._sequential(step, window, columns, reference)}
+                "sequential": self._sequential(step, window, names, values, batch)}
 
     def _unread(self, step: Step, window: Window) -> bool:
         """A window of the stream's first spec that holds none of the rows read so far."""
@@ -304,14 +307,17 @@ class DriftMonitor(Monitor):
     @staticmethod
     def _verdict(found: dict[str, float], method: str, limit: float) -> dict[str, Any]:
         effect = found[method]
-        return {**{k: v for k, v in found.items() if k != "n"}, "method": method,
-                "threshold": limit, "ratio": effect / limit, "drifted": effect > limit,
-                "n": int(found["n"])}
+        verdict: dict[str, Any] = dict(found)
+        n = int(verdict.pop("n"))
+        verdict.update(method=method, threshold=limit, ratio=effect / limit,
+                       drifted=effect > limit, n=n)
+        return verdict
 
-    def _sequential(self, step: Step, window: Window, columns: dict[str, np.ndarray],
-                    reference: st.Prepared) -> dict[str, Any]:
+    def _sequential(self, step: Step, window: Window, names: tuple[str, ...],
+                    values: list[np.ndarray], batch: st.Batch | None) -> dict[str, Any]:
         """CUSUM on each numeric stream, in row order, on the model's first window spec.
-        Each detector is a copy, updated here and swapped in by commit().
+        Each detector is a copy, updated here and swapped in by commit(); all streams of a
+        window advance together (sequential.advance: one set of array operations).
 
         Of a sliding spec (`1h/10m`, `500n/100n`) only windows that do not overlap the rows
         already read: the CUSUM's false-alarm rate holds for rows read once, and reading
@@ -319,26 +325,23 @@ class DriftMonitor(Monitor):
         if not self.config.sequential or not self._unread(step, window):
             return {}
         step.read_until = window.end
+        if batch is None:
+            return {}
+        matrix = np.stack(values)
+        finite = np.isfinite(matrix)
+        with np.errstate(over="ignore"):  # near the float limit: inf, clipped below
+            z = (matrix - batch.centre[:, None]) / batch.std[:, None]
+        # At most the reference's fence in sigmas (~35 on normal data): one extreme value is
+        # not an alarm by itself (h ~85), a run of them still is.
+        np.clip(z, *batch.z_fence, out=z)
         detectors = self.cusums.get(step.ident, {})
+        before = [detectors.get(name) or Cusum(self.k, self.h) for name in names]
+        after = advance(before, z, None if finite.all() else finite)
         out = {}
-        for name, ref in reference.numeric.items():
-            values = columns.get(name)
-            if values is None or values.dtype == object:
-                continue
-            values = values[np.isfinite(values)]
-            with np.errstate(over="ignore"):  # near the float limit: inf, clipped below
-                z = (values - ref.profile.mean) / ref.profile.std
-            # At most the reference's fence in sigmas (~35 on normal data): one extreme value
-            # is not an alarm by itself (h ~85), a run of them still is.
-            low, high = fence_of(ref.profile)
-            np.clip(z, (low - ref.profile.mean) / ref.profile.std,
-                    (high - ref.profile.mean) / ref.profile.std, out=z)
-            found = detectors.get(name)
-            detector = Cusum(self.k, self.h) if found is None else dataclasses.replace(found)
-            fired = detector.update(z)
-            step.cusums[name] = detector
-            out[name] = {"statistic": max(detector.up, detector.down) / self.h,
-                         "alarms": len(fired), "total_alarms": detector.alarms}
+        for name, old, new in zip(names, before, after, strict=True):
+            step.cusums[name] = new
+            out[name] = {"statistic": max(new.up, new.down) / self.h,
+                         "alarms": new.alarms - old.alarms, "total_alarms": new.alarms}
         return out
 
     # -- judging --------------------------------------------------------------------------

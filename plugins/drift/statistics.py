@@ -16,8 +16,10 @@ chi-square are reported beside them.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from statistics import NormalDist
 from typing import Any
@@ -52,6 +54,9 @@ class PreparedNumeric:
     cdf: np.ndarray = field(init=False)
     gaps: np.ndarray = field(init=False)
     coarse: np.ndarray = field(init=False)
+    # The replay report's histogram bars of the reference (edges, shares, bins per bar),
+    # made by the monitor the first time it draws this feature.
+    bars: tuple[list[float], list[float], int] | None = field(init=False, default=None)
 
     def __post_init__(self) -> None:
         self.edges = np.array(self.profile.edges)
@@ -132,7 +137,8 @@ class Prepared:
         """These numeric features' references stacked (kept: windows mostly have the same)."""
         found = self._batches.get(names)
         if found is None:
-            found = self._batches[names] = Batch([self.numeric[name] for name in names])
+            found = self._batches[names] = Batch([self.numeric[name] for name in names],
+                                                 names, self.profile.corr_features)
         return found
 
 
@@ -162,33 +168,50 @@ class Batch:
     """The reference side of many numeric features stacked, so a check computes every
     feature's statistics in a few array operations instead of a few per feature."""
 
-    def __init__(self, refs: list[PreparedNumeric]) -> None:
+    def __init__(self, refs: list[PreparedNumeric], names: tuple[str, ...] = (),
+                 correlated: Sequence[str] = ()) -> None:
         self.refs = refs
         k = len(refs)
-        self.tabled = all(r.table is not None for r in self.refs)
-        if self.tabled:  # every feature's lookup, side by side: one set of array passes
-            self.low = np.array([r.low for r in self.refs])
-            self.scale = np.array([r.scale for r in self.refs])
-            # Each feature's bins numbered after the previous feature's (and a slot for NaN):
-            # one bincount counts them all, and padded[table[cell]] is the edge below.
-            self.bin_offset = np.arange(k, dtype=np.intp) * (BINS + 1)
-            small = np.int16 if k * (BINS + 1) < np.iinfo(np.int16).max else np.int32
-            self.table = np.concatenate([r.table + offset for r, offset
-                                         in zip(self.refs, self.bin_offset, strict=True)
-                                         if r.table is not None]).astype(small)  # cache-sized
-            self.padded = np.concatenate([r.padded for r in self.refs])
-            self.above = np.r_[self.padded[1:], np.inf]  # above[i] == padded[i + 1]
-            self.cell_offset = np.arange(k, dtype=np.intp) * LOOKUP_CELLS
-            self.centre = np.array([r.profile.mean for r in self.refs])
-            self.fence = fences(self.refs)
-            with np.errstate(over="ignore", invalid="ignore"):  # a fence at the float limit
-                self.fence_cells = (float(((self.fence[0] - self.low) * self.scale).max()),
-                                    float(((self.fence[1] - self.low) * self.scale).min()))
-        self.cdf = np.array([r.cdf for r in self.refs]).reshape(len(self.refs), BINS)
-        self.probs = np.array([r.probs for r in self.refs]).reshape(len(self.refs), BINS)
-        self.gaps = np.array([r.gaps for r in self.refs]).reshape(len(self.refs), BINS - 1)
-        self.coarse = np.array([r.coarse for r in self.refs]).reshape(len(self.refs), COARSE)
-        self.std = np.array([r.profile.std for r in self.refs], dtype=np.float64)
+        # The columns whose centred sums a scan accumulates: the correlation check's, when
+        # the batch has them all (its own column_stack then needs no second pass), else all.
+        self.summed_names = (tuple(correlated) if len(correlated) >= 2
+                             and set(correlated) <= set(names) else names)
+        self.summed = (np.array([names.index(n) for n in self.summed_names], dtype=np.intp)
+                       if names else np.arange(k))
+        self.cdf = np.array([r.cdf for r in refs]).reshape(k, BINS)
+        self.probs = np.array([r.probs for r in refs]).reshape(k, BINS)
+        self.gaps = np.array([r.gaps for r in refs]).reshape(k, BINS - 1)
+        self.coarse = np.array([r.coarse for r in refs]).reshape(k, COARSE)
+        self.std = np.array([r.profile.std for r in refs], dtype=np.float64)
+        self.centre = np.array([r.profile.mean for r in refs], dtype=np.float64)
+        self.fence = fences(refs)
+        with np.errstate(over="ignore"):  # a fence at the float limit: inf sigmas
+            # The fences in reference sigmas (k x 1): where the CUSUM clips a value.
+            self.z_fence = (((self.fence[0] - self.centre) / self.std)[:, None],
+                            ((self.fence[1] - self.centre) / self.std)[:, None])
+        self.summed_fence = self.fence[0][self.summed], self.fence[1][self.summed]
+        self.tabled = all(r.table is not None for r in refs)
+        if self.tabled:
+            self._stack_lookups()
+
+    def _stack_lookups(self) -> None:
+        """Every feature's lookup, side by side: one set of array passes bins them all."""
+        k = len(self.refs)
+        self.low = np.array([r.low for r in self.refs])
+        self.scale = np.array([r.scale for r in self.refs])
+        # Each feature's bins numbered after the previous feature's (and a slot for NaN):
+        # one bincount counts them all, and padded[table[cell]] is the edge below.
+        self.bin_offset = np.arange(k, dtype=np.intp) * (BINS + 1)
+        small = np.int16 if k * (BINS + 1) < np.iinfo(np.int16).max else np.int32
+        self.table = np.concatenate([r.table + offset for r, offset
+                                     in zip(self.refs, self.bin_offset, strict=True)
+                                     if r.table is not None]).astype(small)  # cache-sized
+        self.padded = np.concatenate([r.padded for r in self.refs])
+        self.above = np.r_[self.padded[1:], np.inf]  # above[i] == padded[i + 1]
+        self.cell_offset = np.arange(k, dtype=np.intp) * LOOKUP_CELLS
+        with np.errstate(over="ignore", invalid="ignore"):  # a fence at the float limit
+            self.fence_cells = (float(((self.fence[0] - self.low) * self.scale).max()),
+                                float(((self.fence[1] - self.low) * self.scale).min()))
 
 
 @dataclass
@@ -197,17 +220,19 @@ class Scan:
 
     counts: np.ndarray  # k x BINS
     n: np.ndarray  # k: values counted (NaN left out)
-    total: np.ndarray  # k: sums of complete rows, centred on the reference means
-    cross: np.ndarray  # k x k: their cross products
-    complete: int  # rows with every feature present
+    total: np.ndarray  # sums of complete rows (batch.summed), centred on the reference means
+    cross: np.ndarray  # their cross products
+    complete: int  # rows with every summed feature present
 
 
 def scan(batch: Batch, values: list[np.ndarray]) -> Scan:
-    """Bin counts of every feature and the correlation sums in one pass over the rows, a
-    block at a time (memory stays a few MiB at any window size). Needs `batch.tabled`."""
+    """Bin counts of every feature and the correlation sums (of `batch.summed` columns,
+    over the rows complete in those) in one pass over the rows, a block at a time (memory
+    stays a few MiB at any window size). Needs `batch.tabled`."""
     k, rows = len(values), len(values[0]) if values else 0
     counts = np.zeros(k * (BINS + 1), np.int64)
-    total, cross, complete = np.zeros(k), np.zeros((k, k)), 0
+    width = len(batch.summed)
+    total, cross, complete = np.zeros(width), np.zeros((width, width)), 0
     missing_per = np.zeros(k, np.int64)
     for start in range(0, rows, SCAN_BLOCK):
         block = np.column_stack([v[start:start + SCAN_BLOCK] for v in values])
@@ -235,10 +260,12 @@ def scan(batch: Batch, values: list[np.ndarray]) -> Scan:
             missing_per += missing.sum(axis=0)
         counts += np.bincount(index.ravel(), minlength=k * (BINS + 1))
         del index
-        incomplete = missing.any(axis=1) if gaps else None
-        if maybe_wild and (wild := outside(block, *batch.fence)) is not None:
+        summed = block if len(batch.summed) == k else block.take(batch.summed, axis=1)
+        incomplete = missing[:, batch.summed].any(axis=1) if gaps else None
+        if maybe_wild and (wild := outside(summed, *batch.summed_fence)) is not None:
             incomplete = wild if incomplete is None else incomplete | wild
-        sums, products, rows_complete = _centred_sums(block, batch.centre, incomplete)
+        sums, products, rows_complete = _centred_sums(summed, batch.centre[batch.summed],
+                                                      incomplete)
         total += sums
         cross += products
         complete += rows_complete
@@ -260,13 +287,15 @@ def numeric_stats_many(batch: Batch, counts: np.ndarray, n: np.ndarray,
     a, b = np.maximum(batch.coarse, PSI_EPS), np.maximum(coarse, PSI_EPS)
     psi = ((b - a) * np.log(b / a)).sum(axis=1)
     js = js_rows(batch.probs, q)
+    # One conversion per array, not one float() per number (the same values).
+    rows = zip(wasserstein.tolist(), ks.tolist(), psi.tolist(), js.tolist(),
+               n.astype(np.float64).tolist(), strict=True)
     out: list[dict[str, float] | None] = []
-    for i in range(k):
-        if not n[i]:
+    for i, (w1, ks_i, psi_i, js_i, n_i) in enumerate(rows):
+        if not n_i:
             out.append(None)
             continue
-        out.append({"wasserstein": float(wasserstein[i]), "ks": float(ks[i]),
-                    "psi": float(psi[i]), "js": float(js[i]), "n": float(n[i])})
+        out.append({"wasserstein": w1, "ks": ks_i, "psi": psi_i, "js": js_i, "n": n_i})
     return out
 
 
@@ -285,25 +314,32 @@ def js_distance(p: np.ndarray, q: np.ndarray) -> float:
     return float(js_rows(p[None, :], q[None, :])[0])
 
 
+def _counted(ref: PreparedCategorical, values: np.ndarray) -> tuple[np.ndarray, int]:
+    """Rows per reference slot of an object column (None left out), and how many."""
+    found: Counter[Any] = Counter()
+    for start in range(0, len(values), BLOCK):  # counted in C, a block at a time
+        found.update(values[start:start + BLOCK].tolist())
+    found.pop(None, None)
+    counts = np.zeros(len(ref.names) + 1)
+    for value, count in found.items():
+        counts[ref.index.get(str(value), len(ref.names))] += count
+    return counts, sum(found.values())
+
+
 def categorical_stats(ref: PreparedCategorical, values: np.ndarray | Coded
                       ) -> dict[str, float] | None:
     """`values`: an object array, or the same column as codes (a bincount, ~50x faster)."""
-    found: dict[Any, int]
-    if isinstance(values, Coded):
-        found = values.counts()
-    else:
-        found = Counter()
-        for start in range(0, len(values), BLOCK):  # counted in C, a block at a time
-            found.update(values[start:start + BLOCK].tolist())
-        found.pop(None, None)
-    n = sum(found.values())
-    if n == 0:
-        return None
     k = len(ref.names)
     other, unseen = k - 1, k  # the last slot: categories the reference never had
-    counts = np.zeros(k + 1)
-    for value, count in found.items():
-        counts[ref.index.get(str(value), unseen)] += count
+    if isinstance(values, Coded):  # each level's slot, and one bincount for all rows
+        slots = np.array([ref.index.get(str(level), unseen) for level in values.levels] + [0],
+                         dtype=np.intp)
+        counts = np.bincount(slots[values.codes], weights=values.codes >= 0, minlength=k + 1)
+        n = int(np.count_nonzero(values.codes >= 0))
+    else:
+        counts, n = _counted(ref, values)
+    if n == 0:
+        return None
     if OTHER not in ref.profile.freqs:  # no tail in the reference: anything else is unseen
         counts[unseen] += counts[other]
         counts[other] = 0
@@ -333,7 +369,13 @@ class Rule:
 
 
 def z_for(rule: Rule, tests: int) -> float:
-    return NormalDist().inv_cdf(1 - rule.false_alarm_rate / (2 * max(1, tests)))
+    return _z(rule.false_alarm_rate / (2 * max(1, tests)))
+
+
+@functools.lru_cache(maxsize=256)
+def _z(tail: float) -> float:
+    """The normal quantile with `tail` above it; the same few per stream, every window."""
+    return NormalDist().inv_cdf(1 - tail)
 
 
 def numeric_threshold(rule: Rule, n: int, m: int, z: float) -> float:
@@ -407,9 +449,10 @@ def _corr_from(total: np.ndarray, cross: np.ndarray, n: int) -> np.ndarray:
     cov = cross / n - np.outer(mean, mean)
     std = np.sqrt(np.clip(np.diag(cov), 0.0, None))
     with np.errstate(divide="ignore", invalid="ignore"):
-        corr = cov / np.outer(std, std)
-    found: np.ndarray = np.nan_to_num(corr)  # a constant column correlates with nothing: 0
-    return found
+        corr: np.ndarray = cov / np.outer(std, std)
+    if not np.isfinite(corr).all():  # as np.nan_to_num, without its cost on every window
+        corr = np.nan_to_num(corr)  # a constant column correlates with nothing: 0
+    return corr
 
 
 def correlation_check(prepared: Prepared, columns: dict[str, np.ndarray], rule: Rule,
@@ -433,7 +476,7 @@ def correlation_check(prepared: Prepared, columns: dict[str, np.ndarray], rule: 
     i, j = np.unravel_index(int(delta.argmax()), delta.shape)
     n_eff = n_effective(n, prepared.profile.count)
     pairs = len(names) * (len(names) - 1) // 2
-    noise = NormalDist().inv_cdf(1 - rule.false_alarm_rate / (2 * pairs)) / math.sqrt(n_eff)
+    noise = _z(rule.false_alarm_rate / (2 * pairs)) / math.sqrt(n_eff)
     threshold = max(rule.correlation_min_effect, noise)
     score = float(delta[i, j])
     return {"score": score, "threshold": threshold, "drifted": score > threshold,

@@ -10,21 +10,31 @@ from typing import Any
 import numpy as np
 
 from agent.window import Window
-from plugins.drift.profile import CategoricalProfile, NumericProfile
+from plugins.drift.profile import CategoricalProfile
+from plugins.drift.statistics import PreparedNumeric
 
 HISTOGRAMS = 3  # the most drifting features get their distributions in the results
 COARSE = 5  # reference bins (1% each) per histogram bar: 20 bars
 
 
-def numeric_histogram(profile: NumericProfile, counts: np.ndarray, n: int) -> dict[str, Any]:
-    """Reference against current shares on the reference's quantile bins, five to a bar."""
-    bins = len(profile.probs)
-    width = COARSE if bins % COARSE == 0 else 1
-    reference = np.asarray(profile.probs).reshape(-1, width).sum(axis=1)
-    current = np.asarray(counts[:bins], dtype=np.float64).reshape(-1, width).sum(axis=1)
-    return {"edges": [float(e) for e in profile.edges[::width]],
-            "reference": [round(float(v), 5) for v in reference],
-            "current": [round(float(v), 5) for v in current / max(n, 1)]}
+def numeric_histogram(ref: PreparedNumeric, counts: np.ndarray, n: int) -> dict[str, Any]:
+    """Reference against current shares on the reference's quantile bins, five to a bar
+    (the reference's side worked out once per reference)."""
+    edges, reference, width = _reference_bars(ref)
+    current = np.asarray(counts[:len(ref.probs)], dtype=np.float64).reshape(-1, width)
+    return {"edges": list(edges), "reference": list(reference),
+            "current": [round(v, 5) for v in (current.sum(axis=1) / max(n, 1)).tolist()]}
+
+
+def _reference_bars(ref: PreparedNumeric) -> tuple[list[float], list[float], int]:
+    if ref.bars is None:
+        profile = ref.profile
+        bins = len(profile.probs)
+        width = COARSE if bins % COARSE == 0 else 1
+        reference = np.asarray(profile.probs).reshape(-1, width).sum(axis=1)
+        ref.bars = ([float(e) for e in profile.edges[::width]],
+                    [round(v, 5) for v in reference.tolist()], width)
+    return ref.bars
 
 
 def categorical_histogram(profile: CategoricalProfile, column: np.ndarray) -> dict[str, Any]:

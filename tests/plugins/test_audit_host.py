@@ -103,6 +103,7 @@ def test_storage_probe_measures_in_state_dir_and_leaves_nothing(tmp_path: Path) 
 
 
 def test_a_full_filesystem_fails_and_is_not_probed(tmp_path: Path) -> None:
+    (tmp_path / "state").mkdir()
     ctx = make_context("healthy", tmp_path, probes=FakeProbes(free=0))
     checks = by_name(list(storage_checks(ctx, 2 * MiB, 5.0, "/models")))
     assert checks["storage.state_free"].status == "fail"
@@ -260,3 +261,70 @@ def test_a_hanging_resolver_fails_one_endpoint_only(tmp_path: Path) -> None:
     assert hung.status == "fail"
     assert hung.value == "hangs.example:1883: no answer (name resolution or connect hung)"
     assert checks["network.eth0"].status == "pass"
+
+
+def test_a_missing_state_dir_is_the_finding_and_nothing_is_written(tmp_path: Path) -> None:
+    """Issue 17: with state_dir missing, the probe wrote in its nearest existing parent."""
+    ctx = make_context("healthy", tmp_path, probes=FakeProbes())
+    before = sorted(tmp_path.rglob("*"))
+    checks = by_name(list(storage_checks(ctx, 2 * MiB, 1.0, None)))
+    probe = checks["storage.probe"]
+    assert probe.status == "warn"
+    assert probe.value == f"not run: state_dir {tmp_path / 'state'} does not exist"
+    assert "storage.write" not in checks
+    assert "storage.fsync" not in checks
+    assert checks["storage.state_free"].status == "pass"  # read where it will be: still judged
+    assert sorted(tmp_path.rglob("*")) == before
+    assert not (tmp_path / "state").exists()
+
+
+def test_stale_probe_files_of_earlier_runs_are_removed_first(tmp_path: Path) -> None:
+    """Probe files left by a probe that hung (this process, untouched for a while) or by a
+    process that is gone go; a concurrent probe's fresh file and other files stay."""
+    import os  # noqa: PLC0415
+    import time  # noqa: PLC0415
+
+    from plugins.audit import storage  # noqa: PLC0415
+
+    state = tmp_path / "state"
+    state.mkdir()
+    me, gone = os.getpid(), _dead_pid()
+    files = {"hung": f".inferwatch-audit-{me}-a", "dead": f".inferwatch-audit-{gone}-b",
+             "old_format": f".inferwatch-audit-{gone}", "fresh": f".inferwatch-audit-{me}-c",
+             "other": "outbox.sqlite"}
+    for name in files.values():
+        (state / name).write_bytes(b"x")
+    old = time.time() - storage.STALE_SECONDS - 5
+    os.utime(state / files["hung"], (old, old))
+    ctx = make_context("healthy", tmp_path, probes=FakeProbes())
+    checks = by_name(list(storage_checks(ctx, 2 * MiB, 1.0, None)))
+    assert isinstance(checks["storage.fsync"].value, float)
+    assert sorted(p.name for p in state.iterdir()) == sorted([files["fresh"], files["other"]])
+
+
+def _dead_pid() -> int:
+    import subprocess  # noqa: PLC0415
+
+    child = subprocess.Popen(["true"])  # a pid that no longer runs
+    child.wait()
+    return child.pid
+
+
+def test_a_failing_probe_removes_its_file(tmp_path: Path,
+                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """A write that fails midway (ENOSPC): one failed check, and no file left."""
+    import errno  # noqa: PLC0415
+
+    from plugins.audit import storage  # noqa: PLC0415
+
+    def full(fd: int, size: int, deadline: float) -> bool:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(storage, "_write", full)
+    (tmp_path / "state").mkdir()
+    ctx = make_context("healthy", tmp_path, probes=FakeProbes())
+    checks = by_name(list(storage_checks(ctx, 2 * MiB, 1.0, None)))
+    assert checks["storage.probe"].status == "fail"
+    assert checks["storage.probe"].value.startswith("No space left on device writing ")
+    assert ".inferwatch-audit-" in checks["storage.probe"].value
+    assert list((tmp_path / "state").iterdir()) == []

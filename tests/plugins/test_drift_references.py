@@ -15,6 +15,7 @@ import structlog.testing
 
 from agent.metrics import Accumulator
 from agent.window import Window
+from agent.worker import INLINE_ROWS
 from plugins.drift import metrics as m
 from plugins.drift.config import ModelDrift
 from plugins.drift.monitor import DriftMonitor
@@ -148,12 +149,15 @@ def _guard(mon: DriftMonitor) -> None:
                 setattr(owner, name, LoopOnly(found))
 
 
+ROWS = INLINE_ROWS + 400  # windows this large are judged in a thread, beside the scraper
+
+
 async def test_drift_state_changes_only_on_the_event_loop(tmp_path: Path) -> None:
     """Every dict of the monitor's state is changed only by commit() on the loop, and a
     CUSUM detector a reader may hold is replaced, never updated in place; what a scrape
     reads (the monitor's exports) is committed on the loop too.
     Before: compute() ran setdefault, del and Cusum.update in the worker thread."""
-    mon = monitor(tmp_path, reference_samples=2000)
+    mon = monitor(tmp_path, reference_samples=2 * ROWS - 400)
     _guard(mon)
     rng = np.random.default_rng(5)
     exported: list[Accumulator] = []
@@ -170,7 +174,7 @@ async def test_drift_state_changes_only_on_the_event_loop(tmp_path: Path) -> Non
                 before = {k: {n: dataclasses.asdict(c) for n, c in d.items()}
                           for k, d in mon.cusums.items()}
                 kept = {k: dict(d) for k, d in mon.cusums.items()}
-                await mon.process(_window(frame(rng, 1200, shift=0.3 * (i > 3)), version,
+                await mon.process(_window(frame(rng, ROWS, shift=0.3 * (i > 3)), version,
                                           i * 3600.0))
                 for k, detectors in kept.items():  # the objects exported before: untouched
                     assert {n: dataclasses.asdict(c) for n, c in detectors.items()} == before[k]
@@ -178,8 +182,8 @@ async def test_drift_state_changes_only_on_the_event_loop(tmp_path: Path) -> Non
         scraper.cancel()
         await asyncio.gather(scraper, return_exceptions=True)
     assert set(mon.cusums) == {("m", "1"), ("m", "2")}
-    assert all(c.samples == 4800 for d in mon.cusums.values() for c in d.values())
+    assert all(c.samples == 4 * ROWS for d in mon.cusums.values() for c in d.values())
     assert exported
     last = mon.exports.merged()
-    assert last.series[m.REFERENCE] == {("m", "1"): 2400.0, ("m", "2"): 2400.0}
+    assert last.series[m.REFERENCE] == {("m", "1"): 2.0 * ROWS, ("m", "2"): 2.0 * ROWS}
     assert msgspec.json.encode(list(mon.replay_summary().values()))

@@ -210,23 +210,31 @@ def test_any_values_in_a_window_give_finite_results(
     """Whatever a window's numeric values (the float limits, +-inf, NaN, anything, in any
     column and row), the check completes with finite statistics, and a few of them do not
     make a stable window drift."""
-    columns = frame(np.random.default_rng(seed), rows, corr=0.6)
+    rng = np.random.default_rng(seed)
+    columns = frame(rng, rows, corr=0.6)
+    tame = {name: column.copy() for name, column in columns.items()}
     for column, row, value in injected:
         columns[f"x{column}"][row % rows] = value
+        if math.isfinite(value) and abs(value) <= 1e3:
+            tame[f"x{column}"][row % rows] = value
     found = monitor(tmp_path, correlated()).compute(window(columns))
     assert found is not None
     assert all(math.isfinite(v) for v in _floats(found))
     assert msgspec.json.encode(found)
     wild = sum(not math.isfinite(v) or abs(v) > 1e3 for _, _, v in injected)
     if rows >= 1000 and wild <= 3:
-        # Against the same window without them: a random stable window may itself raise a
-        # (rare, by design) false alarm, so "no alarm at all" would test the seed, not this.
-        clean = monitor(tmp_path / "clean", correlated()).compute(
-            window(frame(np.random.default_rng(seed), rows, corr=0.6)))
-        assert clean is not None
-        assert found["multivariate"].get("drifted") == clean["multivariate"].get("drifted")
-        assert ({f: s["alarms"] for f, s in found["sequential"].items()}
-                == {f: s["alarms"] for f, s in clean["sequential"].items()})
+        # Against the same window without its extreme values: a stable window may raise a
+        # false alarm now and then (the checks' 1% per window; a 25-sigma value moves a
+        # Pearson correlation), the extreme values must not add one. A stream's own extreme
+        # value counts once, clipped at the fence (~35 sigma of h ~85): on a CUSUM already
+        # near h that is an alarm by design, so only the other streams are held to it.
+        base = monitor(tmp_path, correlated()).compute(window(tame))
+        assert base is not None
+        if not base["multivariate"].get("drifted"):
+            assert not found["multivariate"].get("drifted")
+        hit = {f"x{c}" for c, _, v in injected if not math.isfinite(v) or abs(v) > 1e3}
+        calm = {n for n, s in base["sequential"].items() if not s["alarms"] and n not in hit}
+        assert not any(found["sequential"][n]["alarms"] for n in calm)
 
 
 def test_rows_without_scores_raise_no_numpy_warning() -> None:

@@ -21,11 +21,11 @@ class Idle(Collector):
 
 
 class Rig:
-    def __init__(self, cpu_percent: float = 10, rss_bytes: int = 0) -> None:
+    def __init__(self, cpu_percent: float = 10, rss_bytes: int = 0, rss: int = 100) -> None:
         self.settings = AgentSection(host_id="h", cpu_percent=cpu_percent, rss_bytes=rss_bytes,
                                      budget_period=Duration(1.0))
         self.metrics = SelfMetrics()
-        self.now, self.cpu, self.rss_now = 0.0, 0.0, 100
+        self.now, self.cpu, self.rss_now = 0.0, 0.0, rss
         self.events: list[Event] = []
         bus = EventBus(10, self.metrics)
         self.sups = {name: Supervised(name, Idle("c"), _config(), metrics=self.metrics,
@@ -39,11 +39,14 @@ class Rig:
         self.events.append(event)
         return True
 
-    def periods(self, n: int, cpu_percent: float, costs: dict[str, float]) -> None:
-        """n periods of one second, at this CPU use, shared among collectors as given."""
+    def periods(self, n: int, cpu_percent: float, costs: dict[str, float],
+                rss_step: int = 0) -> None:
+        """n periods of one second, at this CPU use, shared among collectors as given; the
+        RSS grows by rss_step in each."""
         for _ in range(n):
             self.now += 1
             self.cpu += cpu_percent / 100
+            self.rss_now += rss_step
             for name, cost in costs.items():
                 self.sups[name].cpu_seconds += cost
             self.budget.step()
@@ -114,18 +117,82 @@ async def test_well_under_budget_intervals_are_restored_step_by_step() -> None:
     assert [e.kind for e in rig.events][-1] == "agent.budget_restored"
 
 
-async def test_rss_over_budget_counts_too() -> None:
-    rig = Rig(cpu_percent=0, rss_bytes=1000)
-    rig.rss_now = 2000
-    rig.periods(SUSTAIN, 1, {"host": 0.01})
-    assert rig.stretch()["host"] == 2
+MiB = 1 << 20
+
+
+def rss_run(rig: Rig, growths: list[int]) -> list[tuple[int, int]]:
+    """One period per growth (RSS change, bytes): (host's, gpu's stretch) after each."""
+    found = []
+    for growth in growths:
+        rig.periods(1, 1, {"host": 0.01, "gpu": 0.001}, rss_step=growth)
+        found.append((rig.stretch()["host"], rig.stretch()["gpu"]))
+    return found
+
+
+async def test_rss_growing_over_budget_stretches_and_relaxes_once_it_stops() -> None:
+    """Issue 17: an RSS over the budget stretched every collector to 16x for ever. Now:
+    stretch while it grows over the budget (a decision per SUSTAIN periods), relax one step
+    per window once it stops growing although it stays over (slower collections cannot give
+    memory back), and stretch again when it grows again."""
+    rig = Rig(cpu_percent=0, rss_bytes=100 * MiB, rss=101 * MiB)
+    growing = rss_run(rig, [2 * MiB] * 15)
+    assert [h for h, _ in growing] == [1, 1, 2, 2, 2, 4, 4, 4, 8, 8, 8, 16, 16, 16, 16]
+    assert growing[-1] == (16, 2)  # host at the cap: the next costliest
+    flat = rss_run(rig, [0] * 15)
+    assert flat == ([(16, 2)] * 2 + [(8, 2)] * 3 + [(4, 2)] * 3 + [(2, 2)] * 3
+                    + [(2, 1)] * 3 + [(1, 1)])
+    assert rig.rss_now == 131 * MiB  # still over: relaxed all the same
+    (restored,) = [e for e in rig.events if e.kind == "agent.budget_restored"]
+    assert restored.data["rss_over_budget"] is True
+    assert restored.data["rss_bytes"] == 131 * MiB
+    assert rig.exceeded("rss") == 1  # over the budget all along: the gauge says so
+    assert rig.exceeded("cpu") == 0
+    again = rss_run(rig, [2 * MiB] * 3)
+    assert again == [(1, 1), (1, 1), (2, 1)]
+
+
+async def test_rss_over_budget_but_flat_slows_nothing() -> None:
+    rig = Rig(cpu_percent=0, rss_bytes=100 * MiB, rss=150 * MiB)
+    rss_run(rig, [4096] * 15)  # a page a period: noise, not growth
+    assert rig.stretch() == {"gpu": 1, "host": 1, "cheap": 1}
+    assert rig.events == []
     assert rig.exceeded("rss") == 1
-    assert rig.events[0].data["over"] == ["rss"]
-    rig.rss_now = 950  # under, but not under 90% of the budget
-    rig.periods(SUSTAIN * 3, 1, {})
+
+
+async def test_rss_crossing_the_budget_then_falling() -> None:
+    rig = Rig(cpu_percent=0, rss_bytes=100 * MiB, rss=99 * MiB)
+    rising = rss_run(rig, [MiB] * 9)
+    # Over throughout a window from 101 MiB (after the fourth period); the window that
+    # ends one period into the fall still grew across it.
+    assert [h for h, _ in rising] == [1, 1, 1, 2, 2, 2, 4, 4, 4]
+    falling = rss_run(rig, [-MiB] * 9)
+    assert [h for h, _ in falling] == [8, 8, 8, 4, 4, 4, 2, 2, 2]
+    rss_run(rig, [-MiB] * 3)  # under the budget now
+    assert rig.stretch()["host"] == 1
+    assert rig.exceeded("rss") == 0
+    assert rig.events[-1].kind == "agent.budget_restored"
+    assert rig.events[-1].data["rss_over_budget"] is False
+
+
+async def test_a_lifted_rss_budget_clears_its_gauge() -> None:
+    rig = Rig(cpu_percent=0, rss_bytes=100 * MiB, rss=150 * MiB)
+    rss_run(rig, [0] * SUSTAIN)
+    assert rig.exceeded("rss") == 1
+    rig.budget.settings = AgentSection(host_id="h", cpu_percent=5, rss_bytes=0,
+                                       budget_period=Duration(1.0))  # a reload lifts it
+    rss_run(rig, [0] * SUSTAIN)
+    assert rig.exceeded("rss") == 0
+
+
+async def test_the_cpu_rule_still_holds_between_half_and_the_whole_budget() -> None:
+    """RSS stopped growing, but the CPU is over half its budget: the CPU rule holds."""
+    rig = Rig(cpu_percent=10, rss_bytes=100 * MiB, rss=101 * MiB)
+    rig.periods(SUSTAIN, 7, {"host": 0.05}, rss_step=MiB)
     assert rig.stretch()["host"] == 2
-    rig.rss_now = 500
-    rig.periods(SUSTAIN, 1, {})
+    assert rig.events[0].data["over"] == ["rss"]
+    rig.periods(SUSTAIN * 4, 7, {"host": 0.05})
+    assert rig.stretch()["host"] == 2
+    rig.periods(SUSTAIN, 2, {})
     assert rig.stretch()["host"] == 1
 
 
