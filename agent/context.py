@@ -14,9 +14,13 @@ from agent.config import PluginConfig
 from agent.metrics import PluginMetrics
 from agent.model import Event, Severity
 from agent.plain import plain, plain_event
+from agent.readback import Families, no_families
 
 if TYPE_CHECKING:  # numpy is imported only where windows are built
+    from agent.httpd import Request, Response
     from agent.window import Window
+
+    Route = Callable[[Request], Response]
 
 
 @dataclass
@@ -30,6 +34,20 @@ class PluginContext:
     window_sink: Callable[[Window], None] = lambda _window: None
     config_path: Path | None = None  # the agent's config file (None: built-in defaults)
     extra_plugins: tuple[str, ...] = ()  # `-p MODULE` plugins the agent was started with
+    # Every series the agent exports, read back in-process (agent.readback); call on the loop.
+    read_metrics: Callable[[], Families] = no_families
+    # GET routes on the metrics listener (same TLS and auth as /metrics), path -> handler.
+    routes: dict[str, Route] | None = None
+
+    def serve(self, path: str, handler: Route | None) -> None:
+        """Answer GET `path` on the metrics listener with `handler` (None: stop answering).
+        The handler runs on the event loop and must be quick; a core path cannot be taken."""
+        if self.routes is None:
+            return
+        if handler is None:
+            self.routes.pop(path, None)
+        else:
+            self.routes[path] = handler
 
     def publish(self, window: Window) -> None:
         """Hand a closed window to every monitor (call on the event loop)."""

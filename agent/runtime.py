@@ -33,6 +33,7 @@ from agent.exporter import Exporter
 from agent.loader import Plugins, discover
 from agent.metrics import PluginMetrics
 from agent.model import Event, Severity
+from agent.readback import Families, read_families
 from agent.selfmetrics import SelfMetrics
 from agent.supervisor import Supervised, drop_unsent
 from agent.systemd import Notifier
@@ -72,6 +73,7 @@ class Agent:
         self._reload_queued = False
         self._tasks: list[asyncio.Task[None]] = []
         self._budgeter: BudgetController | None = None
+        self.routes: dict[str, Any] = {}  # plugins' GET paths on the metrics listener
 
     def load(self) -> Config:
         """Validate everything before anything starts; raise ConfigError listing every problem."""
@@ -93,7 +95,8 @@ class Agent:
         self.metrics = SelfMetrics()
         self.bus = EventBus(config.agent.event_queue_size, self.metrics)
         self.exposition = self.metrics.exposition()
-        self.exporter = Exporter(config.prometheus, self.exposition, lambda: self._ready)
+        self.exporter = Exporter(config.prometheus, self.exposition, lambda: self._ready,
+                                 self.routes)
         if config.prometheus.enabled:
             await self.exporter.start()
         try:
@@ -178,6 +181,7 @@ class Agent:
             state_root=Path(self.config.agent.state_dir), metrics=instance.store,
             emitter=self.bus.emit, window_sink=self._route_window,
             config_path=self.config_path, extra_plugins=self.extra_plugins,
+            read_metrics=self._read_metrics, routes=self.routes,
         )
         try:
             result = self.plugins.call(instance.name, "inferwatch_components",
@@ -188,6 +192,9 @@ class Agent:
             self.metrics.plugin_errors.labels(instance.name, "", "start").inc()
             self.metrics.plugin_up.labels(instance.name, "").set(0)
             log.error("plugin set-up failed; plugin disabled", plugin=instance.name, exc_info=exc)
+
+    def _read_metrics(self) -> Families:
+        return read_families(self.metrics.registry, self.metrics.snapshots)
 
     def _route_window(self, window: Window) -> None:
         """Every monitor of every plugin gets every window (a provisional one only if it
@@ -303,7 +310,7 @@ class Agent:
         if old.updatable(settings):
             old.update(settings)
             return
-        fresh = Exporter(settings, self.exposition, lambda: self._ready)
+        fresh = Exporter(settings, self.exposition, lambda: self._ready, self.routes)
         if settings.enabled:
             await self._start_beside(old, fresh)
         await old.stop()
