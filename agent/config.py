@@ -250,6 +250,11 @@ def load_config(path: Path | None, models: Mapping[str, type[PluginConfig]]) -> 
     return build_config(raw, models, path=path, base_dir=base_dir)
 
 
+def read_toml(path: Path) -> dict[str, Any]:
+    """The TOML document at `path`; every way it can be unreadable is a ConfigError."""
+    return _read_toml(path)
+
+
 def _read_toml(path: Path) -> dict[str, Any]:
     """Every way a file can be unreadable is a ConfigError (exit 78, a refused reload)."""
     try:

@@ -18,9 +18,14 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from agent.config import DEFAULT_CONFIG, PrometheusSection, config_path, load_config
+from agent.config import (
+    DEFAULT_CONFIG,
+    PrometheusSection,
+    build_config,
+    config_path,
+    read_toml,
+)
 from agent.errors import EX_OK, EX_UNAVAILABLE, InferwatchError
-from agent.loader import discover
 
 EX_FIRING = 1
 EX_NOPERM = 77
@@ -52,10 +57,20 @@ def add_command(subparsers: argparse._SubParsersAction) -> None:  # type: ignore
 
 
 def main(args: argparse.Namespace) -> int:
-    config = load_config(config_path(args.config), discover().config_models())
-    alerts = fetch(config.prometheus, args.user, args.cacert)
+    alerts = fetch(listener(config_path(args.config)), args.user, args.cacert)
     print(json.dumps({"alerts": alerts}, indent=2) if args.json else table(alerts))
     return EX_FIRING if any(a.get("state") == "firing" for a in alerts) else EX_OK
+
+
+def listener(path: Path | None) -> PrometheusSection:
+    """The `[prometheus]` section alone: the command needs the listener, and a plugin section
+    only the agent's `-p` plugins know must not stand in its way."""
+    if path is None:
+        return PrometheusSection()
+    raw = read_toml(path)
+    config = build_config({"prometheus": raw.get("prometheus", {})}, {}, path=path,
+                          base_dir=path.parent)
+    return config.prometheus
 
 
 def url(settings: PrometheusSection) -> str:

@@ -78,9 +78,7 @@ class Counter:
             self.total += value - self.last if value >= self.last else value
         self.last = value
         if not self.points or now - self.points[-1][0] >= self.spacing:
-            self.points.append((now, self.total))
-        else:
-            self.points[-1] = (self.points[-1][0], self.total)
+            self.points.append((now, self.total))  # between points, `total` is current
 
     def increase(self, now: float, range_: float) -> tuple[float, float] | None:
         """(increase, seconds it spans) over the last `range_`; None until the history
