@@ -19,6 +19,7 @@ from agent.readback import Families
 from plugins.alerts.config import AlertsConfig, RuleConfig
 from plugins.alerts.event_rules import EventRule
 from plugins.alerts.metric_rules import MetricRule
+from plugins.alerts.series import Signatures
 from plugins.alerts.state import Alert
 from plugins.alerts.templates import render
 
@@ -60,20 +61,32 @@ class Engine:
         self.event_rules = [r for r in self.rules.values() if isinstance(r, EventRule)]
         self.stats = Stats()
         self.dirty = False
+        self._total = 0  # alerts held, kept current while rules run
+        self._signatures = Signatures()  # series sets, shared by the rules of one metric
         self.generator_url = config.generator_url or f"http://{host}:9879/api/v1/alerts"
 
     # -- inputs ---------------------------------------------------------------------------
 
     def evaluate(self, families: Families) -> None:
         now, began = self.clock(), time.thread_time()
+        self._total, sigs = self.count(), self._signatures
+        sigs.next()
         for rule in self.rules.values():
-            self._guarded(rule, lambda r=rule: r.evaluate(families, now))  # type: ignore[misc]
+            before = len(rule.alerts)
+            try:
+                changed = rule.evaluate(families, now, sigs)
+            except Exception as exc:  # noqa: BLE001 - one broken rule must not stop the others
+                self._failed(rule, exc)
+                continue
+            if changed or len(rule.alerts) != before:
+                self._grown(rule, before)
         self.stats.evaluations += 1
         self.stats.last_seconds = time.thread_time() - began
         self.stats.seconds += self.stats.last_seconds
 
     def on_events(self, events: Iterable[Event]) -> None:
         now = self.clock()
+        self._total = self.count()
         for event in events:
             if event.kind.startswith("alert."):
                 continue  # our own output is never an input
@@ -83,18 +96,27 @@ class Engine:
                     self._guarded(rule, lambda r=rule, e=event: r.on_event(e, now))  # type: ignore[misc]
 
     def _guarded(self, rule: Rule, run: Callable[[], list[Alert]]) -> None:
-        room = self.config.max_alerts - self.count()
         before = len(rule.alerts)
         try:
             changed = run()
         except Exception as exc:  # noqa: BLE001 - one broken rule must not stop the others
-            self.stats.errors[rule.name] = self.stats.errors.get(rule.name, 0) + 1
-            log.error("alert rule failed", rule=rule.name, error=f"{type(exc).__name__}: {exc}")
+            self._failed(rule, exc)
             return
         if changed or len(rule.alerts) != before:
-            self.dirty = True
-        if len(rule.alerts) - before > room:
-            self._overflow(rule, len(rule.alerts) - before - room)
+            self._grown(rule, before)
+
+    def _failed(self, rule: Rule, exc: Exception) -> None:
+        self.stats.errors[rule.name] = self.stats.errors.get(rule.name, 0) + 1
+        log.error("alert rule failed", rule=rule.name, error=f"{type(exc).__name__}: {exc}")
+
+    def _grown(self, rule: Rule, before: int) -> None:
+        """A rule changed its alerts: mark dirty, and hold the total to max_alerts. `_total`
+        follows the number of alerts, so the cap costs nothing per unchanged rule."""
+        self.dirty = True
+        grown = len(rule.alerts) - before
+        if grown > 0 and self._total + grown > self.config.max_alerts:
+            self._overflow(rule, self._total + grown - self.config.max_alerts)
+        self._total += len(rule.alerts) - before
 
     def _overflow(self, rule: Rule, excess: int) -> None:
         """Beyond max_alerts the newest alerts that were never sent are refused, counted."""

@@ -99,7 +99,7 @@ class EventRule:
         return float(found) if isinstance(found, int | float) and not isinstance(found, bool) \
             else None
 
-    def evaluate(self, _families: object, now: float) -> list[Alert]:
+    def evaluate(self, _families: object, now: float, _sigs: object = None) -> list[Alert]:
         """Resolve what has not matched for `resolve_after`."""
         changed = []
         for alert in self.alerts.values():

@@ -11,13 +11,13 @@ from __future__ import annotations
 import math
 import operator
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Sequence
 
 from agent.metrics import Labels
 from agent.readback import Families
 from plugins.alerts.config import RuleConfig
 from plugins.alerts.matchers import parse_matchers
-from plugins.alerts.series import Counter, Key, Selection, apply, ratio
+from plugins.alerts.series import Counter, Key, Selection, Signatures, apply, ratio
 from plugins.alerts.state import Alert, Timing, fingerprint, step
 
 OPS: dict[str, Callable[[float, float], bool]] = {
@@ -46,49 +46,74 @@ class MetricRule:
         self._counters: dict[Key, Counter] = {}
         self._den_counters: dict[Key, Counter] = {}
 
-    def evaluate(self, families: Families, now: float) -> list[Alert]:
+    def evaluate(self, families: Families, now: float, sigs: Signatures | None = None
+                 ) -> list[Alert]:
         """Judge every selected series; the alerts that changed state (to firing or
         resolved). Pending alerts that went inactive are dropped here."""
-        names, pairs = self.selection.read(families)
+        names, pairs = self.selection.read(families, sigs)
+        alerts = self.alerts
+        if not pairs and not alerts:
+            return []
+        values: Sequence[tuple[Key, float | None]] = pairs
+        if self.config.function != "value" or self.denominator is not None:
+            values = self._computed(families, names, pairs, now)
         changed: list[Alert] = []
-        seen: set[Key] = set()
-        for key, value in self._values(families, names, pairs, now):
-            seen.add(key)
-            if value is not None and self._judge(key, names, value, now):
-                changed.append(self.alerts[key])
-        changed += self._missing(seen, now)
-        if len(self._counters) > len(seen):  # series that went away: their histories too
-            self._counters = {k: c for k, c in self._counters.items() if k in seen}
+        op, fire, candidates = self.op, self.fire, self._candidates
+        for key, value in values:
+            # The common case, first: no alert on this series and nothing crossed.
+            if value is None or (key not in alerts and key not in candidates
+                                 and not op(value, fire)):
+                continue
+            if self._judge(key, names, value, now):
+                changed.append(alerts[key])
+        if alerts:
+            changed += self._settle(pairs, now)
+        return changed
+
+    def _computed(self, families: Families, names: Labels, pairs: list[tuple[Key, float]],
+                  now: float) -> list[tuple[Key, float | None]]:
+        """Increases, rates and ratios; counter histories of series gone are dropped."""
+        function, counters, range_ = self.config.function, self._counters, self.range
+        den = self._join(families, names, now)
+        out: list[tuple[Key, float | None]] = []
+        for key, raw in pairs:
+            value = apply(function, counters, key, raw, now=now, range_=range_)
+            if den is not None and value is not None:
+                under = den(key)
+                value = None if under is None else ratio(value, under)
+            out.append((key, value))
+        if len(counters) > len(pairs):
+            seen = {key for key, _ in pairs}
+            self._counters = {k: c for k, c in counters.items() if k in seen}
+        return out
+
+    def _settle(self, pairs: list[tuple[Key, float]], now: float) -> list[Alert]:
+        """Series gone missing, and pending alerts that went inactive (dropped)."""
+        changed = self._missing({key for key, _ in pairs}, now)
         for key in [k for k, a in self.alerts.items() if a.state == "pending" and not a.active]:
             del self.alerts[key]
         return changed
 
-    def _values(self, families: Families, names: Labels, pairs: Iterator[tuple[Key, float]],
-                now: float) -> Iterator[tuple[Key, float | None]]:
-        function = self.config.function
-        counters = self._counters
-        join = self._join(families, names, now)
-        for key, raw in pairs:
-            value = apply(function, counters, key, raw, now=now, range_=self.range)
-            if join is not None and value is not None:
-                den = join[1].get(tuple(key[i] for i in join[0]))
-                value = None if den is None else ratio(value, den)
-            yield key, value
-
     def _join(self, families: Families, names: Labels, now: float
-              ) -> tuple[list[int], dict[Key, float]] | None:
+              ) -> Callable[[Key], float | None] | None:
+        """The denominator of a numerator series: the series of `divide_by` whose labels
+        are the numerator's (its label names a subset), looked up only where needed."""
         if self.denominator is None:
             return None
-        den_names, pairs = self.denominator.read(families)
-        if not set(den_names) <= set(names):
-            return [], {}
-        values = {}
-        for key, raw in pairs:
-            value = apply(self.config.function, self._den_counters, key, raw, now=now,
-                          range_=self.range)
-            if value is not None:
-                values[key] = value
-        return [names.index(n) for n in den_names], values
+        found = families.get(self.denominator.metric)
+        if found is None or not set(found[0]) <= set(names):
+            return lambda _key: None
+        positions = [names.index(n) for n in found[0]]
+        parts, function, counters = found[1], self.config.function, self._den_counters
+
+        def lookup(key: Key) -> float | None:
+            under = tuple(key[i] for i in positions)
+            for part in parts:
+                if (raw := part.get(under)) is not None:
+                    return apply(function, counters, under, raw, now=now, range_=self.range)
+            return None
+
+        return lookup
 
     def _judge(self, key: Key, names: Labels, value: float, now: float) -> bool:
         alert = self.alerts.get(key)

@@ -1,15 +1,16 @@
 """Selecting a rule's series from the read-back registry, and counters turned into increases.
 
 Selections are cached per family part: a part whose label sets did not change since the last
-evaluation (the usual case: values change, series do not) costs one set comparison in C, so
-an evaluation costs what the rule selects, not the size of the registry.
+evaluation (the usual case: values change, series do not) costs one comparison of two sets
+whose hashes are stored (see Signatures), so an evaluation costs about what the rules
+select, not the size of the registry.
 """
 
 from __future__ import annotations
 
 import math
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from agent.metrics import Labels
@@ -19,10 +20,37 @@ from plugins.alerts.matchers import Matcher, compile_selector
 Key = tuple[str, ...]
 
 
-@dataclass
-class _Cached:
-    keys: frozenset[Key]
-    selected: list[Key]
+class Signatures:
+    """For each metric, a token that stays the same object while the family holds the same
+    series: worked out once per evaluation (whatever number of rules read the family) by
+    comparing each part (one component's dict) with the one of the last evaluation: the
+    very same dict (its collector has not committed since) costs nothing, a new dict one
+    pass over its keys. A rule's cached selection holds while the token is the one it was
+    made for. Keep one across evaluations; call next() before each.
+    """
+
+    def __init__(self) -> None:
+        self._memo: dict[str, tuple[list[dict[Key, float]], object]] = {}
+        self._last: dict[str, tuple[list[dict[Key, float]], object]] = {}
+
+    def next(self) -> None:
+        """A new evaluation: what this one saw becomes what the next compares with."""
+        self._last.update(self._memo)
+        self._memo = {}
+
+    def of(self, metric: str, parts: list[dict[Key, float]]) -> object:
+        found = self._memo.get(metric)
+        if found is not None and found[0] is parts:
+            return found[1]
+        last = self._last.get(metric)
+        token = last[1] if last is not None and _same(last[0], parts) else object()
+        self._memo[metric] = (parts, token)
+        return token
+
+
+def _same(old: list[dict[Key, float]], new: list[dict[Key, float]]) -> bool:
+    return len(old) == len(new) and all(
+        a is b or a.keys() == b.keys() for a, b in zip(old, new, strict=True))
 
 
 @dataclass
@@ -33,31 +61,24 @@ class Selection:
     matchers: list[Matcher]
     _names: Labels | None = None
     _predicate: Callable[[Key], bool] | None = None
-    _cache: list[_Cached] = field(default_factory=list)
+    _signature: object = None
+    _selected: list[tuple[int, Key]] = field(default_factory=list)
 
-    def read(self, families: Families) -> tuple[Labels, Iterator[tuple[Key, float]]]:
+    def read(self, families: Families, sigs: Signatures | None = None
+             ) -> tuple[Labels, list[tuple[Key, float]]]:
         found = families.get(self.metric)
         if found is None:
-            return (), iter(())
+            return (), []
         names, parts = found
         if names != self._names or self._predicate is None:
-            self._names, self._cache = names, []
+            self._names, self._signature = names, None
             self._predicate = compile_selector(self.matchers, names)
-        return names, self._pairs(parts)
-
-    def _pairs(self, parts: list[dict[Key, float]]) -> Iterator[tuple[Key, float]]:
-        assert self._predicate is not None  # noqa: S101 - set by read()
-        del self._cache[len(parts):]
-        for i, part in enumerate(parts):
-            cached = self._cache[i] if i < len(self._cache) else None
-            if cached is None or part.keys() != cached.keys:
-                cached = _Cached(frozenset(part), [k for k in part if self._predicate(k)])
-                if i < len(self._cache):
-                    self._cache[i] = cached
-                else:
-                    self._cache.append(cached)
-            for key in cached.selected:
-                yield key, part[key]
+        signature = (sigs or Signatures()).of(self.metric, parts)
+        if signature is not self._signature:
+            test = self._predicate
+            self._selected = [(i, k) for i, part in enumerate(parts) for k in part if test(k)]
+            self._signature = signature
+        return names, [(key, parts[i][key]) for i, key in self._selected]
 
 
 class Counter:

@@ -179,3 +179,14 @@ def test_max_alerts_refuses_and_counts_beyond_the_cap() -> None:
     assert len(h.step(families)) == 3
     assert h.engine.stats.overflow == 7
     assert h.engine.count() == 3
+
+
+def test_a_series_replaced_by_another_is_seen_at_once() -> None:
+    """The cached selection notices a swap that keeps the number of series."""
+    h = _hot(matchers=['gpu=~"[0-9]"'])
+    assert [e.data["labels"]["gpu"] for e in h.step(gauge(TEMP, 95, gpu="0"))] == ["0"]
+    part = {("1",): 95.0}
+    assert [e.data["labels"]["gpu"] for e in h.step({TEMP: (("gpu",), [part])})] == ["1"]
+    part[("2",)] = 95.0  # the same dict object, changed in place: not how collectors commit
+    same = {TEMP: (("gpu",), [dict(part)])}
+    assert sorted(e.data["labels"]["gpu"] for e in h.step(same)) == ["2"]
