@@ -28,12 +28,12 @@ def _rule(name: str, **keys: object) -> RuleConfig:
 def _gpu_rules() -> list[RuleConfig]:
     return [
         _rule("GpuXidCritical", severity="critical", event="gpu.xid",
-              matchers=[f'xid=~"{CRITICAL_XIDS}"'], group_by=["gpu", "uuid", "xid"],
+              matchers=[f'xid=~"{CRITICAL_XIDS}"'], group_by=["gpu", "uuid", "model", "xid"],
               value_from="data.xid", resolve_after=_d(6 * _H),
               summary=f"{_GPU}: XID ${{data.xid}}",
               description="XID ${data.xid}: ${data.description}. The GPU likely needs a "
                           "reset or a drain."),
-        _rule("GpuLost", severity="critical", event="gpu.lost", group_by=["gpu", "uuid"],
+        _rule("GpuLost", severity="critical", event="gpu.lost", group_by=["gpu", "uuid", "model"],
               resolve_after=_d(1 * _H), summary=f"{_GPU} stopped answering (fallen off the bus)"),
         _rule("GpuDown", severity="critical", metric="inferwatch_gpu_up", op="==", fire=0,
               for_=_d(2 * _M), summary=f"{_GPU} has not been readable for 2 minutes"),

@@ -104,3 +104,31 @@ def test_alerts_command_without_an_agent_exits_69(write_config: ConfigWriter) ->
     done = run_cli("alerts", "-c", str(config))
     assert done.returncode == 69
     assert "inferwatch: error:" in done.stderr
+
+
+@pytest.mark.timeout(240)
+def test_drifted_traffic_becomes_a_firing_alert_naming_the_feature(tmp_path: Path) -> None:
+    """Samples through the SDK into the running agent; `amount` drifts; the shipped
+    DriftPersisted rule fires on drift.detected with the feature in its description (and
+    the fake GPU's XID 79 fires GpuXidCritical)."""
+    from tests.integration.live import LiveAgent  # noqa: PLC0415 - starts servers
+
+    live = LiveAgent(tmp_path, extra='[plugins.alerts]\ninterval = "1s"\n')
+    try:
+        xid = poll(lambda: [a for a in _alerts(live.agent) if a["alertname"] ==
+                            "GpuXidCritical"], 60, 0.5, "GpuXidCritical")
+        assert xid[0]["labels"]["xid"] == "79"
+        assert xid[0]["labels"]["severity"] == "critical"
+        # Drift only once the reference is captured (else the reference holds the drift).
+        poll(lambda: any(k[0] == "inferwatch_drift_reference_samples"
+                         for k in live.agent.scrape()), 60, 0.2, "the drift reference")
+        live.traffic.drift = True
+        drift = poll(lambda: [a for a in _alerts(live.agent) if a["alertname"] ==
+                              "DriftPersisted"], 150, 0.5, "DriftPersisted")
+        assert drift[0]["state"] == "firing"
+        assert (drift[0]["labels"]["model"], drift[0]["labels"]["model_version"]) == \
+            ("fraud", "3")
+        description = drift[0]["annotations"]["description"]
+        assert description.startswith("Drifted features: amount"), description
+    finally:
+        live.stop()

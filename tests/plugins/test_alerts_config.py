@@ -133,6 +133,8 @@ def test_no_builtin_rule_is_dead(rule: object) -> None:
             assert f"`{name}" in docs, f"{name} is not in docs/"
         assert used <= set(declared[rule.metric]) | {"alertname", "severity", "host"}
         return
+    assert used - {m.split("=")[0].rstrip("!~") for m in rule.matchers} <= \
+        set(rule.group_by) | {"alertname", "severity", "host"}
     for kind in filter(None, (rule.event, rule.clear_event)):
         assert f"`{kind}`" in docs, f"event {kind} is not in docs/"
         source = "".join(p.read_text() for p in (ROOT / "plugins").rglob("*.py")
