@@ -22,20 +22,21 @@ Key = tuple[str, ...]
 
 class Signatures:
     """For each metric, a token that stays the same object while the family holds the same
-    series: worked out once per evaluation (whatever number of rules read the family) by
-    comparing each part (one component's dict) with the one of the last evaluation: the
-    very same dict (its collector has not committed since) costs nothing, a new dict one
-    pass over its keys. A rule's cached selection holds while the token is the one it was
-    made for. Keep one across evaluations; call next() before each.
+    series, worked out once per evaluation (whatever number of rules read the family). A
+    part (one component's dict) that is the very dict of the last evaluation (its collector
+    has not committed since) costs nothing; a new one costs a hash of its key tuples (their
+    64-bit hash: comparing the tuples themselves reads every label string again and costs
+    three times as much; a collision, about 2**-64 per change, would delay the selection of
+    a new series until the family changes again). A rule's cached selection holds while the
+    token is the one it was made for. Keep one across evaluations; call next() before each.
     """
 
     def __init__(self) -> None:
         self._memo: dict[str, tuple[list[dict[Key, float]], object]] = {}
-        self._last: dict[str, tuple[list[dict[Key, float]], object]] = {}
+        self._last: dict[str, tuple[list[dict[Key, float]], tuple[int, ...], object]] = {}
 
     def next(self) -> None:
         """A new evaluation: what this one saw becomes what the next compares with."""
-        self._last.update(self._memo)
         self._memo = {}
 
     def of(self, metric: str, parts: list[dict[Key, float]]) -> object:
@@ -43,14 +44,15 @@ class Signatures:
         if found is not None and found[0] is parts:
             return found[1]
         last = self._last.get(metric)
-        token = last[1] if last is not None and _same(last[0], parts) else object()
+        if last is not None and len(last[0]) == len(parts) and \
+                all(a is b for a, b in zip(last[0], parts, strict=True)):
+            digest, token = last[1], last[2]
+        else:
+            digest = tuple(hash(tuple(part)) ^ len(part) for part in parts)
+            token = last[2] if last is not None and last[1] == digest else object()
+        self._last[metric] = (parts, digest, token)
         self._memo[metric] = (parts, token)
         return token
-
-
-def _same(old: list[dict[Key, float]], new: list[dict[Key, float]]) -> bool:
-    return len(old) == len(new) and all(
-        a is b or a.keys() == b.keys() for a, b in zip(old, new, strict=True))
 
 
 @dataclass

@@ -74,8 +74,8 @@ class Runner:
             out.add(m.ALERTS, count, alertname=name, severity=severity, state=state)
         for kind in ("metric", "event"):
             out.add(m.RULES, sum(r.kind == kind for r in self.engine.rules.values()), kind=kind)
-        for rule, errors in stats.errors.items():
-            out.add(m.RULE_ERRORS, errors, rule=rule)
+        for rule in self.engine.rules:  # every rule, failed or not: bounded by the config
+            out.add(m.RULE_ERRORS, stats.errors.get(rule, 0), rule=rule)
         for metric, value in ((m.EVALUATIONS, stats.evaluations),
                               (m.EVALUATION_SECONDS, stats.seconds),
                               (m.LAST_EVALUATION, stats.last_seconds),
