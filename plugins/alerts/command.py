@@ -73,6 +73,18 @@ def listener(path: Path | None) -> PrometheusSection:
     return config.prometheus
 
 
+def generator_url(path: Path | None, host_id: str) -> str:
+    """The API's URL as others reach it: the listener's port, this host's name when the
+    listener is on every interface or loopback."""
+    settings = listener(path)
+    host, _, port = settings.listen.rpartition(":")
+    host = host.strip("[]")
+    if host in ("", "0.0.0.0", "::", "127.0.0.1", "::1", "localhost"):  # noqa: S104
+        host = host_id
+    scheme = "https" if settings.tls_cert_file else "http"
+    return f"{scheme}://{f'[{host}]' if ':' in host else host}:{port}{ROUTE}"
+
+
 def url(settings: PrometheusSection) -> str:
     host, _, port = settings.listen.rpartition(":")
     host = host.strip("[]")

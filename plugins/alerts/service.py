@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 from agent.components import Service, Sink
 from agent.context import PluginContext
+from agent.errors import InferwatchError
 from agent.httpd import Request, Response
 from agent.metrics import Accumulator
 from agent.model import Event
@@ -37,7 +38,18 @@ class Runner:
         if not self._restored:
             saved = await asyncio.to_thread(store.load, self.ctx.state_dir())
             self.engine.restore(saved)
+            if not self.config.generator_url:
+                self.engine.generator_url = await asyncio.to_thread(self._generator_url)
             self._restored = True
+
+    def _generator_url(self) -> str:
+        """This agent's alerts API as the listener in its config file serves it."""
+        from plugins.alerts.command import generator_url  # noqa: PLC0415
+
+        try:
+            return generator_url(self.ctx.config_path, self.ctx.host_id)
+        except InferwatchError:  # the file changed since it was loaded: keep the default
+            return self.engine.generator_url
 
     async def flush(self) -> None:
         """Save what changed, emit what is due, save the sent marks."""

@@ -69,8 +69,11 @@ def test_a_metric_rule_fires_survives_a_restart_and_resolves(
     assert [(a["alertname"], a["state"], a["labels"]["unit"]) for a in firing] == \
         [("TestLevelHigh", "firing", "a")]
     assert firing[0]["annotations"]["summary"] == "level a is 9"
-    assert value(agent.scrape(), "inferwatch_alerts", alertname="TestLevelHigh",
-                 severity="critical", state="firing") == 1
+    host = firing[0]["labels"]["host"]
+    assert firing[0]["generatorURL"] == \
+        f"http://{host}:{port}/api/v1/alerts?alertname=TestLevelHigh"
+    poll(lambda: value(agent.scrape(), "inferwatch_alerts", alertname="TestLevelHigh",
+                       severity="critical", state="firing") == 1, what="inferwatch_alerts")
 
     shown = run_cli("alerts", "-c", str(config))
     assert shown.returncode == 1, shown.stderr
