@@ -135,3 +135,28 @@ def test_drifted_traffic_becomes_a_firing_alert_naming_the_feature(tmp_path: Pat
         assert description.startswith("Drifted features: amount"), description
     finally:
         live.stop()
+
+
+def test_a_reload_that_changes_the_rules_keeps_the_firing_alert(
+        write_config: ConfigWriter, agent_factory: Any, tmp_path: Path) -> None:
+    """SIGHUP with a changed [plugins.alerts] restarts the plugin: its state goes to disk
+    and comes back; the alert keeps firing with its start and sends no new firing."""
+    import signal  # noqa: PLC0415
+
+    marker = tmp_path / "level"
+    marker.write_text("9")
+    config, port = write_config(RULES.format(marker=marker))
+    agent = agent_factory(config, port, "-p", "iwtest.level")
+    firing = poll(lambda: _alerts(agent), what="the alert")
+    poll(lambda: _logged(agent, "alert.firing"), what="alert.firing logged")
+    config.write_text(config.read_text().replace('summary = "level', 'summary = "Level'))
+    before = _evaluations(agent)
+    agent.signal(signal.SIGHUP)
+    poll(lambda: "configuration reloaded" in agent.log(), what="the reload")
+    poll(lambda: _evaluations(agent) >= 5 and _evaluations(agent) != before,
+         what="evaluations after the reload")
+    after = poll(lambda: _alerts(agent), what="the alert after the reload")
+    assert (after[0]["fingerprint"], after[0]["startsAt"]) == \
+        (firing[0]["fingerprint"], firing[0]["startsAt"])
+    assert after[0]["annotations"]["summary"] == "Level a is 9"
+    assert len(_logged(agent, "alert.firing")) == 1
