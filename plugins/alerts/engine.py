@@ -149,7 +149,7 @@ class Engine:
         return sent
 
     def _event(self, rule: Rule, alert: Alert, *, renewal: bool) -> Event:
-        data = self.view(rule, alert)
+        data = self.view(rule, alert, sending=True)
         data.pop("state")
         data["renewal"] = renewal
         status = data["status"]
@@ -158,9 +158,10 @@ class Engine:
             attributes={"alertname": rule.name, "fingerprint": alert.fingerprint,
                         "severity": alert.severity, "state": status, "labels": alert.labels})
 
-    def view(self, rule: Rule, alert: Alert) -> dict[str, Any]:
-        """An alert as the contract has it (CONTRACTS.md), plus its `state`."""
-        alert.annotations = self._annotations(rule, alert)
+    def view(self, rule: Rule, alert: Alert, *, sending: bool = False) -> dict[str, Any]:
+        """An alert as the contract has it (CONTRACTS.md), plus its `state`. Templates that
+        fail count as errors when the alert is sent (not on every look at it)."""
+        alert.annotations = self._annotations(rule, alert, count=sending)
         firing = alert.state != "resolved"
         return {
             "alertname": rule.name, "fingerprint": alert.fingerprint,
@@ -172,7 +173,7 @@ class Engine:
             "value": _finite(alert.value), "rule_kind": alert.rule_kind, "state": alert.state,
         }
 
-    def _annotations(self, rule: Rule, alert: Alert) -> dict[str, str]:
+    def _annotations(self, rule: Rule, alert: Alert, *, count: bool) -> dict[str, str]:
         config = rule.config
         scope = {"alertname": rule.name, "severity": alert.severity, "host": self.host,
                  "value": _finite(alert.value), "fire": config.fire, "clear": config.clear,
@@ -182,8 +183,18 @@ class Engine:
         out = {}
         for key in ("summary", "description", "runbook_url"):
             out[key], ok = render(getattr(config, key), scope)
-            self.stats.template_errors += not ok
+            self.stats.template_errors += count and not ok
         return out
+
+    def states(self) -> dict[tuple[str, str, str], int]:
+        """How many alerts by (alertname, severity, state), pending and firing."""
+        counts: dict[tuple[str, str, str], int] = {}
+        for rule in self.rules.values():
+            for alert in rule.alerts.values():
+                if alert.state != "resolved":
+                    key = (rule.name, alert.severity, alert.state)
+                    counts[key] = counts.get(key, 0) + 1
+        return counts
 
     def alerts(self) -> list[dict[str, Any]]:
         """Pending and firing alerts, for GET /api/v1/alerts."""

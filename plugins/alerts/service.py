@@ -78,11 +78,7 @@ class Runner:
 
     def commit(self) -> None:
         stats, out = self.engine.stats, Accumulator()
-        counts: dict[tuple[str, str, str], int] = {}
-        for alert in self.engine.alerts():
-            key = (alert["alertname"], alert["labels"]["severity"], alert["state"])
-            counts[key] = counts.get(key, 0) + 1
-        for (name, severity, state), count in counts.items():
+        for (name, severity, state), count in self.engine.states().items():
             out.add(m.ALERTS, count, alertname=name, severity=severity, state=state)
         for kind in ("metric", "event"):
             out.add(m.RULES, sum(r.kind == kind for r in self.engine.rules.values()), kind=kind)

@@ -80,14 +80,6 @@ class Timing:
     n: int = 1
 
 
-def debounced(alert: Alert, hit: bool, timing: Timing) -> bool:
-    """Record this evaluation; True when M of the last N agree."""
-    if alert.hits.maxlen != timing.n:
-        alert.hits = deque(alert.hits, maxlen=timing.n)
-    alert.hits.append(hit)
-    return sum(alert.hits) >= timing.m
-
-
 def step(alert: Alert, now: float, active: bool, timing: Timing) -> bool:
     """Advance one evaluation; True when the alert changed state (firing or resolved)."""
     alert.active = active
@@ -103,8 +95,3 @@ def step(alert: Alert, now: float, active: bool, timing: Timing) -> bool:
         alert.state, alert.ends_at = "resolved", now
         return True
     return False
-
-
-def dropped(alert: Alert) -> bool:
-    """A pending alert that went inactive is forgotten (it never fired)."""
-    return alert.state == "pending" and not alert.active
