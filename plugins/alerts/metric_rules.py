@@ -1,9 +1,9 @@
 """A metric rule, compiled once: selection, function, thresholds with hysteresis, timing.
 
 One alert per matching label set. A series that disappears stops being judged: a pending
-alert on it is dropped, a firing one resolves once it has been missing for `keep_firing_for`
-and at least two evaluation intervals (a restart or a collector's skipped tick is not a
-resolve). A rate over a history shorter than its range judges nothing yet.
+alert on it is dropped, a firing one resolves once it has been missing for `keep_firing_for`,
+two evaluation intervals and a minute, whichever is longest (a restart or a collector's late
+tick is not a resolve). A rate over a history shorter than its range judges nothing yet.
 """
 
 from __future__ import annotations
@@ -20,6 +20,9 @@ from plugins.alerts.matchers import parse_matchers
 from plugins.alerts.series import Counter, Key, Selection, Signatures, apply, ratio
 from plugins.alerts.state import Alert, Timing, fingerprint, step
 
+# A series absent this long (and two evaluations, and keep_firing_for) resolves its alert: a
+# restarted agent's first collections, or a loaded host's late one, are not resolves.
+MISSING_GRACE = 60.0
 OPS: dict[str, Callable[[float, float], bool]] = {
     ">": operator.gt, ">=": operator.ge, "<": operator.lt, "<=": operator.le,
     "==": operator.eq, "!=": operator.ne}
@@ -35,7 +38,7 @@ class MetricRule:
         self.op = OPS[config.op]
         m, n = config.window()
         self.timing = Timing(config.for_ or 0.0, config.keep_firing_for or 0.0, m, n)
-        self.grace = max(self.timing.keep_firing_for, 2 * interval)
+        self.grace = max(self.timing.keep_firing_for, 2 * interval, MISSING_GRACE)
         self.range = float(config.range or 0.0)
         self.static = {**config.labels, "alertname": config.name, "severity": config.severity,
                        "host": host}
