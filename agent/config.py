@@ -41,7 +41,7 @@ class FieldError(ValueError):
 
 
 class MultiFieldError(ValueError):
-    """Several MultiFieldError of one struct at once (a list of rules checked in one pass)."""
+    """Several FieldError problems of one struct at once (a list of rules checked in one pass)."""
 
     def __init__(self, problems: list[tuple[str, str]]) -> None:
         self.problems = problems
