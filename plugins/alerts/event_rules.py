@@ -20,7 +20,9 @@ from plugins.alerts.series import Key
 from plugins.alerts.state import Alert, fingerprint
 from plugins.alerts.templates import resolve
 
-MAX_SCOPE_BYTES = 32 * 1024  # an event's evidence kept for templates; larger is cut
+# An event's evidence kept with its alert for the templates, in memory and in the state
+# file (max_alerts of them): beyond this it is cut to its scalars and the heads of its lists.
+MAX_SCOPE_BYTES = 4096
 
 
 def field_text(event: Event, name: str) -> str:
@@ -114,6 +116,26 @@ class EventRule:
 
 def _scope(event: Event) -> dict[str, Any]:
     scope = {"kind": event.kind, "data": event.data, "attributes": event.attributes}
-    if len(msgspec.json.encode(scope)) > MAX_SCOPE_BYTES:
-        return {"kind": event.kind, "attributes": event.attributes, "data": {}}
-    return scope
+    if len(msgspec.json.encode(scope)) <= MAX_SCOPE_BYTES:
+        return scope
+    scope = {"kind": event.kind, "data": _trim(event.data), "attributes":
+             _trim(event.attributes)}
+    if len(msgspec.json.encode(scope)) <= MAX_SCOPE_BYTES:
+        return scope
+    return {"kind": event.kind, "data": {}, "attributes": {}}
+
+
+def _trim(table: dict[str, Any], depth: int = 0) -> dict[str, Any]:
+    """Scalars kept, strings and lists shortened, tables a level or two deep."""
+    out: dict[str, Any] = {}
+    for key, value in list(table.items())[:32]:
+        if isinstance(value, str):
+            out[key] = value[:200]
+        elif isinstance(value, list):
+            out[key] = [_trim(v, depth + 1) if isinstance(v, dict) else v
+                        for v in value[:5] if not isinstance(v, list)] if depth < 2 else []
+        elif isinstance(value, dict):
+            out[key] = _trim(value, depth + 1) if depth < 2 else {}
+        else:
+            out[key] = value
+    return out

@@ -165,3 +165,14 @@ def test_a_corrupt_state_file_is_set_aside(tmp_path: Path) -> None:
 def test_our_own_alert_events_are_never_inputs() -> None:
     h = Harness(config({**DRIFT, "event": "*"}))
     assert h.feed(make_event("alert.firing")) == []
+
+
+def test_a_huge_event_keeps_a_bounded_evidence_that_still_names_the_features() -> None:
+    h = Harness(config(DRIFT))
+    event = _drift("drift.detected")
+    event.data["top_features"] += [{"feature": f"f{i}", "score": i} for i in range(5000)]
+    event.data["blob"] = "x" * 100_000
+    fired = h.feed(event)
+    assert fired[0].data["annotations"]["description"].startswith("drifted: amount, country")
+    scope = next(iter(h.engine.rules["DriftPersisted"].alerts.values())).scope
+    assert len(msgspec.json.encode(scope)) <= 4096
