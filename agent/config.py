@@ -40,6 +40,14 @@ class FieldError(ValueError):
         super().__init__(message)
 
 
+class MultiFieldError(ValueError):
+    """Several FieldError problems of one struct at once (a list of rules checked in one pass)."""
+
+    def __init__(self, problems: list[tuple[str, str]]) -> None:
+        self.problems = problems
+        super().__init__("; ".join(f"{key}: {message}" for key, message in problems))
+
+
 # Longer is a typo, and a window or label_ttl that long overflows the dates derived from it.
 MAX_DURATION = 1000 * 365 * 86400.0
 
@@ -216,6 +224,10 @@ class PluginConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     # `[plugins.mqtt] host = ...` fills MqttConfig.broker. TOML paths skip their names.
     flattened: ClassVar[tuple[str, ...]] = ()
 
+    def warnings(self) -> list[str]:
+        """Valid but doubtful settings (`key: why`), printed by `check` and logged at start."""
+        return []
+
     def __post_init__(self) -> None:
         if not self.timeout:
             self.timeout = Duration(min(5.0, self.interval))
@@ -239,6 +251,11 @@ def load_config(path: Path | None, models: Mapping[str, type[PluginConfig]]) -> 
     raw = _read_toml(path) if path is not None else {}
     base_dir = path.parent if path is not None else Path.cwd()
     return build_config(raw, models, path=path, base_dir=base_dir)
+
+
+def read_toml(path: Path) -> dict[str, Any]:
+    """The TOML document at `path`; every way it can be unreadable is a ConfigError."""
+    return _read_toml(path)
 
 
 def _read_toml(path: Path) -> dict[str, Any]:
@@ -348,6 +365,8 @@ class _Converter:
             return cls(**kwargs)
         except FieldError as exc:
             self.errors.append(f"{_join(path, exc.key)}: {exc}")
+        except MultiFieldError as exc:
+            self.errors += [f"{_join(path, key)}: {message}" for key, message in exc.problems]
         except (ValueError, TypeError) as exc:
             self.errors.append(f"{path}: {exc}")
         return _INVALID
@@ -401,7 +420,9 @@ def config_warnings(config: Config) -> list[str]:
     return [f"plugins.{name}: enabled, but it needs [plugins.{need}] enabled too "
             f"(it will have nothing to do)"
             for name in sorted(enabled) for need in type(config.plugins[name]).needs
-            if need not in enabled]
+            if need not in enabled] + \
+        [f"plugins.{name}.{warning}" for name in sorted(enabled)
+         for warning in config.plugins[name].warnings()]
 
 
 def check_state_dir(state_dir: str) -> list[str]:

@@ -15,9 +15,13 @@ from agent.intake import WAIT_SECONDS, Receiver, Record, SampleIntake, Submitted
 from agent.metrics import PluginMetrics
 from agent.model import Event, Severity
 from agent.plain import plain, plain_event
+from agent.readback import Families, no_families
 
 if TYPE_CHECKING:  # numpy is imported only where windows are built
+    from agent.httpd import Request, Response
     from agent.window import Window
+
+    Route = Callable[[Request], Response]
 
 
 @dataclass
@@ -35,6 +39,20 @@ class PluginContext:
     # plugins, e.g. for the drift statistics they add. None outside an agent or a replay.
     hook: Any = None
     intake: SampleIntake = field(default_factory=SampleIntake)  # one per agent
+    # Every series the agent exports, read back in-process (agent.readback); call on the loop.
+    read_metrics: Callable[[], Families] = no_families
+    # GET routes on the metrics listener (same TLS and auth as /metrics), path -> handler.
+    routes: dict[str, Route] | None = None
+
+    def serve(self, path: str, handler: Route | None) -> None:
+        """Answer GET `path` on the metrics listener with `handler` (None: stop answering).
+        The handler runs on the event loop and must be quick; a core path cannot be taken."""
+        if self.routes is None:
+            return
+        if handler is None:
+            self.routes.pop(path, None)
+        else:
+            self.routes[path] = handler
 
     def publish(self, window: Window) -> None:
         """Hand a closed window to every monitor (call on the event loop)."""

@@ -105,6 +105,7 @@ def _parse_basic(header: str | None) -> tuple[str | None, str | None]:
 class Exporter:
     def __init__(
         self, settings: PrometheusSection, exposition: Exposition, ready: Callable[[], bool],
+        plugin_routes: dict[str, Callable[[Request], Response]] | None = None,
     ) -> None:
         self.settings = settings
         self._exposition = exposition
@@ -116,6 +117,8 @@ class Exporter:
             "/metrics": self._metrics, "/-/healthy": self._healthy, "/-/ready": self._readyz,
             "/": self._index,
         }
+        # Paths plugins serve (PluginContext.serve), shared with the agent: read per request.
+        self._plugin_routes = plugin_routes if plugin_routes is not None else {}
 
     @property
     def running(self) -> bool:
@@ -168,7 +171,7 @@ class Exporter:
         if self._auth is not None and not await self._auth.allowed(
                 request.header("Authorization")):
             return _text(401, "Unauthorized", {"WWW-Authenticate": 'Basic realm="inferwatch"'})
-        route = self._routes.get(request.path)
+        route = self._routes.get(request.path) or self._plugin_routes.get(request.path)
         if route is None:
             return _text(404, "Not Found")
         try:

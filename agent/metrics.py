@@ -22,6 +22,8 @@ MAX_LABEL_VALUE = 256
 
 Labels = tuple[str, ...]
 Family = CounterMetricFamily | GaugeMetricFamily
+# Every metric name declared in this process, so a rule over a misspelt one can be refused.
+DECLARED: set[str] = set()
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +42,7 @@ class MetricDef:
             raise ValueError(f"{self.name}: counters and only counters end in _total")
         if bad := [n for n in self.labels if not _LABEL.match(n)]:
             raise ValueError(f"{self.name}: invalid label names {bad}")
+        DECLARED.add(self.name)
 
 
 def gauge(name: str, help: str, *labels: str) -> MetricDef:

@@ -34,6 +34,7 @@ from agent.intake import IntakeMetrics, SampleIntake
 from agent.loader import Plugins, discover
 from agent.metrics import PluginMetrics
 from agent.model import Event, Severity
+from agent.readback import Families, read_families
 from agent.selfmetrics import SelfMetrics
 from agent.supervisor import Supervised, drop_unsent
 from agent.systemd import Notifier
@@ -74,6 +75,7 @@ class Agent:
         self._tasks: list[asyncio.Task[None]] = []
         self._budgeter: BudgetController | None = None
         self.intake = SampleIntake()  # plugins' samples, to whichever plugin receives them
+        self.routes: dict[str, Any] = {}  # plugins' GET paths on the metrics listener
 
     def load(self) -> Config:
         """Validate everything before anything starts; raise ConfigError listing every problem."""
@@ -96,7 +98,8 @@ class Agent:
         self.bus = EventBus(config.agent.event_queue_size, self.metrics)
         self.metrics.registry.register(IntakeMetrics(self.intake))
         self.exposition = self.metrics.exposition()
-        self.exporter = Exporter(config.prometheus, self.exposition, lambda: self._ready)
+        self.exporter = Exporter(config.prometheus, self.exposition, lambda: self._ready,
+                                 self.routes)
         if config.prometheus.enabled:
             await self.exporter.start()
         try:
@@ -183,6 +186,7 @@ class Agent:
             config_path=self.config_path, extra_plugins=self.extra_plugins,
             hook=self.plugins.manager.hook,
             intake=self.intake,
+            read_metrics=self._read_metrics, routes=self.routes,
         )
         try:
             result = self.plugins.call(instance.name, "inferwatch_components",
@@ -193,6 +197,9 @@ class Agent:
             self.metrics.plugin_errors.labels(instance.name, "", "start").inc()
             self.metrics.plugin_up.labels(instance.name, "").set(0)
             log.error("plugin set-up failed; plugin disabled", plugin=instance.name, exc_info=exc)
+
+    def _read_metrics(self) -> Families:
+        return read_families(self.metrics.registry, self.metrics.snapshots)
 
     def _route_window(self, window: Window) -> None:
         """Every monitor of every plugin gets every window (a provisional one only if it
@@ -308,7 +315,7 @@ class Agent:
         if old.updatable(settings):
             old.update(settings)
             return
-        fresh = Exporter(settings, self.exposition, lambda: self._ready)
+        fresh = Exporter(settings, self.exposition, lambda: self._ready, self.routes)
         if settings.enabled:
             await self._start_beside(old, fresh)
         await old.stop()

@@ -41,7 +41,7 @@ from plugins.drift import fleet, summary
 from plugins.drift import statistics as st
 from plugins.drift.config import DriftConfig
 from plugins.drift.extra import Extra
-from plugins.drift.profile import Profile, fence_of
+from plugins.drift.profile import Profile
 from plugins.drift.references import References, Step
 from plugins.drift.sequential import Cusum, advance, calibrate
 

@@ -291,7 +291,7 @@ def numeric_stats_many(batch: Batch, counts: np.ndarray, n: np.ndarray,
     rows = zip(wasserstein.tolist(), ks.tolist(), psi.tolist(), js.tolist(),
                n.astype(np.float64).tolist(), strict=True)
     out: list[dict[str, float] | None] = []
-    for i, (w1, ks_i, psi_i, js_i, n_i) in enumerate(rows):
+    for w1, ks_i, psi_i, js_i, n_i in rows:
         if not n_i:
             out.append(None)
             continue

@@ -31,6 +31,8 @@ SKIPPED = {
     "inferwatch replay": "needs recorded data: tests/integration/test_replay.py",
     "inferwatch demo": "minutes long: tests/integration/test_demo.py runs it on a short clock",
     "inferwatch audit": "its output is this host's: tests/integration/test_audit.py runs it",
+    "inferwatch alerts": "needs a running agent with a firing alert: "
+                         "tests/integration/test_alerts_agent.py",
     "inferwatch reference build": "needs training data: tests/plugins/test_drift.py",
     "/opt/inferwatch/bin/pip install": "installs a package: tests/contract/test_example_plugin.py",
 }

@@ -21,7 +21,7 @@ def test_check_accepts_the_documented_example() -> None:
     root = Path(__file__).resolve().parents[2]
     result = run_cli("check", "-c", str(root / "agent.toml"), cwd=root)
     assert result.returncode == 0, result.stderr
-    assert "plugins enabled: host" in result.stdout
+    assert "plugins enabled: alerts, host" in result.stdout
 
 
 def test_malformed_toml(tmp_path: Path) -> None:

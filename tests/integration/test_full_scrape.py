@@ -64,7 +64,8 @@ NOT_HERE = {
 NOT_AGENT_PREFIXES = ("inferwatch_fleet_",)
 NOT_METRICS = {"inferwatch_components", "inferwatch_config_model",  # hooks
                "inferwatch_audit_checks", "inferwatch_commands",
-               "inferwatch_model_files"}  # the example plugin's module
+               "inferwatch_model_files",  # the example plugin's module
+               "inferwatch_gpu_temprature_celsius"}  # docs/alerts.md: a misspelt name
 NOT_METRICS |= {"inferwatch_recorded_window", "inferwatch_drift_statistics"}  # hooks too
 
 

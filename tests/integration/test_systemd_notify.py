@@ -33,7 +33,8 @@ def test_ready_status_and_watchdog_that_stops_when_the_loop_is_wedged(
     sock, path = notify_socket
     marker = tmp_path / "wedge"
     config, port = write_config(
-        f'[plugins.host]\nenabled = false\n[plugins.wedger]\ninterval = "100ms"\n'
+        f'[plugins.host]\nenabled = false\n[plugins.alerts]\nenabled = false\n'
+        f'[plugins.wedger]\ninterval = "100ms"\n'
         f'timeout = "100ms"\nmarker = "{marker}"\n')
     agent = agent_factory(config, port, "-p", "iwtest.common:wedger",
                           env={"NOTIFY_SOCKET": path, "WATCHDOG_USEC": "400000"})

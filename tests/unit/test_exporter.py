@@ -143,3 +143,35 @@ async def test_a_flood_of_wrong_passwords_is_bounded() -> None:
     assert not any(results[:-1])
     assert auth.throttled == 40 - MAX_PENDING_CHECKS
     assert auth.refused == MAX_PENDING_CHECKS  # checked and wrong
+
+
+async def test_a_plugin_route_sits_behind_the_same_tls_and_auth(
+        certificate: tuple[Path, Path]) -> None:
+    """PluginContext.serve adds a path to this listener (the alerts API): same TLS, same
+    basic auth, added and removed while the listener runs; core paths are not taken."""
+    from agent.httpd import Response  # noqa: PLC0415
+
+    cert, key = certificate
+    hashed = bcrypt.hashpw(b"pw", bcrypt.gensalt(rounds=4)).decode()
+    routes: dict[str, object] = {}
+    port = free_port()
+    exporter = Exporter(PrometheusSection(listen=f"127.0.0.1:{port}", tls_cert_file=str(cert),
+                                          tls_key_file=str(key),
+                                          basic_auth_users={"prom": hashed}),
+                        _registry(), lambda: True, routes)  # type: ignore[arg-type]
+    await exporter.start()
+    url = f"https://127.0.0.1:{port}/api/v1/alerts"
+    context = ssl.create_default_context(cafile=str(cert))
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=context)) as session:
+        async with session.get(url, headers=_basic("prom", "pw")) as response:
+            assert response.status == 404
+        routes["/api/v1/alerts"] = lambda _r: Response(200, b'{"alerts":[]}')
+        async with session.get(url) as response:
+            assert response.status == 401
+        async with session.get(url, headers=_basic("prom", "pw")) as response:
+            assert (response.status, await response.text()) == (200, '{"alerts":[]}')
+        routes["/metrics"] = lambda _r: Response(200, b"taken")
+        async with session.get(f"https://127.0.0.1:{port}/metrics",
+                               headers=_basic("prom", "pw")) as response:
+            assert "inferwatch_test_requests_total" in await response.text()
+    await exporter.stop()

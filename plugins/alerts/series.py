@@ -1,0 +1,137 @@
+"""Selecting a rule's series from the read-back registry, and counters turned into increases.
+
+Selections are cached per family part: a part whose label sets did not change since the last
+evaluation (the usual case: values change, series do not) costs one comparison of two sets
+whose hashes are stored (see Signatures), so an evaluation costs about what the rules
+select, not the size of the registry.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from agent.metrics import Labels
+from agent.readback import Families
+from plugins.alerts.matchers import Matcher, compile_selector
+
+Key = tuple[str, ...]
+
+
+class Signatures:
+    """For each metric, a token that stays the same object while the family holds the same
+    series, worked out once per evaluation (whatever number of rules read the family). A
+    part (one component's dict) that is the very dict of the last evaluation (its collector
+    has not committed since) costs nothing; a new one costs a hash of its key tuples (their
+    64-bit hash: comparing the tuples themselves reads every label string again and costs
+    three times as much; a collision, about 2**-64 per change, would delay the selection of
+    a new series until the family changes again). A rule's cached selection holds while the
+    token is the one it was made for. Keep one across evaluations; call next() before each.
+    """
+
+    def __init__(self) -> None:
+        self._memo: dict[str, tuple[list[dict[Key, float]], object]] = {}
+        self._last: dict[str, tuple[list[dict[Key, float]], tuple[int, ...], object]] = {}
+
+    def next(self) -> None:
+        """A new evaluation: what this one saw becomes what the next compares with."""
+        self._memo = {}
+
+    def of(self, metric: str, parts: list[dict[Key, float]]) -> object:
+        found = self._memo.get(metric)
+        if found is not None and found[0] is parts:
+            return found[1]
+        last = self._last.get(metric)
+        if last is not None and len(last[0]) == len(parts) and \
+                all(a is b for a, b in zip(last[0], parts, strict=True)):
+            digest, token = last[1], last[2]
+        else:
+            digest = tuple(hash(tuple(part)) ^ len(part) for part in parts)
+            token = last[2] if last is not None and last[1] == digest else object()
+        self._last[metric] = (parts, digest, token)
+        self._memo[metric] = (parts, token)
+        return token
+
+
+@dataclass
+class Selection:
+    """One rule's view of one metric: the label names and the matching (key, value) pairs."""
+
+    metric: str
+    matchers: list[Matcher]
+    _names: Labels | None = None
+    _predicate: Callable[[Key], bool] | None = None
+    _signature: object = None
+    _selected: list[tuple[int, Key]] = field(default_factory=list)
+
+    def read(self, families: Families, sigs: Signatures | None = None
+             ) -> tuple[Labels, list[tuple[Key, float]]]:
+        found = families.get(self.metric)
+        if found is None:
+            return (), []
+        names, parts = found
+        if names != self._names or self._predicate is None:
+            self._names, self._signature = names, None
+            self._predicate = compile_selector(self.matchers, names)
+        signature = (sigs or Signatures()).of(self.metric, parts)
+        if signature is not self._signature:
+            test = self._predicate
+            self._selected = [(i, k) for i, part in enumerate(parts) for k in part if test(k)]
+            self._signature = signature
+        return names, [(key, parts[i][key]) for i, key in self._selected]
+
+
+class Counter:
+    """A counter's history as a running total that survives resets (a restart of whatever
+    counts: the value drops, and the new value is all new increase), downsampled so a long
+    range keeps about `points` samples."""
+
+    __slots__ = ("last", "points", "spacing", "total")
+
+    def __init__(self, range_: float, points: int = 60) -> None:
+        self.last: float | None = None
+        self.total = 0.0
+        self.spacing = range_ / points
+        self.points: deque[tuple[float, float]] = deque()
+
+    def observe(self, now: float, value: float) -> None:
+        if self.last is not None:
+            self.total += value - self.last if value >= self.last else value
+        self.last = value
+        if not self.points or now - self.points[-1][0] >= self.spacing:
+            self.points.append((now, self.total))  # between points, `total` is current
+
+    def increase(self, now: float, range_: float) -> tuple[float, float] | None:
+        """(increase, seconds it spans) over the last `range_`; None until the history
+        reaches back that far (a fresh start judges nothing it has not seen)."""
+        start = now - range_
+        while len(self.points) > 1 and self.points[1][0] <= start:
+            self.points.popleft()
+        if not self.points or self.points[0][0] > start + self.spacing:
+            return None
+        first_t, first_total = self.points[0]
+        return self.total - first_total, max(now - first_t, 1e-9)
+
+
+def apply(function: str, counters: dict[Key, Counter], key: Key, value: float, *,
+          now: float, range_: float) -> float | None:
+    """The value a rule judges for one series: as is, or its increase or per-second rate."""
+    if function == "value":
+        return value
+    counter = counters.get(key)
+    if counter is None:
+        counter = counters[key] = Counter(range_)
+    counter.observe(now, value)
+    found = counter.increase(now, range_)
+    if found is None:
+        return None
+    increase, span = found
+    return increase if function == "increase" else increase / span
+
+
+def ratio(numerator: float, denominator: float) -> float | None:
+    if denominator:
+        return numerator / denominator
+    return math.inf if numerator > 0 else None
