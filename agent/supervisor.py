@@ -11,7 +11,6 @@ import asyncio
 import contextlib
 import contextvars
 import inspect
-import random
 import time
 import zlib
 from collections.abc import Callable
@@ -20,9 +19,11 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 
+from agent.backoff import Backoff
 from agent.bus import EventBus
 from agent.components import Collector, Component, Monitor, Service, Sink, process_window
 from agent.config import PluginConfig
+from agent.delivery import DurableDelivery, route_for
 from agent.errors import NotReadyError, PermanentError
 from agent.metrics import Accumulator, PluginMetrics
 from agent.model import Event, Severity
@@ -33,23 +34,9 @@ if TYPE_CHECKING:  # numpy is imported only where windows are built
     from agent.window import Window
 
 MONITOR_QUEUE = 64  # windows waiting per monitor: each may hold 100k rows
+COMMIT_TIMEOUT = 60.0  # a durable sink's outbox commit: local, so slow is not hung
 
 log = structlog.get_logger("inferwatch")
-
-
-class Backoff:
-    """Exponential backoff with equal jitter, so restarting components do not move in step."""
-
-    def __init__(self, base: float = 1.0, cap: float = 60.0) -> None:
-        self.base, self.cap, self.attempt = base, cap, 0
-
-    def next(self) -> float:
-        delay = min(self.cap, self.base * 2**self.attempt)
-        self.attempt += 1
-        return random.uniform(delay / 2, delay)  # noqa: S311 - jitter, not cryptography
-
-    def reset(self) -> None:
-        self.attempt = 0
 
 
 class Supervised:
@@ -67,11 +54,13 @@ class Supervised:
         host_id: str,
         backoff: Backoff | None = None,
         start_timeout: float = 30.0,
+        delivery: DurableDelivery | None = None,
     ) -> None:
         self.plugin, self.component, self.settings = plugin, component, settings
         self.metrics, self.store, self.bus, self.host_id = metrics, store, bus, host_id
         self.backoff = backoff or Backoff()
         self.start_timeout = start_timeout
+        self.delivery = delivery  # a durable sink's outbox and delivery loop (agent/delivery.py)
         self.started = asyncio.Event()
         self.task: asyncio.Task[None] | None = None
         self.inbox: asyncio.Queue[Any] | None = None
@@ -88,9 +77,14 @@ class Supervised:
     def labels(self) -> tuple[str, str]:
         return self.plugin, self.component.name
 
+    @property
+    def task_name(self) -> str:
+        return ".".join(self.labels)
+
     def launch(self) -> None:
         if isinstance(self.component, Sink):
-            self.inbox = self.bus.subscribe(".".join(self.labels), self.component.queue_size)
+            self.inbox = self.bus.subscribe(".".join(self.labels), self.component.queue_size,
+                                            route_for(self.settings))
         elif isinstance(self.component, Monitor):
             self.inbox = asyncio.Queue(MONITOR_QUEUE)
         self.metrics.plugin_up.labels(*self.labels).set(0)
@@ -115,6 +109,8 @@ class Supervised:
             self.task.cancel()
             await asyncio.wait({self.task}, timeout=min(0.1, deadline - loop.time()))
         await self._stop_component(timeout)
+        if self.delivery is not None:
+            await self.delivery.close()
         self._worker.close()
         self.store.drop(self.component.name)
         self.metrics.forget(*self.labels)
@@ -175,6 +171,14 @@ class Supervised:
         elif isinstance(component, Service):
             self._succeeded()
             await component.run()
+        elif isinstance(component, Sink) and self.delivery is not None:
+            await self.delivery.open()
+            try:
+                async with asyncio.TaskGroup() as group:  # cancelled together on stop
+                    group.create_task(self.delivery.run(), name=f"{self.task_name}.delivery")
+                    await self._sink_loop(component)
+            except ExceptionGroup as failed:  # counted by its first reason, as a lone task's
+                raise failed.exceptions[0] from None
         elif isinstance(component, Sink):
             await self._sink_loop(component)
         elif isinstance(component, Monitor):
@@ -242,8 +246,12 @@ class Supervised:
                 self._pending = [await self.inbox.get()]
                 while len(self._pending) < sink.batch_size and not self.inbox.empty():
                     self._pending.append(self.inbox.get_nowait())
-            async with asyncio.timeout(sink.deliver_timeout or self.settings.timeout):
-                await sink.deliver(self._pending)
+            if self.delivery is not None:  # a commit to its outbox; run() delivers from there
+                async with asyncio.timeout(COMMIT_TIMEOUT):
+                    await self.delivery.put(self._pending)
+            else:
+                async with asyncio.timeout(sink.deliver_timeout or self.settings.timeout):
+                    await sink.deliver(self._pending)
             self._pending = []
             self._succeeded()
 
