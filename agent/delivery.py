@@ -103,7 +103,7 @@ class DurableDelivery:
     """One durable sink's outbox, its delivery loop and its series."""
 
     def __init__(self, plugin: str, sink: Sink, settings: SinkConfig, state_root: Path,
-                 store: PluginMetrics, backoff: Backoff | None = None) -> None:
+                 store: PluginMetrics, *, backoff: Backoff | None = None) -> None:
         self.plugin, self.sink, self.store = plugin, sink, store
         self.timeout = float(sink.deliver_timeout or settings.timeout)
         self.outbox = Outbox(outbox_path(state_root, plugin, sink.name),

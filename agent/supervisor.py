@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 
-from agent.backoff import Backoff
+from agent.backoff import Backoff as Backoff  # noqa: PLC0414 - re-exported (plugins import it here)
 from agent.bus import EventBus
 from agent.components import Collector, Component, Monitor, Service, Sink, process_window
 from agent.config import PluginConfig

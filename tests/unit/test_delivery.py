@@ -72,7 +72,7 @@ def _delivery(tmp_path: Path, sink: Receiver, **settings: object
               ) -> tuple[DurableDelivery, PluginMetrics, CountingBackoff]:
     store, backoff = PluginMetrics("p", 100), CountingBackoff()
     config = SinkConfig(**settings)  # type: ignore[arg-type]
-    return DurableDelivery("p", sink, config, tmp_path, store, backoff), store, backoff
+    return DurableDelivery("p", sink, config, tmp_path, store, backoff=backoff), store, backoff
 
 
 def _series(store: PluginMetrics) -> dict[tuple[str, tuple[str, ...]], float]:
@@ -272,7 +272,7 @@ async def test_a_supervised_durable_sink_commits_before_it_stops(tmp_path: Path)
     sink = Receiver()
     sink.down = True
     settings = SinkConfig(match=["keep.*"], timeout=Duration(1.0))
-    delivery = DurableDelivery("p", sink, settings, tmp_path, store, CountingBackoff())
+    delivery = DurableDelivery("p", sink, settings, tmp_path, store, backoff=CountingBackoff())
     sup = Supervised("p", sink, settings, metrics=metrics, store=store, bus=bus, host_id="h",
                      delivery=delivery)
     sup.launch()
