@@ -39,7 +39,7 @@ def signature(secret: bytes, timestamp: str, body: bytes) -> str:
 
 
 def retryable(status: int) -> bool:
-    return status in RETRYABLE or status >= 500  # noqa: PLR2004 - HTTP's server errors
+    return status in RETRYABLE or status >= 500
 
 
 class WebhookSink(Sink):
@@ -78,7 +78,7 @@ class WebhookSink(Sink):
         done: list[Event] = []
         for group in self._groups(events):
             status = await self._post(self._body(group))
-            if 200 <= status < 300:  # noqa: PLR2004 - HTTP's success range
+            if 200 <= status < 300:
                 done.extend(group)
             elif retryable(status):
                 raise WebhookError(f"HTTP {status} from the webhook")

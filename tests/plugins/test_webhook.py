@@ -146,7 +146,7 @@ async def test_a_server_signed_by_another_ca_is_refused_and_retried(
     sink = WebhookSink(_config(pki, receiver.url, ca_file=str(pki["other"])))
     await sink.start()
     try:
-        with pytest.raises(WebhookError, match="[Cc]ertificate"):
+        with pytest.raises(WebhookError, match=r"[Cc]ertificate"):
             await sink.deliver(_events(1))
     finally:
         await sink.stop()
