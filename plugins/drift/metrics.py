@@ -39,5 +39,3 @@ REFERENCE_SET_ASIDE = gauge("inferwatch_drift_reference_values_set_aside",
                             "model", "model_version", "reason")
 RETRAIN = counter("inferwatch_retrain_requests_total", "retrain.requested events, by reason.",
                   "model", "reason")
-WEBHOOK_ERRORS = counter("inferwatch_retrain_webhook_errors_total",
-                         "Retrain webhook calls that failed.")

@@ -55,4 +55,3 @@ class DriftStats(Collector):
             out.add(m.REFERENCE, 0, model=model, model_version=version)
         for (model, reason), count in monitor.retrain_counts.items():
             out.add(m.RETRAIN, count, model=model, reason=reason)
-        out.add(m.WEBHOOK_ERRORS, monitor.webhook_errors)

@@ -43,7 +43,6 @@ NOT_HERE = {
     "inferwatch_gpu_fan_speed_ratio": "the fake H100 has no fan, as a real SXM one",
     "inferwatch_gpu_retired_pages": "H100s remap rows instead (fake and real)",
     "inferwatch_gpu_retired_pages_pending": "H100s remap rows instead (fake and real)",
-    "inferwatch_retrain_webhook_errors_total": "no retrain webhook failing here",
     "inferwatch_model_file_size_bytes": "contrib/example-plugin, not built in",
     "inferwatch_model_file_age_seconds": "contrib/example-plugin, not built in",
     "inferwatch_model_file_present": "contrib/example-plugin, not built in",
