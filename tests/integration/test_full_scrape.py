@@ -4,7 +4,7 @@ the docs and the scrape name the same metrics (a name in either one only is a fa
 One agent for the module: host (a watched process, temperatures), the fake GPUs of
 contrib/fake-gpu, MQTT to a real mosquitto, ingestion over the socket, HTTP and MQTT,
 quality (thresholds, cost, fairness, CBPE) and drift (sequential, retrain) over a binary, a
-multiclass and a regression model, and the event log.
+multiclass and a regression model, the event log, and the webhook sink.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ import pytest
 
 from tests.helpers import ROOT, AgentProcess, free_port, http_get, poll, start_agent, value
 from tests.integration.mqtt_helpers import Mosquitto
+from tests.webhook_receiver import Receiver
 
 pytestmark = [pytest.mark.integration,
               pytest.mark.skipif(shutil.which("promtool") is None, reason="needs promtool")]
@@ -105,7 +106,7 @@ def _send(sock: Path, records: list[dict[str, object]]) -> None:
         conn.sendall(b"".join(json.dumps(r).encode() + b"\n" for r in records))
 
 
-def _config(folder: Path, port: int, broker: int) -> Path:
+def _config(folder: Path, port: int, broker: int, hook: str) -> Path:
     scenario = folder / "gpus.json"
     gpus = json.loads((ROOT / "contrib" / "fake-gpu" / "scenario.json").read_text())
     gpus["gpus"][0]["values"].update(mig_mode=1, mig_instances=2)
@@ -137,6 +138,10 @@ port = {broker}
 interval = "1s"
 [plugins.eventlog]
 enabled = true
+[plugins.webhook]
+enabled = true
+url = "{hook}"
+match = ["retrain.requested", "drift.*"]
 [plugins.ingest]
 enabled = true
 interval = "1s"
@@ -187,13 +192,15 @@ probe_seconds = 0.5
 def full_agent(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AgentProcess]:
     folder = tmp_path_factory.mktemp("full")
     broker = Mosquitto(folder / "broker").start()
+    receiver = Receiver().start()
     port = free_port()
-    agent = start_agent(_config(folder, port, broker.port), port)
+    agent = start_agent(_config(folder, port, broker.port, receiver.url), port)
     try:
         _feed(agent, folder / "ingest.sock")
         yield agent
     finally:
         agent.stop()
+        receiver.stop()
         broker.stop()
 
 
