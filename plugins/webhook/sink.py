@@ -25,6 +25,8 @@ from plugins.webhook.config import WebhookConfig
 SIGNATURE = "X-Inferwatch-Signature"
 TIMESTAMP = "X-Inferwatch-Timestamp"
 RETRYABLE = frozenset({408, 429})  # and every 5xx
+MAX_ANSWER = 64 << 10  # bytes of a response body read (and discarded): a receiver cannot
+# make the agent hold a large answer in memory
 
 
 class WebhookError(Exception):
@@ -106,7 +108,7 @@ class WebhookSink(Sink):
         try:
             async with self._session.post(self.config.url, data=body, headers=headers,
                                           allow_redirects=False) as response:
-                await response.read()
+                await response.content.read(MAX_ANSWER)  # unread beyond: not kept alive
                 return response.status
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
             raise WebhookError(f"{type(exc).__name__}: {exc}" if str(exc)

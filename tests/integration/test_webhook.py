@@ -28,7 +28,7 @@ def _agent(write_config: ConfigWriter, agent_factory, tmp_path: Path, url: str,
     return agent_factory(config, http, "-p", "iwtest.emitter")
 
 
-def _emit(tmp_path: Path, count: int) -> None:
+def _emit(tmp_path: Path, count: int | str) -> None:
     (tmp_path / "emit").write_text(str(count))
 
 
@@ -80,3 +80,26 @@ def test_a_refusing_receiver_drops_and_counts_and_delivers_the_rest(
         assert agent.stop() == 0
     finally:
         receiver.stop()
+
+
+def test_a_reload_in_the_middle_of_a_burst_loses_nothing(
+        write_config: ConfigWriter, agent_factory, tmp_path: Path) -> None:
+    """SIGHUP with the webhook's section changed (so the sink restarts) while events arrive,
+    the receiver down: every event still reaches it once it is up."""
+    receiver = Receiver(secret=SECRET)
+    agent = _agent(write_config, agent_factory, tmp_path, receiver.url)
+    config = agent.config
+    config.write_text(config.read_text().replace('match = ["test.*"]',
+                                                 'match = ["test.*", "other.*"]'))
+    _emit(tmp_path, "400 hup")
+    poll(lambda: "configuration reloaded" in agent.log(), 15, what="the reload")
+    assert '"restarted": ["webhook"]' in agent.log()
+    poll(lambda: _metric(agent, "inferwatch_sink_queued") == 400, 15, what="400 waiting")
+    receiver.start()
+    try:
+        poll(lambda: len(receiver.events) >= 400, 60, what="all delivered")
+    finally:
+        receiver.stop()
+    assert sorted(e["data"]["n"] for e in receiver.events) == list(range(400))
+    assert value(agent.scrape(), "inferwatch_events_dropped_total", reason="stopped") is None
+    assert agent.stop() == 0

@@ -289,3 +289,43 @@ async def test_a_supervised_durable_sink_commits_before_it_stops(tmp_path: Path)
     rows = await asyncio.to_thread(again.outbox.take, 100)
     assert {kind for _, kind, _ in rows} == {"keep.this"}
     await again.close()
+
+
+async def test_a_reload_keeps_the_outbox_and_applies_the_new_route(tmp_path: Path) -> None:
+    """What was routed before the reload is in the outbox and is delivered after it; what
+    comes after follows the new `match`."""
+    metrics, store = SelfMetrics(), PluginMetrics("p", 100)
+    bus = EventBus(1000, metrics)
+    bus_task = asyncio.create_task(bus.run())
+
+    def supervise(sink: Receiver, match: list[str]) -> Supervised:
+        settings = SinkConfig(match=match, timeout=Duration(1.0))
+        delivery = DurableDelivery("p", sink, settings, tmp_path, store,
+                                   backoff=CountingBackoff())
+        return Supervised("p", sink, settings, metrics=metrics, store=store, bus=bus,
+                          host_id="h", delivery=delivery)
+
+    down = Receiver()
+    down.down = True
+    old = supervise(down, ["a.*"])
+    old.launch()
+    for n in range(10):
+        bus.emit(_event("a.before" if n % 2 else "b.before", n=n))
+    await bus.drain(5)
+    assert await old.stop(5, keep_queue=True) == []  # committed, nothing left to carry
+    up = Receiver()
+    new = supervise(up, ["b.*"])
+    new.launch()
+    for n in range(10, 16):
+        bus.emit(_event("a.after" if n % 2 else "b.after", n=n))
+    await poll_async(lambda: len(up.got) == 8)
+    await new.stop(5)
+    bus_task.cancel()
+    assert sorted(up.got) == [1, 3, 5, 7, 9, 10, 12, 14]
+    assert _dropped(metrics) == 0
+
+
+def _dropped(metrics: SelfMetrics) -> float:
+    return sum(metrics.registry.get_sample_value("inferwatch_events_dropped_total",
+                                                 {"reason": r}) or 0.0
+               for r in ("queue_full", "sink_full", "stopped"))
