@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 import time
 from collections.abc import Callable, Sequence
 from fnmatch import fnmatchcase
@@ -53,6 +54,7 @@ ROUTE_CACHE = 4096  # (kind, severity) decisions remembered per sink; kinds are 
 IDLE_REFRESH = 5.0  # seconds between metric refreshes while nothing happens
 
 Route = Callable[[Event], bool]
+_SAFE = re.compile(r"[^A-Za-z0-9_.-]|^\.")
 
 
 class KindRoute:
@@ -87,7 +89,8 @@ def route_for(settings: PluginConfig) -> Route | None:
 
 
 def outbox_path(state_root: Path, plugin: str, sink: str) -> Path:
-    return state_root / "sinks" / f"{plugin}-{sink}.sqlite"
+    """`<state_dir>/sinks/<plugin>-<sink>.sqlite`, names reduced to safe file characters."""
+    return state_root / "sinks" / _SAFE.sub("_", f"{plugin}-{sink}.sqlite")
 
 
 def durable_delivery(plugin: str, sink: object, settings: PluginConfig, state_root: Path,

@@ -24,6 +24,8 @@ class WebhookConfig(SinkConfig):
     secret: Secret | None = None  # HMAC-SHA256 key: X-Inferwatch-Signature over the body
     bearer_token: Secret | None = None  # Authorization: Bearer <token>
     headers: dict[str, str] = msgspec.field(default_factory=dict)
+    # Headers whose values are credentials (an API key): read from a file or the environment.
+    secret_headers: dict[str, Secret] = msgspec.field(default_factory=dict)
     ca_file: InputFile | None = None  # for an https:// url signed by a private CA
     batch: bool = False  # one POST per event (false) or a JSON array per batch (true)
     max_batch: Annotated[int, msgspec.Meta(ge=1, le=1000)] = 100
@@ -38,7 +40,13 @@ class WebhookConfig(SinkConfig):
             raise FieldError("ca_file", "a CA file needs an https:// url")
         for name, value in self.headers.items():
             _check_header(name, value)
-        if self.bearer_token is not None and "authorization" in map(str.lower, self.headers):
+        for name, secret in self.secret_headers.items():
+            _check_header(name, secret.reveal(), table="secret_headers")
+        names = [n.lower() for n in (*self.headers, *self.secret_headers)]
+        if len(set(names)) != len(names):
+            raise FieldError("secret_headers", "a header is set twice (headers and "
+                             "secret_headers, in any case)")
+        if self.bearer_token is not None and "authorization" in names:
             raise FieldError("bearer_token", "set Authorization in headers or bearer_token, "
                              "not both")
 
@@ -51,8 +59,8 @@ def _check_url(url: str) -> None:
         raise FieldError("url", "must not hold credentials (use bearer_token = {file = ...})")
 
 
-def _check_header(name: str, value: str) -> None:
-    key = f"headers.{name}"
+def _check_header(name: str, value: str, table: str = "headers") -> None:
+    key = f"{table}.{name}"
     if not _TOKEN.match(name):
         raise FieldError(key, "not a valid HTTP header name")
     if name.lower() in RESERVED:

@@ -67,6 +67,7 @@ class WebhookSink(Sink):
 
     def _headers(self) -> dict[str, str]:
         headers = {"User-Agent": f"inferwatch/{__version__}", **self.config.headers}
+        headers.update((k, v.reveal()) for k, v in self.config.secret_headers.items())
         if self.config.bearer_token is not None:
             headers["Authorization"] = f"Bearer {self.config.bearer_token.reveal()}"
         return headers

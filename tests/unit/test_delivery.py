@@ -152,6 +152,12 @@ def test_only_a_durable_sink_class_with_durable_config_gets_an_outbox(tmp_path: 
     assert durable_delivery("p", plain, SinkConfig(), tmp_path, store) is None
 
 
+def test_an_outbox_file_name_keeps_to_safe_characters(tmp_path: Path) -> None:
+    assert outbox_path(tmp_path, "site", "pager out/../x").name == "site-pager_out_.._x.sqlite"
+    assert outbox_path(tmp_path, ".hidden", "s").name == "_hidden-s.sqlite"
+    assert outbox_path(tmp_path, "p", "s").parent == tmp_path / "sinks"
+
+
 async def test_events_wait_while_the_receiver_is_down_then_arrive_in_order(
         tmp_path: Path) -> None:
     sink = Receiver()
