@@ -7,7 +7,7 @@ from typing import Annotated, Literal, Protocol
 
 import msgspec
 
-from agent.config import Duration, FieldError, InputFile, PluginConfig, Secret
+from agent.config import Duration, FieldError, InputFile, Secret, SinkConfig
 
 MiB = 1 << 20
 
@@ -46,7 +46,10 @@ def tls_context(settings: TlsSettings) -> ssl.SSLContext:
     return context
 
 
-class MqttConfig(PluginConfig):
+class MqttConfig(SinkConfig):
+    """`match` and `min_severity` route as for any sink (docs/sinks.md); the outbox and its
+    bounds are this plugin's own (`outbox_*`), and always on."""
+
     enabled: bool = False
     host: str = "127.0.0.1"
     port: Annotated[int, msgspec.Meta(ge=0, le=65535)] = 0  # 0: 1883, or 8883 with TLS
@@ -66,8 +69,6 @@ class MqttConfig(PluginConfig):
     inflight: Annotated[int, msgspec.Meta(ge=1, le=65535)] = 100  # paho is fastest near 100
     window: Annotated[int, msgspec.Meta(ge=1, le=60000)] = 2000  # outbox rows per read/delete
     ack_timeout: Duration = Duration(30.0)
-    outbox_max_bytes: Annotated[int, msgspec.Meta(ge=MiB)] = 1024 * MiB
-    outbox_max_age: Duration = Duration(7 * 86400.0)
     outbox_sync: Literal["full", "normal"] = "full"
 
     def __post_init__(self) -> None:
@@ -80,6 +81,8 @@ class MqttConfig(PluginConfig):
             raise FieldError("tls", "ca_file/cert_file are set but tls = false")
         if self.password is not None and self.username is None:
             raise FieldError("username", "a password needs a username")
+        if not self.durable:
+            raise FieldError("durable", "the MQTT sink always keeps events in its outbox")
         if self.qos == 0:
             raise FieldError("qos", "0 is not durable: the broker never acknowledges, so the "
                              "outbox would delete events it cannot know arrived; use 1 or 2")
