@@ -50,6 +50,7 @@ DROPPED = counter("inferwatch_sink_dropped_total",
                   "plugin", "sink", "reason")
 DROP_REASONS = ("full", "expired", "corrupt", "rejected")
 SEVERITY_RANK = {"info": 0, "warning": 1, "critical": 2}
+_SINK_KEYS = ("match", "min_severity", "durable", "outbox_max_bytes", "outbox_max_age")
 ROUTE_CACHE = 4096  # (kind, severity) decisions remembered per sink; kinds are few
 IDLE_REFRESH = 5.0  # seconds between metric refreshes while nothing happens
 
@@ -79,13 +80,32 @@ class KindRoute:
         return any(fnmatchcase(kind, glob) for glob in self.match)
 
 
+def sink_settings(settings: PluginConfig) -> SinkConfig | None:
+    """A sink plugin's routing and outbox keys: its SinkConfig, or the same keys on a config
+    that does not (yet) subclass it; None for a config without them."""
+    if isinstance(settings, SinkConfig):
+        return settings
+    keys = {f: getattr(settings, f) for f in _SINK_KEYS if hasattr(settings, f)}
+    if "match" not in keys:
+        return None
+    keys["match"] = list(keys["match"])
+    try:  # built from Python, a Struct checks no Literal: the two checked here
+        if keys.get("min_severity", "info") not in SEVERITY_RANK:
+            raise ValueError(f"min_severity {keys['min_severity']!r} is not a severity")
+        if not all(isinstance(glob, str) for glob in keys["match"]):
+            raise ValueError("match must be a list of kind globs")
+        return SinkConfig(interval=settings.interval, timeout=settings.timeout, **keys)
+    except (TypeError, ValueError) as exc:
+        log.warning("sink settings ignored: not a SinkConfig's", error=str(exc))
+        return None
+
+
 def route_for(settings: PluginConfig) -> Route | None:
     """The filter the bus applies for a sink of this plugin; None: it takes every event."""
-    if not isinstance(settings, SinkConfig):
+    found = sink_settings(settings)
+    if found is None or (list(found.match) == ["*"] and found.min_severity == "info"):
         return None
-    if list(settings.match) == ["*"] and settings.min_severity == "info":
-        return None
-    return KindRoute(settings.match, settings.min_severity)
+    return KindRoute(found.match, found.min_severity)
 
 
 def outbox_path(state_root: Path, plugin: str, sink: str) -> Path:
@@ -96,10 +116,10 @@ def outbox_path(state_root: Path, plugin: str, sink: str) -> Path:
 def durable_delivery(plugin: str, sink: object, settings: PluginConfig, state_root: Path,
                      store: PluginMetrics) -> DurableDelivery | None:
     """A delivery for a sink whose class is durable and whose config says `durable = true`."""
-    if not (isinstance(sink, Sink) and sink.durable and isinstance(settings, SinkConfig)
-            and settings.durable):
+    found = sink_settings(settings)
+    if not (isinstance(sink, Sink) and sink.durable and found is not None and found.durable):
         return None
-    return DurableDelivery(plugin, sink, settings, state_root, store)
+    return DurableDelivery(plugin, sink, found, state_root, store)
 
 
 class DurableDelivery:

@@ -15,7 +15,14 @@ from agent.backoff import Backoff
 from agent.bus import EventBus
 from agent.components import Sink
 from agent.config import Duration, PluginConfig, SinkConfig
-from agent.delivery import DurableDelivery, KindRoute, durable_delivery, outbox_path, route_for
+from agent.delivery import (
+    ROUTE_CACHE,
+    DurableDelivery,
+    KindRoute,
+    durable_delivery,
+    outbox_path,
+    route_for,
+)
 from agent.errors import PermanentDeliveryError
 from agent.metrics import PluginMetrics
 from agent.model import Event, Severity
@@ -118,6 +125,34 @@ def test_match_all_at_info_is_no_filter_and_a_plain_config_is_none() -> None:
     assert route_for(SinkConfig()) is None
     assert route_for(PluginConfig()) is None
     assert route_for(SinkConfig(min_severity="warning")) is not None
+
+
+class LookAlike(PluginConfig):
+    """A sink plugin's config with SinkConfig's keys that does not subclass it (yet)."""
+
+    match: tuple[str, ...] = ("drift.*",)
+    min_severity: str = "warning"
+    durable: bool = True
+    outbox_max_age: Duration = Duration(60.0)
+
+
+def test_a_config_with_the_sink_keys_routes_like_a_sink_config(tmp_path: Path) -> None:
+    route = route_for(LookAlike())
+    assert route is not None
+    assert route(_event("drift.detected", Severity.CRITICAL))
+    assert not route(_event("drift.detected", Severity.INFO))
+    assert not route(_event("gpu.xid", Severity.CRITICAL))
+    found = durable_delivery("p", Receiver(), LookAlike(), tmp_path, PluginMetrics("p", 10))
+    assert found is not None
+    assert found.outbox.max_age == 60.0
+    assert route_for(LookAlike(min_severity="loud")) is None  # invalid: not a route
+
+
+def test_the_route_cache_stays_bounded_under_a_flood_of_kinds() -> None:
+    route = KindRoute(["k.1*"], "info")
+    taken = [n for n in range(10_000) if route(_event(f"k.{n}"))]
+    assert taken == [n for n in range(10_000) if str(n).startswith("1")]
+    assert len(route._seen) == ROUTE_CACHE
 
 
 def test_a_sink_config_refuses_an_empty_match() -> None:
