@@ -27,27 +27,15 @@ from agent.backoff import Backoff
 from agent.components import Sink
 from agent.config import PluginConfig, SinkConfig
 from agent.errors import PermanentDeliveryError
-from agent.metrics import Accumulator, PluginMetrics, counter, gauge
+from agent.metrics import Accumulator, PluginMetrics
 from agent.model import Event
 from agent.outbox import Outbox, Row
+from agent.sinkmetrics import DELIVERED, DROPPED, FAILED, OLDEST, QUEUED
 from agent.worker import Worker
 
 T = TypeVar("T")
 log = structlog.get_logger("inferwatch")
 
-QUEUED = gauge("inferwatch_sink_queued", "Events waiting in a durable sink's outbox.",
-               "plugin", "sink")
-OLDEST = gauge("inferwatch_sink_oldest_age_seconds",
-               "Age of the oldest event waiting in a durable sink's outbox.", "plugin", "sink")
-# The help text is the MQTT sink's for the same name, so both render as one family.
-DELIVERED = counter("inferwatch_sink_delivered_total", "Events the receiver acknowledged.",
-                    "plugin", "sink")
-FAILED = counter("inferwatch_sink_failed_total",
-                 "Delivery attempts (batches) that failed and are retried after a backoff.",
-                 "plugin", "sink")
-DROPPED = counter("inferwatch_sink_dropped_total",
-                  "Events a durable sink dropped, by reason (full, expired, corrupt, rejected).",
-                  "plugin", "sink", "reason")
 DROP_REASONS = ("full", "expired", "corrupt", "rejected")
 SEVERITY_RANK = {"info": 0, "warning": 1, "critical": 2}
 _SINK_KEYS = ("match", "min_severity", "durable", "outbox_max_bytes", "outbox_max_age")

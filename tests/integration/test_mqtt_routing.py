@@ -1,4 +1,5 @@
-"""`match` and `min_severity` in [plugins.mqtt]: only the routed events reach the broker."""
+"""[plugins.mqtt] as a sink like the others: `match` routes what reaches the broker, and the
+generic sink series are exported beside its own."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import ConfigWriter
-from tests.helpers import poll, value
+from tests.helpers import free_port, poll, value
 from tests.integration.mqtt_helpers import Mosquitto, Subscriber
 
 pytestmark = pytest.mark.integration
@@ -42,3 +43,25 @@ def test_only_the_kinds_mqtt_matches_are_published(write_config: ConfigWriter, a
     finally:
         everything.close()
         broker.stop()
+
+
+def test_mqtt_reports_the_series_every_durable_sink_has(write_config: ConfigWriter,
+                                                        agent_factory, tmp_path: Path) -> None:
+    """Broker down: the generic sink series agree with the MQTT outbox's own."""
+    config, http = write_config(
+        f'[plugins.host]\nenabled = false\n[plugins.emitter]\nmarker = "{tmp_path / "emit"}"\n'
+        f'[plugins.mqtt]\nenabled = true\nport = {free_port()}\ninterval = "200ms"\n')
+    agent = agent_factory(config, http, "-p", "iwtest.emitter")
+    (tmp_path / "emit").write_text("30")
+    sink = {"plugin": "mqtt", "sink": "outbox"}
+
+    def waiting() -> float | None:
+        return value(agent.scrape(), "inferwatch_sink_queued", **sink)
+
+    poll(lambda: waiting() == 31, what="30 events and agent.started queued")
+    metrics = agent.scrape()
+    assert value(metrics, "inferwatch_outbox_depth", sink="mqtt") == 31
+    assert (value(metrics, "inferwatch_sink_failed_total", **sink) or 0) >= 1
+    assert (value(metrics, "inferwatch_sink_oldest_age_seconds", **sink) or 0) > 0
+    assert value(metrics, "inferwatch_sink_dropped_total", **sink, reason="full") == 0
+    assert agent.stop() == 0
