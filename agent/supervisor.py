@@ -24,7 +24,7 @@ from agent.bus import EventBus
 from agent.components import Collector, Component, Monitor, Service, Sink, process_window
 from agent.config import PluginConfig
 from agent.delivery import DurableDelivery, route_for
-from agent.errors import NotReadyError, PermanentError
+from agent.errors import NotReadyError, PermanentDeliveryError, PermanentError
 from agent.metrics import Accumulator, PluginMetrics
 from agent.model import Event, Severity
 from agent.selfmetrics import SelfMetrics
@@ -249,11 +249,21 @@ class Supervised:
             if self.delivery is not None:  # a commit to its outbox; run() delivers from there
                 async with asyncio.timeout(COMMIT_TIMEOUT):
                     await self.delivery.put(self._pending)
+                self._pending = []
             else:
-                async with asyncio.timeout(sink.deliver_timeout or self.settings.timeout):
-                    await sink.deliver(self._pending)
-            self._pending = []
+                await self._deliver(sink)
             self._succeeded()
+
+    async def _deliver(self, sink: Sink) -> None:
+        """A best-effort sink: a failure has the batch retried after a restart; what the
+        sink refuses for good (PermanentDeliveryError) is dropped and counted, not retried."""
+        try:
+            async with asyncio.timeout(sink.deliver_timeout or self.settings.timeout):
+                await sink.deliver(self._pending)
+        except PermanentDeliveryError as exc:
+            self._pending = rejected_rest(self._pending, exc, self.metrics, self.task_name)
+        else:
+            self._pending = []
 
     async def _monitor_loop(self, monitor: Monitor) -> None:
         assert self.inbox is not None  # noqa: S101 - set by launch() for monitors
@@ -301,6 +311,19 @@ class Supervised:
             raise
         except Exception as exc:  # noqa: BLE001 - a failing stop must not stop the others
             log.warning("component stop failed", error=f"{type(exc).__name__}: {exc}")
+
+
+def rejected_rest(batch: list[Event], exc: PermanentDeliveryError, metrics: SelfMetrics,
+                  sink: str) -> list[Event]:
+    """Count what a best-effort sink refused for good; the events of the batch neither
+    refused nor delivered, to offer again."""
+    refused = {e.id for e in exc.events}
+    done = ({e.id for e in batch} if exc.delivered is None
+            else {e.id for e in exc.delivered}) | refused
+    metrics.events_dropped.labels("rejected").inc(len(refused))
+    log.warning("sink refused events for good; dropped", sink=sink, rejected=len(refused),
+                error=str(exc))
+    return [e for e in batch if e.id not in done]
 
 
 def drop_unsent(bus: EventBus, metrics: SelfMetrics, sink: str, pending: list[Event]) -> None:

@@ -370,3 +370,28 @@ def _dropped(metrics: SelfMetrics) -> float:
     return sum(metrics.registry.get_sample_value("inferwatch_events_dropped_total",
                                                  {"reason": r}) or 0.0
                for r in ("queue_full", "sink_full", "stopped"))
+
+
+async def test_a_best_effort_sink_drops_what_it_refuses_for_good(tmp_path: Path) -> None:
+    """durable = false: no outbox, but a refusal is still dropped and counted, not retried
+    forever; the rest of the batch is offered again."""
+    metrics, store = SelfMetrics(), PluginMetrics("p", 100)
+    bus = EventBus(1000, metrics)
+    sink = Receiver()
+    sink.reject = {2, 6}
+    settings = SinkConfig(durable=False, timeout=Duration(1.0))
+    assert durable_delivery("p", sink, settings, tmp_path, store) is None
+    sup = Supervised("p", sink, settings, metrics=metrics, store=store, bus=bus, host_id="h")
+    sup.launch()
+    for n in range(10):
+        bus.emit(_event(n=n))
+    task = asyncio.create_task(bus.run())
+    await poll_async(lambda: len(sink.got) == 8)
+    await sup.stop(5)
+    task.cancel()
+    assert sink.got == [0, 1, 3, 4, 5, 7, 8, 9]
+    assert metrics.registry.get_sample_value("inferwatch_events_dropped_total",
+                                             {"reason": "rejected"}) == 2
+    assert metrics.registry.get_sample_value("inferwatch_plugin_restarts_total",
+                                             {"plugin": "p", "component": "out"}) is None
+    assert not (tmp_path / "sinks").exists()
