@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable, Sequence
 from fnmatch import fnmatchcase
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import msgspec
 import structlog
@@ -29,9 +29,11 @@ from agent.config import PluginConfig, SinkConfig
 from agent.errors import PermanentDeliveryError
 from agent.metrics import Accumulator, PluginMetrics
 from agent.model import Event
-from agent.outbox import Outbox, Row
 from agent.sinkmetrics import DELIVERED, DROPPED, FAILED, OLDEST, QUEUED
 from agent.worker import Worker
+
+if TYPE_CHECKING:  # sqlite3 is loaded only where a durable sink runs
+    from agent.outbox import Row
 
 T = TypeVar("T")
 log = structlog.get_logger("inferwatch")
@@ -116,6 +118,8 @@ class DurableDelivery:
     def __init__(self, plugin: str, sink: Sink, settings: SinkConfig, state_root: Path,
                  store: PluginMetrics, *, backoff: Backoff | None = None) -> None:
         self.plugin, self.sink, self.store = plugin, sink, store
+        from agent.outbox import Outbox  # noqa: PLC0415 - sqlite3 only with a durable sink
+
         self.timeout = float(sink.deliver_timeout or settings.timeout)
         self.outbox = Outbox(outbox_path(state_root, plugin, sink.name),
                              max_bytes=settings.outbox_max_bytes,

@@ -49,17 +49,19 @@ class Null(Sink):
     durable = True
     batch_size = 1000
 
-    def __init__(self) -> None:
+    def __init__(self, expect: int) -> None:
         super().__init__("null")
-        self.got = 0
+        self.got, self.expect, self.done = 0, expect, asyncio.Event()
 
     async def deliver(self, events: Sequence[Event]) -> None:
         self.got += len(events)
+        if self.got >= self.expect:
+            self.done.set()
 
 
 async def durable(events: list[Event], folder: Path) -> tuple[float, float]:
     """(commit, deliver) events per second through a durable sink's outbox."""
-    sink = Null()
+    sink = Null(len(events))
     delivery = DurableDelivery("bench", sink, SinkConfig(), folder, PluginMetrics("bench", 100))
     await delivery.open()
     began = time.perf_counter()
@@ -68,8 +70,7 @@ async def durable(events: list[Event], folder: Path) -> tuple[float, float]:
     committed = time.perf_counter() - began
     began = time.perf_counter()
     task = asyncio.create_task(delivery.run())
-    while sink.got < len(events):
-        await asyncio.sleep(0.01)
+    await sink.done.wait()
     delivered = time.perf_counter() - began
     task.cancel()
     await delivery.close()
