@@ -31,6 +31,8 @@ _EXPORTS = {
     "ConfigError": "agent.errors",
     "NotReadyError": "agent.errors",
     "PermanentError": "agent.errors",
+    "PermanentDeliveryError": "agent.errors",
+    "SinkConfig": "agent.config",
     "hookimpl": "agent.hookspecs",
     "Event": "agent.model",
     "Label": "agent.model",
@@ -50,6 +52,7 @@ __all__ = [
     "MetricDef",
     "Monitor",
     "NotReadyError",
+    "PermanentDeliveryError",
     "PermanentError",
     "PluginConfig",
     "PluginContext",
@@ -58,6 +61,7 @@ __all__ = [
     "Service",
     "Severity",
     "Sink",
+    "SinkConfig",
     "__version__",
     "counter",
     "gauge",
@@ -77,9 +81,11 @@ if TYPE_CHECKING:
     from agent.config import Duration as Duration
     from agent.config import PluginConfig as PluginConfig
     from agent.config import Secret as Secret
+    from agent.config import SinkConfig as SinkConfig
     from agent.context import PluginContext as PluginContext
     from agent.errors import ConfigError as ConfigError
     from agent.errors import NotReadyError as NotReadyError
+    from agent.errors import PermanentDeliveryError as PermanentDeliveryError
     from agent.errors import PermanentError as PermanentError
     from agent.hookspecs import hookimpl as hookimpl
     from agent.metrics import Accumulator as Accumulator

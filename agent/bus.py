@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
+from collections.abc import Callable
 from typing import Any
 
 import structlog
@@ -23,6 +24,7 @@ class EventBus:
     def __init__(self, size: int, metrics: SelfMetrics) -> None:
         self._queue: asyncio.Queue[Event] = asyncio.Queue(size)
         self._subscribers: dict[str, asyncio.Queue[Event]] = {}
+        self._routes: dict[str, Callable[[Event], bool]] = {}  # absent: every event
         self._metrics = metrics
         self._emitted: dict[str, Any] = {}  # kind -> counter child: no labels() per event
         metrics.event_queue_depth.set_function(self._queue.qsize)  # computed at scrape
@@ -48,8 +50,15 @@ class EventBus:
         child.inc()
         return True
 
-    def subscribe(self, name: str, size: int) -> asyncio.Queue[Event]:
-        """A sink's queue; one kept across a reload (see Supervised.stop) is taken over as is."""
+    def subscribe(self, name: str, size: int,
+                  route: Callable[[Event], bool] | None = None) -> asyncio.Queue[Event]:
+        """A sink's queue; one kept across a reload (see Supervised.stop) is taken over as is.
+
+        `route` (agent.delivery.route_for) decides which events are queued for it; the new
+        config's route replaces a kept queue's old one."""
+        self._routes.pop(name, None)
+        if route is not None:
+            self._routes[name] = route
         queue = self._subscribers.get(name)
         if queue is None:
             queue = self._subscribers[name] = asyncio.Queue(size)
@@ -57,12 +66,17 @@ class EventBus:
 
     def unsubscribe(self, name: str) -> asyncio.Queue[Event] | None:
         """Stop feeding a sink; its queue, with whatever it still holds, is returned."""
+        self._routes.pop(name, None)
         return self._subscribers.pop(name, None)
 
     async def run(self) -> None:
         while True:
             event = await self._queue.get()
+            routes = self._routes
             for name, queue in list(self._subscribers.items()):
+                route = routes.get(name)
+                if route is not None and not route(event):
+                    continue
                 try:
                     queue.put_nowait(event)
                 except asyncio.QueueFull:

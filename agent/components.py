@@ -102,6 +102,10 @@ class Sink(Component):
     # None: the plugin's `timeout`. A sink whose deliver() is a local commit sets its own,
     # since abandoning a commit that then completes would only write the batch twice.
     deliver_timeout: ClassVar[float | None] = None
+    # True: with `durable = true` in its SinkConfig, the core commits each event routed to
+    # this sink into the sink's own outbox and calls deliver() from there (agent/delivery.py):
+    # returning acknowledges the batch, raising has it retried with backoff.
+    durable: ClassVar[bool] = False
 
     async def deliver(self, events: Sequence[Event]) -> None:
         raise NotImplementedError

@@ -238,6 +238,31 @@ class PluginConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
             )
 
 
+SinkSeverity = Literal["info", "warning", "critical"]
+MiB = 1 << 20
+
+
+class SinkConfig(PluginConfig):
+    """Keys every sink plugin shares (docs/sinks.md): which events it takes, and its outbox.
+
+    Routing is applied by the core: a sink's deliver() sees only the events whose kind
+    matches one of `match` (fnmatch globs) at `min_severity` or above. With `durable` (and a
+    sink class that is durable) each accepted event is committed to the sink's own outbox
+    before delivery and deleted only once deliver() returned.
+    """
+
+    match: list[str] = msgspec.field(default_factory=lambda: ["*"])
+    min_severity: SinkSeverity = "info"
+    durable: bool = True
+    outbox_max_bytes: Annotated[int, msgspec.Meta(ge=MiB)] = 1024 * MiB
+    outbox_max_age: Duration = Duration(7 * 86400.0)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if not self.match or any(not glob for glob in self.match):
+            raise FieldError("match", 'needs at least one non-empty kind glob (all: ["*"])')
+
+
 @dataclass(frozen=True)
 class Config:
     path: Path | None

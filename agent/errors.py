@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from agent.model import Event
+
 EX_OK = 0
 EX_DATAERR = 65  # the input was partly unreadable
 EX_SOFTWARE = 70
@@ -43,3 +49,17 @@ class NotReadyError(Exception):
 
 class PermanentError(Exception):
     """Raised by a component's start() when retrying cannot help; the component stays off."""
+
+
+class PermanentDeliveryError(Exception):
+    """Raised by a durable sink's deliver() for events no retry can deliver (an HTTP 400).
+
+    `events` are dropped and counted (`rejected`); those in `delivered` were acknowledged;
+    the rest of the batch (neither) is offered again at once. `delivered` defaults to every
+    event of the batch that is not rejected.
+    """
+
+    def __init__(self, events: Sequence[Event], *, delivered: Sequence[Event] | None = None,
+                 reason: str = "") -> None:
+        self.events, self.delivered = list(events), delivered
+        super().__init__(reason or f"{len(self.events)} event(s) refused for good")

@@ -14,7 +14,7 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import choose_encoder
 from prometheus_client.utils import floatToGoString
 
-from agent.metrics import Labels, MetricDef, SnapshotCollector
+from agent.metrics import Labels, MetricDef, Part, SnapshotCollector
 
 
 class Exposition:
@@ -34,8 +34,7 @@ class Exposition:
         return hit[1] + encoder(self._live), content_type
 
 
-def render(families: Iterable[tuple[MetricDef, list[dict[Labels, float]]]], *,
-           openmetrics: bool) -> bytes:
+def render(families: Iterable[tuple[MetricDef, list[Part]]], *, openmetrics: bool) -> bytes:
     """Format gauge and counter families exactly as prometheus-client would, without # EOF."""
     out: list[str] = []
     for metric, parts in families:
@@ -44,10 +43,10 @@ def render(families: Iterable[tuple[MetricDef, list[dict[Labels, float]]]], *,
             family = family.removesuffix("_total")
         out.append(f"# HELP {family} {_escape_help(metric.help, openmetrics)}\n"
                    f"# TYPE {family} {metric.kind}\n")
-        order = sorted(range(len(metric.labels)), key=metric.labels.__getitem__)
-        for values in parts:
+        for part, values in parts:
+            order = sorted(range(len(part.labels)), key=part.labels.__getitem__)
             for labels, value in values.items():
-                out.append(f"{metric.name}{_labels(metric.labels, labels, order)} "
+                out.append(f"{metric.name}{_labels(part.labels, labels, order)} "
                            f"{floatToGoString(value)}\n")
     return "".join(out).encode()
 

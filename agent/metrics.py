@@ -15,6 +15,7 @@ from typing import Literal
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
+from prometheus_client.samples import Sample
 
 _NAME = re.compile(r"^inferwatch_[a-z][a-z0-9_]*$")
 _LABEL = re.compile(r"^[a-z_][a-z0-9_]*$")
@@ -24,6 +25,7 @@ Labels = tuple[str, ...]
 Family = CounterMetricFamily | GaugeMetricFamily
 # Every metric name declared in this process, so a rule over a misspelt one can be refused.
 DECLARED: set[str] = set()
+Part = tuple["MetricDef", dict[Labels, float]]  # one plugin's series of a family
 
 
 @dataclass(frozen=True, slots=True)
@@ -177,23 +179,38 @@ class SnapshotCollector(Collector):
     def detach(self, plugin: str) -> None:
         self._plugins.pop(plugin, None)
 
-    def families(self) -> dict[str, tuple[MetricDef, list[dict[Labels, float]]]]:
-        """Every plugin's series grouped by metric name, in first-seen order."""
-        merged: dict[str, tuple[MetricDef, list[dict[Labels, float]]]] = {}
+    def families(self) -> dict[str, tuple[MetricDef, list[Part]]]:
+        """Every plugin's series grouped by metric name, in first-seen order.
+
+        A definition with the same name, kind and help but other labels joins the family
+        (the MQTT sink's `inferwatch_sink_delivered_total{sink}` beside the core's
+        `{plugin,sink}`: Prometheus takes differing label sets in one family); one that
+        differs otherwise is dropped (the first definition wins)."""
+        merged: dict[str, tuple[MetricDef, list[Part]]] = {}
         for store in list(self._plugins.values()):
             for metric, values in store.items():
                 known = merged.setdefault(metric.name, (metric, []))
-                if known[0] == metric:
-                    known[1].append(values)
+                if _joins(known[0], metric):
+                    known[1].append((metric, values))
         return merged
 
     def collect(self) -> Iterator[Metric]:
         for metric, parts in self.families().values():
             family = _family(metric)
-            for values in parts:
+            for part, values in parts:
                 for labels, value in values.items():
-                    family.add_metric(labels, value)
+                    family.samples.append(Sample(family.name + _suffix(metric),
+                                                 dict(zip(part.labels, labels, strict=True)),
+                                                 value))
             yield family
+
+
+def _joins(first: MetricDef, other: MetricDef) -> bool:
+    return first == other or (first.kind, first.help) == (other.kind, other.help)
+
+
+def _suffix(metric: MetricDef) -> str:
+    return "_total" if metric.kind == "counter" else ""
 
 
 def _family(metric: MetricDef) -> Family:

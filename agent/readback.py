@@ -17,7 +17,10 @@ Families = dict[str, tuple[Labels, list[dict[Labels, float]]]]
 def read_families(live: CollectorRegistry, snapshots: SnapshotCollector) -> Families:
     """Every series the agent exports now, grouped by sample name (a summary's `_count` and
     `_sum` are names of their own, as in PromQL)."""
-    out: Families = {name: (metric.labels, parts)
+    # A family may join definitions with other label names (docs/sinks.md: MQTT's
+    # `{sink}` beside the core's `{plugin,sink}`); a selector reads the first one's.
+    out: Families = {name: (metric.labels, [values for part, values in parts
+                                            if part.labels == metric.labels])
                      for name, (metric, parts) in snapshots.families().items()}
     for family in live.collect():
         for sample in family.samples:

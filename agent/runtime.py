@@ -28,6 +28,7 @@ from agent.config import (
     parse_listen,
 )
 from agent.context import PluginContext
+from agent.delivery import durable_delivery
 from agent.errors import ConfigError, StartupError
 from agent.exporter import Exporter
 from agent.intake import IntakeMetrics, SampleIntake
@@ -216,10 +217,12 @@ class Agent:
                     self.metrics.windows_dropped.labels(*sup.labels).inc()
 
     def _supervise(self, instance: PluginInstance, component: Component) -> Supervised:
+        delivery = durable_delivery(instance.name, component, instance.config,
+                                    Path(self.config.agent.state_dir), instance.store)
         return Supervised(
             instance.name, component, instance.config, metrics=self.metrics,
             store=instance.store, bus=self.bus, host_id=self.config.agent.host_id,
-            start_timeout=self.config.agent.start_timeout,
+            start_timeout=self.config.agent.start_timeout, delivery=delivery,
         )
 
     async def _await_started(self, stage: list[Supervised]) -> None:

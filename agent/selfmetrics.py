@@ -77,7 +77,8 @@ class SelfMetrics:
         )
         self.events_dropped = Counter(
             "inferwatch_events_dropped_total",
-            "Events dropped, by reason (queue_full, sink_full, stopped).", ["reason"], registry=reg,
+            "Events dropped, by reason (queue_full, sink_full, stopped, rejected).", ["reason"],
+            registry=reg,
         )
         self.windows_dropped = Counter(
             "inferwatch_windows_dropped_total",

@@ -11,7 +11,6 @@ import asyncio
 import contextlib
 import contextvars
 import inspect
-import random
 import threading
 import time
 import zlib
@@ -22,10 +21,12 @@ from typing import TYPE_CHECKING, Any
 import structlog
 
 from agent import cputime
+from agent.backoff import Backoff as Backoff  # noqa: PLC0414 - re-exported (plugins import it here)
 from agent.bus import EventBus
 from agent.components import Collector, Component, Monitor, Service, Sink, process_window
 from agent.config import PluginConfig
-from agent.errors import NotReadyError, PermanentError
+from agent.delivery import DurableDelivery, route_for
+from agent.errors import NotReadyError, PermanentDeliveryError, PermanentError
 from agent.metrics import Accumulator, PluginMetrics
 from agent.model import Event, Severity
 from agent.selfmetrics import SelfMetrics
@@ -35,23 +36,9 @@ if TYPE_CHECKING:  # numpy is imported only where windows are built
     from agent.window import Window
 
 MONITOR_QUEUE = 64  # windows waiting per monitor: each may hold 100k rows
+COMMIT_TIMEOUT = 60.0  # a durable sink's outbox commit: local, so slow is not hung
 
 log = structlog.get_logger("inferwatch")
-
-
-class Backoff:
-    """Exponential backoff with equal jitter, so restarting components do not move in step."""
-
-    def __init__(self, base: float = 1.0, cap: float = 60.0) -> None:
-        self.base, self.cap, self.attempt = base, cap, 0
-
-    def next(self) -> float:
-        delay = min(self.cap, self.base * 2**self.attempt)
-        self.attempt += 1
-        return random.uniform(delay / 2, delay)  # noqa: S311 - jitter, not cryptography
-
-    def reset(self) -> None:
-        self.attempt = 0
 
 
 class Supervised:
@@ -69,11 +56,13 @@ class Supervised:
         host_id: str,
         backoff: Backoff | None = None,
         start_timeout: float = 30.0,
+        delivery: DurableDelivery | None = None,
     ) -> None:
         self.plugin, self.component, self.settings = plugin, component, settings
         self.metrics, self.store, self.bus, self.host_id = metrics, store, bus, host_id
         self.backoff = backoff or Backoff()
         self.start_timeout = start_timeout
+        self.delivery = delivery  # a durable sink's outbox and delivery loop (agent/delivery.py)
         self.started = asyncio.Event()
         self.task: asyncio.Task[None] | None = None
         self.inbox: asyncio.Queue[Any] | None = None
@@ -92,9 +81,14 @@ class Supervised:
     def labels(self) -> tuple[str, str]:
         return self.plugin, self.component.name
 
+    @property
+    def task_name(self) -> str:
+        return ".".join(self.labels)
+
     def launch(self) -> None:
         if isinstance(self.component, Sink):
-            self.inbox = self.bus.subscribe(".".join(self.labels), self.component.queue_size)
+            self.inbox = self.bus.subscribe(".".join(self.labels), self.component.queue_size,
+                                            route_for(self.settings))
         elif isinstance(self.component, Monitor):
             self.inbox = asyncio.Queue(MONITOR_QUEUE)
         self.metrics.plugin_up.labels(*self.labels).set(0)
@@ -119,6 +113,8 @@ class Supervised:
             self.task.cancel()
             await asyncio.wait({self.task}, timeout=min(0.1, deadline - loop.time()))
         await self._stop_component(timeout)
+        if self.delivery is not None:
+            await self.delivery.close()
         self._worker.close()
         self.store.drop(self.component.name)
         with self._cpu_lock:
@@ -181,6 +177,14 @@ class Supervised:
         elif isinstance(component, Service):
             self._succeeded()
             await component.run()
+        elif isinstance(component, Sink) and self.delivery is not None:
+            await self.delivery.open()
+            try:
+                async with asyncio.TaskGroup() as group:  # cancelled together on stop
+                    group.create_task(self.delivery.run(), name=f"{self.task_name}.delivery")
+                    await self._sink_loop(component)
+            except ExceptionGroup as failed:  # counted by its first reason, as a lone task's
+                raise failed.exceptions[0] from None
         elif isinstance(component, Sink):
             await self._sink_loop(component)
         elif isinstance(component, Monitor):
@@ -256,10 +260,24 @@ class Supervised:
                 self._pending = [await self.inbox.get()]
                 while len(self._pending) < sink.batch_size and not self.inbox.empty():
                     self._pending.append(self.inbox.get_nowait())
+            if self.delivery is not None:  # a commit to its outbox; run() delivers from there
+                async with asyncio.timeout(COMMIT_TIMEOUT):
+                    await self.delivery.put(self._pending)
+                self._pending = []
+            else:
+                await self._deliver(sink)
+            self._succeeded()
+
+    async def _deliver(self, sink: Sink) -> None:
+        """A best-effort sink: a failure has the batch retried after a restart; what the
+        sink refuses for good (PermanentDeliveryError) is dropped and counted, not retried."""
+        try:
             async with asyncio.timeout(sink.deliver_timeout or self.settings.timeout):
                 await sink.deliver(self._pending)
+        except PermanentDeliveryError as exc:
+            self._pending = rejected_rest(self._pending, exc, self.metrics, self.task_name)
+        else:
             self._pending = []
-            self._succeeded()
 
     async def _monitor_loop(self, monitor: Monitor) -> None:
         assert self.inbox is not None  # noqa: S101 - set by launch() for monitors
@@ -319,6 +337,19 @@ class Supervised:
             raise
         except Exception as exc:  # noqa: BLE001 - a failing stop must not stop the others
             log.warning("component stop failed", error=f"{type(exc).__name__}: {exc}")
+
+
+def rejected_rest(batch: list[Event], exc: PermanentDeliveryError, metrics: SelfMetrics,
+                  sink: str) -> list[Event]:
+    """Count what a best-effort sink refused for good; the events of the batch neither
+    refused nor delivered, to offer again."""
+    refused = {e.id for e in exc.events}
+    done = ({e.id for e in batch} if exc.delivered is None
+            else {e.id for e in exc.delivered}) | refused
+    metrics.events_dropped.labels("rejected").inc(len(refused))
+    log.warning("sink refused events for good; dropped", sink=sink, rejected=len(refused),
+                error=str(exc))
+    return [e for e in batch if e.id not in done]
 
 
 def drop_unsent(bus: EventBus, metrics: SelfMetrics, sink: str, pending: list[Event]) -> None:

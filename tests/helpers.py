@@ -39,6 +39,18 @@ def poll(fn: Callable[[], T | None], timeout: float = 10.0, interval: float = 0.
     raise AssertionError(f"timed out after {timeout}s waiting for {what}; last error: {last_error}")
 
 
+async def poll_async(fn: Callable[[], object], timeout: float = 10.0,
+                     what: str = "condition") -> None:
+    """poll() for a test running on the event loop: yield to it between tries."""
+    import asyncio  # noqa: PLC0415 - most helpers' users are synchronous
+
+    deadline = time.monotonic() + timeout
+    while not fn():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        await asyncio.sleep(0.005)
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

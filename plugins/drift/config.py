@@ -7,7 +7,7 @@ from typing import Annotated
 
 import msgspec
 
-from agent.config import Duration, FieldError, InputFile, PluginConfig, Secret
+from agent.config import Duration, FieldError, InputFile, PluginConfig
 
 
 class ModelDrift(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -25,18 +25,30 @@ class ModelDrift(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
                 raise FieldError("reference", str(exc)) from None
 
 
+MOVED_URL = ("removed: retrain requests are `retrain.requested` events now; POST them with "
+             '[plugins.webhook] enabled = true, url = "<this url>", match = '
+             '["retrain.requested"] (docs/sinks.md)')
+MOVED_AUTH = ("removed: set it as [plugins.webhook] bearer_token = {file = ...}, with "
+               'match = ["retrain.requested"] (docs/sinks.md)')
+
+
 class Retrain(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     drift_persisted: Duration | None = None  # drift declared this long: ask for a retrain
     performance_metric: str = "accuracy"  # realized, else `estimated_<metric>`
     performance_below: float | None = None
     max_model_age: Duration | None = None  # "weekly to quarterly": e.g. "30d"
     cooldown: Duration = Duration(86400.0)  # one incident asks once
-    webhook_url: str = ""  # a CI/orchestrator trigger, POSTed the event as JSON
-    webhook_token: Secret | None = None  # Authorization: Bearer <token>
+    # Removed: retrain.requested is an event that [plugins.webhook] delivers (durably, signed).
+    # Still parsed, so that `check` names the replacement instead of "unknown key"; the
+    # token is left unread (a raw table) so that a missing file does not hide that message.
+    webhook_url: str = ""
+    webhook_token: dict[str, str] | None = None
 
     def __post_init__(self) -> None:
-        if self.webhook_url and not self.webhook_url.startswith(("http://", "https://")):
-            raise FieldError("webhook_url", "must be an http:// or https:// URL")
+        if self.webhook_url:
+            raise FieldError("webhook_url", MOVED_URL)
+        if self.webhook_token is not None:
+            raise FieldError("webhook_token", MOVED_AUTH)
 
 
 class DriftConfig(PluginConfig):

@@ -82,11 +82,10 @@ def reference_series(active: Mapping[tuple[str, str], Any],
     return out
 
 
-def retrain_series(counts: Mapping[tuple[str, str], int], webhook_errors: int) -> Accumulator:
+def retrain_series(counts: Mapping[tuple[str, str], int]) -> Accumulator:
     out = Accumulator()
     for (model, reason), count in counts.items():
         out.add(m.RETRAIN, count, model=model, reason=reason)
-    out.add(m.WEBHOOK_ERRORS, webhook_errors)
     return out
 
 

@@ -39,8 +39,6 @@ REFERENCE_SET_ASIDE = gauge("inferwatch_drift_reference_values_set_aside",
                             "model", "model_version", "reason")
 RETRAIN = counter("inferwatch_retrain_requests_total", "retrain.requested events, by reason.",
                   "model", "reason")
-WEBHOOK_ERRORS = counter("inferwatch_retrain_webhook_errors_total",
-                         "Retrain webhook calls that failed.")
 STATISTIC_ERRORS = counter("inferwatch_drift_statistic_errors_total",
                            "Calls of a drift statistic from a plugin that failed (it raised "
                            "or returned no finite number): that value is left out.",

@@ -5,7 +5,8 @@ correlation check, the sequential CUSUM per stream; drift is declared after K of
 windows and cleared only when every effect falls below `clear_ratio` of its threshold. A
 window delivered twice (before and after its labels) is judged once. The retrain policy
 turns persisted drift, poor performance or an old model into one `retrain.requested` per
-cool-down, optionally POSTed to a pipeline trigger.
+cool-down: an event like any other, which a sink delivers (`[plugins.webhook]` with
+`match = ["retrain.requested"]` POSTs it to a pipeline trigger); the monitor does no I/O.
 
 Threads: `evaluate` runs in a worker thread (on the loop for a window under INLINE_ROWS
 rows, whose computation costs less than the hand-off) and only reads the monitor's state; what it
@@ -26,7 +27,6 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import msgspec
 import numpy as np
 import structlog
@@ -104,9 +104,6 @@ class DriftMonitor(Monitor):
         # window of the first spec that starts before it overlaps them (a sliding spec), as
         # do the other specs' windows; reading rows again would count each several times.
         self.read_until: dict[Ident, float] = {}
-        self.webhook_errors = 0
-        self.replaying = False  # set by `inferwatch replay`: no webhook calls
-        self._session: aiohttp.ClientSession | None = None
         self.extra = Extra.from_hook(ctx.hook)  # statistics other plugins add
         self.methods = (*ex.METHODS, *self.extra.names)
         self.statistic_errors: Counter[str] = Counter()
@@ -153,7 +150,7 @@ class DriftMonitor(Monitor):
                                                            self.statistic_errors))
 
     def _retrain_exports(self) -> None:
-        self.exports.put("retrain", ex.retrain_series(self.retrain_counts, self.webhook_errors))
+        self.exports.put("retrain", ex.retrain_series(self.retrain_counts))
 
     def replay_summary(self) -> dict[tuple[str, str], dict[str, Any]]:
         """For `inferwatch replay`'s per-stream summary: which reference each stream used."""
@@ -171,7 +168,7 @@ class DriftMonitor(Monitor):
         if span in judged:  # the same window again, now with its labels
             if judged[span] is not None:
                 window.results["drift"] = judged[span]
-            return await self._final(ident, window, judged[span]) + await self._retrain(
+            return await self._final(ident, window, judged[span]) + self._retrain(
                 ident, window)
         step = await offload(self.evaluate, window, rows=window.rows)
         self.commit(step, new=new)
@@ -179,13 +176,13 @@ class DriftMonitor(Monitor):
         while len(judged) > JUDGED_KEPT:
             del judged[next(iter(judged))]
         if results is None:
-            return await self._retrain(ident, window)
+            return self._retrain(ident, window)
         window.results["drift"] = results
         self.latest[key] = results
         events = self._judge(key, window, results)
         if step.series is not None:
             self.exports.put(("window", key), ex.detected(step.series, key, key in self.declared))
-        return events + await self._final(ident, window, results) + await self._retrain(
+        return events + await self._final(ident, window, results) + self._retrain(
             ident, window)
 
     async def _final(self, ident: Ident, window: Window, results: dict[str, Any] | None
@@ -396,7 +393,7 @@ class DriftMonitor(Monitor):
 
     # -- retrain requests -----------------------------------------------------------------
 
-    async def _retrain(self, ident: Ident, window: Window) -> list[Event]:
+    def _retrain(self, ident: Ident, window: Window) -> list[Event]:
         policy = self.config.retrain
         now = window.end
         last = self.retrain_asked.get(ident)
@@ -412,8 +409,6 @@ class DriftMonitor(Monitor):
         event = self.ctx.event("retrain.requested", severity=Severity.WARNING, attributes={
             "model": ident[0], "model_version": ident[1], "reason": reason,
         }, data={**evidence, "window": window.spec, "window_end": window.end})
-        if policy.webhook_url and not self.replaying:
-            await self._webhook(event)
         return [event]
 
     def _retrain_reason(self, ident: Ident, window: Window
@@ -453,25 +448,5 @@ class DriftMonitor(Monitor):
                 value = float(np.mean(window.y_true[labelled] == window.y_pred[labelled]))
         return float(value) if isinstance(value, int | float) else None
 
-    async def _webhook(self, event: Event) -> None:
-        policy = self.config.retrain
-        headers = {"Content-Type": "application/json"}
-        if policy.webhook_token is not None:
-            headers["Authorization"] = f"Bearer {policy.webhook_token.reveal()}"
-        if self._session is None:
-            self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10))
-        try:
-            async with self._session.post(policy.webhook_url, data=event.to_json(),
-                                          headers=headers) as response:
-                if response.status >= 300:
-                    raise aiohttp.ClientError(f"HTTP {response.status}")
-        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
-            self.webhook_errors += 1
-            self._retrain_exports()
-            log.warning("retrain webhook failed", error=str(exc) or type(exc).__name__)
-
     async def stop(self) -> None:
         self.refs.warn_unused(sorted(self.first_seen))
-        if self._session is not None:
-            await self._session.close()
-            self._session = None

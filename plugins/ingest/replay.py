@@ -269,9 +269,7 @@ class Replay:
                     self.monitor_plugins.add(name)
 
     def _prepare(self, monitor: Monitor) -> None:
-        """Monitors that call out (webhooks) stay quiet; those that take references get them."""
-        if hasattr(monitor, "replaying"):
-            monitor.replaying = True
+        """Monitors that take references get them."""
         take = getattr(monitor, "load_reference", None)  # a file: read by its own monitor
         if take is None:
             return

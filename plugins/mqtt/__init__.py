@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING
 
-from agent import hookimpl
+from agent import hookimpl, sinkmetrics
 from agent.broker import topic_problem
 from agent.components import Collector, Component
 from agent.config import PluginConfig
@@ -70,4 +70,15 @@ class MqttStats(Collector):
             out.add(m.DROPPED, outbox.dropped[reason], sink=sink, reason=reason)
         out.add(m.DELIVERED, self.shared.delivered, sink=sink)
         out.add(m.RESENT, self.shared.resent, sink=sink)
+        self._as_sink(out, oldest)
+
+    def _as_sink(self, out: Accumulator, oldest: float) -> None:
+        """The series every durable sink has (docs/sinks.md), so one alert covers them all;
+        delivered is the `{sink="mqtt"}` series above, not repeated."""
+        outbox, labels = self.shared.outbox, {"plugin": "mqtt", "sink": "outbox"}
+        out.add(sinkmetrics.QUEUED, outbox.depth, **labels)
+        out.add(sinkmetrics.OLDEST, oldest, **labels)
+        out.add(sinkmetrics.FAILED, sum(self.publisher.errors.values()), **labels)
+        for reason in ("full", "expired", "too_large", "corrupt"):
+            out.add(sinkmetrics.DROPPED, outbox.dropped[reason], **labels, reason=reason)
 

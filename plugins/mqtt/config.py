@@ -7,12 +7,15 @@ from typing import Annotated, ClassVar, Literal
 import msgspec
 
 from agent.broker import Broker, topic_problem
-from agent.config import Duration, FieldError, PluginConfig
+from agent.config import Duration, FieldError, SinkConfig
 
 MiB = 1 << 20
 
 
-class MqttConfig(PluginConfig):
+class MqttConfig(SinkConfig):
+    """`match` and `min_severity` route as for any sink (docs/sinks.md); the outbox and its
+    bounds are this plugin's own (`outbox_*`), and always on."""
+
     # host, port, client_id (default: the agent's host_id), username, password, tls, ca_file,
     # cert_file, key_file, tls_verify: agent.broker's, in this section itself.
     flattened: ClassVar[tuple[str, ...]] = ("broker",)
@@ -26,14 +29,14 @@ class MqttConfig(PluginConfig):
     inflight: Annotated[int, msgspec.Meta(ge=1, le=65535)] = 100  # paho is fastest near 100
     window: Annotated[int, msgspec.Meta(ge=1, le=60000)] = 2000  # outbox rows per read/delete
     ack_timeout: Duration = Duration(30.0)
-    outbox_max_bytes: Annotated[int, msgspec.Meta(ge=MiB)] = 1024 * MiB
-    outbox_max_age: Duration = Duration(7 * 86400.0)
     outbox_sync: Literal["full", "normal"] = "full"
 
     def __post_init__(self) -> None:
         super().__post_init__()
         if problem := topic_problem(self.topic_prefix.replace("{host}", "host")):
             raise FieldError("topic_prefix", problem)
+        if not self.durable:
+            raise FieldError("durable", "the MQTT sink always keeps events in its outbox")
         if self.qos == 0:
             raise FieldError("qos", "0 is not durable: the broker never acknowledges, so the "
                              "outbox would delete events it cannot know arrived; use 1 or 2")

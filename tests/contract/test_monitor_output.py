@@ -133,7 +133,6 @@ async def test_every_monitor_returns_plain_python(tmp_path: Path, task: str) -> 
         if hasattr(monitor, "set_reference") and task == "binary":  # a --reference profile
             first = _windows(task)[0]
             monitor.set_reference(build(drift_columns(first), model=task, model_version="1"))
-        monitor.replaying = True  # type: ignore[attr-defined]
     kinds: set[str] = set()
     sections: set[str] = set()
     for window in _windows(task):

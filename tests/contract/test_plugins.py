@@ -74,6 +74,7 @@ def test_example_config_covers_every_builtin() -> None:
 
 
 def test_every_metric_is_documented() -> None:
+    from agent import sinkmetrics  # noqa: PLC0415
     from agent.metrics import MetricDef  # noqa: PLC0415
     from agent.selfmetrics import SelfMetrics  # noqa: PLC0415
     from plugins.alerts import metrics as alerts  # noqa: PLC0415
@@ -95,6 +96,8 @@ def test_every_metric_is_documented() -> None:
         ("drift.md", {d.name for d in vars(drift).values() if isinstance(d, MetricDef)}),
         ("audit.md", {d.name for d in vars(audit).values() if isinstance(d, MetricDef)}),
         ("alerts.md", {d.name for d in vars(alerts).values() if isinstance(d, MetricDef)}),
+        ("sinks.md", {d.name for d in vars(sinkmetrics).values()
+                      if isinstance(d, MetricDef)}),
     ):
         documented = (ROOT / "docs" / doc).read_text()
         missing = sorted(n for n in names if f"`{n}" not in documented)

@@ -4,7 +4,7 @@ the docs and the scrape name the same metrics (a name in either one only is a fa
 One agent for the module: host (a watched process, temperatures), the fake GPUs of
 contrib/fake-gpu, MQTT to a real mosquitto, ingestion over the socket, HTTP and MQTT,
 quality (thresholds, cost, fairness, CBPE) and drift (sequential, retrain) over a binary, a
-multiclass and a regression model, and the event log.
+multiclass and a regression model, the event log, and the webhook sink.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ import pytest
 
 from tests.helpers import ROOT, AgentProcess, free_port, http_get, poll, start_agent, value
 from tests.integration.mqtt_helpers import Mosquitto
+from tests.webhook_receiver import Receiver
 
 pytestmark = [pytest.mark.integration,
               pytest.mark.skipif(shutil.which("promtool") is None, reason="needs promtool")]
@@ -43,7 +44,6 @@ NOT_HERE = {
     "inferwatch_gpu_fan_speed_ratio": "the fake H100 has no fan, as a real SXM one",
     "inferwatch_gpu_retired_pages": "H100s remap rows instead (fake and real)",
     "inferwatch_gpu_retired_pages_pending": "H100s remap rows instead (fake and real)",
-    "inferwatch_retrain_webhook_errors_total": "no retrain webhook failing here",
     "inferwatch_drift_statistic_errors_total": "needs a plugin's drift statistic: "
                                                "test_drift_statistics_hook",
     "inferwatch_model_file_size_bytes": "contrib/example-plugin, not built in",
@@ -112,7 +112,7 @@ def _send(sock: Path, records: list[dict[str, object]]) -> None:
         conn.sendall(b"".join(json.dumps(r).encode() + b"\n" for r in records))
 
 
-def _config(folder: Path, port: int, broker: int) -> Path:
+def _config(folder: Path, port: int, broker: int, hook: str) -> Path:
     scenario = folder / "gpus.json"
     gpus = json.loads((ROOT / "contrib" / "fake-gpu" / "scenario.json").read_text())
     gpus["gpus"][0]["values"].update(mig_mode=1, mig_instances=2)
@@ -144,6 +144,10 @@ port = {broker}
 interval = "1s"
 [plugins.eventlog]
 enabled = true
+[plugins.webhook]
+enabled = true
+url = "{hook}"
+match = ["retrain.requested", "drift.*"]
 [plugins.ingest]
 enabled = true
 interval = "1s"
@@ -202,13 +206,15 @@ def full_agent(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AgentProces
         b'{"model": "fraud", "model_version": "3", "request_id": "file-%d", "prediction": 1, '
         b'"score": 0.9, "features": {"amount": 0.5}}\n' % i for i in range(10)) + b"{\n")
     broker = Mosquitto(folder / "broker").start()
+    receiver = Receiver().start()
     port = free_port()
-    agent = start_agent(_config(folder, port, broker.port), port)
+    agent = start_agent(_config(folder, port, broker.port, receiver.url), port)
     try:
         _feed(agent, folder / "ingest.sock")
         yield agent
     finally:
         agent.stop()
+        receiver.stop()
         broker.stop()
 
 

@@ -10,7 +10,6 @@ from typing import Any
 
 import numpy as np
 import pytest
-from aiohttp import web
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import stats as sps
@@ -266,40 +265,63 @@ async def test_reference_captured_from_production_and_kept(tmp_path: Path) -> No
     assert second.results["drift"]["features"]["x0"]["drifted"]
 
 
-async def test_retrain_requested_once_per_cooldown_with_a_webhook(tmp_path: Path,
-                                                                  reference: Profile) -> None:
-    calls: list[tuple[str, dict[str, Any]]] = []
+async def test_retrain_requested_once_per_cooldown_reaches_a_webhook(
+        tmp_path: Path, reference: Profile) -> None:
+    """The monitor only returns the event; routed by `match` to the webhook sink, it is
+    POSTed with the bearer token, alone of the monitor's events."""
+    from agent.config import build_config  # noqa: PLC0415
+    from agent.delivery import route_for  # noqa: PLC0415
+    from plugins.webhook.config import WebhookConfig  # noqa: PLC0415
+    from plugins.webhook.sink import WebhookSink  # noqa: PLC0415
+    from tests.webhook_receiver import receiving  # noqa: PLC0415
 
-    async def hook(request: web.Request) -> web.Response:
-        calls.append((request.headers.get("Authorization", ""), await request.json()))
-        return web.Response(status=204)
-
-    app = web.Application()
-    app.router.add_post("/trigger", hook)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
     (tmp_path / "token").write_text("s3cret\n")
-    from agent.config import resolve_secret  # noqa: PLC0415
-
-    retrain = Retrain(drift_persisted=Duration(7200.0), cooldown=Duration(86400.0),
-                      webhook_url=f"http://127.0.0.1:{port}/trigger",
-                      webhook_token=resolve_secret({"file": str(tmp_path / "token")}, tmp_path))
+    retrain = Retrain(drift_persisted=Duration(7200.0), cooldown=Duration(86400.0))
     mon = monitor(tmp_path, reference, persist_windows=1, persist_of=1, retrain=retrain)
     rng = np.random.default_rng(9)
-    asked = []
+    emitted = []
     for i in range(8):
-        events = await mon.process(window(frame(rng, 5000, shift=0.4), i * 3600.0))
-        asked += [(i, e.attributes["reason"]) for e in events if e.kind == "retrain.requested"]
+        emitted += [(i, e) for e in await mon.process(window(frame(rng, 5000, shift=0.4),
+                                                              i * 3600.0))]
     await mon.stop()
-    await runner.cleanup()
+    asked = [(i, e.attributes["reason"]) for i, e in emitted if e.kind == "retrain.requested"]
     assert asked == [(2, "drift_persisted")]  # declared at 0, persisted 2 h, then cool-down
-    assert len(calls) == 1
-    assert calls[0][0] == "Bearer s3cret"
-    assert calls[0][1]["kind"] == "retrain.requested"
-    assert calls[0][1]["data"]["top_features"][0]["feature"] == "x0"
+    with receiving() as receiver:
+        config = build_config({"plugins": {"webhook": {
+            "enabled": True, "url": receiver.url, "match": ["retrain.requested"],
+            "bearer_token": {"file": str(tmp_path / "token")}}}},
+            {"webhook": WebhookConfig}).plugins["webhook"]
+        assert isinstance(config, WebhookConfig)
+        route = route_for(config)
+        assert route is not None
+        sink = WebhookSink(config)
+        await sink.start()
+        await sink.deliver([e for _, e in emitted if route(e)])
+        await sink.stop()
+    assert len({e.kind for _, e in emitted}) > 1  # the route left the others out
+    assert [h["Authorization"] for h, _ in receiver.requests] == ["Bearer s3cret"]
+    assert [e["kind"] for e in receiver.events] == ["retrain.requested"]
+    assert receiver.events[0]["data"]["top_features"][0]["feature"] == "x0"
+
+
+def test_the_removed_retrain_webhook_keys_name_their_replacement() -> None:
+    from agent.config import build_config  # noqa: PLC0415
+    from agent.errors import ConfigError  # noqa: PLC0415
+
+    raw = {"retrain": {"webhook_url": "https://ci/x?token=T0P", "webhook_token": {
+        "file": "/nonexistent/token"}}}
+    with pytest.raises(ConfigError) as caught:
+        build_config({"plugins": {"drift": raw}}, {"drift": DriftConfig})
+    (problem,) = caught.value.problems  # the url's, first: one key at a time
+    assert problem.startswith("plugins.drift.retrain.webhook_url: removed: ")
+    assert 'match = ["retrain.requested"]' in problem
+    assert "T0P" not in problem
+    del raw["retrain"]["webhook_url"]
+    with pytest.raises(ConfigError) as caught:
+        build_config({"plugins": {"drift": raw}}, {"drift": DriftConfig})
+    assert caught.value.problems == [
+        "plugins.drift.retrain.webhook_token: removed: set it as [plugins.webhook] "
+        'bearer_token = {file = ...}, with match = ["retrain.requested"] (docs/sinks.md)']
 
 
 def test_reference_build_from_csv_and_ndjson(tmp_path: Path) -> None:

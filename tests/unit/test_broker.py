@@ -24,7 +24,8 @@ BROKER_KEYS = {"host", "port", "client_id", "username", "password", "tls", "ca_f
 # The keys each section accepted before the shared type (so no user sees a change).
 MQTT_KEYS = {"enabled", "interval", "timeout", "protocol", "qos", "topic_prefix", "keepalive",
              "max_payload_bytes", "inflight", "window", "ack_timeout", "outbox_max_bytes",
-             "outbox_max_age", "outbox_sync", *BROKER_KEYS}
+             "outbox_max_age", "outbox_sync", *BROKER_KEYS,
+             "match", "min_severity", "durable"}  # every sink's routing keys (docs/sinks.md)
 INGEST_KEYS = {"topics", "qos", "max_payload_bytes", *BROKER_KEYS}
 
 

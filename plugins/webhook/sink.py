@@ -1,0 +1,116 @@
+"""POSTs event envelopes, signed, and says which failures are worth a retry.
+
+The core's durable delivery (agent/delivery.py) feeds deliver() from this sink's outbox:
+returning acknowledges the batch, raising has it retried with backoff, and
+PermanentDeliveryError drops what a receiver refused for good (4xx other than 408 and 429).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import ssl
+import time
+from collections.abc import Sequence
+
+import aiohttp
+import msgspec
+
+from agent import __version__
+from agent.components import Sink
+from agent.errors import PermanentDeliveryError
+from agent.model import Event
+from plugins.webhook.config import WebhookConfig
+
+SIGNATURE = "X-Inferwatch-Signature"
+TIMESTAMP = "X-Inferwatch-Timestamp"
+RETRYABLE = frozenset({408, 429})  # and every 5xx
+MAX_ANSWER = 64 << 10  # bytes of a response body read (and discarded): a receiver cannot
+# make the agent hold a large answer in memory
+
+
+class WebhookError(Exception):
+    """A failure a later try may not have: a 5xx, 408, 429, a timeout, a lost connection."""
+
+
+def signature(secret: bytes, timestamp: str, body: bytes) -> str:
+    """`sha256=<hex>` of HMAC-SHA256 over `<timestamp>.<body>`: the timestamp is signed too,
+    so a captured request cannot be replayed later with a fresh one."""
+    mac = hmac.new(secret, timestamp.encode() + b"." + body, hashlib.sha256)
+    return f"sha256={mac.hexdigest()}"
+
+
+def retryable(status: int) -> bool:
+    return status in RETRYABLE or status >= 500
+
+
+class WebhookSink(Sink):
+    durable = True
+    batch_size = 100
+    # Each POST has its own `timeout`; this bounds a whole batch of them.
+    deliver_timeout = 300.0
+
+    def __init__(self, config: WebhookConfig) -> None:
+        super().__init__("webhook")
+        self.config = config
+        self._session: aiohttp.ClientSession | None = None
+        self._encoder = msgspec.json.Encoder()
+        self._secret = config.secret.reveal().encode() if config.secret else None
+
+    async def start(self) -> None:
+        context = ssl.create_default_context(cafile=self.config.ca_file)
+        self._session = aiohttp.ClientSession(
+            timeout=aiohttp.ClientTimeout(total=float(self.config.timeout)),
+            connector=aiohttp.TCPConnector(ssl=context),
+            headers=self._headers(),
+        )
+
+    def _headers(self) -> dict[str, str]:
+        headers = {"User-Agent": f"inferwatch/{__version__}", **self.config.headers}
+        headers.update((k, v.reveal()) for k, v in self.config.secret_headers.items())
+        if self.config.bearer_token is not None:
+            headers["Authorization"] = f"Bearer {self.config.bearer_token.reveal()}"
+        return headers
+
+    async def stop(self) -> None:
+        session, self._session = self._session, None
+        if session is not None:
+            await session.close()
+
+    async def deliver(self, events: Sequence[Event]) -> None:
+        done: list[Event] = []
+        for group in self._groups(events):
+            status = await self._post(self._body(group))
+            if 200 <= status < 300:
+                done.extend(group)
+            elif retryable(status):
+                raise WebhookError(f"HTTP {status} from the webhook")
+            else:
+                raise PermanentDeliveryError(group, delivered=done,
+                                             reason=f"HTTP {status} from the webhook")
+
+    def _groups(self, events: Sequence[Event]) -> list[Sequence[Event]]:
+        if not self.config.batch:
+            return [[event] for event in events]
+        size = self.config.max_batch
+        return [events[i:i + size] for i in range(0, len(events), size)]
+
+    def _body(self, group: Sequence[Event]) -> bytes:
+        return self._encoder.encode(list(group) if self.config.batch else group[0])
+
+    async def _post(self, body: bytes) -> int:
+        if self._session is None:
+            raise WebhookError("not started")
+        headers = {"Content-Type": "application/json"}
+        if self._secret is not None:
+            stamp = str(int(time.time()))
+            headers[TIMESTAMP] = stamp
+            headers[SIGNATURE] = signature(self._secret, stamp, body)
+        try:
+            async with self._session.post(self.config.url, data=body, headers=headers,
+                                          allow_redirects=False) as response:
+                await response.content.read(MAX_ANSWER)  # unread beyond: not kept alive
+                return response.status
+        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+            raise WebhookError(f"{type(exc).__name__}: {exc}" if str(exc)
+                               else type(exc).__name__) from None
