@@ -1,0 +1,184 @@
+"""The alerts the Alertmanager sink holds, and what each Alertmanager has acknowledged.
+
+An alert episode (fingerprint and `startsAt`) is held from its first event until every
+Alertmanager has acknowledged its resolve; while it fires it is resent before its `endsAt`
+runs out. The whole set is one JSON file in the plugin's state dir, replaced atomically,
+so a restart keeps renewing what fires and still delivers a resolve it had not sent.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import structlog
+
+from agent.model import Event
+
+log = structlog.get_logger("inferwatch")
+FILE_VERSION = 1
+
+
+class Held(msgspec.Struct, kw_only=True):
+    """One episode: its latest event, a version bumped on each change, when it changed."""
+
+    event: Event
+    version: int = 1
+    changed: float = 0.0  # wall clock: survives a restart
+    fallback: int = 0  # the version last handed to the fallback sink
+
+    @property
+    def firing(self) -> bool:
+        return bool(self.event.data.get("status") == "firing")
+
+
+class Acked(msgspec.Struct, array_like=True):
+    """What one Alertmanager took of an episode: the version, and whether it saw it fire."""
+
+    version: int = 0
+    fired: bool = False
+
+
+class State(msgspec.Struct, kw_only=True):
+    version: int = FILE_VERSION
+    alerts: dict[str, Held] = msgspec.field(default_factory=dict)
+    acked: dict[str, dict[str, Acked]] = msgspec.field(default_factory=dict)
+
+
+def episode(event: Event) -> str:
+    return f"{event.data.get('fingerprint', '')}@{event.data.get('startsAt', '')}"
+
+
+@dataclass
+class HeldAlerts:
+    path: Path
+    urls: list[str]
+    max_alerts: int
+    state: State = field(default_factory=State)
+    dropped: int = 0
+    unreadable: int = 0
+    fallbacks: int = 0
+
+    def load(self) -> None:
+        """Read the file if there is one; an unreadable one is set aside and counted."""
+        try:
+            raw = self.path.read_bytes()
+        except FileNotFoundError:
+            return
+        try:
+            self.state = msgspec.json.decode(raw, type=State)
+        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+            self.unreadable += 1
+            aside = self.path.with_name(f"{self.path.name}.unreadable-{int(time.time())}")
+            self.path.rename(aside)
+            log.error("alertmanager state unreadable; set aside, starting empty",
+                      path=str(self.path), moved_to=str(aside), error=str(exc)[:200])
+            return
+        known = set(self.urls)  # a URL removed from the config: forget what it took
+        self.state.acked = {u: a for u, a in self.state.acked.items() if u in known}
+
+    def encode(self) -> bytes:
+        return msgspec.json.encode(self.state)
+
+    def write(self, payload: bytes) -> None:
+        """Replace the file atomically (blocking: run in a thread)."""
+        tmp = self.path.with_name(self.path.name + ".tmp")
+        with tmp.open("wb") as out:
+            out.write(payload)
+            out.flush()
+            os.fsync(out.fileno())
+        tmp.replace(self.path)
+
+    def apply(self, event: Event, now: float) -> bool:
+        """Take an alert event; False when it is older than what is held (a replay)."""
+        key = episode(event)
+        held = self.state.alerts.get(key)
+        if held is not None and event.ts < held.event.ts:
+            return False
+        if held is None:
+            self.state.alerts[key] = Held(event=event, changed=now)
+            self._bound()
+        else:
+            held.event, held.version, held.changed = event, held.version + 1, now
+        return True
+
+    def _bound(self) -> None:
+        """Over `max_alerts`: the oldest resolved episodes go first, then the oldest."""
+        alerts = self.state.alerts
+        while len(alerts) > self.max_alerts:
+            victims = [k for k, h in alerts.items() if not h.firing] or list(alerts)
+            oldest = min(victims, key=lambda k: alerts[k].changed)
+            self.forget(oldest)
+            self.dropped += 1
+
+    def forget(self, key: str) -> None:
+        self.state.alerts.pop(key, None)
+        for acked in self.state.acked.values():
+            acked.pop(key, None)
+
+    def due(self, url: str, sent_at: dict[str, float], resend: float, now: float,
+            limit: int) -> list[tuple[str, Held, Acked]]:
+        """What `url` needs now: changes it has not taken, firing ones due for a resend."""
+        acked = self.state.acked.get(url, {})
+        out = []
+        for key, held in self.state.alerts.items():
+            mine = acked.get(key, Acked())
+            if mine.version < held.version or (
+                    held.firing and now - sent_at.get(key, 0.0) >= resend):
+                out.append((key, held, mine))
+                if len(out) >= limit:
+                    break
+        return out
+
+    def ack(self, url: str, sent: list[tuple[str, int]]) -> bool:
+        """`url` took these (key, version), each as firing at least once (a resolve it had
+        not seen fire went with a firing copy); True if that changed what is stored."""
+        acked = self.state.acked.setdefault(url, {})
+        changed = False
+        for key, version in sent:
+            if key not in self.state.alerts:
+                continue
+            mine = acked.setdefault(key, Acked())
+            if version > mine.version or not mine.fired:
+                mine.version, mine.fired = max(mine.version, version), True
+                changed = True
+        return self._collect() or changed
+
+    def _collect(self) -> bool:
+        """Drop resolved episodes every Alertmanager has taken."""
+        done = [k for k, h in self.state.alerts.items() if not h.firing and all(
+            self.state.acked.get(u, {}).get(k, Acked()).version >= h.version
+            for u in self.urls)]
+        for key in done:
+            self.forget(key)
+        return bool(done)
+
+    def pending(self, url: str) -> tuple[int, float | None]:
+        """How many changes `url` has not taken, and when the oldest was made."""
+        acked = self.state.acked.get(url, {})
+        times = [h.changed for k, h in self.state.alerts.items()
+                 if acked.get(k, Acked()).version < h.version]
+        return len(times), (min(times) if times else None)
+
+    def undelivered(self) -> list[Held]:
+        """Changes no Alertmanager has taken (the fallback's business)."""
+        return [h for k, h in self.state.alerts.items() if all(
+            self.state.acked.get(u, {}).get(k, Acked()).version < h.version for u in self.urls)]
+
+    def counts(self) -> dict[str, int]:
+        firing = sum(1 for h in self.state.alerts.values() if h.firing)
+        return {"firing": firing, "resolved": len(self.state.alerts) - firing}
+
+
+def remove_stale_tmp(path: Path) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        path.with_name(path.name + ".tmp").unlink()
+
+
+def plain_dict(event: Event) -> dict[str, Any]:
+    return msgspec.to_builtins(event)  # type: ignore[no-any-return]

@@ -1,0 +1,139 @@
+"""The Alertmanager sink against a real Alertmanager, with the real agent as a subprocess."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import signal
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ConfigWriter
+from tests.helpers import AgentProcess, free_port, poll, value
+from tests.integration.alertmanager_helpers import Alertmanager, Receiver
+
+pytestmark = pytest.mark.integration
+HOST = "node-a"
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    rec = Receiver()
+    yield rec
+    rec.close()
+
+
+@pytest.fixture
+def am(tmp_path: Path, receiver: Receiver) -> Iterator[Alertmanager]:
+    server = Alertmanager(tmp_path / "am", receiver.port).start()
+    yield server
+    server.stop()
+
+
+def _agent(write_config: ConfigWriter, agent_factory, tmp_path: Path, urls: list[str],
+           extra: str = "", port: int | None = None) -> AgentProcess:
+    config, http = write_config(
+        f'[plugins.host]\nenabled = false\n[plugins.alerter]\nmarker = "{tmp_path / "alert"}"\n'
+        f'[plugins.alertmanager]\nenabled = true\nurls = {json.dumps(urls)}\n'
+        f'interval = "1s"\n{extra}', port=port)
+    config.write_text(config.read_text().replace("[agent]\n", f'[agent]\nhost_id = "{HOST}"\n'))
+    return agent_factory(config, http, "-p", "iwtest.alerter")
+
+
+def _alert(tmp_path: Path, *specs: dict[str, object]) -> None:
+    poll(lambda: not (tmp_path / "alert").exists(), what="the last alerts taken")
+    (tmp_path / "alert").write_text("".join(json.dumps(s) + "\n" for s in specs))
+
+
+def _names(am: Alertmanager) -> list[str]:
+    return sorted(a["labels"]["alertname"] for a in am.alerts())
+
+
+def _ts(text: str) -> float:
+    return dt.datetime.fromisoformat(text).timestamp()
+
+
+STARTS = "2026-01-01T00:00:00.000Z"
+DISK = {"alertname": "DiskNearlyFull", "labels": {"mountpoint": "/data"},
+        "severity": "critical", "starts_at": STARTS}
+
+
+def test_fires_then_resolves(write_config, agent_factory, tmp_path, am, receiver) -> None:
+    agent = _agent(write_config, agent_factory, tmp_path, [am.url])
+    _alert(tmp_path, DISK)
+    (alert,) = poll(am.alerts, what="the alert in Alertmanager")
+    labels = alert["labels"]
+    assert labels == {"alertname": "DiskNearlyFull", "mountpoint": "/data",
+                      "severity": "critical", "host": HOST}
+    assert alert["startsAt"].startswith("2026-01-01T00:00:00")
+    assert alert["annotations"]["summary"] == f"DiskNearlyFull on {HOST}"
+    assert alert["generatorURL"] == f"http://{HOST}:9879/api/v1/alerts"
+    ends_in = _ts(alert["endsAt"]) - dt.datetime.now(dt.UTC).timestamp()
+    assert 170 < ends_in <= 181, "finite endsAt: 3 x the 60 s resend interval"
+    poll(lambda: receiver.alerts("firing"), what="the firing notification")
+    _alert(tmp_path, {**DISK, "status": "resolved"})
+    poll(lambda: not am.alerts(), what="the alert resolved in Alertmanager")
+    (resolved,) = poll(lambda: receiver.alerts("resolved"), what="the resolve notification")
+    assert resolved["labels"]["mountpoint"] == "/data"
+    poll(lambda: value(agent.scrape(), "inferwatch_alertmanager_alerts", state="resolved") == 0,
+         what="the resolved episode forgotten once delivered")
+    assert value(agent.scrape(), "inferwatch_alertmanager_up", url=am.url) == 1
+
+
+def test_restart_while_firing_neither_repages_nor_loses_the_resolve(
+        write_config, agent_factory, tmp_path, am, receiver) -> None:
+    port = free_port()
+    agent = _agent(write_config, agent_factory, tmp_path, [am.url], port=port)
+    _alert(tmp_path, DISK)
+    poll(lambda: receiver.alerts("firing"), what="the firing notification")
+    received = am.received("firing")
+    agent.signal(signal.SIGKILL)
+    agent.proc.wait()
+    agent = _agent(write_config, agent_factory, tmp_path, [am.url], port=port)
+    poll(lambda: am.received("firing") > received, what="the held alert renewed after restart")
+    _alert(tmp_path, {**DISK, "status": "resolved"})
+    poll(lambda: receiver.alerts("resolved"), what="the resolve after the restart")
+    # Group flushes are ordered: a second page would have come before the resolve.
+    assert len(receiver.alerts("firing")) == 1, receiver.notifications
+
+
+def test_alertmanager_down_while_alert_fires_and_resolves(
+        write_config, agent_factory, tmp_path, receiver) -> None:
+    down = Alertmanager(tmp_path / "am", receiver.port)
+    agent = _agent(write_config, agent_factory, tmp_path, [down.url])
+    _alert(tmp_path, DISK)
+    _alert(tmp_path, {**DISK, "status": "resolved"})
+    poll(lambda: value(agent.scrape(), "inferwatch_alertmanager_pending", url=down.url) == 1,
+         what="the episode held while Alertmanager is down")
+    poll(lambda: (value(agent.scrape(), "inferwatch_alertmanager_errors_total", url=down.url,
+                        reason="unreachable") or 0) > 0, what="the failures counted")
+    down.start()
+    try:
+        poll(lambda: am_saw_both(down), 30, what="firing and resolve once it is back")
+        assert down.alerts() == [], "resolved, not active"
+        poll(lambda: value(agent.scrape(), "inferwatch_alertmanager_pending", url=down.url)
+             == 0, what="nothing pending")
+    finally:
+        down.stop()
+
+
+def am_saw_both(am: Alertmanager) -> bool:
+    return am.received("firing") >= 1 and am.received("resolved") >= 1
+
+
+def test_each_alertmanager_gets_every_alert_one_down_blocks_none(
+        write_config, agent_factory, tmp_path, am, receiver) -> None:
+    dead = f"http://127.0.0.1:{free_port()}"
+    agent = _agent(write_config, agent_factory, tmp_path, [dead, am.url])
+    _alert(tmp_path, DISK)
+    poll(lambda: _names(am) == ["DiskNearlyFull"], what="the alert at the live one")
+
+    def stats() -> bool:
+        m = agent.scrape()
+        return (value(m, "inferwatch_alertmanager_up", url=am.url) == 1
+                and value(m, "inferwatch_alertmanager_pending", url=am.url) == 0
+                and value(m, "inferwatch_alertmanager_up", url=dead) == 0
+                and value(m, "inferwatch_alertmanager_pending", url=dead) == 1)
+    poll(stats, what="delivered to the live one, held for the dead one")
