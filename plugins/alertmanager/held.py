@@ -95,10 +95,12 @@ class HeldAlerts:
         tmp.replace(self.path)
 
     def apply(self, event: Event, now: float) -> bool:
-        """Take an alert event; False when it is older than what is held (a replay)."""
+        """Take an alert event; False for a replay: older than what is held, or a firing
+        of an episode already resolved (a new episode has a new `startsAt`)."""
         key = episode(event)
         held = self.state.alerts.get(key)
-        if held is not None and event.ts < held.event.ts:
+        if held is not None and (event.ts < held.event.ts or event.id == held.event.id
+                                 or (not held.firing and event.data.get("status") == "firing")):
             return False
         if held is None:
             self.state.alerts[key] = Held(event=event, changed=now)

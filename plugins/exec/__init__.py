@@ -30,15 +30,16 @@ def inferwatch_components(config: PluginConfig, ctx: PluginContext) -> list[Comp
     from plugins.exec.sink import ExecSink  # noqa: PLC0415
 
     sink = ExecSink(config, ctx.plugin)
-    return [sink, ExecStats(sink)]
+    return [sink, ExecStats(sink, min(5.0, float(config.interval)))]
 
 
 class ExecStats(Collector):
     blocking = False
 
-    def __init__(self, sink: ExecSink) -> None:
+    def __init__(self, sink: ExecSink, interval: float) -> None:
         super().__init__("stats")
         self.sink = sink
+        self.interval = interval  # `interval` bounds the command's timeout; scrape more often
 
     async def collect(self, out: Accumulator) -> None:
         for status in {*STATUSES, *self.sink.runs}:

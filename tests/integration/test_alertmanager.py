@@ -137,3 +137,28 @@ def test_each_alertmanager_gets_every_alert_one_down_blocks_none(
                 and value(m, "inferwatch_alertmanager_up", url=dead) == 0
                 and value(m, "inferwatch_alertmanager_pending", url=dead) == 1)
     poll(stats, what="delivered to the live one, held for the dead one")
+
+
+def test_unreachable_alertmanager_falls_back_to_exec(write_config, agent_factory,
+                                                     tmp_path) -> None:
+    out = tmp_path / "fallback.log"
+    script = tmp_path / "fallback.sh"
+    script.write_text('#!/bin/sh\necho "$INFERWATCH_ALERT_NAME $INFERWATCH_ALERT_STATUS '
+                      f'$INFERWATCH_ALERT_FALLBACK_FROM" >> {out}\n')
+    script.chmod(0o755)
+    dead = f"http://127.0.0.1:{free_port()}"
+    agent = _agent(write_config, agent_factory, tmp_path, [dead],
+                   'fallback = "exec"\nfallback_after = "1s"\n'
+                   f'[plugins.exec]\nenabled = true\nmatch = ["alert.fallback"]\n'
+                   f'on_resolve = true\ninterval = "1s"\ncommand = ["{script}"]\n')
+    _alert(tmp_path, DISK)
+    poll(lambda: out.exists() and out.read_text().splitlines(), 10,
+         what="the fallback command run")
+    _alert(tmp_path, {**DISK, "status": "resolved"})
+    poll(lambda: out.read_text().splitlines() == [
+        "DiskNearlyFull firing alertmanager", "DiskNearlyFull resolved alertmanager"], 10,
+        what="the resolve handed over too, each once")
+    poll(lambda: value(agent.scrape(), "inferwatch_alertmanager_fallbacks_total") == 2,
+         what="two fallbacks counted")
+    poll(lambda: value(agent.scrape(), "inferwatch_exec_runs_total", status="0") == 2,
+         what="two runs counted")
