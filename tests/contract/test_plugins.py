@@ -76,8 +76,10 @@ def test_example_config_covers_every_builtin() -> None:
 def test_every_metric_is_documented() -> None:
     from agent.metrics import MetricDef  # noqa: PLC0415
     from agent.selfmetrics import SelfMetrics  # noqa: PLC0415
+    from plugins.alertmanager import metrics as alertmanager  # noqa: PLC0415
     from plugins.audit import collector as audit  # noqa: PLC0415
     from plugins.drift import metrics as drift  # noqa: PLC0415
+    from plugins.exec import metrics as exec_metrics  # noqa: PLC0415
     from plugins.host import metrics as host  # noqa: PLC0415
     from plugins.ingest import stats as ingest  # noqa: PLC0415
     from plugins.mqtt import metrics as mqtt  # noqa: PLC0415
@@ -93,6 +95,8 @@ def test_every_metric_is_documented() -> None:
         ("quality.md", {d.name for d in vars(quality).values() if isinstance(d, MetricDef)}),
         ("drift.md", {d.name for d in vars(drift).values() if isinstance(d, MetricDef)}),
         ("audit.md", {d.name for d in vars(audit).values() if isinstance(d, MetricDef)}),
+        ("metrics.md", {d.name for mod in (alertmanager, exec_metrics)
+                        for d in vars(mod).values() if isinstance(d, MetricDef)}),
     ):
         documented = (ROOT / "docs" / doc).read_text()
         missing = sorted(n for n in names if f"`{n}" not in documented)

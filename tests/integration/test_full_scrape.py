@@ -55,6 +55,18 @@ NOT_HERE = {
     "inferwatch_ingest_requests_refused_total": "only when HTTP refuses one: test_ingest_http",
     "inferwatch_mlflow_logged_total": "needs an MLflow server: test_mlflow",
     "inferwatch_mlflow_refused_total": "needs an MLflow server: test_mlflow",
+    "inferwatch_alertmanager_alerts": "needs Alertmanager: test_alertmanager",
+    "inferwatch_alertmanager_up": "needs Alertmanager: test_alertmanager",
+    "inferwatch_alertmanager_pending": "needs Alertmanager: test_alertmanager",
+    "inferwatch_alertmanager_pending_oldest_age_seconds": "needs Alertmanager: test_alertmanager",
+    "inferwatch_alertmanager_sent_total": "needs Alertmanager: test_alertmanager",
+    "inferwatch_alertmanager_errors_total": "needs Alertmanager: test_alertmanager",
+    "inferwatch_alertmanager_malformed_total": "needs Alertmanager: test_alertmanager",
+    "inferwatch_alertmanager_dropped_total": "needs Alertmanager: test_alertmanager",
+    "inferwatch_alertmanager_fallbacks_total": "needs Alertmanager: test_alertmanager",
+    "inferwatch_exec_runs_total": "needs [plugins.exec]: test_alertmanager",
+    "inferwatch_exec_running": "needs [plugins.exec]: test_alertmanager",
+    "inferwatch_exec_skipped_total": "needs [plugins.exec]: test_alertmanager",
 }
 # Series of programs beside the agent, documented with it: contrib/fleet's consumer.
 NOT_AGENT_PREFIXES = ("inferwatch_fleet_",)
