@@ -56,6 +56,7 @@ class AlertmanagerStats(Collector):
         out.add(m.MALFORMED, self.sink.malformed)
         out.add(m.DROPPED, held.dropped)
         out.add(m.FALLBACKS, held.fallbacks)
+        out.add(m.EXPIRED, held.expired)
         now = time.time()
         for sender in self.senders:
             url = sender.url

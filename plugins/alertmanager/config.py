@@ -17,6 +17,9 @@ class AlertmanagerConfig(AlertSinkConfig):
     match: list[str] = msgspec.field(default_factory=lambda: ["alert.firing", "alert.resolved"])
     resend_interval: Duration = Duration(60.0)  # the engine's renewal interval, by default
     resolve_timeout: Duration | None = None  # endsAt = now + this; unset: 3 x resend_interval
+    # No event for a firing alert this long: the engine is gone, stop renewing it (it then
+    # expires in Alertmanager at its endsAt). Unset: 5 x resend_interval.
+    stale_after: Duration | None = None
     username: str | None = None  # basic auth
     password: Secret | None = None
     bearer_token: Secret | None = None
@@ -37,10 +40,20 @@ class AlertmanagerConfig(AlertSinkConfig):
         if self.resolve_timeout is not None and self.resolve_timeout <= self.resend_interval:
             raise FieldError("resolve_timeout", "must exceed resend_interval, or Alertmanager "
                              "resolves a firing alert between two resends")
+        if self.stale_after is not None and self.stale_after < 2 * self.resend_interval:
+            raise FieldError("stale_after", "must be at least 2 x resend_interval, or a "
+                             "late renewal from the engine lets a firing alert expire")
         if self.password is not None and self.username is None:
             raise FieldError("username", "a password needs a username")
         if self.bearer_token is not None and self.username is not None:
             raise FieldError("bearer_token", "use a bearer token or basic auth, not both")
+
+    @property
+    def stale_seconds(self) -> float:
+        """How long a firing alert is renewed without an event from the engine."""
+        if self.stale_after is not None:
+            return float(self.stale_after)
+        return 5 * float(self.resend_interval)
 
     @property
     def ends_after(self) -> float:

@@ -63,6 +63,7 @@ class HeldAlerts:
     dropped: int = 0
     unreadable: int = 0
     fallbacks: int = 0
+    expired: int = 0
 
     def load(self) -> None:
         """Read the file if there is one; an unreadable one is set aside and counted."""
@@ -123,15 +124,17 @@ class HeldAlerts:
         for acked in self.state.acked.values():
             acked.pop(key, None)
 
-    def due(self, url: str, sent_at: dict[str, float], resend: float, now: float,
-            limit: int) -> list[tuple[str, Held, Acked]]:
-        """What `url` needs now: changes it has not taken, firing ones due for a resend."""
+    def due(self, url: str, sent_at: dict[str, float], resend: float, now: float, *,
+            limit: int, fresh_after: float = 0.0) -> list[tuple[str, Held, Acked]]:
+        """What `url` needs now: changes it has not taken, and firing ones due for a resend
+        that the engine still renews (changed at or after `fresh_after`, wall clock)."""
         acked = self.state.acked.get(url, {})
         out = []
         for key, held in self.state.alerts.items():
             mine = acked.get(key, Acked())
             if mine.version < held.version or (
-                    held.firing and now - sent_at.get(key, 0.0) >= resend):
+                    held.firing and held.changed >= fresh_after
+                    and now - sent_at.get(key, 0.0) >= resend):
                 out.append((key, held, mine))
                 if len(out) >= limit:
                     break
@@ -159,6 +162,19 @@ class HeldAlerts:
         for key in done:
             self.forget(key)
         return bool(done)
+
+    def renewing(self, fresh_after: float) -> list[str]:
+        """Firing episodes the engine still renews: the ones the senders keep renewing."""
+        return [k for k, h in self.state.alerts.items() if h.firing and h.changed >= fresh_after]
+
+    def expire(self, before: float) -> bool:
+        """Forget firing episodes no event renewed since `before` (the engine is gone: they
+        were left to expire at their endsAt in Alertmanager); True if any went."""
+        gone = [k for k, h in self.state.alerts.items() if h.firing and h.changed < before]
+        for key in gone:
+            self.forget(key)
+        self.expired += len(gone)
+        return bool(gone)
 
     def pending(self, url: str) -> tuple[int, float | None]:
         """How many changes `url` has not taken, and when the oldest was made."""

@@ -25,3 +25,6 @@ DROPPED = counter("inferwatch_alertmanager_dropped_total",
 FALLBACKS = counter("inferwatch_alertmanager_fallbacks_total",
                     "Alert changes handed to the fallback sink after fallback_after "
                     "without any Alertmanager taking them.")
+EXPIRED = counter("inferwatch_alertmanager_expired_total",
+                  "Firing alerts no event renewed for stale_after (the engine is gone): no "
+                  "longer renewed, so Alertmanager resolved them at their endsAt; forgotten.")

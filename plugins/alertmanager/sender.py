@@ -88,11 +88,13 @@ class Sender(Service):
 
     async def flush(self) -> None:
         """Send until nothing is due; raise DeliveryError on the first failure."""
-        limit = self.config.batch_size
+        limit, held = self.config.batch_size, self.store.held
         while True:
-            now = asyncio.get_running_loop().time()
-            due = self.store.held.due(self.key, self.sent_at, self.config.resend_interval,
-                                      now, limit)
+            now, wall = asyncio.get_running_loop().time(), time.time()
+            if held.expire(wall - self.config.stale_seconds - self.config.ends_after):
+                await self.store.save()
+            due = held.due(self.key, self.sent_at, self.config.resend_interval, now,
+                           limit=limit, fresh_after=wall - self.config.stale_seconds)
             if not due:
                 return
             body = [a for _, held, acked in due
@@ -100,7 +102,7 @@ class Sender(Service):
             versions = [(key, held.version) for key, held, _ in due]  # before the await
             await self._post(body)
             self._accepted(due, now)
-            if self.store.held.ack(self.key, versions):
+            if held.ack(self.key, versions):
                 await self.store.save()
             if len(due) < limit:
                 return
@@ -152,7 +154,7 @@ class Sender(Service):
 
     def _next_resend(self) -> float:
         now = asyncio.get_running_loop().time()
-        firing = [k for k, h in self.store.held.state.alerts.items() if h.firing]
+        firing = self.store.held.renewing(time.time() - self.config.stale_seconds)
         if not firing:
             return float(self.config.resend_interval)
         first = min(self.sent_at.get(k, 0.0) for k in firing) + self.config.resend_interval

@@ -64,6 +64,7 @@ NOT_HERE = {
     "inferwatch_alertmanager_malformed_total": "needs Alertmanager: test_alertmanager",
     "inferwatch_alertmanager_dropped_total": "needs Alertmanager: test_alertmanager",
     "inferwatch_alertmanager_fallbacks_total": "needs Alertmanager: test_alertmanager",
+    "inferwatch_alertmanager_expired_total": "needs Alertmanager: test_alertmanager",
     "inferwatch_exec_runs_total": "needs [plugins.exec]: test_alertmanager",
     "inferwatch_exec_running": "needs [plugins.exec]: test_alertmanager",
     "inferwatch_exec_skipped_total": "needs [plugins.exec]: test_alertmanager",

@@ -98,10 +98,10 @@ def test_due_renews_firing_after_the_resend_interval(tmp_path: Path) -> None:
     fire = alert_event("X", starts_at=STARTS)
     held.apply(fire, 1.0)
     key = episode(fire)
-    assert [k for k, _, _ in held.due(A, {}, 60, 100.0, 10)] == [key]
+    assert [k for k, _, _ in held.due(A, {}, 60, 100.0, limit=10)] == [key]
     held.ack(A, [(key, 1)])
-    assert held.due(A, {key: 100.0}, 60, 159.0, 10) == []
-    assert [k for k, _, _ in held.due(A, {key: 100.0}, 60, 160.0, 10)] == [key]
+    assert held.due(A, {key: 100.0}, 60, 159.0, limit=10) == []
+    assert [k for k, _, _ in held.due(A, {key: 100.0}, 60, 160.0, limit=10)] == [key]
 
 
 def test_payload_has_a_finite_ends_at_and_valid_label_names(tmp_path: Path) -> None:
@@ -164,3 +164,24 @@ def test_config_errors_name_their_key(keys: dict[str, Any], problem: str) -> Non
     with pytest.raises(ConfigError) as caught:
         _config(**keys)
     assert any(p.startswith(problem) for p in caught.value.problems), caught.value.problems
+
+
+def test_a_firing_alert_the_engine_stopped_renewing_is_left_to_expire(tmp_path: Path) -> None:
+    held = _held(tmp_path)
+    fire = alert_event("X", starts_at=STARTS)
+    held.apply(fire, 1000.0)
+    key = episode(fire)
+    held.ack(A, [(key, 1)])
+    assert held.due(A, {key: 0.0}, 60, 100.0, limit=10, fresh_after=900.0) != []
+    assert held.due(A, {key: 0.0}, 60, 100.0, limit=10, fresh_after=1001.0) == []
+    assert held.renewing(1001.0) == []
+    assert not held.expire(999.0)
+    assert held.expire(1001.0)
+    assert held.counts() == {"firing": 0, "resolved": 0}
+    assert held.expired == 1
+
+
+def test_stale_after_defaults_to_five_resends() -> None:
+    assert _config(resend_interval="20s").stale_seconds == 100.0
+    with pytest.raises(ConfigError, match="stale_after: must be at least 2 x"):
+        _config(stale_after="90s")
