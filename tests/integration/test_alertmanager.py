@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import signal
+import socket
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -123,20 +126,66 @@ def am_saw_both(am: Alertmanager) -> bool:
     return am.received("firing") >= 1 and am.received("resolved") >= 1
 
 
+@pytest.fixture
+def hanging() -> Iterator[str]:
+    """A listener that accepts connections and never answers (a wedged Alertmanager)."""
+    server = socket.create_server(("127.0.0.1", 0))
+    held: list[socket.socket] = []
+    stop = threading.Event()
+
+    def accept() -> None:
+        server.settimeout(0.1)
+        while not stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                held.append(server.accept()[0])
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.getsockname()[1]}"
+    stop.set()
+    thread.join()
+    for conn in held:
+        conn.close()
+    server.close()
+
+
 def test_each_alertmanager_gets_every_alert_one_down_blocks_none(
-        write_config, agent_factory, tmp_path, am, receiver) -> None:
+        write_config, agent_factory, tmp_path, am, receiver, hanging) -> None:
     dead = f"http://127.0.0.1:{free_port()}"
-    agent = _agent(write_config, agent_factory, tmp_path, [dead, am.url])
+    agent = _agent(write_config, agent_factory, tmp_path, [dead, hanging, am.url],
+                   'timeout = "1s"\n')
     _alert(tmp_path, DISK)
     poll(lambda: _names(am) == ["DiskNearlyFull"], what="the alert at the live one")
+    _alert(tmp_path, {**DISK, "status": "resolved"})
+    poll(lambda: not am.alerts(), what="the resolve at the live one, the others stuck")
+    poll(lambda: (value(agent.scrape(), "inferwatch_alertmanager_errors_total", url=hanging,
+                        reason="timeout") or 0) > 0, what="the wedged one timing out")
 
     def stats() -> bool:
         m = agent.scrape()
         return (value(m, "inferwatch_alertmanager_up", url=am.url) == 1
                 and value(m, "inferwatch_alertmanager_pending", url=am.url) == 0
                 and value(m, "inferwatch_alertmanager_up", url=dead) == 0
-                and value(m, "inferwatch_alertmanager_pending", url=dead) == 1)
-    poll(stats, what="delivered to the live one, held for the dead one")
+                and value(m, "inferwatch_alertmanager_pending", url=dead) == 1
+                and value(m, "inferwatch_alertmanager_pending", url=hanging) == 1
+                and value(m, "inferwatch_alertmanager_alerts", state="resolved") == 1)
+    poll(stats, what="delivered to the live one, held for the two others")
+
+
+def test_renewed_without_engine_events_until_stale(write_config, agent_factory, tmp_path,
+                                                   am, receiver) -> None:
+    """Fired once, never renewed by the engine: the sink renews it on its own timer (endsAt
+    moves on), stops after stale_after, and Alertmanager resolves it at its endsAt."""
+    _agent(write_config, agent_factory, tmp_path, [am.url],
+           'resend_interval = "1s"\nresolve_timeout = "2s"\nstale_after = "4s"\n')
+    _alert(tmp_path, DISK)
+    (first,) = poll(am.alerts, what="the alert")
+    later = poll(lambda: [a for a in am.alerts() if _ts(a["endsAt"]) > _ts(first["endsAt"])],
+                 what="endsAt renewed by a resend")
+    assert later[0]["startsAt"] == first["startsAt"]
+    poll(lambda: receiver.alerts("resolved"), 15, what="expired once the renewals stopped")
+    assert not am.alerts()
+    assert len(receiver.alerts("firing")) == 1
 
 
 def test_unreachable_alertmanager_falls_back_to_exec(write_config, agent_factory,
