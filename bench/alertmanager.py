@@ -57,14 +57,15 @@ def start_alertmanager(folder: Path) -> tuple[subprocess.Popen[bytes], str]:
     raise SystemExit("alertmanager did not start")
 
 
-async def measure(url: str, state: Path, count: int, every: float) -> list[float]:
+async def measure(url: str, state: Path, count: int, every: float,
+                  flood: int = 0) -> list[float]:
     config = build_config({"plugins": {"alertmanager": {"enabled": True, "urls": [url]}}},
                           {"alertmanager": AlertmanagerConfig}).plugins["alertmanager"]
     assert isinstance(config, AlertmanagerConfig)
     metrics = SelfMetrics()
     bus = EventBus(10_000, metrics)
     bus_task = asyncio.create_task(bus.run())
-    held = HeldAlerts(state / "held.json", [url], config.max_alerts)
+    held = HeldAlerts(state / "held.db", [url], config.max_alerts)
     store = AlertStore(held)
     sups = [Supervised("alertmanager", c, config, metrics=metrics,
                        store=PluginMetrics("alertmanager", 100), bus=bus, host_id="bench")
@@ -74,6 +75,17 @@ async def measure(url: str, state: Path, count: int, every: float) -> list[float
         sup.launch()
         await sup.started.wait()
     latencies = []
+    if flood:  # all at once: how long until the last is accepted
+        events = [alert_event(f"Flood{i}", severity="critical", host="bench")
+                  for i in range(flood)]
+        began = time.perf_counter()
+        for event in events:
+            bus.emit(event)
+        last = episode(events[-1])
+        while held.state.acked.get(url, {}).get(last) is None:  # noqa: ASYNC110
+            await asyncio.sleep(0.001)
+        print(f"flood of {flood} alerts: all accepted after "
+              f"{time.perf_counter() - began:.2f} s")
     for i in range(count):
         event = alert_event(f"Bench{i}", severity="critical", host="bench")
         key, began = episode(event), time.perf_counter()
@@ -93,18 +105,21 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--alerts", type=int, default=300)
     parser.add_argument("--every", type=float, default=0.02, help="seconds between alerts")
+    parser.add_argument("--flood", type=int, default=0,
+                        help="first emit this many alerts at once (a storm), then measure")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="iw-bench-am-") as tmp:
         folder = Path(tmp)
         proc, url = start_alertmanager(folder)
         try:
-            lat = asyncio.run(measure(url, folder, args.alerts, args.every))
+            lat = asyncio.run(measure(url, folder, args.alerts, args.every, args.flood))
             listed = {a["labels"]["alertname"] for a in json.loads(
                 urllib.request.urlopen(f"{url}/api/v2/alerts", timeout=5).read())}  # noqa: S310
         finally:
             proc.terminate()
             proc.wait(10)
-    missing = args.alerts - len({f"Bench{i}" for i in range(args.alerts)} & listed)
+    wanted = {f"Bench{i}" for i in range(args.alerts)} | {f"Flood{i}" for i in range(args.flood)}
+    missing = len(wanted - listed)
     ms = sorted(x * 1000 for x in lat)
     cut = statistics.quantiles(ms, n=100)
     print(f"alerts={len(ms)} p50={cut[49]:.1f} ms p90={cut[89]:.1f} ms p99={cut[98]:.1f} ms "

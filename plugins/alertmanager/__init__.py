@@ -32,7 +32,7 @@ def inferwatch_components(config: PluginConfig, ctx: PluginContext) -> list[Comp
     from plugins.alertmanager.sender import Sender  # noqa: PLC0415 - aiohttp only when enabled
     from plugins.alertmanager.sink import AlertmanagerSink, AlertStore  # noqa: PLC0415
 
-    path = ctx.state_root / "plugins" / ctx.plugin / "held.json"
+    path = ctx.state_root / "plugins" / ctx.plugin / "held.db"
     store = AlertStore(HeldAlerts(path, list(config.urls), config.max_alerts))
     sink = AlertmanagerSink(config, store, ctx.plugin)
     senders = [Sender(config, store, url, i) for i, url in enumerate(config.urls)]
@@ -87,10 +87,11 @@ class FallbackWatch(Service):
 
     def hand_over(self, now: float) -> int:
         held = self.store.held
-        late = [h for h in held.undelivered()
+        late = [(k, h) for k, h in held.undelivered()
                 if h.fallback < h.version and now - h.changed >= self.config.fallback_after]
-        for h in late:
+        for key, h in late:
             self.ctx.emit(fallback_event(h.event, self.ctx.plugin, self.config.fallback))
             h.fallback = h.version
+            held.touch(key)
         held.fallbacks += len(late)
         return len(late)

@@ -2,26 +2,20 @@
 
 An alert episode (fingerprint and `startsAt`) is held from its first event until every
 Alertmanager has acknowledged its resolve; while it fires it is resent before its `endsAt`
-runs out. The whole set is one JSON file in the plugin's state dir, replaced atomically,
-so a restart keeps renewing what fires and still delivers a resolve it had not sent.
+runs out. The set lives in memory and in SQLite in the plugin's state dir (persist.py):
+what changed is written before the events are acknowledged, so a restart keeps renewing
+what fires and still delivers a resolve it had not sent.
 """
 
 from __future__ import annotations
 
-import contextlib
-import os
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import msgspec
-import structlog
 
 from agent.model import Event
-
-log = structlog.get_logger("inferwatch")
-FILE_VERSION = 1
+from plugins.alertmanager.persist import Acks, Episodes, HeldDb
 
 
 class Held(msgspec.Struct, kw_only=True):
@@ -45,7 +39,6 @@ class Acked(msgspec.Struct, array_like=True):
 
 
 class State(msgspec.Struct, kw_only=True):
-    version: int = FILE_VERSION
     alerts: dict[str, Held] = msgspec.field(default_factory=dict)
     acked: dict[str, dict[str, Acked]] = msgspec.field(default_factory=dict)
 
@@ -61,39 +54,45 @@ class HeldAlerts:
     max_alerts: int
     state: State = field(default_factory=State)
     dropped: int = 0
-    unreadable: int = 0
     fallbacks: int = 0
     expired: int = 0
 
-    def load(self) -> None:
-        """Read the file if there is one; an unreadable one is set aside and counted."""
-        try:
-            raw = self.path.read_bytes()
-        except FileNotFoundError:
-            return
-        try:
-            self.state = msgspec.json.decode(raw, type=State)
-        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
-            self.unreadable += 1
-            aside = self.path.with_name(f"{self.path.name}.unreadable-{int(time.time())}")
-            self.path.rename(aside)
-            log.error("alertmanager state unreadable; set aside, starting empty",
-                      path=str(self.path), moved_to=str(aside), error=str(exc)[:200])
-            return
-        known = set(self.urls)  # a URL removed from the config: forget what it took
-        self.state.acked = {u: a for u, a in self.state.acked.items() if u in known}
+    def __post_init__(self) -> None:
+        self.db = HeldDb(self.path)
+        self._dirty: set[str] = set()
+        self._dirty_acks: set[tuple[str, str]] = set()
 
-    def encode(self) -> bytes:
-        return msgspec.json.encode(self.state)
+    @property
+    def unreadable(self) -> int:
+        return self.db.unreadable
 
-    def write(self, payload: bytes) -> None:
-        """Replace the file atomically (blocking: run in a thread)."""
-        tmp = self.path.with_name(self.path.name + ".tmp")
-        with tmp.open("wb") as out:
-            out.write(payload)
-            out.flush()
-            os.fsync(out.fileno())
-        tmp.replace(self.path)
+    def open(self) -> None:
+        """Open the store and read what it holds (blocking: run in a thread)."""
+        self.db.open()
+        episodes, acks = self.db.load(self.urls)
+        decoder = msgspec.json.Decoder(Held)
+        self.state = State(alerts={key: decoder.decode(raw) for key, raw in episodes})
+        for url, key, version, fired in acks:
+            if key in self.state.alerts:
+                self.state.acked.setdefault(url, {})[key] = Acked(version, fired)
+
+    def changes(self) -> tuple[Episodes, Acks]:
+        """What changed since the last call, encoded (on the loop: the state is not
+        touched by the thread that writes it)."""
+        alerts, acked = self.state.alerts, self.state.acked
+        episodes = {k: (msgspec.json.encode(alerts[k]) if k in alerts else None)
+                    for k in self._dirty}
+        acks = {(u, k): (a.version, a.fired) for u, k in self._dirty_acks
+                if (a := acked.get(u, {}).get(k)) is not None}
+        self._dirty, self._dirty_acks = set(), set()
+        return episodes, acks
+
+    def flush(self) -> None:
+        """Write what changed (blocking; for tests and tools: the sink writes in a thread)."""
+        self.db.write(*self.changes())
+
+    def touch(self, key: str) -> None:
+        self._dirty.add(key)
 
     def apply(self, event: Event, now: float) -> bool:
         """Take an alert event; False for a replay: older than what is held, or a firing
@@ -108,6 +107,7 @@ class HeldAlerts:
             self._bound()
         else:
             held.event, held.version, held.changed = event, held.version + 1, now
+        self._dirty.add(key)
         return True
 
     def _bound(self) -> None:
@@ -123,6 +123,7 @@ class HeldAlerts:
         self.state.alerts.pop(key, None)
         for acked in self.state.acked.values():
             acked.pop(key, None)
+        self._dirty.add(key)
 
     def due(self, url: str, sent_at: dict[str, float], resend: float, now: float, *,
             limit: int, fresh_after: float = 0.0) -> list[tuple[str, Held, Acked]]:
@@ -151,6 +152,7 @@ class HeldAlerts:
             mine = acked.setdefault(key, Acked())
             if version > mine.version or not mine.fired:
                 mine.version, mine.fired = max(mine.version, version), True
+                self._dirty_acks.add((url, key))
                 changed = True
         return self._collect() or changed
 
@@ -183,20 +185,12 @@ class HeldAlerts:
                  if acked.get(k, Acked()).version < h.version]
         return len(times), (min(times) if times else None)
 
-    def undelivered(self) -> list[Held]:
+    def undelivered(self) -> list[tuple[str, Held]]:
         """Changes no Alertmanager has taken (the fallback's business)."""
-        return [h for k, h in self.state.alerts.items() if all(
+        return [(k, h) for k, h in self.state.alerts.items() if all(
             self.state.acked.get(u, {}).get(k, Acked()).version < h.version for u in self.urls)]
 
     def counts(self) -> dict[str, int]:
         firing = sum(1 for h in self.state.alerts.values() if h.firing)
         return {"firing": firing, "resolved": len(self.state.alerts) - firing}
 
-
-def remove_stale_tmp(path: Path) -> None:
-    with contextlib.suppress(FileNotFoundError):
-        path.with_name(path.name + ".tmp").unlink()
-
-
-def plain_dict(event: Event) -> dict[str, Any]:
-    return msgspec.to_builtins(event)  # type: ignore[no-any-return]

@@ -17,7 +17,7 @@ from agent.alertroute import MalformedAlertError, alert_of, alert_routed
 from agent.components import Sink
 from agent.model import Event
 from plugins.alertmanager.config import AlertmanagerConfig
-from plugins.alertmanager.held import HeldAlerts, remove_stale_tmp
+from plugins.alertmanager.held import HeldAlerts
 
 log = structlog.get_logger("inferwatch")
 
@@ -34,17 +34,21 @@ class AlertStore:
     async def open(self) -> None:
         async with self._lock:
             if not self._loaded:
-                self.held.path.parent.mkdir(parents=True, exist_ok=True, mode=0o750)
-                await asyncio.to_thread(remove_stale_tmp, self.held.path)
-                await asyncio.to_thread(self.held.load)
+                await asyncio.to_thread(self.held.open)
                 self._loaded = True
         self.wake()
 
-    async def save(self) -> None:
-        """Write the current set; the snapshot is taken under the lock, so the last write
-        always holds the latest state whichever task asked first."""
+    async def close(self) -> None:
         async with self._lock:
-            await asyncio.to_thread(self.held.write, self.held.encode())
+            if self._loaded:
+                self._loaded = False
+                await asyncio.to_thread(self.held.db.close)
+
+    async def save(self) -> None:
+        """Write what changed; taken under the lock, so writes keep the order of changes."""
+        async with self._lock:
+            if self._loaded:
+                await asyncio.to_thread(self.held.db.write, *self.held.changes())
 
     def wake(self) -> None:
         for event in self.wakes.values():
@@ -65,6 +69,9 @@ class AlertmanagerSink(Sink):
 
     async def start(self) -> None:
         await self.store.open()
+
+    async def stop(self) -> None:
+        await self.store.close()
 
     async def deliver(self, events: Sequence[Event]) -> None:
         changed = False

@@ -21,7 +21,7 @@ A, B = "http://am-a:9093", "http://am-b:9093"
 
 
 def _held(tmp_path: Path, max_alerts: int = 100) -> HeldAlerts:
-    return HeldAlerts(tmp_path / "held.json", [A, B], max_alerts)
+    return HeldAlerts(tmp_path / "held.db", [A, B], max_alerts)
 
 
 def _ts(text: str) -> float:
@@ -45,24 +45,52 @@ def test_resolved_episode_is_kept_until_every_alertmanager_took_it(tmp_path: Pat
 
 def test_state_survives_a_restart(tmp_path: Path) -> None:
     held = _held(tmp_path)
-    fire = alert_event("X", starts_at=STARTS)
+    held.open()
+    fire, gone = alert_event("X", starts_at=STARTS), alert_event("Gone", starts_at=STARTS)
     held.apply(fire, 1.0)
+    held.apply(gone, 1.0)
     held.ack(A, [(episode(fire), 1)])
-    held.write(held.encode())
+    held.flush()
+    held.apply(alert_event("Gone", "resolved", starts_at=STARTS), 2.0)
+    held.ack(A, [(episode(gone), 2)])
+    held.ack(B, [(episode(gone), 2)])
+    held.flush()
+    held.db.close()
     again = _held(tmp_path)
-    again.load()
-    assert again.state == held.state
+    again.open()
+    assert again.state.alerts == held.state.alerts
+    assert again.state.acked == {u: a for u, a in held.state.acked.items() if a}
+    assert list(again.state.alerts) == [episode(fire)]
     assert again.pending(A) == (0, None)
     assert again.pending(B) == (1, 1.0)
+    again.db.close()
+
+
+def test_acks_of_a_url_no_longer_configured_are_forgotten(tmp_path: Path) -> None:
+    held = _held(tmp_path)
+    held.open()
+    fire = alert_event("X", starts_at=STARTS)
+    held.apply(fire, 1.0)
+    held.ack(B, [(episode(fire), 1)])
+    held.flush()
+    held.db.close()
+    again = HeldAlerts(tmp_path / "held.db", [A], 100)
+    again.open()
+    assert again.state.acked == {}
+    assert again.pending(A) == (1, 1.0)
+    again.db.close()
 
 
 def test_an_unreadable_state_file_is_set_aside_and_counted(tmp_path: Path) -> None:
-    (tmp_path / "held.json").write_bytes(b'{"alerts": [1, 2')
+    (tmp_path / "held.db").write_bytes(b"not a database, but a stray file" * 200)
     held = _held(tmp_path)
-    held.load()
+    held.open()
     assert held.unreadable == 1
     assert held.counts() == {"firing": 0, "resolved": 0}
-    assert len(list(tmp_path.glob("held.json.unreadable-*"))) == 1
+    assert len(list(tmp_path.glob("held.db.unreadable-*"))) == 1
+    held.apply(alert_event("X"), 1.0)
+    held.flush()
+    held.db.close()
 
 
 def test_an_older_event_replayed_changes_nothing(tmp_path: Path) -> None:
