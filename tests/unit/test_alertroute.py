@@ -80,3 +80,17 @@ def test_fallback_event_keeps_the_alert() -> None:
     assert event.severity == "critical"
     assert event.data == {**original.data, "fallback_from": "alertmanager"}
     assert event.attributes["fallback_to"] == "exec"
+
+
+def test_check_warns_when_the_fallback_sink_is_not_enabled() -> None:
+    from agent.config import config_warnings  # noqa: PLC0415
+    from plugins.alertmanager.config import AlertmanagerConfig  # noqa: PLC0415
+    from plugins.exec.config import ExecConfig  # noqa: PLC0415
+
+    models = {"alertmanager": AlertmanagerConfig, "exec": ExecConfig}
+    raw: dict[str, Any] = {"plugins": {"alertmanager": {"enabled": True, "fallback": "exec"}}}
+    assert config_warnings(build_config(raw, models)) == [
+        "plugins.alertmanager.fallback: [plugins.exec] is not enabled (alerts this sink "
+        "cannot deliver would go nowhere)"]
+    raw["plugins"]["exec"] = {"enabled": True, "command": ["/bin/true"]}
+    assert config_warnings(build_config(raw, models)) == []
