@@ -81,6 +81,11 @@ async def run(argv: list[str], env: dict[str, str], stdin: bytes, timeout: float
     except TimeoutError:
         await _kill(proc)
         return Outcome("timeout", await _output(reader))
+    except asyncio.CancelledError:  # the agent stops: leave no orphan running the action
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        reader.cancel()
+        raise
     return Outcome(str(code), await _output(reader), code)
 
 

@@ -145,6 +145,18 @@ async def test_timeout_kills_the_process_group(tmp_path: Path) -> None:
     poll(lambda: _dead(child), 5, what="the script's child killed with it")
 
 
+async def test_a_stopping_agent_leaves_no_orphan(tmp_path: Path) -> None:
+    pidfile = tmp_path / "child.pid"
+    script = _script(tmp_path, f"#!/bin/sh\nsleep 60 &\necho $! > {pidfile}\nwait\n", "hang.sh")
+    task = asyncio.create_task(run([script], {"PATH": os.environ["PATH"]}, b"", 30, 100))
+    await asyncio.to_thread(poll, pidfile.exists, 5, 0.02, "the script started")
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    child = int(pidfile.read_text())
+    await asyncio.to_thread(poll, lambda: _dead(child), 5, 0.02, "the child killed")
+
+
 def _dead(pid: int) -> bool:
     """Gone, or a zombie (a container's PID 1 may never reap the orphan)."""
     try:
