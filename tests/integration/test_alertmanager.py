@@ -211,3 +211,15 @@ def test_unreachable_alertmanager_falls_back_to_exec(write_config, agent_factory
          what="two fallbacks counted")
     poll(lambda: value(agent.scrape(), "inferwatch_exec_runs_total", status="0") == 2,
          what="two runs counted")
+
+
+def test_an_alertmanager_restart_gets_the_firing_alert_back(write_config, agent_factory,
+                                                           tmp_path, am, receiver) -> None:
+    """Alertmanager keeps no alerts across a restart: the renewals bring it back."""
+    _agent(write_config, agent_factory, tmp_path, [am.url], 'resend_interval = "1s"\n')
+    _alert(tmp_path, DISK)
+    poll(am.alerts, what="the alert")
+    am.stop()
+    am.start()  # Alertmanager 0.25 persists silences and its notification log, not alerts
+    (alert,) = poll(am.alerts, 10, what="the alert back by the next renewal")
+    assert alert["startsAt"].startswith("2026-01-01T00:00:00")
