@@ -97,9 +97,9 @@ class Sender(Service):
                            limit=limit, fresh_after=wall - self.config.stale_seconds)
             if not due:
                 return
-            body = [a for _, held, acked in due
-                    for a in postable(held, acked, time.time(), self.config.ends_after)]
-            versions = [(key, held.version) for key, held, _ in due]  # before the await
+            body = [alert for _, episode, acked in due
+                    for alert in postable(episode, acked, time.time(), self.config.ends_after)]
+            versions = [(key, episode.version) for key, episode, _ in due]  # before the await
             await self._post(body)
             self._accepted(due, now)
             if held.ack(self.key, versions):
