@@ -108,6 +108,9 @@ class Sender(Service):
                 return
 
     def _accepted(self, due: list[Any], now: float) -> None:
+        alerts = self.store.held.state.alerts
+        if len(self.sent_at) > len(alerts):  # forgotten episodes: bounded over months too
+            self.sent_at = {k: t for k, t in self.sent_at.items() if k in alerts}
         for key, _, _ in due:
             self.sent_at[key] = now
         self.sent += len(due)

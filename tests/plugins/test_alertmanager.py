@@ -213,3 +213,17 @@ def test_stale_after_defaults_to_five_resends() -> None:
     assert _config(resend_interval="20s").stale_seconds == 100.0
     with pytest.raises(ConfigError, match="stale_after: must be at least 2 x"):
         _config(stale_after="90s")
+
+
+def test_the_sender_forgets_the_send_times_of_forgotten_episodes(tmp_path: Path) -> None:
+    from plugins.alertmanager.sender import Sender  # noqa: PLC0415
+    from plugins.alertmanager.sink import AlertStore  # noqa: PLC0415
+
+    held = _held(tmp_path)
+    sender = Sender(_config(urls=[A, B]), AlertStore(held), A, 0)
+    for i in range(50):  # episodes come and go
+        held.apply(alert_event(f"X{i}", starts_at=STARTS), 1.0)
+        due = held.due(A, sender.sent_at, 60, 100.0, limit=10)
+        sender._accepted(due, 100.0)
+        held.forget(due[0][0])
+    assert len(sender.sent_at) <= 2, "bounded by what is held, not by what ever was"
