@@ -5,7 +5,6 @@ logged, never retried: an action (a restart) repeated by a retry could do harm."
 from __future__ import annotations
 
 import asyncio
-import math
 from collections import Counter
 from collections.abc import Sequence
 from typing import ClassVar
@@ -36,9 +35,11 @@ class ExecSink(Sink):
         self.last_run: dict[str, float] = {}  # fingerprint -> loop time of its last run
         self.groups: dict[tuple[str, ...], set[str]] = {}  # group -> firing fingerprints
         self._slots = asyncio.Semaphore(config.max_concurrent)
-        waves = math.ceil(self.batch_size / config.max_concurrent)
-        # a batch waits for its runs: waves of max_concurrent, each up to the timeout
-        self.deliver_timeout = waves * (float(config.timeout) + 2.0) + 5.0  # type: ignore[misc]
+        # A batch waits for its runs; at worst one alert's, one after the other, each up to
+        # the timeout and the kill's grace. Past this the supervisor would retry the batch
+        # (running actions twice), so it must never be the one to give up first.
+        self.deliver_timeout = (  # type: ignore[misc]
+            self.batch_size * (float(config.timeout) + 2.0) + 5.0)
 
     async def deliver(self, events: Sequence[Event]) -> None:
         """Different alerts run side by side; one alert's runs in the order of its events
