@@ -10,6 +10,7 @@ import datetime as dt
 import re
 from typing import Any
 
+from agent.alertroute import MAX_LABELS, MAX_TEXT
 from agent.model import utc_timestamp
 from plugins.alertmanager.held import Acked, Held
 
@@ -33,9 +34,12 @@ def _parse(ts: str) -> float | None:
 
 
 def _set(raw: object) -> dict[str, str]:
+    """Labels or annotations as Alertmanager takes them, bounded as `alert_of` checks them."""
     if not isinstance(raw, dict):
         return {}
-    return {label_name(str(k)): str(v) for k, v in raw.items() if v not in (None, "")}
+    pairs = [(label_name(str(k)[:128]), str(v)[:MAX_TEXT]) for k, v in raw.items()
+             if v not in (None, "")]
+    return dict(pairs[:MAX_LABELS])
 
 
 def postable(held: Held, acked: Acked, now: float, resolve_timeout: float) -> list[dict[str, Any]]:

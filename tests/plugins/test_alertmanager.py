@@ -227,3 +227,12 @@ def test_the_sender_forgets_the_send_times_of_forgotten_episodes(tmp_path: Path)
         sender._accepted(due, 100.0)
         held.forget(due[0][0])
     assert len(sender.sent_at) <= 2, "bounded by what is held, not by what ever was"
+
+
+def test_payload_is_bounded(tmp_path: Path) -> None:
+    held = _held(tmp_path)
+    held.apply(alert_event("X", labels={"big": "v" * 100_000}, summary="s" * 100_000), 1.0)
+    (item,) = held.state.alerts.values()
+    (alert,) = postable(item, Acked(), 0.0, 180.0)
+    assert len(alert["labels"]["big"]) == 4096
+    assert len(alert["annotations"]["summary"]) == 4096

@@ -34,3 +34,9 @@ def test_only_the_alerts_subtree_is_retained() -> None:
     assert retained(PREFIX, f"{PREFIX}/alerts/X/0123")
     assert not retained(PREFIX, f"{PREFIX}/events/alert/firing")
     assert not retained(PREFIX, f"{PREFIX}/status")
+
+
+def test_a_huge_alertname_makes_a_bounded_topic() -> None:
+    event = alert_event("A" * 100_000)
+    topic, _ = alert_row(PREFIX, event, b"x") or ("", b"")
+    assert len(topic) < 300
