@@ -45,7 +45,8 @@ def alert_row(prefix: str, event: Event, payload: bytes) -> tuple[str, bytes] | 
     if not isinstance(name, str) or not isinstance(fingerprint, str) or not name:
         return None
     # Bounded: a topic over 64 KiB would be refused by the client (and each level by ACLs).
-    levels = (part[:200].translate(_UNSAFE) or "_" for part in (name, fingerprint))
+    levels = (part[:200].translate(_UNSAFE).replace("\0", "_") or "_"
+              for part in (name, fingerprint))
     return f"{prefix}/alerts/{'/'.join(levels)}", payload if event.kind == "alert.firing" else b""
 
 
