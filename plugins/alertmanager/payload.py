@@ -44,7 +44,8 @@ def _set(raw: object) -> dict[str, str]:
 
 def postable(held: Held, acked: Acked, now: float, resolve_timeout: float) -> list[dict[str, Any]]:
     """The alert to send; a resolve that this Alertmanager never saw fire goes after a
-    firing copy, so that it is notified and then resolved (it drops a bare resolve)."""
+    firing copy, so that it records the episode as having fired (its history and
+    `alertmanager_alerts_received_total`), not only as resolved."""
     data = held.event.data
     if held.firing:
         return [_alert(data, now, now + resolve_timeout)]
