@@ -442,12 +442,19 @@ def _toml_type(value: object) -> str:
 def config_warnings(config: Config) -> list[str]:
     """What is valid but cannot work as meant: a plugin on without one it needs."""
     enabled = {name for name, section in config.plugins.items() if section.enabled}
-    return [f"plugins.{name}: enabled, but it needs [plugins.{need}] enabled too "
-            f"(it will have nothing to do)"
-            for name in sorted(enabled) for need in type(config.plugins[name]).needs
-            if need not in enabled] + \
-        [f"plugins.{name}.{warning}" for name in sorted(enabled)
-         for warning in config.plugins[name].warnings()]
+    needs = [f"plugins.{name}: enabled, but it needs [plugins.{need}] enabled too "
+             f"(it will have nothing to do)"
+             for name in sorted(enabled) for need in type(config.plugins[name]).needs
+             if need not in enabled]
+    # An alert sink's `fallback` (agent.alertroute) names another plugin: it must be on.
+    fallbacks = [f"plugins.{name}.fallback: [plugins.{target}] is not enabled (alerts this "
+                 "sink cannot deliver would go nowhere)"
+                 for name in sorted(enabled)
+                 if (target := getattr(config.plugins[name], "fallback", ""))
+                 and isinstance(target, str) and target not in enabled]
+    own = [f"plugins.{name}.{warning}" for name in sorted(enabled)
+           for warning in config.plugins[name].warnings()]
+    return needs + fallbacks + own
 
 
 def check_state_dir(state_dir: str) -> list[str]:

@@ -27,6 +27,7 @@ from agent.supervisor import Backoff
 from plugins.mqtt.config import MqttConfig
 from plugins.mqtt.outbox_io import SharedOutbox
 from plugins.mqtt.refusals import Refusals, Row
+from plugins.mqtt.sink import retained
 
 log = structlog.get_logger("inferwatch")
 
@@ -36,7 +37,7 @@ class Publisher(Service):
                  client_id: str) -> None:
         super().__init__("publisher")
         self.config, self.shared, self.client_id = config, shared, client_id
-        self.status_topic = f"{prefix}/status"
+        self.prefix, self.status_topic = prefix, f"{prefix}/status"
         self.connected = False
         self.connects = 0
         self.errors: dict[str, int] = {}
@@ -247,7 +248,8 @@ class Publisher(Service):
         self._refill_scheduled = False
         while self._queue and len(self._pending) < self.config.inflight:
             seq, topic, payload = self._queue.popleft()
-            info = self._paho.publish(topic, payload, qos=self.config.qos)
+            info = self._paho.publish(topic, payload, qos=self.config.qos,
+                                      retain=retained(self.prefix, topic))
             if info.rc != 0:
                 self._publish_rc = info.rc
                 break

@@ -31,6 +31,30 @@ def topic(prefix: str, event: Event) -> str:
     return event_topic(prefix, event.kind)
 
 
+def alert_row(prefix: str, event: Event, payload: bytes) -> tuple[str, bytes] | None:
+    """An alert's retained row: `<prefix>/alerts/<alertname>/<fingerprint>`, the envelope
+    while it fires, an empty payload (which clears the retained message) once resolved.
+
+    One topic per label set (fingerprint), not per alertname: a rule fires once per disk or
+    GPU, and with one topic per name the last of them would overwrite the others and the
+    first resolve would clear a name that still fires (docs/mqtt.md). The publisher retains
+    every message under `<prefix>/alerts/` (`retained`)."""
+    if event.kind not in ("alert.firing", "alert.resolved"):
+        return None
+    name, fingerprint = event.data.get("alertname"), event.data.get("fingerprint")
+    if not isinstance(name, str) or not isinstance(fingerprint, str) or not name:
+        return None
+    # Bounded: a topic over 64 KiB would be refused by the client (and each level by ACLs).
+    levels = (part[:200].translate(_UNSAFE).replace("\0", "_") or "_"
+              for part in (name, fingerprint))
+    return f"{prefix}/alerts/{'/'.join(levels)}", payload if event.kind == "alert.firing" else b""
+
+
+def retained(prefix: str, topic: str) -> bool:
+    """Alert rows are retained: a subscriber that connects later sees what fires now."""
+    return topic.startswith(f"{prefix}/alerts/")
+
+
 class MqttSink(Sink):
     batch_size = 2000
     queue_size = 100_000
@@ -55,6 +79,8 @@ class MqttSink(Sink):
                             size=len(payload), limit=self.max_payload)
                 continue
             rows.append((topic(self.prefix, event), payload))
+            if alert := alert_row(self.prefix, event, payload):
+                rows.append(alert)
         if rows:
             await self.shared.run(self.shared.outbox.put, rows)
             self.shared.wake.set()

@@ -77,9 +77,11 @@ def test_every_metric_is_documented() -> None:
     from agent import sinkmetrics  # noqa: PLC0415
     from agent.metrics import MetricDef  # noqa: PLC0415
     from agent.selfmetrics import SelfMetrics  # noqa: PLC0415
+    from plugins.alertmanager import metrics as alertmanager  # noqa: PLC0415
     from plugins.alerts import metrics as alerts  # noqa: PLC0415
     from plugins.audit import collector as audit  # noqa: PLC0415
     from plugins.drift import metrics as drift  # noqa: PLC0415
+    from plugins.exec import metrics as exec_metrics  # noqa: PLC0415
     from plugins.host import metrics as host  # noqa: PLC0415
     from plugins.ingest import stats as ingest  # noqa: PLC0415
     from plugins.mqtt import metrics as mqtt  # noqa: PLC0415
@@ -98,6 +100,8 @@ def test_every_metric_is_documented() -> None:
         ("alerts.md", {d.name for d in vars(alerts).values() if isinstance(d, MetricDef)}),
         ("sinks.md", {d.name for d in vars(sinkmetrics).values()
                       if isinstance(d, MetricDef)}),
+        ("metrics.md", {d.name for mod in (alertmanager, exec_metrics)
+                        for d in vars(mod).values() if isinstance(d, MetricDef)}),
     ):
         documented = (ROOT / "docs" / doc).read_text()
         missing = sorted(n for n in names if f"`{n}" not in documented)

@@ -59,6 +59,19 @@ NOT_HERE = {
     "inferwatch_mlflow_refused_total": "needs an MLflow server: test_mlflow",
     "inferwatch_plugin_records_refused_total": "only while ingest is off: test_intake",
     "inferwatch_example_queue_depth": "the docs' example of a collector's metric",
+    "inferwatch_alertmanager_alerts": "needs Alertmanager: test_alertmanager",
+    "inferwatch_alertmanager_up": "needs Alertmanager: test_alertmanager",
+    "inferwatch_alertmanager_pending": "needs Alertmanager: test_alertmanager",
+    "inferwatch_alertmanager_pending_oldest_age_seconds": "needs Alertmanager: test_alertmanager",
+    "inferwatch_alertmanager_sent_total": "needs Alertmanager: test_alertmanager",
+    "inferwatch_alertmanager_errors_total": "needs Alertmanager: test_alertmanager",
+    "inferwatch_alertmanager_malformed_total": "needs Alertmanager: test_alertmanager",
+    "inferwatch_alertmanager_dropped_total": "needs Alertmanager: test_alertmanager",
+    "inferwatch_alertmanager_fallbacks_total": "needs Alertmanager: test_alertmanager",
+    "inferwatch_alertmanager_expired_total": "needs Alertmanager: test_alertmanager",
+    "inferwatch_exec_runs_total": "needs [plugins.exec]: test_alertmanager",
+    "inferwatch_exec_running": "needs [plugins.exec]: test_alertmanager",
+    "inferwatch_exec_skipped_total": "needs [plugins.exec]: test_alertmanager",
 }
 # Series of programs beside the agent, documented with it: contrib/fleet's consumer.
 NOT_AGENT_PREFIXES = ("inferwatch_fleet_",)
