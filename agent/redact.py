@@ -22,6 +22,8 @@ from dataclasses import dataclass
 
 import msgspec
 
+from agent.config import Secret
+
 BUILTIN = ("TOKEN", "EMAIL", "CARD", "IPV4", "IPV6")
 DEFAULT_RULES = ("TOKEN", "EMAIL", "CARD", "IPV4")
 
@@ -61,6 +63,34 @@ class CustomRule(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
             raise ValueError(f"rule {self.name}: invalid pattern: {exc}") from None
         if compiled.search(""):
             raise ValueError(f"rule {self.name}: the pattern matches the empty string")
+
+
+class RedactSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """Custom rules and pseudonymisation, shared by every place that names rules to apply."""
+
+    rules: list[CustomRule] = msgspec.field(default_factory=list)
+    pseudonymise: list[str] = msgspec.field(default_factory=list)  # rule names
+    key: Secret | None = None  # the HMAC key: {file = "..."} (or {env = "..."})
+
+    def __post_init__(self) -> None:
+        known = {*BUILTIN, *(r.name for r in self.rules)}
+        if unknown := sorted(set(self.pseudonymise) - known):
+            raise ValueError(f"pseudonymise names unknown rules {unknown}")
+        if self.pseudonymise and (self.key is None or not self.key.reveal()):
+            raise ValueError("pseudonymise needs a non-empty key = {file = \"...\"}")
+
+    def redactor(self, names: Sequence[str]) -> Redactor:
+        """A Redactor applying `names` (built-in or custom) with these settings."""
+        key = self.key.reveal().encode() if self.key is not None else None
+        return Redactor(names, custom=self.rules, key=key,
+                        pseudonymise=[n for n in self.pseudonymise if n in names])
+
+
+def check_names(names: Sequence[str], settings: RedactSettings) -> str | None:
+    """Why `names` cannot be applied, or None."""
+    known = [*BUILTIN, *(r.name for r in settings.rules)]
+    unknown = [n for n in names if n not in known]
+    return f"unknown rules {unknown} (known: {', '.join(known)})" if unknown else None
 
 
 @dataclass(frozen=True)
