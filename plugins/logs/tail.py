@@ -97,9 +97,11 @@ class Tailer:
         self.saved: dict[str, Saved] = {}  # checkpoints of files not (yet) open
         self.counts: Counter[str] = Counter()  # truncated lines, truncations, errors
         self._first_scan = True
+        self._restored: list[Saved] = []
 
     def restore(self, saved: dict[str, Saved]) -> None:
         self.saved = dict(saved)
+        self._restored = list(saved.values())
 
     def scan(self) -> None:
         """Open what the globs find that is not followed yet; notice rotations."""
@@ -140,6 +142,7 @@ class Tailer:
                     self.counts["rotated_found"] += 1
                     self.files[key].gone_since = time.monotonic()
         self.saved.clear()  # the rest are gone for good
+        self._restored.clear()
 
     def read(self, budget: int) -> Iterator[tuple[Tracked, list[Line]]]:
         """Whole lines from every file, about `budget` bytes in all, oldest-rotated first."""
@@ -156,7 +159,7 @@ class Tailer:
             if tracked.gone_since is None or now - max(tracked.gone_since, tracked.grew_at) \
                     < self.rotate_wait:
                 continue
-            if self.size(tracked) > tracked.pos:
+            if self.size(tracked) > tracked.pos or tracked.held:
                 continue  # still has bytes: drained first
             self._close(key)
             closed.append(tracked)
@@ -219,6 +222,10 @@ class Tailer:
             if other.fp.size and other.fp.matches(fd):
                 self.counts["copies_followed"] += 1
                 return min(other.offset, st.st_size)
+        for known in self._restored:  # copied (and truncated) while we were down
+            if known.fp_size and Fingerprint(known.fp_size, known.fp_digest).matches(fd):
+                self.counts["copies_followed"] += 1
+                return min(known.offset, st.st_size)
         if self._first_scan and self.start_at_end:
             return _line_start(fd, st.st_size)
         return 0
@@ -243,7 +250,7 @@ class Tailer:
             tracked.reset(0)
         if size == tracked.pos:
             tracked.read_at = now
-            return []
+            return self._last_words(tracked, now)
         try:
             data = os.pread(tracked.fd, min(size - tracked.pos, max(budget, 1), READ_SIZE),
                             tracked.pos)
@@ -254,6 +261,17 @@ class Tailer:
         if tracked.pos + len(data) >= size:
             tracked.read_at = now
         return self._split(tracked, data)
+
+    def _last_words(self, tracked: Tracked, now: float) -> list[Line]:
+        """A rotated file's unterminated last line, once the file is done (its writer moved
+        on): shipped as a line rather than lost with the file."""
+        if not tracked.held or tracked.gone_since is None \
+                or now - max(tracked.gone_since, tracked.grew_at) < self.rotate_wait:
+            return []
+        line = self._finish(tracked, b"")
+        tracked.offset = tracked.pos
+        self.counts["unterminated"] += 1
+        return [(line, tracked.pos)]
 
     def _split(self, tracked: Tracked, data: bytes) -> list[Line]:
         """The whole lines in held + data; the unfinished rest is held (its first

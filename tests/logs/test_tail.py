@@ -205,3 +205,15 @@ def test_a_file_rotated_while_down_is_found_and_drained(tmp_path: Path) -> None:
     assert sorted(lines(again)) == [b"new file", b"not yet"]
     assert again.counts["rotated_found"] == 1
     assert again.saved == {}
+
+
+def test_a_rotated_files_unterminated_last_line_ships_when_it_is_done(tmp_path: Path) -> None:
+    log = tmp_path / "a.log"
+    log.write_bytes(b"whole\nhalf")
+    t = tailer(tmp_path)
+    assert lines(t) == [b"whole"]
+    log.rename(tmp_path / "a.log.old")
+    assert lines(t) == []
+    time.sleep(0.06)
+    assert lines(t) == [b"half"]
+    assert [x.path for x in t.close_drained()] == [str(log)]
