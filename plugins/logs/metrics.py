@@ -29,6 +29,9 @@ DUPLICATES = counter("inferwatch_logs_duplicates_total",
 ROTATIONS = counter("inferwatch_logs_rotations_total",
                     "Rotations noticed, by kind (truncated, copy_followed, inode_reused, "
                     "rotated_found).", "input", "kind")
+RESENT = counter("inferwatch_logs_resent_total",
+                 "Lines an output sent again after a restart because the previous process "
+                 "was killed while sending them (at most one read of its outbox).", "output")
 FILES = gauge("inferwatch_logs_files", "Files an input follows now.", "input")
 FILES_UNLABELLED = gauge("inferwatch_logs_files_unlabelled",
                          "Files beyond max_file_labels, summed into file=\"_other\".", "input")

@@ -71,6 +71,7 @@ class LogsStats(Collector):
         name, outbox = sender.output, sender.box.outbox
         out.add(m.LINES_SHIPPED, sender.shipped, output=name)
         out.add(m.OUTPUT_UP, 1 if sender.up else 0, output=name)
+        out.add(m.RESENT, sender.resent, output=name)
         for reason, count in sender.errors.items():
             out.add(m.OUTPUT_ERRORS, count, output=name, reason=reason)
         out.add(m.OUTBOX_BYTES, outbox.bytes, output=name)

@@ -14,6 +14,7 @@ import contextlib
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any, TypeVar
 
 import msgspec
@@ -91,11 +92,26 @@ class Sender(Service):
         self.shipped = 0
         self.errors: Counter[str] = Counter()
         self.rejected = 0
+        self.resent = 0  # lines a killed process may have delivered already
+        self._resend = (0, -1)
         self.up = False
         self._backoff = Backoff(0.2, 30.0)
 
     async def start(self) -> None:
         await self.box.open()
+        self._resend = await asyncio.to_thread(self._read_marker)
+
+    def _read_marker(self) -> tuple[int, int]:
+        """The rows a killed process was sending: delivered again now, so counted."""
+        try:
+            first, last = self._marker.read_text().split()
+            return int(first), int(last)
+        except (OSError, ValueError):
+            return 0, -1
+
+    @property
+    def _marker(self) -> Path:
+        return self.box.outbox.path.with_name(self.box.outbox.path.name + ".sending")
 
     async def run(self) -> None:
         while True:
@@ -108,6 +124,11 @@ class Sender(Service):
 
     async def _deliver(self, rows: list[tuple[int, str, bytes]]) -> None:
         chunks = [_decode(payload) for _, _, payload in rows]
+        first, last = self._resend
+        self.resent += sum(len(c.lines) for (seq, _, _), c in zip(rows, chunks, strict=True)
+                           if first <= seq <= last)
+        # Not fsynced: it must survive the process (kill -9), not the host.
+        self._marker.write_text(f"{rows[0][0]} {rows[-1][0]}")
         try:
             await self.send(chunks)
         except OutputDown as exc:
