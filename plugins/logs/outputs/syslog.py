@@ -2,7 +2,9 @@
 optionally TLS (RFC 5425).
 
 TCP syslog has no acknowledgement: lines leave the outbox once the kernel took them
-(`drain()`); a receiver that dies with them unread loses them (docs/logs.md, "Limits").
+(`drain()`). A receiver that hung up (its FIN seen before the next write) gets a new
+connection first, so a restarted rsyslog loses nothing; one whose host dies with lines
+unread in its buffers loses them (docs/logs.md, "Limits").
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ class SyslogSender(Sender):
         self.facility, self.app = facility, _field(app_name, 48)
         self.hostname = _field(hostname, 255)
         self._writer: asyncio.StreamWriter | None = None
+        self._reader: asyncio.StreamReader | None = None
 
     async def send(self, chunks: list[Chunk]) -> None:
         writer = await self._connect()
@@ -62,16 +65,18 @@ class SyslogSender(Sender):
             raise OutputDown("send_error", str(exc)) from None
 
     async def _connect(self) -> asyncio.StreamWriter:
-        if self._writer is not None and not self._writer.is_closing():
+        if self._writer is not None and not self._writer.is_closing() and not (
+                self._reader is not None and self._reader.at_eof()):
             return self._writer
+        await self.close()  # the receiver hung up: what we would write now would be lost
         context = tls_context(self.tls) if self.tls is not None else None
         try:
-            _, writer = await asyncio.wait_for(asyncio.open_connection(
+            reader, writer = await asyncio.wait_for(asyncio.open_connection(
                 self.host, self.port, ssl=context,
                 server_hostname=self.host if context else None), self.timeout)
         except (OSError, TimeoutError, ssl.SSLError) as exc:
             raise OutputDown("connect_error", str(exc)) from None
-        self._writer = writer
+        self._reader, self._writer = reader, writer
         return writer
 
     async def close(self) -> None:
