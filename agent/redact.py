@@ -19,6 +19,7 @@ import re
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import msgspec
 
@@ -149,6 +150,29 @@ class Redactor:
             if n and not rule.counts_itself:
                 self.counts[rule.name] += n
         return text
+
+    def touches(self, text: str) -> bool:
+        """Whether redact() would change `text`, without counting anything."""
+        saved = self.counts.copy()
+        try:
+            return self.redact(text) != text
+        finally:
+            self.counts.clear()
+            self.counts.update(saved)
+
+    def redact_value(self, value: Any) -> Any:
+        """Strings, and integers long enough to be a card, redacted at any depth (JSON)."""
+        if isinstance(value, str):
+            return self.redact(value)
+        if isinstance(value, dict):
+            return {k: self.redact_value(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [self.redact_value(v) for v in value]
+        if isinstance(value, int) and not isinstance(value, bool) and abs(value) >= 10**12:
+            text = str(value)
+            out = self.redact(text)
+            return value if out == text else out
+        return value
 
     def __bool__(self) -> bool:
         return bool(self._rules)

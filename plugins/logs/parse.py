@@ -61,21 +61,6 @@ def _first(obj: dict[str, Any], keys: tuple[str, ...]) -> str:
     return ""
 
 
-def redact_value(value: Any, redactor: Redactor) -> Any:
-    """Strings, and integers long enough to be a card, redacted at any depth."""
-    if isinstance(value, str):
-        return redactor.redact(value)
-    if isinstance(value, dict):
-        return {k: redact_value(v, redactor) for k, v in value.items()}
-    if isinstance(value, list):
-        return [redact_value(v, redactor) for v in value]
-    if isinstance(value, int) and not isinstance(value, bool) and abs(value) >= 10**12:
-        text = str(value)
-        out = redactor.redact(text)
-        return value if out == text else out
-    return value
-
-
 class Shaper:
     """One input's filters, sampling and redaction; counts what it drops, by reason."""
 
@@ -112,7 +97,7 @@ class Shaper:
     def _json(self, line: bytes, obj: dict[str, Any]) -> Record:
         level, stamp, message, fields = describe(obj)
         if self.redactor:
-            clean = redact_value(obj, self.redactor)
+            clean = self.redactor.redact_value(obj)
             if clean != obj:
                 line = _encoder.encode(clean)
                 level, stamp, message, fields = describe(clean)
