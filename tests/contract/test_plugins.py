@@ -80,6 +80,7 @@ def test_every_metric_is_documented() -> None:
     from plugins.drift import metrics as drift  # noqa: PLC0415
     from plugins.host import metrics as host  # noqa: PLC0415
     from plugins.ingest import stats as ingest  # noqa: PLC0415
+    from plugins.logs import metrics as logs  # noqa: PLC0415
     from plugins.mqtt import metrics as mqtt  # noqa: PLC0415
     from plugins.nvidia import metrics as nvidia  # noqa: PLC0415
     from plugins.quality import metrics as quality  # noqa: PLC0415
@@ -93,6 +94,7 @@ def test_every_metric_is_documented() -> None:
         ("quality.md", {d.name for d in vars(quality).values() if isinstance(d, MetricDef)}),
         ("drift.md", {d.name for d in vars(drift).values() if isinstance(d, MetricDef)}),
         ("audit.md", {d.name for d in vars(audit).values() if isinstance(d, MetricDef)}),
+        ("logs.md", {d.name for d in vars(logs).values() if isinstance(d, MetricDef)}),
     ):
         documented = (ROOT / "docs" / doc).read_text()
         missing = sorted(n for n in names if f"`{n}" not in documented)

@@ -55,6 +55,7 @@ NOT_HERE = {
     "inferwatch_ingest_requests_refused_total": "only when HTTP refuses one: test_ingest_http",
     "inferwatch_mlflow_logged_total": "needs an MLflow server: test_mlflow",
     "inferwatch_mlflow_refused_total": "needs an MLflow server: test_mlflow",
+    "inferwatch_logs_output_errors_total": "only after a failed delivery: tests/logs",
 }
 # Series of programs beside the agent, documented with it: contrib/fleet's consumer.
 NOT_AGENT_PREFIXES = ("inferwatch_fleet_",)
@@ -180,7 +181,17 @@ enabled = true
 interval = "5s"
 probe_bytes = 1048576
 probe_seconds = 0.5
+[plugins.logs]
+enabled = true
+interval = "1s"
+[[plugins.logs.inputs]]
+paths = ["app.log"]
+drop = ["^noise"]
+[[plugins.logs.outputs]]
+type = "file"
+path = "shipped.log"
 ''')
+    (folder / "app.log").write_text("a line from bob@example.com\nnoise\n")
     return path
 
 
