@@ -7,6 +7,7 @@ four substitutions (sed has no Luhn check and no lookbehind, so it does less wor
 
     .venv/bin/python bench/logs.py redact [--mb 40]
     .venv/bin/python bench/logs.py ship [--lines 400000]
+    .venv/bin/python bench/logs.py soak [--seconds 600 --rate 20000]   (RSS over time)
 """
 
 from __future__ import annotations
@@ -99,15 +100,20 @@ def _bench_redact(megabytes: int, *, dense: bool) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("what", choices=["redact", "ship"])
+    parser.add_argument("what", choices=["redact", "ship", "soak"])
+    parser.add_argument("--seconds", type=int, default=600)
+    parser.add_argument("--rate", type=int, default=20_000)
     parser.add_argument("--mb", type=int, default=40)
     parser.add_argument("--lines", type=int, default=400_000)
     args = parser.parse_args()
     if args.what == "redact":
         bench_redact(args.mb)
-    else:
+    elif args.what == "ship":
         from bench.logs_ship import bench_ship  # noqa: PLC0415
         bench_ship(args.lines)
+    else:
+        from bench.logs_ship import bench_soak  # noqa: PLC0415
+        bench_soak(args.seconds, args.rate)
 
 
 if __name__ == "__main__":

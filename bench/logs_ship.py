@@ -187,3 +187,86 @@ def _run(folder: Path, count: int) -> None:
     wall = done - began
     print(f"rsyslog imfile -> omfile (no redaction): {wall:.1f} s wall "
           f"({count / wall / 1000:.0f}k lines/s)")
+
+
+def bench_soak(seconds: int, rate: int) -> None:
+    """`rate` lines/s for `seconds` through the agent into rsyslog (discarding), the file
+    rotated every 100,000 lines; the agent's RSS every 30 s."""
+    folder = Path(tempfile.mkdtemp(prefix="logs-soak-"))
+    try:
+        port = _port()
+        rsyslog = subprocess.Popen(
+            ["rsyslogd", "-n", "-f", str(_soak_rsyslog(folder, port)), "-i",
+             str(folder / "rs.pid")], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        log = folder / "app.log"
+        log.touch()
+        agent = _start_agent(folder / "agent", log, port)
+        try:
+            _soak(agent, log, seconds, rate)
+        finally:
+            agent.send_signal(signal.SIGTERM)
+            agent.wait(30)
+            rsyslog.terminate()
+            rsyslog.wait(10)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _soak_rsyslog(folder: Path, port: int) -> Path:
+    conf = folder / "rs.conf"
+    conf.write_text(f'global(workDirectory="{folder}" maxMessageSize="1m")\n'
+                    f'module(load="imtcp")\ninput(type="imtcp" port="{port}" '
+                    f'address="127.0.0.1")\naction(type="omfile" file="/dev/null")\n')
+    return conf
+
+
+def _start_agent(folder: Path, log: Path, syslog_port: int) -> subprocess.Popen[bytes]:
+    folder.mkdir()
+    port = _port()
+    config = folder / "agent.toml"
+    config.write_text(f"""
+[agent]
+state_dir = "{folder / 'state'}"
+[prometheus]
+listen = "127.0.0.1:{port}"
+[plugins.host]
+enabled = false
+[plugins.logs]
+enabled = true
+[[plugins.logs.inputs]]
+paths = ["{log}"]
+[[plugins.logs.outputs]]
+type = "syslog"
+port = {syslog_port}
+""")
+    proc = subprocess.Popen([sys.executable, "-m", "agent", "run", "-c", str(config)],
+                            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    _wait_ready(port)
+    return proc
+
+
+def _soak(agent: subprocess.Popen[bytes], log: Path, seconds: int, rate: int) -> None:
+    block = "\n".join(mixed_lines(rate // 10)) + "\n"
+    began = time.monotonic()
+    written, samples, next_sample = 0, [], began
+    while time.monotonic() - began < seconds:
+        with log.open("a") as f:
+            f.write(block)
+        written += rate // 10
+        if written % 100_000 < rate // 10:
+            log.rename(log.with_name("app.log.1"))  # the old .1 is replaced (deleted)
+            log.touch()
+        if time.monotonic() >= next_sample:
+            samples.append((round(time.monotonic() - began), _rss_now(agent.pid)))
+            next_sample += 30
+        time.sleep(max(0.0, began + written / rate - time.monotonic()))
+    cpu = _cpu(agent.pid)
+    print(f"soak: {written} lines at {rate}/s for {seconds} s, agent CPU {cpu:.0f} s "
+          f"({cpu / seconds * 100:.0f}% of a core); RSS MiB by second: {samples}")
+
+
+def _rss_now(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return round(int(line.split()[1]) / 1024, 1)
+    return 0.0
