@@ -32,6 +32,9 @@ ROTATIONS = counter("inferwatch_logs_rotations_total",
 RESENT = counter("inferwatch_logs_resent_total",
                  "Lines an output sent again after a restart because the previous process "
                  "was killed while sending them (at most one read of its outbox).", "output")
+CHECKPOINT_CORRUPT = counter("inferwatch_logs_checkpoints_corrupt_total",
+                             "Checkpoint files found unreadable at start (moved aside; the "
+                             "files are read from their start).", "input")
 FILES = gauge("inferwatch_logs_files", "Files an input follows now.", "input")
 FILES_UNLABELLED = gauge("inferwatch_logs_files_unlabelled",
                          "Files beyond max_file_labels, summed into file=\"_other\".", "input")

@@ -13,6 +13,7 @@ from typing import Protocol
 from agent.components import Collector
 from agent.metrics import Accumulator
 from plugins.logs import metrics as m
+from plugins.logs.checkpoint import Checkpoints
 from plugins.logs.outputs.base import Sender
 from plugins.logs.pipeline import FileLag
 
@@ -23,6 +24,7 @@ class Input(Protocol):
     shipped: int
     duplicates: int
     lag: list[FileLag]
+    checkpoints: Checkpoints
 
     def figures(self) -> dict[str, dict[str, int]]: ...
 
@@ -46,6 +48,7 @@ class LogsStats(Collector):
         out.add(m.LINES_READ, item.read, input=name)
         out.add(m.LINES_QUEUED, item.shipped, input=name)
         out.add(m.DUPLICATES, item.duplicates, input=name)
+        out.add(m.CHECKPOINT_CORRUPT, 1 if item.checkpoints.corrupt else 0, input=name)
         figures = item.figures()
         for rule, count in figures["redactions"].items():
             out.add(m.REDACTED, count, input=name, rule=rule)

@@ -1,0 +1,138 @@
+"""The shipper's smaller parts: checkpoints, config errors, syslog framing, bounded labels."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+from agent.config import build_config
+from agent.errors import ConfigError
+from agent.loader import discover
+from agent.metrics import Accumulator
+from plugins.logs import metrics as m
+from plugins.logs.checkpoint import Checkpoints
+from plugins.logs.outputs.base import Chunk
+from plugins.logs.outputs.loki import push_body
+from plugins.logs.outputs.syslog import frame, header
+from plugins.logs.pipeline import FileLag
+from plugins.logs.stats import LogsStats
+from plugins.logs.tail import Saved
+
+MODELS = discover().config_models()
+
+
+def test_checkpoints_survive_a_reload_and_a_corrupt_file_is_moved_aside(tmp_path: Path) -> None:
+    path = tmp_path / "cp.json"
+    cp = Checkpoints(path)
+    cp.begin({"1:2": 40})
+    cp.commit({"1:2": Saved("/x.log", 10, "ab", 40)}, cursor="c9")
+    state = Checkpoints(path).load()
+    assert state.files == {"1:2": Saved("/x.log", 10, "ab", 40)}
+    assert state.pending == {}
+    assert state.cursor == "c9"
+    assert not path.with_name("cp.json.tmp").exists()
+    path.write_bytes(b'{"files": {"1:2": {"path": 3')  # a torn write from another tool
+    broken = Checkpoints(path)
+    assert broken.load().files == {}
+    assert broken.corrupt
+    assert [p.name.split("-")[0] for p in tmp_path.iterdir()] == ["cp.json.corrupt"]
+
+
+def _errors(section: str) -> list[str]:
+    import tomllib  # noqa: PLC0415
+
+    with pytest.raises(ConfigError) as info:
+        build_config(tomllib.loads(section), MODELS)
+    return info.value.problems
+
+
+def test_config_errors_name_their_key() -> None:
+    problems = _errors("""
+[plugins.logs]
+enabled = true
+[[plugins.logs.inputs]]
+paths = ["/var/log/*.log"]
+redact = ["EMAIL", "PHONE"]
+[[plugins.logs.inputs]]
+journald = true
+paths = ["/x"]
+[[plugins.logs.inputs]]
+paths = ["/y"]
+multiline_start = "("
+[[plugins.logs.outputs]]
+type = "file"
+[[plugins.logs.outputs]]
+type = "loki"
+url = "loki:3100"
+[[plugins.logs.outputs]]
+type = "kafka"
+""")
+    text = "\n".join(problems)
+    assert "plugins.logs.inputs[1].paths: give paths (globs) or journald = true" in text
+    assert "plugins.logs.inputs[2].multiline_start: invalid regex" in text
+    assert "plugins.logs.outputs[0].path: a file output needs a path" in text
+    assert "plugins.logs.outputs[1].url" in text
+    assert "plugins.logs.outputs[2].type: must be one of" in text
+    assert _errors("""
+[plugins.logs]
+enabled = true
+[[plugins.logs.inputs]]
+paths = ["/var/log/*.log"]
+redact = ["EMAIL", "PHONE"]
+[[plugins.logs.outputs]]
+type = "file"
+path = "/tmp/x"
+""") == ["plugins.logs.inputs[0].redact: unknown rules ['PHONE'] "
+         "(known: TOKEN, EMAIL, CARD, IPV4, IPV6)"]
+
+
+def test_enabled_needs_an_input_and_an_output() -> None:
+    assert _errors("[plugins.logs]\nenabled = true\n") == [
+        "plugins.logs.inputs: enabled logs need at least one input and one output"]
+
+
+def test_rfc5424_header_and_octet_counting() -> None:
+    head = header(16, "error", 0.5, host="gpu-1", app="inferwatch", msgid="app")
+    assert head == b"<131>1 1970-01-01T00:00:00.500000Z gpu-1 inferwatch - app - "
+    assert header(1, "", 0.0, host="h", app="a", msgid="m").startswith(b"<14>1 ")
+    message = head + "grüße\n".encode()
+    assert frame(message) == b"%d " % len(message) + message  # octets, not characters
+
+
+def test_loki_body_has_one_stream_per_file_and_increasing_stamps() -> None:
+    import gzip  # noqa: PLC0415
+    import json  # noqa: PLC0415
+
+    chunks = [Chunk("app", "/a.log", 10.0, [b"one", b"two"], ["", ""]),
+              Chunk("app", "/b.log", 10.0, [b"three"], [""])]
+    body = json.loads(gzip.decompress(push_body(chunks, "h", {"job": "j"})))
+    streams = {s["stream"]["filename"]: s for s in body["streams"]}
+    assert streams["/a.log"]["stream"] == {"job": "j", "host": "h", "input": "app",
+                                           "filename": "/a.log"}
+    stamps = [int(v[0]) for s in body["streams"] for v in s["values"]]
+    assert stamps == [10_000_000_000, 10_000_000_001, 10_000_000_002]
+
+
+class _Input:
+    input = "app"
+    read = shipped = duplicates = 0
+
+    def __init__(self, files: int) -> None:
+        self.checkpoints = Checkpoints(Path("unused"))
+        self.lag = [FileLag(f"/logs/{i}.log", 10, float(i)) for i in range(files)]
+
+    def figures(self) -> dict[str, dict[str, int]]:
+        return {"redactions": {}, "dropped": {}, "rotations": {}, "truncated": {}}
+
+
+def test_file_labels_are_bounded() -> None:
+    out = Accumulator()
+    asyncio.run(LogsStats([_Input(250)], [], max_files=100).collect(out))
+    lag = out.series[m.LAG_BYTES]
+    assert len(lag) == 101
+    assert lag[("app", "_other")] == 150 * 10
+    assert out.series[m.LAG_SECONDS][("app", "_other")] == 249.0
+    assert out.series[m.FILES_UNLABELLED][("app",)] == 150
+    assert out.series[m.FILES][("app",)] == 250
