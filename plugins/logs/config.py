@@ -39,8 +39,10 @@ class LogInput(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
             raise FieldError("paths", "give paths (globs) or journald = true, one of the two")
         if self.name and not _NAME.match(self.name):
             raise FieldError("name", "1-32 of a-z, 0-9, _ and -, starting with a letter")
-        for key in ("multiline_start",):
-            _regex(key, getattr(self, key))
+        _regex("multiline_start", self.multiline_start)
+        if self.multiline_start and self.multiline_timeout >= self.rotate_wait:
+            raise FieldError("multiline_timeout", "must be shorter than rotate_wait, or a "
+                             "rotated file could close with a record still gathering")
         for key in ("keep", "drop"):
             for i, pattern in enumerate(getattr(self, key)):
                 _regex(f"{key}[{i}]", pattern)
@@ -70,7 +72,6 @@ class LogOutput(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     labels: dict[str, str] = msgspec.field(default_factory=dict)  # loki stream labels
     tenant: str = ""  # loki X-Scope-OrgID
     timeout: Duration = Duration(10.0)
-    batch_lines: Annotated[int, msgspec.Meta(ge=1, le=100_000)] = 5000
     outbox_max_bytes: Annotated[int, msgspec.Meta(ge=MiB)] = 1024 * MiB
     outbox_max_age: Duration = Duration(7 * 86400.0)
     outbox_sync: Literal["full", "normal"] = "full"

@@ -116,7 +116,6 @@ class InputService(Service):
             tracked_now = self.tailer.files.get(key)
             if tracked_now is not None:
                 self._add(batch, tracked_now, joiner.due(now))
-        self._measure_lag()
         return batch
 
     def _join(self, tracked: Tracked, lines: list[Line], now: float) -> list[Line]:

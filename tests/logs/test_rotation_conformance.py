@@ -162,3 +162,22 @@ def test_writes_while_the_output_is_down(shipper: Shipper) -> None:
     shipper.start()
     expected = redacted(numbered(0, 600))
     assert shipper.wait_for(expected) == expected
+
+
+def test_multiline_records_and_json_lines(shipper: Shipper) -> None:
+    shipper.extra_input = "multiline_start = '^\\\\d{4}-'\nmultiline_timeout = \"100ms\""
+    log = shipper.root / "in" / "app.log"
+    traceback = (b"2026-01-01 ERROR request failed for bob@example.com\n"
+                 b"Traceback (most recent call last):\n"
+                 b'  File "server.py", line 3, in handle\n'
+                 b"ValueError: bad input\n")
+    json_line = b'{"level":"info","msg":"paid with 4111 1111 1111 1111","n":1}\n'
+    log.write_bytes(traceback + b"2026-01-01 INFO ok\n" + b"2026-01-01 " + json_line)
+    shipper.start()
+    expected = (redacted(traceback) + b"2026-01-01 INFO ok\n"
+                + b"2026-01-01 " + redacted(json_line))
+    assert shipper.wait_for(expected) == expected
+    log.unlink()
+    log.write_bytes(json_line)  # a JSON line on its own is parsed and stays JSON
+    clean = b'{"level":"info","msg":"paid with [REDACTED:CARD]","n":1}\n'
+    assert shipper.wait_for(expected + clean) == expected + clean
