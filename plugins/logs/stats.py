@@ -83,3 +83,4 @@ class LogsStats(Collector):
         for reason in ("full", "expired", "corrupt"):
             out.add(m.OUTBOX_DROPPED, outbox.dropped[reason], output=name, reason=reason)
         out.add(m.OUTBOX_DROPPED, sender.rejected, output=name, reason="rejected")
+        out.add(m.OUTBOX_DROPPED, sender.undecodable, output=name, reason="undecodable")

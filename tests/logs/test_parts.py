@@ -136,3 +136,30 @@ def test_file_labels_are_bounded() -> None:
     assert out.series[m.LAG_SECONDS][("app", "_other")] == 249.0
     assert out.series[m.FILES_UNLABELLED][("app",)] == 150
     assert out.series[m.FILES][("app",)] == 250
+
+
+def test_an_unreadable_outbox_row_is_dropped_and_counted(tmp_path: Path) -> None:
+    from agent.outbox import Outbox  # noqa: PLC0415
+    from plugins.logs.outputs.base import LogOutbox, Sender  # noqa: PLC0415
+
+    sent: list[bytes] = []
+
+    class Collect(Sender):
+        async def send(self, chunks: list[Chunk]) -> None:
+            sent.extend(line for c in chunks for line in c.lines)
+
+    async def main() -> int:
+        box = LogOutbox("t", Outbox(tmp_path / "o.db", max_bytes=1 << 20, max_age=60))
+        await box.put([Chunk("in", "/a", 1.0, [b"before"], [""])], "in")
+        await box.run(box.outbox.put, [("in", b"\xc1 not msgpack")])
+        await box.put([Chunk("in", "/a", 1.0, [b"after"], [""])], "in")
+        sender = Collect("t", box)
+        await sender.start()
+        await sender._deliver(await box.run(box.outbox.take, 10))
+        depth = box.outbox.depth
+        await sender.stop()
+        assert sender.undecodable == 1
+        return depth
+
+    assert asyncio.run(main()) == 0
+    assert sent == [b"before", b"after"]

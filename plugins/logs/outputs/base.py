@@ -93,6 +93,7 @@ class Sender(Service):
         self.errors: Counter[str] = Counter()
         self.rejected = 0
         self.resent = 0  # lines a killed process may have delivered already
+        self.undecodable = 0  # outbox rows that are not chunks (a salvaged, damaged file)
         self._resend = (0, -1)
         self.up = False
         self._backoff = Backoff(0.2, 30.0)
@@ -123,7 +124,14 @@ class Sender(Service):
             await self._deliver(rows)
 
     async def _deliver(self, rows: list[tuple[int, str, bytes]]) -> None:
-        chunks = [_decode(payload) for _, _, payload in rows]
+        chunks = []
+        for seq, _, payload in rows:
+            try:
+                chunks.append(_decode(payload))
+            except (msgspec.DecodeError, msgspec.ValidationError):
+                chunks.append(Chunk("", "", 0.0, [], []))  # acked below with the others
+                self.undecodable += 1
+                log.error("log outbox row unreadable; dropped", output=self.output, seq=seq)
         first, last = self._resend
         self.resent += sum(len(c.lines) for (seq, _, _), c in zip(rows, chunks, strict=True)
                            if first <= seq <= last)
