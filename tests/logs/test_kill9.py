@@ -13,12 +13,16 @@ import time
 from collections import Counter
 from pathlib import Path
 
+import pytest
+
 from tests.helpers import poll
 from tests.logs.harness import Shipper, numbered, redacted
 
 TOTAL = 60_000
 KILLS = 6
 BURST = 2_000
+
+pytestmark = pytest.mark.integration
 
 
 def writer(log: Path, stop: threading.Event) -> None:

@@ -13,6 +13,8 @@ import pytest
 from tests.helpers import poll
 from tests.logs.harness import Shipper, numbered, redacted
 
+pytestmark = pytest.mark.integration
+
 
 @pytest.fixture
 def shipper(tmp_path: Path) -> Iterator[Shipper]:
