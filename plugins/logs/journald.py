@@ -136,7 +136,8 @@ class JournalService(Service):
 
     def figures(self) -> dict[str, dict[str, int]]:
         return {"redactions": dict(self.redactor.counts), "dropped": dict(self.shaper.dropped),
-                "rotations": {}, "truncated": {"lines": self.counts["too_long"]}}
+                "rotations": {}, "truncated": {"lines": self.counts["too_long"]},
+                "errors": {}, "files": {}}
 
     async def stop(self) -> None:
         proc, self._proc = self._proc, None

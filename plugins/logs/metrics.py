@@ -35,6 +35,12 @@ RESENT = counter("inferwatch_logs_resent_total",
 CHECKPOINT_CORRUPT = counter("inferwatch_logs_checkpoints_corrupt_total",
                              "Checkpoint files found unreadable at start (moved aside; the "
                              "files are read from their start).", "input")
+FILE_ERRORS = counter("inferwatch_logs_file_errors_total",
+                      "Files that could not be opened or read (retried), by reason (open, read).",
+                      "input", "reason")
+FILES_OVER_LIMIT = gauge("inferwatch_logs_files_over_limit",
+                         "Files the globs found but not followed: past the input's max_files.",
+                         "input")
 FILES = gauge("inferwatch_logs_files", "Files an input follows now.", "input")
 FILES_UNLABELLED = gauge("inferwatch_logs_files_unlabelled",
                          "Files beyond max_file_labels, summed into file=\"_other\".", "input")

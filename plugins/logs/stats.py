@@ -57,6 +57,10 @@ class LogsStats(Collector):
         for kind, count in figures["rotations"].items():
             out.add(m.ROTATIONS, count, input=name, kind=kind)
         out.add(m.TRUNCATED, figures["truncated"].get("lines", 0), input=name)
+        for reason, count in figures["errors"].items():
+            out.add(m.FILE_ERRORS, count, input=name, reason=reason)
+        if "over_limit" in figures["files"]:
+            out.add(m.FILES_OVER_LIMIT, figures["files"]["over_limit"], input=name)
         self._lag(out, name, item.lag)
 
     def _lag(self, out: Accumulator, name: str, lag: list[FileLag]) -> None:

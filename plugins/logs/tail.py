@@ -90,8 +90,11 @@ class Saved(msgspec.Struct):
 
 class Tailer:
     def __init__(self, patterns: Sequence[str], *, max_line: int, rotate_wait: float,
-                 start_at_end: bool = False, exclude: Sequence[str] = ()) -> None:
+                 start_at_end: bool = False, exclude: Sequence[str] = (),
+                 max_files: int = 1000) -> None:
         self.patterns, self.max_line, self.rotate_wait = list(patterns), max_line, rotate_wait
+        self.max_files = max_files
+        self.over_limit = 0  # files the globs found past max_files at the last scan
         self.start_at_end, self.exclude = start_at_end, tuple(exclude)
         self.files: dict[str, Tracked] = {}
         self.saved: dict[str, Saved] = {}  # checkpoints of files not (yet) open
@@ -106,6 +109,7 @@ class Tailer:
     def scan(self) -> None:
         """Open what the globs find that is not followed yet; notice rotations."""
         seen: set[str] = set()
+        self.over_limit = 0
         for path in self._paths():
             try:
                 st = Path(path).stat()
@@ -193,6 +197,9 @@ class Tailer:
         tracked.path = path
 
     def _open(self, path: str, st: os.stat_result) -> None:
+        if len(self.files) >= self.max_files:  # each costs a descriptor: bounded
+            self.over_limit += 1
+            return
         try:
             fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
         except OSError:

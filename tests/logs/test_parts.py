@@ -124,7 +124,8 @@ class _Input:
         self.lag = [FileLag(f"/logs/{i}.log", 10, float(i)) for i in range(files)]
 
     def figures(self) -> dict[str, dict[str, int]]:
-        return {"redactions": {}, "dropped": {}, "rotations": {}, "truncated": {}}
+        return {"redactions": {}, "dropped": {}, "rotations": {}, "truncated": {},
+                "errors": {}, "files": {}}
 
 
 def test_file_labels_are_bounded() -> None:

@@ -217,3 +217,11 @@ def test_a_rotated_files_unterminated_last_line_ships_when_it_is_done(tmp_path: 
     time.sleep(0.06)
     assert lines(t) == [b"half"]
     assert [x.path for x in t.close_drained()] == [str(log)]
+
+
+def test_files_past_max_files_are_counted_not_opened(tmp_path: Path) -> None:
+    for i in range(5):
+        (tmp_path / f"{i}.log").write_bytes(b"x\n")
+    t = tailer(tmp_path, max_files=3)
+    assert len(lines(t)) == 3
+    assert t.over_limit == 2
