@@ -164,3 +164,46 @@ def test_an_unreadable_outbox_row_is_dropped_and_counted(tmp_path: Path) -> None
 
     assert asyncio.run(main()) == 0
     assert sent == [b"before", b"after"]
+
+
+def test_a_batch_interrupted_before_its_commit_is_read_again_and_counted(
+        tmp_path: Path) -> None:
+    """The state a kill -9 leaves between `begin` and `commit`: that batch's lines come again
+    and are counted as possible duplicates; the lines after it are not."""
+    from agent.outbox import Outbox  # noqa: PLC0415
+    from agent.redact import Redactor  # noqa: PLC0415
+    from plugins.logs.config import LogInput  # noqa: PLC0415
+    from plugins.logs.outputs.base import LogOutbox  # noqa: PLC0415
+    from plugins.logs.pipeline import InputService  # noqa: PLC0415
+    from plugins.logs.tail import fingerprint  # noqa: PLC0415
+
+    log = tmp_path / "a.log"
+    log.write_bytes(b"one\ntwo\nthree\nfour\n")
+    st = log.stat()
+    with log.open("rb") as f:
+        fp = fingerprint(f.fileno())
+    key = f"{st.st_dev}:{st.st_ino}"
+    cp = Checkpoints(tmp_path / "cp.json")
+    cp.commit({key: Saved(str(log), fp.size, fp.digest, 4)})  # "one" delivered
+    cp.begin({key: 14})  # "two" and "three" were on their way
+
+    async def main() -> InputService:
+        box = LogOutbox("f", Outbox(tmp_path / "o.db", max_bytes=1 << 20, max_age=60))
+        service = InputService("app", LogInput(paths=[str(log)]), Redactor(), [box],
+                               tmp_path / "cp.json", poll=0.01, scan=0.01, batch_bytes=1 << 20)
+        await service.start()
+        task = asyncio.create_task(service.run())
+        for _ in range(300):
+            if service.shipped >= 3:
+                break
+            await asyncio.sleep(0.01)
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        await service.stop()
+        await box.close()
+        return service
+
+    service = asyncio.run(main())
+    assert service.shipped == 3
+    assert service.duplicates == 2
+    assert Checkpoints(tmp_path / "cp.json").load().files[key].offset == 19
