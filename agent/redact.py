@@ -256,8 +256,19 @@ def _ipv6_at(text: str) -> int:
     return 0 if text.count(":") >= 2 else -1
 
 
+_last: tuple[str, bytes] = ("", b"")
+
+
 def _encode(text: str) -> bytes:
-    return text.encode("utf-8", "surrogatepass")
+    """The line's UTF-8, shared by the CARD and IPV4 pre-checks of one line: a one-entry
+    cache swapped as one tuple (threads may share it; it holds its text, so `is` is safe)."""
+    global _last  # noqa: PLW0603 - a one-entry cache
+    last = _last
+    if last[0] is text:
+        return last[1]
+    raw = text.encode("utf-8", "surrogatepass")
+    _last = (text, raw)
+    return raw
 
 
 def _is_ipv4(match: re.Match[str]) -> bool:
