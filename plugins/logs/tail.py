@@ -194,7 +194,7 @@ class Tailer:
             tracked.fp = fingerprint(tracked.fd)
         if tracked.path != path and tracked.gone_since is None and Path(tracked.path).exists():
             return  # a hard link under another name
-        tracked.path = path
+        tracked.path, tracked.gone_since = path, None  # back in the globs: not draining
 
     def _open(self, path: str, st: os.stat_result) -> None:
         if len(self.files) >= self.max_files:  # each costs a descriptor: bounded

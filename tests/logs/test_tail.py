@@ -225,3 +225,19 @@ def test_files_past_max_files_are_counted_not_opened(tmp_path: Path) -> None:
     t = tailer(tmp_path, max_files=3)
     assert len(lines(t)) == 3
     assert t.over_limit == 2
+
+
+def test_a_file_moved_away_and_back_is_followed_on(tmp_path: Path) -> None:
+    log = tmp_path / "a.log"
+    log.write_bytes(b"1\n")
+    t = tailer(tmp_path)
+    assert lines(t) == [b"1"]
+    log.rename(tmp_path / "a.tmp")
+    assert lines(t) == []
+    (tmp_path / "a.tmp").rename(log)
+    assert lines(t) == []
+    time.sleep(0.06)
+    assert t.close_drained() == []  # back in the glob: not closed, not read again
+    with log.open("ab") as f:
+        f.write(b"2\n")
+    assert lines(t) == [b"2"]
