@@ -37,6 +37,7 @@ def writer(log: Path, stop: threading.Event) -> None:
         time.sleep(0.05)
 
 
+@pytest.mark.timeout(180)  # six restarts of the agent on a loaded machine
 def test_kill_9_loses_nothing_and_counts_duplicates(tmp_path: Path) -> None:
     rng = random.Random(1)
     shipper = Shipper(tmp_path, glob="app.log*")
