@@ -8,7 +8,7 @@ The keys sit flat in a plugin's section (`[plugins.mqtt] host = ...`, via
 from __future__ import annotations
 
 import ssl
-from typing import Annotated
+from typing import Annotated, Protocol
 
 import msgspec
 
@@ -49,15 +49,32 @@ class Broker(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
 
     def tls_context(self) -> ssl.SSLContext | None:
         """None without TLS; a file that does not load raises (ssl.SSLError, OSError)."""
-        if not self.tls:
-            return None
-        context = ssl.create_default_context(cafile=self.ca_file)
-        if self.cert_file and self.key_file:
-            context.load_cert_chain(self.cert_file, self.key_file)
-        if not self.tls_verify:
-            context.check_hostname = False
-            context.verify_mode = ssl.CERT_NONE
-        return context
+        return tls_context(self) if self.tls else None
+
+
+class TlsSettings(Protocol):
+    """What a client TLS context is made of; read-only, so a config whose paths are
+    `InputFile`s satisfies it (a broker, a syslog output)."""
+
+    @property
+    def ca_file(self) -> str | None: ...
+    @property
+    def cert_file(self) -> str | None: ...
+    @property
+    def key_file(self) -> str | None: ...
+    @property
+    def tls_verify(self) -> bool: ...
+
+
+def tls_context(settings: TlsSettings) -> ssl.SSLContext:
+    """A client context: the CA file (or the system's), a client certificate, verification."""
+    context = ssl.create_default_context(cafile=settings.ca_file)
+    if settings.cert_file and settings.key_file:
+        context.load_cert_chain(settings.cert_file, settings.key_file)
+    if not settings.tls_verify:
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    return context
 
 
 def topic_problem(topic: str) -> str | None:

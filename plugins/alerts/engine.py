@@ -159,7 +159,7 @@ class Engine:
                         "severity": alert.severity, "state": status, "labels": alert.labels})
 
     def view(self, rule: Rule, alert: Alert, *, sending: bool = False) -> dict[str, Any]:
-        """An alert as the contract has it (docs/alerts.md, "What is emitted"), plus its `state`. Templates that
+        """An alert as docs/alerts.md has it ("What is emitted"), plus its `state`. Templates that
         fail count as errors when the alert is sent (not on every look at it)."""
         alert.annotations = self._annotations(rule, alert, count=sending)
         firing = alert.state != "resolved"

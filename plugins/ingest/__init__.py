@@ -65,7 +65,8 @@ def inferwatch_components(config: PluginConfig, ctx: PluginContext) -> list[Comp
     windows = WindowStage(config.models, config.windows, max_rows=config.max_window_samples,
                           max_features=config.max_features, label_wait=float(config.label_wait),
                           limits=config.limits)
-    tally.pipeline = Pipeline(config.models, windows, join.offer_many)
+    redactor = config.redaction.redactor(config.redact) if config.redact else None
+    tally.pipeline = Pipeline(config.models, windows, join.offer_many, redactor)
     join.on_joined = windows.labels
     window_service = WindowService(windows, ctx.publish, float(config.running_every)
                                    if config.running_views else None)

@@ -17,6 +17,7 @@ from agent.config import (
     parse_listen,
 )
 from agent.exposure import is_loopback
+from agent.redact import RedactSettings, check_names
 from agent.window import WindowSpec
 from plugins.ingest.bounds import Limits
 from plugins.ingest.models import ModelConfig
@@ -79,6 +80,9 @@ class IngestConfig(PluginConfig):
     max_features: Annotated[int, msgspec.Meta(ge=1, le=10_000)] = 200
     models: dict[str, ModelConfig] = msgspec.field(default_factory=dict)
     mqtt: IngestMqtt | None = None  # subscribe to edge devices' predictions
+    # Redaction rules (agent/redact.py) for request ids and feature values; [] = none.
+    redact: list[str] = msgspec.field(default_factory=list)
+    redaction: RedactSettings = msgspec.field(default_factory=RedactSettings)
 
     @property
     def limits(self) -> Limits:
@@ -98,6 +102,8 @@ class IngestConfig(PluginConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        if problem := check_names(self.redact, self.redaction):
+            raise FieldError("redact", problem)
         if self.http_listen:
             self._check_http()
         for i, text in enumerate(self.windows):

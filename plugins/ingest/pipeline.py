@@ -12,8 +12,10 @@ from collections.abc import Callable, Sequence
 from typing import cast
 
 from agent.model import Label, Sample
+from agent.redact import Redactor
 from plugins.ingest.columns import class_name
 from plugins.ingest.models import Budget, ModelConfig, keep_by_hash
+from plugins.ingest.redaction import redact_record, redact_records
 from plugins.ingest.windows import WindowStage
 
 UNKNOWN_MODEL = "unknown_model"
@@ -46,9 +48,12 @@ def parse_ts(text: str | float | None) -> float | None:
 
 class Pipeline:
     def __init__(self, models: dict[str, ModelConfig], windows: WindowStage,
-                 join: Callable[[list[Sample | Label]], None]) -> None:
-        """`join` takes accepted records, a batch at a time, to the label join."""
+                 join: Callable[[list[Sample | Label]], None],
+                 redactor: Redactor | None = None) -> None:
+        """`join` takes accepted records, a batch at a time, to the label join; `redactor`
+        (the `redact` option) cleans every record first."""
         self.models, self.windows, self.join = models, windows, join
+        self.redactor = redactor
         self.budgets = {name: Budget(m.max_samples_per_second, stratify=m.stratify)
                         for name, m in models.items() if m.max_samples_per_second}
         self.seen: Counter[str] = Counter()  # predictions offered, by model
@@ -58,6 +63,8 @@ class Pipeline:
 
     def offer(self, record: Sample | Label, now: float, ts: float) -> str:
         """One record at its own time `ts` (replay): '' when accepted, else why not."""
+        if self.redactor:
+            record = redact_record(record, self.redactor)
         reason = self._admit(record, now)
         if not reason:
             if isinstance(record, Sample):
@@ -73,6 +80,8 @@ class Pipeline:
         Only the predictions a window keeps, and the labels that may be theirs, go on to the
         label join: at high rates most predictions are counted in a window and let go.
         """
+        if self.redactor:
+            records = redact_records(records, self.redactor)
         if (not self.models and not self.budgets and all(type(r) is Sample for r in records)
                 and self.windows.admission.knows(cast("Sequence[Sample]", records))):
             counts = Counter(r.model for r in records)  # the fast path: keep every sample

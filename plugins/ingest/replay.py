@@ -193,7 +193,8 @@ class Replay:
                                  label_wait=float(settings.label_ttl),
                                  limits=settings.limits)
         self.join = MemoryJoin(float(settings.label_ttl), self.stage)
-        self.pipeline = Pipeline(models, self.stage, self.join.add_many)
+        redactor = settings.redaction.redactor(settings.redact) if settings.redact else None
+        self.pipeline = Pipeline(models, self.stage, self.join.add_many, redactor)
         self.rejected: Counter[str] = Counter()
         self.monitors: list[Monitor] = []
         self.monitor_plugins: set[str] = set()

@@ -1,5 +1,6 @@
 """Every alert sink (a config subclassing AlertSinkConfig) honours the alert contracts
-(docs/alerts.md, "What is emitted"): the core's routing keys by their names, durable sink classes, alert events
+(docs/alerts.md, "What is emitted"): the core's routing keys by their names, durable sink
+classes, alert events
 as the engine emits them, and malformed ones counted without an exception."""
 
 from __future__ import annotations

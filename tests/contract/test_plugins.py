@@ -84,6 +84,7 @@ def test_every_metric_is_documented() -> None:
     from plugins.exec import metrics as exec_metrics  # noqa: PLC0415
     from plugins.host import metrics as host  # noqa: PLC0415
     from plugins.ingest import stats as ingest  # noqa: PLC0415
+    from plugins.logs import metrics as logs  # noqa: PLC0415
     from plugins.mqtt import metrics as mqtt  # noqa: PLC0415
     from plugins.nvidia import metrics as nvidia  # noqa: PLC0415
     from plugins.quality import metrics as quality  # noqa: PLC0415
@@ -102,6 +103,7 @@ def test_every_metric_is_documented() -> None:
                       if isinstance(d, MetricDef)}),
         ("metrics.md", {d.name for mod in (alertmanager, exec_metrics)
                         for d in vars(mod).values() if isinstance(d, MetricDef)}),
+        ("logs.md", {d.name for d in vars(logs).values() if isinstance(d, MetricDef)}),
     ):
         documented = (ROOT / "docs" / doc).read_text()
         missing = sorted(n for n in names if f"`{n}" not in documented)

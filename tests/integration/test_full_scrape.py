@@ -72,6 +72,7 @@ NOT_HERE = {
     "inferwatch_exec_runs_total": "needs [plugins.exec]: test_alertmanager",
     "inferwatch_exec_running": "needs [plugins.exec]: test_alertmanager",
     "inferwatch_exec_skipped_total": "needs [plugins.exec]: test_alertmanager",
+    "inferwatch_logs_output_errors_total": "only after a failed delivery: tests/logs",
 }
 # Series of programs beside the agent, documented with it: contrib/fleet's consumer.
 NOT_AGENT_PREFIXES = ("inferwatch_fleet_",)
@@ -207,7 +208,17 @@ enabled = true
 interval = "5s"
 probe_bytes = 1048576
 probe_seconds = 0.5
+[plugins.logs]
+enabled = true
+interval = "1s"
+[[plugins.logs.inputs]]
+paths = ["app.log"]
+drop = ["^noise"]
+[[plugins.logs.outputs]]
+type = "file"
+path = "shipped.log"
 ''')
+    (folder / "app.log").write_text("a line from bob@example.com\nnoise\n")
     return path
 
 

@@ -224,7 +224,8 @@ def test_label_names_become_environment_names() -> None:
     ({"command": ["run.sh"]}, "plugins.exec.command: the program must be an absolute path"),
     ({}, "plugins.exec.command: required"),
     ({"command": ["/bin/true"], "fallback": "mqtt"}, "plugins.exec.fallback: this sink cannot"),
-    ({"command": ["/bin/true"], "match": []}, "plugins.exec.match: needs at least one non-empty kind glob"),
+    ({"command": ["/bin/true"], "match": []},
+     "plugins.exec.match: needs at least one non-empty kind glob"),
 ])
 def test_config_errors_name_their_key(keys: dict[str, Any], problem: str) -> None:
     with pytest.raises(ConfigError) as caught:
