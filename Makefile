@@ -19,7 +19,7 @@ CONFIG ?= agent.toml
 DEB_TOOLS := prometheus:prometheus promtool:prometheus prometheus-node-exporter:prometheus-node-exporter \
              mosquitto:mosquitto mosquitto_pub:mosquitto-clients \
              prometheus-alertmanager:prometheus-alertmanager systemd-analyze:systemd openssl:openssl \
-             chromium:chromium
+             chromium:chromium rsyslogd:rsyslog
 PYTEST_ARGS ?=
 
 .PHONY: run test test-latest lock lint typecheck check deps venv bench clean fuzz
