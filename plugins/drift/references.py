@@ -132,8 +132,7 @@ class References:
         if _rows(parts) < self.config.reference_samples:
             step.part = columns
             return
-        names = sorted(set.intersection(*(set(p) for p in parts)))  # not set order: replays agree
-        merged = {n: np.concatenate([p[n] for p in parts]) for n in names}
+        merged = _merged(parts)
         profile = build(merged, model=step.ident[0], model_version=step.ident[1])
         step.reference, step.source, step.fresh = st.Prepared(profile), CAPTURED, True
         try:
@@ -197,5 +196,27 @@ class References:
                             model=key[0], model_version=key[1] or "*", streams_seen=seen)
 
 
+def _merged(parts: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    """The parts' rows, every feature any of them had: an optional feature that no row of
+    one window carried is missing there (NaN, or None for a categorical), not dropped from
+    the reference for good. Sorted names, not set order: replays agree."""
+    names = sorted(set().union(*parts))
+    merged = {}
+    for name in names:
+        present = [p[name] for p in parts if name in p]
+        categorical = any(column.dtype == object for column in present)
+        merged[name] = np.concatenate([
+            p[name] if name in p else _missing(_length(p), categorical) for p in parts])
+    return merged
+
+
+def _missing(rows: int, categorical: bool) -> np.ndarray:
+    return np.full(rows, None, dtype=object) if categorical else np.full(rows, np.nan)
+
+
+def _length(part: dict[str, np.ndarray]) -> int:
+    return len(next(iter(part.values()), ()))
+
+
 def _rows(parts: list[dict[str, np.ndarray]]) -> int:
-    return sum(len(next(iter(p.values()), ())) for p in parts)
+    return sum(_length(p) for p in parts)

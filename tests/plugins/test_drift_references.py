@@ -187,3 +187,26 @@ async def test_drift_state_changes_only_on_the_event_loop(tmp_path: Path) -> Non
     last = mon.exports.merged()
     assert last.series[m.REFERENCE] == {("m", "1"): 2.0 * ROWS, ("m", "2"): 2.0 * ROWS}
     assert msgspec.json.encode(list(mon.replay_summary().values()))
+
+
+async def test_a_feature_missing_from_the_first_window_still_enters_the_captured_reference(
+        tmp_path: Path) -> None:
+    """The first window's rows (a file source, say) lacked an optional numeric and a
+    categorical feature: before, the captured reference took only the features every window
+    had, so `age` and `country` were never checked again and the multivariate check (it
+    needs two numeric features) never ran."""
+    mon = monitor(tmp_path, reference_samples=300)
+    rng = np.random.default_rng(4)
+    first = _window({"amount": rng.normal(size=20)}, "3", 0.0)
+    await mon.process(first)
+    later = {"amount": rng.normal(size=400), "age": rng.normal(40, 9, size=400),
+             "country": np.array(rng.choice(["A", "B"], size=400).tolist(), dtype=object)}
+    await mon.process(_window(later, "3", 3600.0))
+    profile = mon.refs.active[("m", "3")].profile
+    assert sorted(profile.numeric) == ["__prediction", "age", "amount"]
+    assert profile.numeric["age"].count == 400  # the 20 rows without it are missing, not 0
+    assert sorted(profile.categorical) == ["country"]
+    assert profile.corr_features == ["age", "amount"]
+    judged = _window(later, "3", 7200.0)
+    await mon.process(judged)
+    assert judged.results["drift"]["multivariate"]["pair"] == ["age", "amount"]
