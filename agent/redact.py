@@ -148,6 +148,8 @@ class Redactor:
             raise ValueError("pseudonymise needs a key")
         self._key = key or b""
         self.counts: Counter[str] = Counter()
+        self._args = (tuple(rules), tuple(custom))
+        self._probe: Redactor | None = None
         chosen = set(rules)
         order = [n for n in BUILTIN if n in chosen]
         self._rules = [self._builtin(n) for n in order]
@@ -168,13 +170,14 @@ class Redactor:
         return text
 
     def touches(self, text: str) -> bool:
-        """Whether redact() would change `text`, without counting anything."""
-        saved = self.counts.copy()
-        try:
-            return self.redact(text) != text
-        finally:
-            self.counts.clear()
-            self.counts.update(saved)
+        """Whether redact() would change `text`, without counting anything: a twin with its
+        own counts does the work (clearing and restoring ours let a reader in between see
+        the counters go back to zero)."""
+        if self._probe is None:
+            self._probe = Redactor(self._args[0], custom=self._args[1],
+                                   pseudonymise=self._pseudo, key=self._key or None)
+        self._probe.counts.clear()
+        return self._probe.redact(text) != text
 
     def redact_value(self, value: Any) -> Any:
         """Strings, and integers long enough to be a card, redacted at any depth (JSON)."""
