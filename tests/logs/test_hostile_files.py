@@ -54,7 +54,7 @@ def test_symlink_modes(tmp_path: Path, mode: str, expected: list[bytes], refused
 
 
 def test_a_named_symlink_is_followed(tmp_path: Path) -> None:
-    logs, outside = _folders(tmp_path)
+    logs, _ = _folders(tmp_path)
     t = Tailer([str(logs / "evil.log")], max_line=1024, rotate_wait=0.05)
     assert _lines(t) == [b"root:$6$hash"]  # no wildcard: the user chose that link
 
