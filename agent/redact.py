@@ -53,6 +53,8 @@ _PATTERNS = {
     "IPV6": r"(?<![\w:.])[0-9A-Fa-f:]++(?![\w:])",
 }
 _MASK = {"IPV4": "[REDACTED:IP]", "IPV6": "[REDACTED:IP]"}
+MAX_DEPTH = 64  # JSON nesting redact_value walks; deeper containers are redacted as text
+_json = msgspec.json.Encoder().encode
 _DIGITS = b"0123456789"
 _ZEROS = bytes.maketrans(_DIGITS, b"0" * 10)
 _VALUES = bytes.maketrans(_DIGITS, bytes(range(10)))
@@ -181,19 +183,33 @@ class Redactor:
         self._probe.counts.clear()
         return self._probe.redact(text) != text
 
-    def redact_value(self, value: Any) -> Any:
-        """Strings, and integers long enough to be a card, redacted at any depth (JSON)."""
+    def redact_value(self, value: Any, depth: int = 0) -> Any:
+        """Strings, and integers long enough to be a card, redacted at any depth (JSON).
+        Below MAX_DEPTH a container is redacted as its JSON text, then kept as it was when
+        nothing matched, else replaced by that text: a hostile line nested 600 deep (which
+        msgspec decodes) would otherwise raise RecursionError at every retry."""
         if isinstance(value, str):
             return self.redact(value)
+        if isinstance(value, dict | list) and depth >= MAX_DEPTH:
+            return self._deep(value)
         if isinstance(value, dict):
-            return {k: self.redact_value(v) for k, v in value.items()}
+            return {k: self.redact_value(v, depth + 1) for k, v in value.items()}
         if isinstance(value, list):
-            return [self.redact_value(v) for v in value]
+            return [self.redact_value(v, depth + 1) for v in value]
         if isinstance(value, int) and not isinstance(value, bool) and abs(value) >= 10**12:
             text = str(value)
             out = self.redact(text)
             return value if out == text else out
         return value
+
+    def _deep(self, value: dict[str, Any] | list[Any]) -> Any:
+        try:
+            text = _json(value).decode("utf-8", "surrogateescape")
+        except (RecursionError, msgspec.EncodeError, TypeError):
+            self.counts["DEPTH"] += 1
+            return "[REDACTED:DEPTH]"  # cannot be looked at: not let through
+        out = self.redact(text)
+        return value if out == text else out
 
     def __bool__(self) -> bool:
         return bool(self._rules)

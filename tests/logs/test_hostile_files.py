@@ -75,7 +75,12 @@ def test_a_fifo_or_directory_swapped_in_is_not_read(tmp_path: Path, kind: str) -
         path.mkdir()
     t = _Racy([str(path)], max_line=1024, rotate_wait=0.05)
     done = threading.Event()
-    worker = threading.Thread(target=lambda: (_lines(t), done.set()), daemon=True)
+
+    def scan() -> None:
+        _lines(t)
+        done.set()
+
+    worker = threading.Thread(target=scan, daemon=True)
     worker.start()
     assert done.wait(10), "opening a FIFO with no writer blocked the tailer"
     assert t.files == {}
@@ -115,3 +120,42 @@ def test_a_redaction_key_others_can_read_is_warned(tmp_path: Path, plugin: str) 
         f"(mode 0644); chmod 600 it"]
     key.chmod(0o600)
     assert warnings(config) == []
+
+
+@pytest.mark.parametrize("depth", [10, 600, 990])
+def test_a_deeply_nested_json_line_is_redacted_not_a_crash(depth: int) -> None:
+    """msgspec decodes ~1000 levels; walking them recursively raised RecursionError on every
+    retry of the line (an input stuck for good). Deep containers are redacted as text."""
+    from agent.redact import MAX_DEPTH, Redactor  # noqa: PLC0415
+    from plugins.logs.parse import Shaper  # noqa: PLC0415
+
+    shaper = Shaper(Redactor(), parse="auto", keep=[], drop=[], debug_per_second=0)
+    nested = b"[" * depth + b'"bob@example.com"' + b"]" * depth
+    record = shaper.shape(b'{"msg": "hi", "deep": ' + nested + b"}")
+    assert record is not None
+    assert b"bob@example.com" not in record.line
+    assert b"[REDACTED:" in record.line
+    clean = b'{"msg": "hi", "deep": ' + nested.replace(b"bob@example.com", b"bob") + b"}"
+    kept = shaper.shape(clean)
+    assert kept is not None
+    if depth < 900:  # nothing to redact: the line ships as it came
+        assert kept.line == clean
+    assert depth > MAX_DEPTH or b"[REDACTED:EMAIL]" in record.line
+
+
+def test_a_deeply_nested_sample_is_redacted_not_a_crash() -> None:
+    from agent.model import Sample  # noqa: PLC0415
+    from agent.redact import Redactor  # noqa: PLC0415
+    from plugins.ingest.decode import decode, feature_values  # noqa: PLC0415
+    from plugins.ingest.redaction import redact_record  # noqa: PLC0415
+
+    nested = b"[" * 600 + b'"bob@example.com"' + b"]" * 600
+    sample, _ = decode(b'{"model": "m", "request_id": "r", "prediction": 1, '
+                       b'"features": {"x": 1.5, "deep": ' + nested + b"}}")
+    assert isinstance(sample, Sample)
+    clean = redact_record(sample, Redactor())
+    assert isinstance(clean, Sample)
+    values = feature_values(clean)
+    assert values["x"] == 1.5
+    assert "bob@example.com" not in str(values)
+    assert "[REDACTED:EMAIL]" in str(values)
