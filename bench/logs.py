@@ -5,7 +5,7 @@ four substitutions (sed has no Luhn check and no lookbehind, so it does less wor
 `ship`: tail -> parse -> redact -> rsyslog (RFC 5424 over TCP) through the real agent, beside
 `tail -F FILE | sed -E ... ` and rsyslog reading the file itself with imfile.
 
-    .venv/bin/python bench/logs.py redact [--mb 40]
+    .venv/bin/python bench/logs.py redact [--mb 40] [--reference]
     .venv/bin/python bench/logs.py ship [--lines 400000]
     .venv/bin/python bench/logs.py soak [--seconds 600 --rate 20000]   (RSS over time)
 """
@@ -20,6 +20,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -68,22 +69,22 @@ def mixed_lines(count: int, seed: int = 7, *, dense: bool = False) -> list[str]:
     return out
 
 
-def bench_redact(megabytes: int) -> None:
+def bench_redact(megabytes: int, *, reference: bool = False) -> None:
     for dense in (False, True):
-        _bench_redact(megabytes, dense=dense)
+        _bench_redact(megabytes, dense=dense, reference=reference)
 
 
-def _bench_redact(megabytes: int, *, dense: bool) -> None:
+def _bench_redact(megabytes: int, *, dense: bool, reference: bool) -> None:
     lines = mixed_lines(20_000, dense=dense)
     size = sum(len(line) + 1 for line in lines)
     repeat = max(1, megabytes * 1_000_000 // size)
     redactor = Redactor()
-    redactor.redact(lines[0])
-    start, cpu = time.perf_counter(), time.process_time()
-    for _ in range(repeat):
-        for line in lines:
-            redactor.redact(line)
-    ours, ours_cpu = time.perf_counter() - start, time.process_time() - cpu
+    ours, ours_cpu = _time_engine(redactor, lines, repeat)
+    before = ""
+    if reference:  # the engine before the speed work, kept by the tests as a reference
+        from tests.unit.redact_reference import Redactor as Reference  # noqa: PLC0415
+        _, old_cpu = _time_engine(Reference(), lines, repeat)
+        before = f"previous engine {size * repeat / 1e6 / old_cpu:.1f} MB per CPU-second; "
     with tempfile.NamedTemporaryFile("w", suffix=".log", delete=False) as f:
         for _ in range(repeat):
             f.write("\n".join(lines) + "\n")
@@ -95,8 +96,18 @@ def _bench_redact(megabytes: int, *, dense: bool) -> None:
     total = size * repeat / 1e6
     kind = "dense" if dense else "typical"
     print(f"redact ({kind}): {total:.0f} MB of 200-byte lines; inferwatch {total / ours:.1f} MB/s "
-          f"wall, {total / ours_cpu:.1f} MB per CPU-second; sed -E {total / sed:.1f} MB/s wall, "
+          f"wall, {total / ours_cpu:.1f} MB per CPU-second; {before}"
+          f"sed -E {total / sed:.1f} MB/s wall, "
           f"{total / sed_cpu:.1f} MB per CPU-second; matches {dict(redactor.counts)}")
+
+
+def _time_engine(redactor: Any, lines: list[str], repeat: int) -> tuple[float, float]:
+    redactor.redact(lines[0])
+    start, cpu = time.perf_counter(), time.process_time()
+    for _ in range(repeat):
+        for line in lines:
+            redactor.redact(line)
+    return time.perf_counter() - start, time.process_time() - cpu
 
 
 def _children_cpu() -> float:
@@ -111,9 +122,11 @@ def main() -> None:
     parser.add_argument("--rate", type=int, default=20_000)
     parser.add_argument("--mb", type=int, default=40)
     parser.add_argument("--lines", type=int, default=400_000)
+    parser.add_argument("--reference", action="store_true",
+                        help="redact: also time the previous engine (tests/unit)")
     args = parser.parse_args()
     if args.what == "redact":
-        bench_redact(args.mb)
+        bench_redact(args.mb, reference=args.reference)
     elif args.what == "ship":
         from bench.logs_ship import bench_ship  # noqa: PLC0415
         bench_ship(args.lines)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from agent.components import Collector
 from agent.metrics import Accumulator, counter, gauge
+from agent.redact import Redactor
 from plugins.ingest.pipeline import Pipeline
 from plugins.ingest.stage import JoinStage, WindowService
 from plugins.ingest.tally import Tally
@@ -30,6 +31,11 @@ FOLDED = counter("inferwatch_ingest_folded_total",
                  "Values beyond a bound on client-chosen names, counted as _other, by kind "
                  "(model_version, class, feature, group).", "kind")
 FOLDED_KINDS = ("model_version", "class", "feature", "group")
+REDACTIONS = counter("inferwatch_ingest_redactions_total",
+                     "Values in request ids and feature values redacted or pseudonymised "
+                     "(the redact option), by rule; rules past the first 16 as _other.",
+                     "rule")
+MAX_RULE_LABELS = 16
 REQUESTS_REFUSED = counter("inferwatch_ingest_requests_refused_total",
                            "HTTP ingestion requests refused whole, by reason.", "reason")
 
@@ -73,6 +79,8 @@ class IngestStats(Collector):
         self._join(out)
         if tally.pipeline is not None:
             self._sampling(out, tally.pipeline)
+            if tally.pipeline.redactor:
+                _redactions(out, tally.pipeline.redactor)
         stage = self.windows.stage
         out.add(WINDOWS, self.windows.published)
         folded = stage.folded()
@@ -110,3 +118,13 @@ class IngestStats(Collector):
             self._last[model] = (seen, kept)
             ratio = (kept - last_kept) / (seen - last_seen) if seen > last_seen else 1.0
             out.add(EFFECTIVE, ratio, model=self.tally.model(model))
+
+
+def _redactions(out: Accumulator, redactor: Redactor) -> None:
+    """One series per configured rule, zeros included, read by name (the counts dict is
+    never iterated while the pipeline may add to it); custom rules past the cap summed."""
+    names = redactor.names
+    for name in names[:MAX_RULE_LABELS]:
+        out.add(REDACTIONS, redactor.counts.get(name, 0), rule=name)
+    if rest := names[MAX_RULE_LABELS:]:
+        out.add(REDACTIONS, sum(redactor.counts.get(n, 0) for n in rest), rule="_other")

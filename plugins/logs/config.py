@@ -30,6 +30,8 @@ class LogInput(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     rotate_wait: Duration = Duration(5.0)  # a rotated file is drained for this long
     start_at: Literal["beginning", "end"] = "beginning"  # files found with no checkpoint
     max_files: Annotated[int, msgspec.Meta(ge=1, le=100_000)] = 1000  # followed at once
+    # Symlinks the globs find: "within" their glob's directory, "follow" any, or "skip".
+    symlinks: Literal["within", "follow", "skip"] = "within"
     parse: Literal["auto", "json", "none"] = "auto"  # auto: JSON objects parsed, others kept
     keep: list[str] = msgspec.field(default_factory=list)  # regexes: only matching lines ship
     drop: list[str] = msgspec.field(default_factory=list)  # regexes: matching lines never ship

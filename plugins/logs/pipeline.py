@@ -53,7 +53,7 @@ class InputService(Service):
         self.tailer = Tailer(config.paths, max_line=config.max_line_bytes,
                              rotate_wait=config.rotate_wait, exclude=config.exclude,
                              start_at_end=config.start_at == "end",
-                             max_files=config.max_files)
+                             max_files=config.max_files, symlinks=config.symlinks)
         self.shaper = Shaper(redactor, parse=config.parse, keep=config.keep, drop=config.drop,
                              debug_per_second=config.debug_lines_per_second)
         self.checkpoints = Checkpoints(state)
@@ -171,7 +171,9 @@ class InputService(Service):
                           "inode_reused": counts["inode_reused"],
                           "rotated_found": counts["rotated_found"]},
             "truncated": {"lines": counts["truncated_lines"] + joined},
-            "errors": {"open": counts["open_error"], "read": counts["read_error"]},
+            "errors": {"open": counts["open_error"], "read": counts["read_error"],
+                       "not_regular": counts["not_regular"],
+                       "symlink_refused": counts["symlink_refused"]},
             "files": {"over_limit": self.tailer.over_limit},
         }
 

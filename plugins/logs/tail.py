@@ -16,6 +16,7 @@ import contextlib
 import glob
 import hashlib
 import os
+import stat
 import time
 from collections import Counter
 from collections.abc import Iterator, Sequence
@@ -91,7 +92,8 @@ class Saved(msgspec.Struct):
 class Tailer:
     def __init__(self, patterns: Sequence[str], *, max_line: int, rotate_wait: float,
                  start_at_end: bool = False, exclude: Sequence[str] = (),
-                 max_files: int = 1000) -> None:
+                 max_files: int = 1000, symlinks: str = "within") -> None:
+        self.symlinks = symlinks
         self.patterns, self.max_line, self.rotate_wait = list(patterns), max_line, rotate_wait
         self.max_files = max_files
         self.over_limit = 0  # files the globs found past max_files at the last scan
@@ -185,9 +187,22 @@ class Tailer:
             for path in sorted(glob.glob(pattern)):  # noqa: PTH207
                 if path.lower().endswith(COMPRESSED) or path.endswith(self.exclude):
                     continue
-                if Path(path).is_file() and path not in found:
+                if Path(path).is_file() and path not in found and self._allowed(pattern, path):
                     found.append(path)
         return found
+
+    def _allowed(self, pattern: str, path: str) -> bool:
+        """A symlink is followed only where `symlinks` allows: "within" (the default) when
+        its target lies under the directory the glob starts from, so a link planted in a
+        log folder cannot ship /etc/shadow; "follow" always (Kubernetes' container logs
+        are links into /var/log/pods); "skip" never. Refusals are counted."""
+        if self.symlinks == "follow" or not Path(path).is_symlink():
+            return True
+        if self.symlinks == "within" and (not glob.has_magic(pattern) or Path(path).resolve()
+                                          .is_relative_to(Path(_glob_root(pattern)).resolve())):
+            return True  # inside, or a path without wildcards: the link the user named
+        self.counts["symlink_refused"] += 1
+        return False
 
     def _same_inode(self, tracked: Tracked, path: str) -> None:
         if tracked.fp.size < FINGERPRINT_BYTES:  # a young file: its fingerprint grows
@@ -200,12 +215,16 @@ class Tailer:
         if len(self.files) >= self.max_files:  # each costs a descriptor: bounded
             self.over_limit += 1
             return
-        try:
-            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        try:  # non-blocking: a FIFO swapped in after the glob's check would block the open
+            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
         except OSError:
             self.counts["open_error"] += 1
             return
         fst = os.fstat(fd)
+        if not stat.S_ISREG(fst.st_mode):  # a FIFO, a directory, a device: never read
+            os.close(fd)
+            self.counts["not_regular"] += 1
+            return
         if (fst.st_dev, fst.st_ino) != (st.st_dev, st.st_ino):  # replaced in between
             os.close(fd)
             return
@@ -325,3 +344,10 @@ def _line_start(fd: int, size: int) -> int:
     tail = os.pread(fd, size - lo, lo)
     nl = tail.rfind(b"\n")
     return lo + nl + 1 if nl >= 0 else 0
+
+
+def _glob_root(pattern: str) -> str:
+    """The directory a glob starts from: its path up to the first part with a wildcard."""
+    parts = Path(pattern).parts
+    first = next((i for i, part in enumerate(parts) if glob.has_magic(part)), len(parts) - 1)
+    return str(Path(*parts[:first])) if first else "."

@@ -167,6 +167,7 @@ enabled = true
 interval = "1s"
 socket_path = "ingest.sock"
 http_listen = "127.0.0.1:{free_port()}"
+redact = ["EMAIL"]
 windows = ["{WINDOW}s"]
 label_wait = "1s"
 [plugins.ingest.mqtt]

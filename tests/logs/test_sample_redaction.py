@@ -39,6 +39,29 @@ def test_a_sample_is_redacted_at_any_depth() -> None:
     assert redact_record(untouched, redactor) is untouched
 
 
+def test_redactions_are_counted_per_rule_and_bounded() -> None:
+    """One series per configured rule, zeros included; custom rules past 16 as _other; the
+    probe that decides whether to decode features counts nothing."""
+    from agent.metrics import Accumulator  # noqa: PLC0415
+    from agent.redact import CustomRule  # noqa: PLC0415
+    from plugins.ingest.stats import MAX_RULE_LABELS, REDACTIONS, _redactions  # noqa: PLC0415
+
+    custom = [CustomRule(name=f"R{i}", pattern=f"secret{i}x") for i in range(20)]
+    redactor = Redactor(("EMAIL", "CARD", *(c.name for c in custom)), custom=custom)
+    assert redactor.touches(f"{EMAIL} secret19x")
+    assert not redactor.counts
+    redactor.redact(f"{EMAIL} {EMAIL} secret0x secret15x secret16x secret19x secret19x")
+    out = Accumulator()
+    _redactions(out, redactor)
+    series = {labels[0]: v for labels, v in out.series[REDACTIONS].items()}
+    assert len(series) == MAX_RULE_LABELS + 1
+    assert series["EMAIL"] == 2
+    assert series["CARD"] == 0
+    assert series["R0"] == 1
+    assert "R14" not in series  # EMAIL, CARD, R0..R13 fill the 16 labels
+    assert series["_other"] == 4  # R15 once, R16 once, R19 twice
+
+
 def test_the_ingest_config_names_known_rules(write_config: ConfigWriter) -> None:
     from agent.config import load_config  # noqa: PLC0415
     from agent.errors import ConfigError  # noqa: PLC0415
@@ -73,6 +96,9 @@ def test_no_pii_lands_in_state_dir(write_config: ConfigWriter, agent_factory,
          what="pseudonymised labels joined their predictions")
     poll(lambda: value(agent.scrape(), "inferwatch_label_join_waiting", kind="predictions")
          == 10, what="the other predictions stored")
+    text = agent.scrape()  # each value once: 20 ids, 20 features and 10 label ids; 20 cards
+    assert value(text, "inferwatch_ingest_redactions_total", rule="EMAIL") == 50
+    assert value(text, "inferwatch_ingest_redactions_total", rule="CARD") == 20
     agent.stop()
     state = tmp_path / "state"
     stored = b"".join(p.read_bytes() for p in state.rglob("*") if p.is_file())
