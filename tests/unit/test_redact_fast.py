@@ -78,7 +78,7 @@ ADVERSARIAL = {
 @pytest.mark.parametrize("name", sorted(ADVERSARIAL))
 def test_adversarial_lines_are_redacted_without_backtracking(name: str) -> None:
     """256 KiB lines built to make a rule backtrack (a digit run before an address, `a:`
-    floods, repeated keywords): each is redacted like its sixteenth, piece for piece. No
+    floods, repeated keywords) and their sixteenths are redacted, idempotently. No
     timed assertion: the marker's timeout is what a quadratic rule runs into (bench/logs.py
     measures the speed)."""
     redactor = Redactor(BUILTIN)
