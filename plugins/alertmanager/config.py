@@ -75,8 +75,8 @@ def url_problem(url: str) -> str:
         return "credentials do not belong in the URL (use username/password or bearer_token)"
     if parsed.query_string or parsed.fragment:
         return "no query or fragment: the base URL of an Alertmanager"
-    if _API.search(parsed.path):  # pasted from Alertmanager's docs: posting would 404
-        return (f"the base URL of an Alertmanager, without {_API.search(parsed.path)[0]!r}: "
+    if api := _API.search(parsed.path):  # pasted from Alertmanager's docs: posting would 404
+        return (f"the base URL of an Alertmanager, without {api[0]!r}: "
                 "/api/v2/alerts is added to it")
     return ""
 
