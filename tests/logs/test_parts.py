@@ -139,6 +139,12 @@ def test_file_labels_are_bounded() -> None:
     assert out.series[m.FILES][("app",)] == 250
 
 
+def test_the_dropped_lines_family_exists_before_any_line_is_dropped() -> None:
+    out = Accumulator()
+    asyncio.run(LogsStats([_Input(1)], [], max_files=100).collect(out))
+    assert out.series[m.DROPPED] == {("app", "filtered"): 0, ("app", "sampled"): 0}
+
+
 def test_an_unreadable_outbox_row_is_dropped_and_counted(tmp_path: Path) -> None:
     from agent.outbox import Outbox  # noqa: PLC0415
     from plugins.logs.outputs.base import LogOutbox, Sender  # noqa: PLC0415
