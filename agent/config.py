@@ -320,6 +320,7 @@ def build_config(
     agent = conv.struct(raw.get("agent", {}), AgentSection, "agent")
     prometheus = conv.struct(raw.get("prometheus", {}), PrometheusSection, "prometheus")
     plugins = conv.plugins(raw.get("plugins", {}), models)
+    conv.errors += _unknown_fallbacks(plugins)
     if conv.errors:
         raise ConfigError(sorted(conv.errors))
     return Config(path=path, agent=agent, prometheus=prometheus, plugins=plugins)
@@ -437,6 +438,16 @@ def _join(path: str, key: str) -> str:
 def _toml_type(value: object) -> str:
     names = {dict: "table", list: "array", str: "string", bool: "boolean", int: "integer"}
     return names.get(type(value), type(value).__name__)
+
+
+def _unknown_fallbacks(plugins: Mapping[str, PluginConfig]) -> list[str]:
+    """An alert sink's `fallback` naming no installed plugin (a typo) is an error: the
+    alerts its primary cannot deliver would silently reach nobody."""
+    known = ", ".join(sorted(plugins))
+    return [f"plugins.{name}.fallback: no plugin named {target!r} (installed: {known})"
+            for name, section in sorted(plugins.items())
+            if (target := getattr(section, "fallback", "")) and isinstance(target, str)
+            and target not in plugins]
 
 
 def config_warnings(config: Config) -> list[str]:

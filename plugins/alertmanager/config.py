@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, ClassVar
 
 import msgspec
@@ -74,7 +75,14 @@ def url_problem(url: str) -> str:
         return "credentials do not belong in the URL (use username/password or bearer_token)"
     if parsed.query_string or parsed.fragment:
         return "no query or fragment: the base URL of an Alertmanager"
+    if api := _API.search(parsed.path):  # pasted from Alertmanager's docs: posting would 404
+        return (f"the base URL of an Alertmanager, without {api[0]!r}: "
+                "/api/v2/alerts is added to it")
     return ""
+
+
+# An API path at the end of a URL; a prefix before it (a reverse proxy) is kept.
+_API = re.compile(r"/api(/v[12](/alerts)?)?/*$")
 
 
 def display(url: str) -> str:

@@ -116,12 +116,14 @@ class AlertService(Service):
         runner, interval = self.runner, float(self.runner.config.interval)
         loop = asyncio.get_running_loop()
         await runner.flush()  # what a crash left unsent goes out first
-        next_tick = loop.time()
+        # The first evaluation waits one interval: at start every component's plugin_up is
+        # 0 until its first run, so judging at once showed a PluginDown pending for each.
+        next_tick = loop.time() + interval
         while True:
+            await asyncio.sleep(max(0.0, next_tick - loop.time()))
             runner.engine.evaluate(runner.ctx.read_metrics())
             await runner.flush()
             next_tick = max(next_tick + interval, loop.time())
-            await asyncio.sleep(next_tick - loop.time())
 
     async def stop(self) -> None:
         self.runner.ctx.serve(ROUTE, None)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from typing import Annotated
 
 import msgspec
@@ -31,3 +33,16 @@ class ExecConfig(AlertSinkConfig):
             raise FieldError("command", "the program must be an absolute path (no PATH search)")
         if any("\0" in arg for arg in self.command):
             raise FieldError("command", "an argument contains a NUL byte")
+        if self.enabled and (problem := program_problem(self.command[0])):
+            raise FieldError("command", problem)
+
+
+def program_problem(program: str) -> str:
+    """Why `program` cannot run, found by `inferwatch check` rather than at the incident the
+    command was meant for ("" when it can)."""
+    path = Path(program)
+    if not path.is_file():
+        return f"{program}: no such file" if not path.exists() else f"{program}: not a file"
+    if not os.access(path, os.X_OK):
+        return f"{program}: not executable (chmod +x it)"
+    return ""

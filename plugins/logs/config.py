@@ -19,7 +19,7 @@ class LogInput(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """`[[plugins.logs.inputs]]`: files by glob (`paths`) or the journal (`journald = true`)."""
 
     name: str = ""  # default: input<N>; names the checkpoint file and the metrics
-    paths: list[str] = msgspec.field(default_factory=list)
+    paths: list[ConfigPath] = msgspec.field(default_factory=list)  # relative: config's folder
     exclude: list[str] = msgspec.field(default_factory=list)  # name suffixes never followed
     journald: bool = False
     journal_args: list[str] = msgspec.field(default_factory=list)  # e.g. ["-u", "nginx"]

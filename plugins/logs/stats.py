@@ -52,7 +52,8 @@ class LogsStats(Collector):
         figures = item.figures()
         for rule, count in figures["redactions"].items():
             out.add(m.REDACTED, count, input=name, rule=rule)
-        for reason, count in figures["dropped"].items():
+        # Both reasons from the start: `rate()` over a series that appears later reads nothing.
+        for reason, count in {"filtered": 0, "sampled": 0, **figures["dropped"]}.items():
             out.add(m.DROPPED, count, input=name, reason=reason)
         for kind, count in figures["rotations"].items():
             out.add(m.ROTATIONS, count, input=name, kind=kind)

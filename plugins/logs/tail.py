@@ -94,7 +94,10 @@ class Tailer:
                  start_at_end: bool = False, exclude: Sequence[str] = (),
                  max_files: int = 1000, symlinks: str = "within") -> None:
         self.symlinks = symlinks
-        self.patterns, self.max_line, self.rotate_wait = list(patterns), max_line, rotate_wait
+        # Plain str: glob hands a literal pattern back as it is, and a config's ConfigPath
+        # would reach the checkpoint file.
+        self.patterns = [str(p) for p in patterns]
+        self.max_line, self.rotate_wait = max_line, rotate_wait
         self.max_files = max_files
         self.over_limit = 0  # files the globs found past max_files at the last scan
         self.start_at_end, self.exclude = start_at_end, tuple(exclude)

@@ -77,7 +77,10 @@ class Tailer:
     def __init__(self, patterns: Sequence[str], submit: Callable[[list[bytes]], Submitted],
                  offsets: Offsets, settings: Settings,
                  clock: Callable[[], float] = time.monotonic) -> None:
-        self.patterns, self.submit, self.offsets = list(patterns), submit, offsets
+        # Plain str: glob returns a literal pattern itself, and a config's `ConfigPath`
+        # would reach the offsets file, which msgspec cannot encode.
+        self.patterns = [str(p) for p in patterns]
+        self.submit, self.offsets = submit, offsets
         self.settings, self.clock = settings, clock
         self.files: dict[str, Followed] = {}
         self.stats = Stats()

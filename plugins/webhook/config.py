@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from typing import Annotated
+from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
 import msgspec
@@ -29,9 +29,13 @@ class WebhookConfig(SinkConfig):
     ca_file: InputFile | None = None  # for an https:// url signed by a private CA
     batch: bool = False  # one POST per event (false) or a JSON array per batch (true)
     max_batch: Annotated[int, msgspec.Meta(ge=1, le=1000)] = 100
+    # "alertmanager": alert events as Alertmanager's webhook payload (plugins/webhook/README.md)
+    payload: Literal["envelope", "alertmanager"] = "envelope"
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        if self.payload == "alertmanager" and self.match == ["*"]:
+            self.match = ["alert.firing", "alert.resolved"]  # the only kinds it can post
         if self.enabled and not self.url:
             raise FieldError("url", "required when the webhook is enabled")
         if self.url:

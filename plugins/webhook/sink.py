@@ -17,9 +17,11 @@ import aiohttp
 import msgspec
 
 from agent import __version__
+from agent.alertroute import MalformedAlertError
 from agent.components import Sink
 from agent.errors import PermanentDeliveryError
 from agent.model import Event
+from plugins.webhook.amformat import payloads, postable
 from plugins.webhook.config import WebhookConfig
 
 SIGNATURE = "X-Inferwatch-Signature"
@@ -78,6 +80,9 @@ class WebhookSink(Sink):
             await session.close()
 
     async def deliver(self, events: Sequence[Event]) -> None:
+        if self.config.payload == "alertmanager":
+            await self._deliver_alerts(events)
+            return
         done: list[Event] = []
         for group in self._groups(events):
             status = await self._post(self._body(group))
@@ -88,6 +93,30 @@ class WebhookSink(Sink):
             else:
                 raise PermanentDeliveryError(group, delivered=done,
                                              reason=f"HTTP {status} from the webhook")
+
+    async def _deliver_alerts(self, events: Sequence[Event]) -> None:
+        """Alertmanager's payload: what is not an alert is refused for good (counted as
+        rejected); renewals are acknowledged unposted; the rest grouped by alertname."""
+        alerts, refused, done = [], [], []
+        for event in events:
+            try:
+                if (alert := postable(event)) is not None:
+                    alerts.append((event, alert))
+                else:
+                    done.append(event)
+            except MalformedAlertError:
+                refused.append(event)
+        if refused:
+            raise PermanentDeliveryError(refused, delivered=done,
+                                         reason="not an alert (payload = alertmanager)")
+        for carried, body in payloads(alerts, self.config.max_batch if self.config.batch else 1):
+            status = await self._post(self._encoder.encode(body))
+            if retryable(status):
+                raise WebhookError(f"HTTP {status} from the webhook")
+            if not 200 <= status < 300:
+                raise PermanentDeliveryError(carried, delivered=done,
+                                             reason=f"HTTP {status} from the webhook")
+            done.extend(carried)
 
     def _groups(self, events: Sequence[Event]) -> list[Sequence[Event]]:
         if not self.config.batch:

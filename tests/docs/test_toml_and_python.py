@@ -70,6 +70,8 @@ def _supply(problems: list[str], monkeypatch: pytest.MonkeyPatch) -> bool:
                 target = Path(match[1])
                 target.parent.mkdir(parents=True, exist_ok=True)
                 target.write_text("placeholder\n")
+                if ".command: " in problem:  # an exec sink's program must be executable
+                    target.chmod(0o755)
                 if ".reference: " in problem:  # read when the config loads: a real profile
                     build({"x": np.arange(200.0)}, model="m", model_version="").save(target)
                 supplied = True

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from agent.config import build_config
+from agent.config import ConfigPath, build_config
 from agent.errors import ConfigError
 from agent.loader import discover
 from agent.metrics import Accumulator
@@ -139,6 +139,12 @@ def test_file_labels_are_bounded() -> None:
     assert out.series[m.FILES][("app",)] == 250
 
 
+def test_the_dropped_lines_family_exists_before_any_line_is_dropped() -> None:
+    out = Accumulator()
+    asyncio.run(LogsStats([_Input(1)], [], max_files=100).collect(out))
+    assert out.series[m.DROPPED] == {("app", "filtered"): 0, ("app", "sampled"): 0}
+
+
 def test_an_unreadable_outbox_row_is_dropped_and_counted(tmp_path: Path) -> None:
     from agent.outbox import Outbox  # noqa: PLC0415
     from plugins.logs.outputs.base import LogOutbox, Sender  # noqa: PLC0415
@@ -189,7 +195,7 @@ def test_a_batch_interrupted_before_its_commit_is_read_again_and_counted(
 
     async def main() -> InputService:
         box = LogOutbox("f", Outbox(tmp_path / "o.db", max_bytes=1 << 20, max_age=60))
-        service = InputService("app", LogInput(paths=[str(log)]), Redactor(), [box],
+        service = InputService("app", LogInput(paths=[ConfigPath(log)]), Redactor(), [box],
                                tmp_path / "cp.json", poll=0.01, scan=0.01, batch_bytes=1 << 20)
         await service.start()
         task = asyncio.create_task(service.run())
@@ -207,3 +213,29 @@ def test_a_batch_interrupted_before_its_commit_is_read_again_and_counted(
     assert service.shipped == 3
     assert service.duplicates == 2
     assert Checkpoints(tmp_path / "cp.json").load().files[key].offset == 19
+
+
+def test_relative_globs_are_resolved_against_the_config_files_folder(tmp_path: Path) -> None:
+    """As every other path in the config: under systemd the working directory is `/`, so a
+    glob relative to it would silently follow nothing."""
+    import tomllib  # noqa: PLC0415
+
+    from plugins.logs.tail import Tailer  # noqa: PLC0415
+
+    (tmp_path / "app").mkdir()
+    (tmp_path / "app" / "a.log").write_text("one\n")
+    (tmp_path / "b.log").write_text("two\n")
+    config = build_config(tomllib.loads("""
+[plugins.logs]
+enabled = true
+[[plugins.logs.inputs]]
+paths = ["app/*.log", "b.log"]
+[[plugins.logs.outputs]]
+type = "file"
+path = "shipped.log"
+"""), MODELS, base_dir=tmp_path)
+    logs = config.plugins["logs"]
+    assert logs.inputs[0].paths == [f"{tmp_path}/app/*.log", f"{tmp_path}/b.log"]  # type: ignore[attr-defined]
+    tailer = Tailer(logs.inputs[0].paths, max_line=1024, rotate_wait=1.0)  # type: ignore[attr-defined]
+    assert tailer._paths() == [f"{tmp_path}/app/a.log", f"{tmp_path}/b.log"]
+    assert all(type(p) is str for p in (*tailer.patterns, *tailer._paths()))

@@ -131,7 +131,9 @@ async def test_exit_codes_are_counted_and_not_retried(tmp_path: Path) -> None:
 
 
 async def test_a_missing_program_is_an_error_not_a_crash(tmp_path: Path) -> None:
-    sink, _ = _sink(tmp_path, command=[str(tmp_path / "nope")])
+    program = _script(tmp_path, "#!/bin/sh\n", "gone.sh")
+    sink, _ = _sink(tmp_path, command=[program])
+    Path(program).unlink()  # removed after the config was checked
     await sink.deliver([alert_event("A")])
     assert sink.runs == {"error": 1}
 
@@ -222,6 +224,9 @@ def test_label_names_become_environment_names() -> None:
 
 @pytest.mark.parametrize(("keys", "problem"), [
     ({"command": ["run.sh"]}, "plugins.exec.command: the program must be an absolute path"),
+    ({"command": ["/nonexistent/on-alert.sh"]},
+     "plugins.exec.command: /nonexistent/on-alert.sh: no such file"),
+    ({"command": ["/tmp"]}, "plugins.exec.command: /tmp: not a file"),
     ({}, "plugins.exec.command: required"),
     ({"command": ["/bin/true"], "fallback": "mqtt"}, "plugins.exec.fallback: this sink cannot"),
     ({"command": ["/bin/true"], "match": []},
@@ -231,3 +236,14 @@ def test_config_errors_name_their_key(keys: dict[str, Any], problem: str) -> Non
     with pytest.raises(ConfigError) as caught:
         build_config({"plugins": {"exec": {"enabled": True, **keys}}}, {"exec": ExecConfig})
     assert any(p.startswith(problem) for p in caught.value.problems), caught.value.problems
+
+
+def test_a_program_that_is_not_executable_is_a_config_error(tmp_path: Path) -> None:
+    program = tmp_path / "on-alert.sh"
+    program.write_text("#!/bin/sh\n")
+    program.chmod(0o644)
+    with pytest.raises(ConfigError) as caught:
+        build_config({"plugins": {"exec": {"enabled": True, "command": [str(program)]}}},
+                     {"exec": ExecConfig})
+    assert caught.value.problems == [
+        f"plugins.exec.command: {program}: not executable (chmod +x it)"]

@@ -268,3 +268,29 @@ def test_every_metric_is_in_the_plugins_readme() -> None:
     names = [d.name for d in vars(source).values() if isinstance(d, MetricDef)]
     assert len(names) == 8
     assert [n for n in names if f"`{n}" not in readme] == []
+
+
+def test_a_file_named_without_a_wildcard_in_the_config_is_read_once_and_its_offset_saved(
+        tmp_path: Path) -> None:
+    """A literal path comes back from glob as the config's own `ConfigPath` object; its
+    offset must still save (it failed to encode: the tailer restarted and re-read the file
+    over and over)."""
+    from agent.config import build_config  # noqa: PLC0415
+    from plugins.ndjson_file.config import NdjsonFileConfig  # noqa: PLC0415
+    config = build_config({"plugins": {"ndjson_file": {"enabled": True, "paths": [
+        "labels.ndjson"]}}}, {"ndjson_file": NdjsonFileConfig}, base_dir=tmp_path)
+    paths = config.plugins["ndjson_file"].paths  # type: ignore[attr-defined]
+    (tmp_path / "labels.ndjson").write_bytes(_lines(1, 2))
+    ingest = Ingest()
+    tailer = Tailer(paths, ingest, Offsets(tmp_path / "offsets.json"), Settings())
+    tailer.open()
+    assert tailer.poll() == ""
+    assert ingest.ids == [1, 2]
+    saved = json.loads((tmp_path / "offsets.json").read_bytes())
+    assert [(f["path"], f["offset"]) for f in saved["files"]] == [
+        (str(tmp_path / "labels.ndjson"), len(_lines(1, 2)))]
+    tailer.close()
+    again = Tailer(paths, ingest, Offsets(tmp_path / "offsets.json"), Settings())
+    again.open()
+    assert again.poll() == ""
+    assert ingest.ids == [1, 2]

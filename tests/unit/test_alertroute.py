@@ -94,3 +94,16 @@ def test_check_warns_when_the_fallback_sink_is_not_enabled() -> None:
         "cannot deliver would go nowhere)"]
     raw["plugins"]["exec"] = {"enabled": True, "command": ["/bin/true"]}
     assert config_warnings(build_config(raw, models)) == []
+
+
+def test_check_refuses_a_fallback_naming_no_installed_plugin() -> None:
+    from agent.errors import ConfigError  # noqa: PLC0415
+    from plugins.alertmanager.config import AlertmanagerConfig  # noqa: PLC0415
+    from plugins.exec.config import ExecConfig  # noqa: PLC0415
+
+    models = {"alertmanager": AlertmanagerConfig, "exec": ExecConfig}
+    raw = {"plugins": {"alertmanager": {"enabled": True, "fallback": "exce"}}}
+    with pytest.raises(ConfigError) as caught:
+        build_config(raw, models)
+    assert caught.value.problems == [
+        "plugins.alertmanager.fallback: no plugin named 'exce' (installed: alertmanager, exec)"]
