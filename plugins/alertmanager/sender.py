@@ -26,6 +26,7 @@ from plugins.alertmanager.sink import AlertStore
 
 log = structlog.get_logger("inferwatch")
 BACKOFF_MIN, BACKOFF_MAX = 0.2, 30.0
+MAX_ANSWER = 64 << 10  # bytes of an answer read: a receiver cannot fill the agent's memory
 
 
 class DeliveryError(Exception):
@@ -127,7 +128,7 @@ class Sender(Service):
             async with self.session.post(self.endpoint, data=msgspec.json.encode(body),
                                          headers={"Content-Type": "application/json"},
                                          allow_redirects=False) as resp:
-                text = (await resp.text(errors="replace"))[:300]
+                text = (await resp.content.read(MAX_ANSWER)).decode(errors="replace")[:300]
                 status = resp.status
         except TimeoutError:
             raise DeliveryError("timeout") from None
