@@ -19,6 +19,7 @@ from plugins.logs.outputs.base import Chunk, LogOutbox, OutputDown, Sender
 
 log = structlog.get_logger("inferwatch")
 PUSH_PATH = "/loki/api/v1/push"
+MAX_ANSWER = 64 << 10  # bytes of an answer read
 _encode = msgspec.json.Encoder().encode
 
 
@@ -56,13 +57,17 @@ class LokiSender(Sender):
             self._session = aiohttp.ClientSession(
                 timeout=aiohttp.ClientTimeout(total=float(self.config.timeout)))
         try:
-            async with self._session.post(self.url, data=body, headers=headers) as response:
-                text = (await response.text())[:200]
-                status = response.status
+            # Not followed: a 302 makes the POST a GET, whose 200 would delete the lines.
+            async with self._session.post(self.url, data=body, headers=headers,
+                                          allow_redirects=False) as response:
+                answer = await response.content.read(MAX_ANSWER)  # bounded, however large
+                text, status = answer.decode("utf-8", "replace")[:200], response.status
         except (aiohttp.ClientError, OSError, TimeoutError) as exc:
             raise OutputDown("connect_error", str(exc) or type(exc).__name__) from None
         if status == 429 or status >= 500:
             raise OutputDown(f"http_{status}", text)
+        if 300 <= status < 400:  # a wrong URL: the lines wait in the outbox until it is fixed
+            raise OutputDown("redirect", str(status))
         if status >= 300:
             self.rejected += len(chunks)
             log.error("loki refused lines; dropped", output=self.output, status=status,
