@@ -25,7 +25,9 @@ def save(folder: Path, alerts: list[dict[str, Any]]) -> None:
     body = msgspec.json.encode({"schema": SCHEMA, "alerts": alerts})
     fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o640)
     try:
-        os.write(fd, body)
+        view = memoryview(body)
+        while view:  # a short write (the disk filled) must not pass for the whole state
+            view = view[os.write(fd, view):]
         os.fsync(fd)
     finally:
         os.close(fd)
