@@ -49,8 +49,12 @@ def load(folder: Path) -> list[Alert]:
     except (OSError, msgspec.DecodeError) as exc:
         _set_aside(path, str(exc))
         return []
+    items = raw.get("alerts") if isinstance(raw, dict) else None
+    if not isinstance(items, list):  # valid JSON of another shape: as unreadable
+        _set_aside(path, "not an object with a list of alerts")
+        return []
     alerts = []
-    for item in raw.get("alerts", []) if isinstance(raw, dict) else []:
+    for item in items:
         try:
             alerts.append(Alert.from_json(item))
         except (KeyError, TypeError, ValueError, AttributeError) as exc:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import msgspec
+import pytest
 
 from agent.model import Event, Severity
 from plugins.alerts import store
@@ -160,6 +161,14 @@ def test_a_corrupt_state_file_is_set_aside(tmp_path: Path) -> None:
     (tmp_path / store.FILE).write_bytes(b"{not json")
     assert store.load(tmp_path) == []
     assert (tmp_path / "alerts.corrupt").exists()
+
+
+@pytest.mark.parametrize("body", [b'{"schema":1,"alerts":5}', b'{"schema":1,"alerts":null}',
+                                  b'{"schema":1,"alerts":{"a":1}}', b'[1,2]', b'"x"'])
+def test_a_state_file_of_the_wrong_shape_is_set_aside(tmp_path: Path, body: bytes) -> None:
+    (tmp_path / store.FILE).write_bytes(body)
+    assert store.load(tmp_path) == []  # was a TypeError at every start
+    assert (tmp_path / "alerts.corrupt").read_bytes() == body
 
 
 def test_our_own_alert_events_are_never_inputs() -> None:
