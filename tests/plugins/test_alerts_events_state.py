@@ -171,6 +171,18 @@ def test_a_state_file_of_the_wrong_shape_is_set_aside(tmp_path: Path, body: byte
     assert (tmp_path / "alerts.corrupt").read_bytes() == body
 
 
+def test_deeply_nested_evidence_renders_bounded_and_the_alert_is_sent() -> None:
+    h = Harness(config(DRIFT))
+    nested: list[object] = ["amount"]
+    for _ in range(600):  # well under the 4 KiB evidence bound, over the recursion limit
+        nested = [nested]
+    event = _drift("drift.detected")
+    event.data["top_features"] = nested
+    fired = h.feed(event)  # was a RecursionError out of the template (the engine broken)
+    description = fired[0].data["annotations"]["description"]
+    assert description.startswith("drifted: ") and len(description) < 200
+
+
 def test_our_own_alert_events_are_never_inputs() -> None:
     h = Harness(config({**DRIFT, "event": "*"}))
     assert h.feed(make_event("alert.firing")) == []
