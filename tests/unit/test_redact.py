@@ -4,12 +4,14 @@ properties that matter most: redacting twice changes nothing, and no Luhn-valid 
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from agent.redact import BUILTIN, CustomRule, Redactor, luhn
+from agent.redact import _PATTERNS, BUILTIN, CustomRule, Redactor, luhn
 
 ALL = Redactor(BUILTIN)
 VISA = "4111111111111111"
@@ -98,6 +100,27 @@ def test_ipv4(text: str, expected: str) -> None:
 def test_ipv6_is_an_option(text: str, expected: str) -> None:
     assert red(text, "IPV6") == expected
     assert red("peer fe80::1 up") == "peer fe80::1 up"  # not among the defaults
+
+
+@pytest.mark.parametrize("line", ["1:" * 130_000 + "x", "a:" * 130_000 + "::g",
+                                  ("::" + "f" * 30 + " ") * 8000])
+def test_ipv6_scan_of_a_hostile_line_ends(line: str) -> None:
+    """Three overlapping `[0-9A-Fa-f:]*` made the scan cubic: 4 KB of `1:1:...x` took
+    minutes, a 256 KiB line forever (the log shipper and the sample path stalled). A hang
+    detector, not a speed test: the deadline is far above what the scan needs."""
+    code = ("import sys; from agent.redact import Redactor; "
+            "sys.stdout.write(Redactor(['IPV6']).redact(sys.stdin.read()))")
+    done = subprocess.run([sys.executable, "-c", code], input=line, capture_output=True,
+                          text=True, timeout=45, check=True)
+    assert done.stdout == line  # no address among them
+
+
+@given(st.text("0123456789abcdefABCDEFgx:. _", max_size=40))
+def test_ipv6_candidates_are_the_maximal_runs_with_two_colons(text: str) -> None:
+    """The linear pattern finds what the old, cubic one found."""
+    old = re.compile(r"(?<![\w:.])[0-9A-Fa-f:]*:[0-9A-Fa-f:]*:[0-9A-Fa-f:]*(?![\w:])")
+    new = re.compile(_PATTERNS["IPV6"])
+    assert [m.span() for m in new.finditer(text)] == [m.span() for m in old.finditer(text)]
 
 
 def test_rules_apply_in_order_and_are_counted() -> None:
