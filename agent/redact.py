@@ -38,7 +38,9 @@ _PATTERNS = {
     "CARD": r"(?<![\w-])[0-9](?:[ -]?[0-9]){12,18}(?![\w-])",
     # Four maximal digit runs; octets and what surrounds them are checked in _is_ipv4 (an
     # alternation of octet ranges here makes the scan five times slower).
-    "IPV4": r"[0-9]+\.[0-9]+\.[0-9]+\.[0-9]+",
+    # Started only at the first digit of a run, each run taken whole (possessive): a long
+    # run that is no quad was tried from each of its digits, quadratic in its length.
+    "IPV4": r"(?<![0-9])[0-9]++\.[0-9]++\.[0-9]++\.[0-9]++",
     # A maximal run of hex digits and colons holding two colons or more. Linear: the
     # lookahead's two classes do not overlap and the run is possessive (three overlapping
     # `[0-9A-Fa-f:]*` were cubic in a run that ends glued to a letter).

@@ -3,6 +3,7 @@ properties that matter most: redacting twice changes nothing, and no Luhn-valid 
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import subprocess
 import sys
@@ -121,6 +122,26 @@ def test_ipv6_candidates_are_the_maximal_runs_with_two_colons(text: str) -> None
     old = re.compile(r"(?<![\w:.])[0-9A-Fa-f:]*:[0-9A-Fa-f:]*:[0-9A-Fa-f:]*(?![\w:])")
     new = re.compile(_PATTERNS["IPV6"])
     assert [m.span() for m in new.finditer(text)] == [m.span() for m in old.finditer(text)]
+
+
+@pytest.mark.parametrize("line", ["1" * 262_144 + "...", "1.1." + "2" * 262_144 + ".x..."])
+def test_ipv4_scan_of_a_hostile_line_ends(line: str) -> None:
+    """A digit run that is no quad: `[0-9]+` was tried from every digit of it and ran to
+    its end each time, quadratic (a minute per 256 KiB line with the default rules)."""
+    code = ("import sys; from agent.redact import Redactor; "
+            "sys.stdout.write(Redactor().redact(sys.stdin.read()))")
+    done = subprocess.run([sys.executable, "-c", code], input=line, capture_output=True,
+                          text=True, timeout=45, check=True)
+    assert done.stdout == line
+
+
+@given(st.text("0123456789.a: -", max_size=40))
+def test_ipv4_candidates_are_unchanged(text: str) -> None:
+    """The linear pattern redacts what the old, quadratic one did."""
+    old = Redactor(["IPV4"])
+    old._rules[0] = dataclasses.replace(
+        old._rules[0], regex=re.compile(r"[0-9]+\.[0-9]+\.[0-9]+\.[0-9]+"))
+    assert Redactor(["IPV4"]).redact(text) == old.redact(text)
 
 
 def test_rules_apply_in_order_and_are_counted() -> None:
