@@ -46,6 +46,8 @@ _PATTERNS = {
     # `[0-9A-Fa-f:]*` were cubic in a run that ends glued to a letter).
     "IPV6": r"(?<![\w:.])(?=[0-9A-Fa-f]*:[0-9A-Fa-f]*:)[0-9A-Fa-f:]++(?![\w:])",
 }
+MAX_DEPTH = 32  # levels of nested JSON redacted value by value
+_JSON = msgspec.json.Encoder().encode
 _MASK = {"IPV4": "[REDACTED:IP]", "IPV6": "[REDACTED:IP]"}
 _DIGITS = b"0123456789"
 _ZEROS = bytes.maketrans(_DIGITS, b"0" * 10)
@@ -165,14 +167,20 @@ class Redactor:
             self.counts.clear()
             self.counts.update(saved)
 
-    def redact_value(self, value: Any) -> Any:
-        """Strings, and integers long enough to be a card, redacted at any depth (JSON)."""
+    def redact_value(self, value: Any, depth: int = 0) -> Any:
+        """Strings, and integers long enough to be a card, redacted at any depth (JSON).
+        Below MAX_DEPTH levels a value is redacted as its JSON text (a string, if that
+        changed it): recursing further would pass Python's limit on what msgspec decodes."""
         if isinstance(value, str):
             return self.redact(value)
+        if isinstance(value, dict | list) and depth >= MAX_DEPTH:
+            text = _JSON(value).decode("utf-8", "surrogatepass")
+            out = self.redact(text)
+            return value if out == text else out
         if isinstance(value, dict):
-            return {k: self.redact_value(v) for k, v in value.items()}
+            return {k: self.redact_value(v, depth + 1) for k, v in value.items()}
         if isinstance(value, list):
-            return [self.redact_value(v) for v in value]
+            return [self.redact_value(v, depth + 1) for v in value]
         if isinstance(value, int) and not isinstance(value, bool) and abs(value) >= 10**12:
             text = str(value)
             out = self.redact(text)

@@ -39,6 +39,18 @@ def test_a_sample_is_redacted_at_any_depth() -> None:
     assert redact_record(untouched, redactor) is untouched
 
 
+def test_a_deeply_nested_feature_is_redacted() -> None:
+    redactor = Redactor(("EMAIL",))
+    nested: object = EMAIL
+    for _ in range(700):  # decodes; the redaction recursed past Python's limit
+        nested = [nested]
+    sample, _ = decode(msgspec.json.encode({"model": "m", "request_id": "r", "prediction": 1,
+                                            "features": {"deep": nested}}))
+    assert isinstance(sample, Sample)
+    clean = redact_record(sample, redactor)
+    assert EMAIL not in msgspec.json.encode(feature_values(clean)).decode()
+
+
 def test_the_ingest_config_names_known_rules(write_config: ConfigWriter) -> None:
     from agent.config import load_config  # noqa: PLC0415
     from agent.errors import ConfigError  # noqa: PLC0415
