@@ -18,7 +18,7 @@ from plugins.alertmanager.sender import DeliveryError, Sender
 from plugins.alertmanager.sink import AlertStore
 from tests.fixtures.iwtest.alerts import alert_event
 
-PASSWORD = "am-redirect-s3cret"  # noqa: S105 - a test value looked for on the wire
+PASSWORD = "am-redirect-s3cret"  # a test value looked for on the wire
 BIG = 64 << 20  # bytes a hostile answer offers
 
 

@@ -180,7 +180,8 @@ def test_deeply_nested_evidence_renders_bounded_and_the_alert_is_sent() -> None:
     event.data["top_features"] = nested
     fired = h.feed(event)  # was a RecursionError out of the template (the engine broken)
     description = fired[0].data["annotations"]["description"]
-    assert description.startswith("drifted: ") and len(description) < 200
+    assert description.startswith("drifted: ")
+    assert len(description) < 200
 
 
 def test_our_own_alert_events_are_never_inputs() -> None:
