@@ -43,6 +43,9 @@ class AlertmanagerConfig(AlertSinkConfig):
         if self.stale_after is not None and self.stale_after < 2 * self.resend_interval:
             raise FieldError("stale_after", "must be at least 2 x resend_interval, or a "
                              "late renewal from the engine lets a firing alert expire")
+        if self.username is not None and (":" in self.username or
+                                          not self.username.isprintable()):
+            raise FieldError("username", "no colon or control characters (RFC 7617)")
         if self.password is not None and self.username is None:
             raise FieldError("username", "a password needs a username")
         if self.bearer_token is not None and self.username is not None:

@@ -187,6 +187,8 @@ def test_ends_at_defaults_to_three_resends() -> None:
     ({"resolve_timeout": "30s"}, "plugins.alertmanager.resolve_timeout: must exceed"),
     ({"fallback": "no such"}, "plugins.alertmanager.fallback: 'no such' is not a plugin"),
     ({"password": {"env": "PATH"}}, "plugins.alertmanager.username: a password needs"),
+    ({"username": "a:b"}, "plugins.alertmanager.username: no colon"),
+    ({"username": "a\r\nX-Evil: 1"}, "plugins.alertmanager.username: no colon"),
 ])
 def test_config_errors_name_their_key(keys: dict[str, Any], problem: str) -> None:
     with pytest.raises(ConfigError) as caught:
