@@ -196,6 +196,16 @@ def test_config_errors_name_their_key(keys: dict[str, Any], problem: str) -> Non
     assert any(p.startswith(problem) for p in caught.value.problems), caught.value.problems
 
 
+def test_a_bearer_token_over_two_lines_is_a_config_error(tmp_path: Path) -> None:
+    (tmp_path / "token").write_text("first-half-of-tok\nsecond-half\n")
+    with pytest.raises(ConfigError) as caught:
+        build_config({"plugins": {"alertmanager": {
+            "enabled": True, "bearer_token": {"file": "token"}}}},
+            {"alertmanager": AlertmanagerConfig}, base_dir=tmp_path)
+    assert caught.value.problems == [
+        "plugins.alertmanager.bearer_token: must not contain CR, LF or NUL"]
+
+
 def test_a_firing_alert_the_engine_stopped_renewing_is_left_to_expire(tmp_path: Path) -> None:
     held = _held(tmp_path)
     fire = alert_event("X", starts_at=STARTS)

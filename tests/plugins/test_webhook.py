@@ -242,6 +242,18 @@ def test_config_errors_name_their_key(extra: dict[str, Any], problem: str,
         caught.value.problems
 
 
+def test_a_bearer_token_over_two_lines_is_a_config_error(tmp_path: Path) -> None:
+    """It became an Authorization header that aiohttp refused at every POST (retried
+    forever); the error names the key, never the token."""
+    (tmp_path / "token").write_text("first-half-of-tok\nsecond-half\n")
+    raw = {"enabled": True, "url": "https://hooks.example/x", "bearer_token": {"file": "token"}}
+    with pytest.raises(ConfigError) as caught:
+        build_config({"plugins": {"webhook": raw}}, {"webhook": WebhookConfig},
+                     base_dir=tmp_path)
+    assert caught.value.problems == [
+        "plugins.webhook.bearer_token: must not contain CR, LF or NUL"]
+
+
 def test_disabled_by_default_and_registered_through_its_entry_point() -> None:
     plugins = discover()
     record = next(r for r in plugins.loaded if r.name == "webhook")
