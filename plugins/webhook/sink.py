@@ -80,14 +80,18 @@ class WebhookSink(Sink):
     async def deliver(self, events: Sequence[Event]) -> None:
         done: list[Event] = []
         for group in self._groups(events):
-            status = await self._post(self._body(group))
-            if 200 <= status < 300:
-                done.extend(group)
-            elif retryable(status):
-                raise WebhookError(f"HTTP {status} from the webhook")
-            else:
+            try:
+                status = await self._post(self._body(group))
+                if retryable(status):
+                    raise WebhookError(f"HTTP {status} from the webhook")
+            except WebhookError as exc:
+                if done:  # acknowledge what got through; retry from here, not the start
+                    raise PermanentDeliveryError([], delivered=done, reason=str(exc)) from exc
+                raise
+            if not 200 <= status < 300:
                 raise PermanentDeliveryError(group, delivered=done,
                                              reason=f"HTTP {status} from the webhook")
+            done.extend(group)
 
     def _groups(self, events: Sequence[Event]) -> list[Sequence[Event]]:
         if not self.config.batch:
