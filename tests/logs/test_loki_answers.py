@@ -3,12 +3,14 @@ server; a push counts as shipped only when the push endpoint itself took it."""
 
 from __future__ import annotations
 
+import base64
 from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 from aiohttp import web
 
+from agent.config import Secret
 from plugins.logs.config import LogOutput
 from plugins.logs.outputs.base import Chunk, OutputDown
 from plugins.logs.outputs.loki import LokiSender
@@ -22,9 +24,13 @@ class Server:
         self.gets = 0
         self.offered = 0
         self.url = ""
+        self.auth: list[str] = []
 
     async def push(self, request: web.Request) -> web.StreamResponse:
         await request.read()
+        self.auth.append(request.headers.get("Authorization", ""))
+        if self.answer == "ok":
+            return web.Response(status=204)
         if self.answer == "found":
             raise web.HTTPFound("/elsewhere")  # a POST followed as a GET
         response = web.StreamResponse(status=400)
@@ -86,3 +92,19 @@ async def test_a_huge_answer_is_not_read_whole(server: Server) -> None:
         await sender.close()
     assert sender.rejected == 1
     assert server.offered < BIG // 2, f"{server.offered} bytes were read of the answer"
+
+
+async def test_basic_auth_is_sent(server: Server) -> None:
+    """`username` and `password` were accepted for a loki output and never sent: behind an
+    authenticating proxy every push got a 401, and the lines were dropped as refused."""
+    server.answer = "ok"
+    box: Any = None
+    config = LogOutput(type="loki", url=server.url, username="shipper",
+                       password=Secret("loki-pw-123", "env:LOKI_PW"))
+    sender = LokiSender("loki", box, config, host="h")
+    try:
+        await sender.send(CHUNKS)
+    finally:
+        await sender.close()
+    assert server.auth == ["Basic " + base64.b64encode(b"shipper:loki-pw-123").decode()]
+    assert sender.rejected == 0
