@@ -214,6 +214,9 @@ class DurableDelivery:
         await self._call(self.outbox.ack_each, sorted(seqs[i] for i in rejected | delivered))
         self.outbox.dropped["rejected"] += len(rejected)
         self._delivered(len(delivered))
+        if not rejected:  # a failure after partial progress: the rest after the backoff
+            await self._retry_later(exc)
+            return
         log.warning("sink refused events for good; dropped", plugin=self.plugin,
                     sink=self.sink.name, rejected=len(rejected), error=str(exc))
 

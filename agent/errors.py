@@ -56,7 +56,9 @@ class PermanentDeliveryError(Exception):
 
     `events` are dropped and counted (`rejected`); those in `delivered` were acknowledged;
     the rest of the batch (neither) is offered again at once. `delivered` defaults to every
-    event of the batch that is not rejected.
+    event of the batch that is not rejected. With no `events` it reports a retryable failure
+    after partial progress: `delivered` are acknowledged, the rest is retried after the
+    backoff (a failure counted), never sent again from the batch's start.
     """
 
     def __init__(self, events: Sequence[Event], *, delivered: Sequence[Event] | None = None,

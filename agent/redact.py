@@ -50,7 +50,7 @@ _PATTERNS = {
     "IPV4": r"[0-9](?<![\w.].)[0-9]*+\.[0-9]++\.[0-9]++\.[0-9]++(?!\w)",
     # A maximal run of hex digits and colons, checked by ipaddress: possessive, so a long run
     # glued to a word character fails at once (three nested stars backtracked cubically).
-    "IPV6": r"(?<![\w:.])[0-9A-Fa-f:]++(?![\w:])",
+    "IPV6": r"(?<![\w:.])(?=[0-9A-Fa-f]*:[0-9A-Fa-f]*:)[0-9A-Fa-f:]++(?![\w:])",
 }
 _MASK = {"IPV4": "[REDACTED:IP]", "IPV6": "[REDACTED:IP]"}
 MAX_DEPTH = 64  # JSON nesting redact_value walks; deeper containers are redacted as text
@@ -159,9 +159,22 @@ class Redactor:
         self.names = tuple(r.name for r in self._rules)
 
     def redact(self, text: str) -> str:
+        # A card candidate fails Luhn as a whole; a later rule (an address glued to its end)
+        # may then take some of its digits, leaving a shorter run that passes: one more pass
+        # then, so that redacting twice changes nothing. Rare, so nearly free.
+        for _ in range(3):
+            text, again = self._pass(text)
+            if not again:
+                break
+        return text
+
+    def _pass(self, text: str) -> tuple[str, bool]:
+        digits_seen = again = False
         for rule in self._rules:
             if (at := rule.trigger(text)) < 0:
                 continue
+            if rule.name == "CARD":
+                digits_seen = True
             if rule.name == "CARD" and at > 0:  # an ASCII line with a candidate
                 text, n = _subn_card(rule, text)
             elif rule.starts is None:
@@ -171,7 +184,8 @@ class Redactor:
                 text, n = _subn_at(rule, rule.starts, text)
             if n and not rule.counts_itself:
                 self.counts[rule.name] += n
-        return text
+            again = again or (digits_seen and n > 0 and rule.name != "CARD")
+        return text, again
 
     def touches(self, text: str) -> bool:
         """Whether redact() would change `text`, without counting anything: a twin with its

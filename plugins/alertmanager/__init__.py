@@ -65,7 +65,8 @@ class AlertmanagerStats(Collector):
             out.add(m.PENDING, count, url=url)
             out.add(m.OLDEST, 0.0 if oldest is None else max(0.0, now - oldest), url=url)
             out.add(m.SENT, sender.sent, url=url)
-            for reason in ("unreachable", "timeout", "tls", "http_4xx", "http_5xx", "rejected"):
+            for reason in ("unreachable", "timeout", "tls", "redirect", "http_4xx", "http_5xx",
+                           "rejected"):
                 out.add(m.ERRORS, sender.errors[reason], url=url, reason=reason)
 
 

@@ -44,8 +44,13 @@ class AlertmanagerConfig(AlertSinkConfig):
         if self.stale_after is not None and self.stale_after < 2 * self.resend_interval:
             raise FieldError("stale_after", "must be at least 2 x resend_interval, or a "
                              "late renewal from the engine lets a firing alert expire")
+        if self.username is not None and (":" in self.username or
+                                          not self.username.isprintable()):
+            raise FieldError("username", "no colon or control characters (RFC 7617)")
         if self.password is not None and self.username is None:
             raise FieldError("username", "a password needs a username")
+        if self.bearer_token is not None and _unsafe(self.bearer_token.reveal()):
+            raise FieldError("bearer_token", "must not contain CR, LF or NUL")
         if self.bearer_token is not None and self.username is not None:
             raise FieldError("bearer_token", "use a bearer token or basic auth, not both")
 
@@ -62,6 +67,11 @@ class AlertmanagerConfig(AlertSinkConfig):
         if self.resolve_timeout is not None:
             return float(self.resolve_timeout)
         return 3 * float(self.resend_interval)
+
+
+def _unsafe(value: str) -> bool:
+    """A header value aiohttp refuses at every request (a token file of two lines)."""
+    return any(c in value for c in "\r\n\0")
 
 
 def url_problem(url: str) -> str:

@@ -9,13 +9,17 @@ what fires and still delivers a resolve it had not sent.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import msgspec
+import structlog
 
 from agent.model import Event
 from plugins.alertmanager.persist import Acks, Episodes, HeldDb
+
+log = structlog.get_logger("inferwatch")
 
 
 class Held(msgspec.Struct, kw_only=True):
@@ -70,8 +74,7 @@ class HeldAlerts:
         """Open the store and read what it holds (blocking: run in a thread)."""
         self.db.open()
         episodes, acks = self.db.load(self.urls)
-        decoder = msgspec.json.Decoder(Held)
-        self.state = State(alerts={key: decoder.decode(raw) for key, raw in episodes})
+        self.state = State(alerts=dict(_decoded(episodes, self.db)))
         for url, key, version, fired in acks:
             if key in self.state.alerts:
                 self.state.acked.setdefault(url, {})[key] = Acked(version, fired)
@@ -194,3 +197,16 @@ class HeldAlerts:
         firing = sum(1 for h in self.state.alerts.values() if h.firing)
         return {"firing": firing, "resolved": len(self.state.alerts) - firing}
 
+
+
+def _decoded(episodes: list[tuple[str, bytes]], db: HeldDb) -> Iterator[tuple[str, Held]]:
+    """The episodes that decode; one that does not (a bit flip, another version's shape)
+    is skipped and counted, so it cannot keep the sink from starting."""
+    decoder = msgspec.json.Decoder(Held)
+    for key, raw in episodes:
+        try:
+            yield key, decoder.decode(raw)
+        except msgspec.DecodeError as exc:
+            db.unreadable += 1
+            log.error("alertmanager state: an episode does not decode; skipped", key=key[:64],
+                      error=str(exc)[:200])

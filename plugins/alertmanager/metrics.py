@@ -16,7 +16,8 @@ OLDEST = gauge("inferwatch_alertmanager_pending_oldest_age_seconds",
 SENT = counter("inferwatch_alertmanager_sent_total",
                "Alerts this Alertmanager accepted (first sends, changes and renewals).", "url")
 ERRORS = counter("inferwatch_alertmanager_errors_total",
-                 "Failed POSTs by reason (unreachable, timeout, tls, http_4xx, http_5xx, "
+                 "Failed POSTs by reason (unreachable, timeout, tls, redirect: not followed, "
+                 "http_4xx, http_5xx, "
                  "rejected: a 400, whose invalid alerts are not retried).", "url", "reason")
 MALFORMED = counter("inferwatch_alertmanager_malformed_total",
                     "Alert events skipped because their data was unusable.")

@@ -7,6 +7,7 @@ or slow never delays another (HA: every member gets every alert and the cluster 
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import random
 import ssl
@@ -25,6 +26,7 @@ from plugins.alertmanager.sink import AlertStore
 
 log = structlog.get_logger("inferwatch")
 BACKOFF_MIN, BACKOFF_MAX = 0.2, 30.0
+MAX_ANSWER = 64 << 10  # bytes of an answer read: a receiver cannot fill the agent's memory
 
 
 class DeliveryError(Exception):
@@ -51,17 +53,17 @@ class Sender(Service):
 
     async def start(self) -> None:
         self.session = aiohttp.ClientSession(
-            auth=self._auth(), headers=self._headers(),
+            headers=self._headers(),
             timeout=aiohttp.ClientTimeout(total=float(self.config.timeout)),
             connector=aiohttp.TCPConnector(ssl=self._ssl()))
 
-    def _auth(self) -> aiohttp.BasicAuth | None:
-        if self.config.username is None:
-            return None
-        password = self.config.password.reveal() if self.config.password else ""
-        return aiohttp.BasicAuth(self.config.username, password)
-
     def _headers(self) -> dict[str, str]:
+        """Credentials as a header: aiohttp drops it on a redirect to another origin (a
+        session's BasicAuth it would send there), and redirects are not followed anyway."""
+        if self.config.username is not None:
+            password = self.config.password.reveal() if self.config.password else ""
+            pair = f"{self.config.username}:{password}".encode()
+            return {"Authorization": f"Basic {base64.b64encode(pair).decode()}"}
         if self.config.bearer_token is None:
             return {}
         return {"Authorization": f"Bearer {self.config.bearer_token.reveal()}"}
@@ -121,9 +123,12 @@ class Sender(Service):
     async def _post(self, body: list[dict[str, Any]]) -> None:
         assert self.session is not None  # noqa: S101 - start() comes first
         try:
+            # A redirect is not followed: a 302 would turn the POST into a GET whose 200
+            # looked like an acceptance, and another origin is not the configured one.
             async with self.session.post(self.endpoint, data=msgspec.json.encode(body),
-                                         headers={"Content-Type": "application/json"}) as resp:
-                text = (await resp.text(errors="replace"))[:300]
+                                         headers={"Content-Type": "application/json"},
+                                         allow_redirects=False) as resp:
+                text = (await resp.content.read(MAX_ANSWER)).decode(errors="replace")[:300]
                 status = resp.status
         except TimeoutError:
             raise DeliveryError("timeout") from None
@@ -136,7 +141,7 @@ class Sender(Service):
             self.errors["rejected"] += 1
             log.warning("alertmanager refused alerts", url=self.url, response=text)
         elif status >= 300:
-            raise DeliveryError("http_5xx" if status >= 500 else "http_4xx", str(status))
+            raise DeliveryError(_reason(status), str(status))
 
     def _failed(self, exc: DeliveryError) -> None:
         self.errors[exc.reason] += 1
@@ -162,3 +167,10 @@ class Sender(Service):
             return float(self.config.resend_interval)
         first = min(self.sent_at.get(k, 0.0) for k in firing) + self.config.resend_interval
         return max(0.05, first - now)
+
+
+def _reason(status: int) -> str:
+    """The bounded error label of a failed answer's status (3xx, 4xx, 5xx)."""
+    if status >= 500:
+        return "http_5xx"
+    return "http_4xx" if status >= 400 else "redirect"

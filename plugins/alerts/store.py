@@ -25,7 +25,9 @@ def save(folder: Path, alerts: list[dict[str, Any]]) -> None:
     body = msgspec.json.encode({"schema": SCHEMA, "alerts": alerts})
     fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o640)
     try:
-        os.write(fd, body)
+        view = memoryview(body)
+        while view:  # a short write (the disk filled) must not pass for the whole state
+            view = view[os.write(fd, view):]
         os.fsync(fd)
     finally:
         os.close(fd)
@@ -47,8 +49,12 @@ def load(folder: Path) -> list[Alert]:
     except (OSError, msgspec.DecodeError) as exc:
         _set_aside(path, str(exc))
         return []
+    items = raw.get("alerts") if isinstance(raw, dict) else None
+    if not isinstance(items, list):  # valid JSON of another shape: as unreadable
+        _set_aside(path, "not an object with a list of alerts")
+        return []
     alerts = []
-    for item in raw.get("alerts", []) if isinstance(raw, dict) else []:
+    for item in items:
         try:
             alerts.append(Alert.from_json(item))
         except (KeyError, TypeError, ValueError, AttributeError) as exc:

@@ -17,6 +17,7 @@ from typing import Any
 ROOTS = frozenset({"alertname", "severity", "host", "value", "fire", "clear", "labels",
                    "data", "attributes", "rule_kind", "fingerprint"})
 MAX_TEXT = 2000  # characters of one rendered annotation
+MAX_DEPTH = 4  # levels of nested lists and tables rendered
 
 
 class AlertTemplate(string.Template):
@@ -52,18 +53,26 @@ def resolve(scope: Mapping[str, Any], name: str) -> Any:
     return found
 
 
-def text(value: Any) -> str:
+def text(value: Any, depth: int = 0) -> str:
+    """Plain data as text; nesting deeper than MAX_DEPTH reads `...` (evidence is small, but
+    a list nested 600 deep is small too, and recursed past Python's limit)."""
+    if not isinstance(value, list | Mapping):
+        return _scalar(value)
+    if depth >= MAX_DEPTH:
+        return "..."
+    if isinstance(value, list):
+        return ", ".join(text(item, depth + 1) for item in value[:20])
+    for key in ("feature", "name", "metric"):
+        if isinstance(value.get(key), str):
+            return str(value[key])
+    return ", ".join(f"{k}={text(v, depth + 1)}" for k, v in list(value.items())[:20])
+
+
+def _scalar(value: Any) -> str:
     if value is None or isinstance(value, bool):
         return "" if value is None else str(value).lower()
     if isinstance(value, float):
         return f"{value:.4g}"
-    if isinstance(value, list):
-        return ", ".join(text(item) for item in value[:20])
-    if isinstance(value, Mapping):
-        for key in ("feature", "name", "metric"):
-            if isinstance(value.get(key), str):
-                return str(value[key])
-        return ", ".join(f"{k}={text(v)}" for k, v in list(value.items())[:20])
     return str(value)
 
 

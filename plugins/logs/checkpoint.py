@@ -74,7 +74,9 @@ class Checkpoints:
         tmp = self.path.with_name(self.path.name + ".tmp")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o640)
         try:
-            os.write(fd, msgspec.json.encode(self.state))
+            view = memoryview(msgspec.json.encode(self.state))
+            while view:  # a short write (the disk filled) must not pass for a checkpoint
+                view = view[os.write(fd, view):]
             if sync:
                 os.fsync(fd)
         finally:

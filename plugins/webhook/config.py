@@ -50,6 +50,9 @@ class WebhookConfig(SinkConfig):
         if len(set(names)) != len(names):
             raise FieldError("secret_headers", "a header is set twice (headers and "
                              "secret_headers, in any case)")
+        if self.bearer_token is not None and any(c in self.bearer_token.reveal()
+                                                 for c in "\r\n\0"):
+            raise FieldError("bearer_token", "must not contain CR, LF or NUL")
         if self.bearer_token is not None and "authorization" in names:
             raise FieldError("bearer_token", "set Authorization in headers or bearer_token, "
                              "not both")

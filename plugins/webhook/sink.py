@@ -85,14 +85,18 @@ class WebhookSink(Sink):
             return
         done: list[Event] = []
         for group in self._groups(events):
-            status = await self._post(self._body(group))
-            if 200 <= status < 300:
-                done.extend(group)
-            elif retryable(status):
-                raise WebhookError(f"HTTP {status} from the webhook")
-            else:
+            try:
+                status = await self._post(self._body(group))
+                if retryable(status):
+                    raise WebhookError(f"HTTP {status} from the webhook")
+            except WebhookError as exc:
+                if done:  # acknowledge what got through; retry from here, not the start
+                    raise PermanentDeliveryError([], delivered=done, reason=str(exc)) from exc
+                raise
+            if not 200 <= status < 300:
                 raise PermanentDeliveryError(group, delivered=done,
                                              reason=f"HTTP {status} from the webhook")
+            done.extend(group)
 
     async def _deliver_alerts(self, events: Sequence[Event]) -> None:
         """Alertmanager's payload: what is not an alert is refused for good (counted as

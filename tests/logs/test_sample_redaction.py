@@ -62,6 +62,18 @@ def test_redactions_are_counted_per_rule_and_bounded() -> None:
     assert series["_other"] == 4  # R15 once, R16 once, R19 twice
 
 
+def test_a_deeply_nested_feature_is_redacted() -> None:
+    redactor = Redactor(("EMAIL",))
+    nested: object = EMAIL
+    for _ in range(700):  # decodes; the redaction recursed past Python's limit
+        nested = [nested]
+    sample, _ = decode(msgspec.json.encode({"model": "m", "request_id": "r", "prediction": 1,
+                                            "features": {"deep": nested}}))
+    assert isinstance(sample, Sample)
+    clean = redact_record(sample, redactor)
+    assert EMAIL not in msgspec.json.encode(feature_values(clean)).decode()
+
+
 def test_the_ingest_config_names_known_rules(write_config: ConfigWriter) -> None:
     from agent.config import load_config  # noqa: PLC0415
     from agent.errors import ConfigError  # noqa: PLC0415

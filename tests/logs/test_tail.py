@@ -170,6 +170,22 @@ def test_json_lines_are_parsed_and_plain_lines_kept() -> None:
     assert shaper.shape(untouched).line == untouched  # type: ignore[union-attr]
 
 
+@pytest.mark.parametrize("depth", [600, 900])
+def test_a_deeply_nested_json_line_ships_redacted(depth: int) -> None:
+    """msgspec decodes it; redaction recursed per level and raised RecursionError, which
+    stopped the input on that line for good (re-read after every restart)."""
+    shaper = Shaper(Redactor(), parse="auto", keep=[], drop=[], debug_per_second=0)
+    line = b'{"msg":"x","a":' + b"[" * depth + b'"a@b.io"' + b"]" * depth + b"}"
+    record = shaper.shape(line)
+    assert record is not None
+    assert b"a@b.io" not in record.line
+    # Too deep even to encode as text (900): the part is masked whole, failing closed.
+    assert b"[REDACTED:EMAIL]" in record.line or b"[REDACTED:DEPTH]" in record.line
+    if depth < 800:
+        untouched = line.replace(b"a@b.io", b"nothing")
+        assert shaper.shape(untouched).line == untouched  # type: ignore[union-attr]
+
+
 def test_filters_and_debug_sampling() -> None:
     shaper = Shaper(Redactor(()), parse="auto", keep=["keep"], drop=["noisy"],
                     debug_per_second=2)

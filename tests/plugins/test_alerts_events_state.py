@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import msgspec
+import pytest
 
 from agent.model import Event, Severity
 from plugins.alerts import store
@@ -160,6 +161,27 @@ def test_a_corrupt_state_file_is_set_aside(tmp_path: Path) -> None:
     (tmp_path / store.FILE).write_bytes(b"{not json")
     assert store.load(tmp_path) == []
     assert (tmp_path / "alerts.corrupt").exists()
+
+
+@pytest.mark.parametrize("body", [b'{"schema":1,"alerts":5}', b'{"schema":1,"alerts":null}',
+                                  b'{"schema":1,"alerts":{"a":1}}', b'[1,2]', b'"x"'])
+def test_a_state_file_of_the_wrong_shape_is_set_aside(tmp_path: Path, body: bytes) -> None:
+    (tmp_path / store.FILE).write_bytes(body)
+    assert store.load(tmp_path) == []  # was a TypeError at every start
+    assert (tmp_path / "alerts.corrupt").read_bytes() == body
+
+
+def test_deeply_nested_evidence_renders_bounded_and_the_alert_is_sent() -> None:
+    h = Harness(config(DRIFT))
+    nested: list[object] = ["amount"]
+    for _ in range(600):  # well under the 4 KiB evidence bound, over the recursion limit
+        nested = [nested]
+    event = _drift("drift.detected")
+    event.data["top_features"] = nested
+    fired = h.feed(event)  # was a RecursionError out of the template (the engine broken)
+    description = fired[0].data["annotations"]["description"]
+    assert description.startswith("drifted: ")
+    assert len(description) < 200
 
 
 def test_our_own_alert_events_are_never_inputs() -> None:

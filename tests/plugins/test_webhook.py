@@ -216,6 +216,27 @@ async def test_through_its_outbox_retries_then_drops_only_the_refused(
     assert delivery.delivered == 4
 
 
+async def test_a_retry_resends_only_what_the_receiver_did_not_take(
+        pki: dict[str, Path], receiver: Receiver, sink: WebhookSink, tmp_path: Path) -> None:
+    """One POST per event: events 0 and 1 got 200, event 2 a 503. The retry began again at
+    event 0, so a receiver failing one request in twenty saw the head of a 100-event batch
+    again and again, and the batch almost never got through."""
+    receiver.answers = [200, 200, 503]
+    store = PluginMetrics("webhook", 100)
+    delivery = DurableDelivery("webhook", sink, sink.config, tmp_path, store,
+                               backoff=Backoff(0.001, 0.004))
+    await delivery.open()
+    await delivery.put(_events(5))
+    task = asyncio.create_task(delivery.run())
+    await poll_async(lambda: delivery.outbox.depth == 0)
+    task.cancel()
+    await delivery.close()
+    assert [e["data"]["n"] for e in receiver.events] == [0, 1, 2, 3, 4]
+    assert delivery.delivered == 5
+    assert delivery.failed == 1
+    assert delivery.outbox.dropped["rejected"] == 0
+
+
 @pytest.mark.parametrize(("extra", "problem"), [
     ({"url": ""}, "plugins.webhook.url: required"),
     ({"url": "ftp://x/"}, "plugins.webhook.url: must be an http"),
@@ -241,6 +262,18 @@ def test_config_errors_name_their_key(extra: dict[str, Any], problem: str,
                      base_dir=tmp_path)
     assert any(p.startswith(problem) or problem in p for p in caught.value.problems), \
         caught.value.problems
+
+
+def test_a_bearer_token_over_two_lines_is_a_config_error(tmp_path: Path) -> None:
+    """It became an Authorization header that aiohttp refused at every POST (retried
+    forever); the error names the key, never the token."""
+    (tmp_path / "token").write_text("first-half-of-tok\nsecond-half\n")
+    raw = {"enabled": True, "url": "https://hooks.example/x", "bearer_token": {"file": "token"}}
+    with pytest.raises(ConfigError) as caught:
+        build_config({"plugins": {"webhook": raw}}, {"webhook": WebhookConfig},
+                     base_dir=tmp_path)
+    assert caught.value.problems == [
+        "plugins.webhook.bearer_token: must not contain CR, LF or NUL"]
 
 
 def test_disabled_by_default_and_registered_through_its_entry_point() -> None:

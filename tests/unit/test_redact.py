@@ -3,13 +3,16 @@ properties that matter most: redacting twice changes nothing, and no Luhn-valid 
 
 from __future__ import annotations
 
+import dataclasses
 import re
+import subprocess
+import sys
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from agent.redact import BUILTIN, CustomRule, Redactor, luhn
+from agent.redact import _PATTERNS, BUILTIN, CustomRule, Redactor, luhn
 
 ALL = Redactor(BUILTIN)
 VISA = "4111111111111111"
@@ -98,6 +101,47 @@ def test_ipv4(text: str, expected: str) -> None:
 def test_ipv6_is_an_option(text: str, expected: str) -> None:
     assert red(text, "IPV6") == expected
     assert red("peer fe80::1 up") == "peer fe80::1 up"  # not among the defaults
+
+
+@pytest.mark.parametrize("line", ["1:" * 130_000 + "x", "a:" * 130_000 + "::g",
+                                  ("::" + "f" * 30 + " ") * 8000])
+def test_ipv6_scan_of_a_hostile_line_ends(line: str) -> None:
+    """Three overlapping `[0-9A-Fa-f:]*` made the scan cubic: 4 KB of `1:1:...x` took
+    minutes, a 256 KiB line forever (the log shipper and the sample path stalled). A hang
+    detector, not a speed test: the deadline is far above what the scan needs."""
+    code = ("import sys; from agent.redact import Redactor; "
+            "sys.stdout.write(Redactor(['IPV6']).redact(sys.stdin.read()))")
+    done = subprocess.run([sys.executable, "-c", code], input=line, capture_output=True,
+                          text=True, timeout=45, check=True)
+    assert done.stdout == line  # no address among them
+
+
+@given(st.text("0123456789abcdefABCDEFgx:. _", max_size=40))
+def test_ipv6_candidates_are_the_maximal_runs_with_two_colons(text: str) -> None:
+    """The linear pattern finds what the old, cubic one found."""
+    old = re.compile(r"(?<![\w:.])[0-9A-Fa-f:]*:[0-9A-Fa-f:]*:[0-9A-Fa-f:]*(?![\w:])")
+    new = re.compile(_PATTERNS["IPV6"])
+    assert [m.span() for m in new.finditer(text)] == [m.span() for m in old.finditer(text)]
+
+
+@pytest.mark.parametrize("line", ["1" * 262_144 + "...", "1.1." + "2" * 262_144 + ".x..."])
+def test_ipv4_scan_of_a_hostile_line_ends(line: str) -> None:
+    """A digit run that is no quad: `[0-9]+` was tried from every digit of it and ran to
+    its end each time, quadratic (a minute per 256 KiB line with the default rules)."""
+    code = ("import sys; from agent.redact import Redactor; "
+            "sys.stdout.write(Redactor().redact(sys.stdin.read()))")
+    done = subprocess.run([sys.executable, "-c", code], input=line, capture_output=True,
+                          text=True, timeout=45, check=True)
+    assert done.stdout == line
+
+
+@given(st.text("0123456789.a: -", max_size=40))
+def test_ipv4_candidates_are_unchanged(text: str) -> None:
+    """The linear pattern redacts what the old, quadratic one did."""
+    old = Redactor(["IPV4"])
+    old._rules[0] = dataclasses.replace(
+        old._rules[0], regex=re.compile(r"[0-9]+\.[0-9]+\.[0-9]+\.[0-9]+"))
+    assert Redactor(["IPV4"]).redact(text) == old.redact(text)
 
 
 def test_rules_apply_in_order_and_are_counted() -> None:
@@ -199,3 +243,11 @@ def test_luhn_matches_the_textbook_definition(digits: str) -> None:
         d = int(ch) * (2 if i % 2 else 1)
         total += d - 9 if d > 9 else d
     assert luhn(digits) == (total % 10 == 0)
+
+
+def test_an_address_taking_a_failed_card_candidates_digits_leaves_no_card_behind() -> None:
+    """`64111 1111 1111 1111` fails Luhn whole; IPV6 then takes `1111::`, leaving
+    `64111 1111 1111`, which passes: a second redaction found a card the first left."""
+    once = ALL.redact("64111 1111 1111 1111::")
+    assert once == "[REDACTED:CARD] [REDACTED:IP]"
+    assert ALL.redact(once) == once
