@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from typing import Annotated
+from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
 import msgspec
@@ -29,6 +29,11 @@ class WebhookConfig(SinkConfig):
     ca_file: InputFile | None = None  # for an https:// url signed by a private CA
     batch: bool = False  # one POST per event (false) or a JSON array per batch (true)
     max_batch: Annotated[int, msgspec.Meta(ge=1, le=1000)] = 100
+    # "envelope": the event as DESIGN.md has it. "alertmanager": alert events as
+    # Alertmanager's webhook receiver payload (docs/alerts-sinks.md); only `alert.*` kinds.
+    format: Literal["envelope", "alertmanager"] = "envelope"
+    receiver: str = "inferwatch"  # the payload's `receiver` (format = "alertmanager")
+    external_url: str = ""  # the payload's `externalURL` (format = "alertmanager")
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -36,6 +41,8 @@ class WebhookConfig(SinkConfig):
             raise FieldError("url", "required when the webhook is enabled")
         if self.url:
             _check_url(self.url)
+        if self.format == "alertmanager":
+            self._alert_match()
         if self.ca_file and not self.url.startswith("https://"):
             raise FieldError("ca_file", "a CA file needs an https:// url")
         for name, value in self.headers.items():
@@ -51,12 +58,29 @@ class WebhookConfig(SinkConfig):
                              "not both")
 
 
-def _check_url(url: str) -> None:
+    def _alert_match(self) -> None:
+        """Only alert kinds have an Alertmanager payload: the default `match` becomes
+        `["alert.*"]`, and a glob that could take another kind is refused here, not at
+        delivery."""
+        if self.match == ["*"]:
+            self.match = ["alert.*"]
+        for i, glob in enumerate(self.match):
+            if not glob.startswith("alert."):
+                raise FieldError(f"match[{i}]", f"{glob!r} can take events that are not "
+                                 'alerts; with format = "alertmanager" every glob starts '
+                                 'with "alert." (e.g. "alert.*")')
+        if not self.receiver or len(self.receiver) > 256:
+            raise FieldError("receiver", "between 1 and 256 characters")
+        if self.external_url:
+            _check_url(self.external_url, key="external_url")
+
+
+def _check_url(url: str, key: str = "url") -> None:
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise FieldError("url", "must be an http:// or https:// URL with a host")
+        raise FieldError(key, "must be an http:// or https:// URL with a host")
     if parts.username or parts.password:
-        raise FieldError("url", "must not hold credentials (use bearer_token = {file = ...})")
+        raise FieldError(key, "must not hold credentials (use bearer_token = {file = ...})")
 
 
 def _check_header(name: str, value: str, table: str = "headers") -> None:
