@@ -63,7 +63,7 @@ def _digest(parts: list[dict[Key, float]]) -> tuple[int, ...]:
     return tuple(hash(tuple(part)) ^ len(part) for part in parts)
 
 
-@dataclass
+@dataclass(slots=True)
 class Selection:
     """One rule's view of one metric: the label names and the matching (key, value) pairs."""
 
