@@ -87,18 +87,20 @@ class KeyedSeries(dict[Labels, float]):
     """A metric's committed series with `keys_version`: the number stays the same while the
     label sets are those of the previous commit, whatever the values, so a reader that caches
     work per label set (alert rule selections, plugins/alerts/series.py) compares one number
-    per evaluation instead of reading every key. The keys are compared once, at the commit,
-    while they are still in the CPU's cache."""
+    per evaluation instead of reading every key. The label sets are told apart by a 64-bit
+    hash of the key tuples, taken at the commit while they are still in the CPU's cache (a
+    collision, about 2**-64 per change, would keep a reader's cache until the next change)."""
 
-    __slots__ = ("keys_version",)
+    __slots__ = ("keys_digest", "keys_version")
+    keys_digest: int
     keys_version: int
 
 
 def keyed(values: dict[Labels, float], previous: dict[Labels, float] | None) -> KeyedSeries:
     """`values` (copied) as committed after `previous`, the same metric's last commit."""
     out = KeyedSeries(values)
-    if isinstance(previous, KeyedSeries) and len(previous) == len(out) \
-            and previous.keys() == out.keys():
+    out.keys_digest = hash(tuple(out)) ^ len(out)
+    if isinstance(previous, KeyedSeries) and previous.keys_digest == out.keys_digest:
         out.keys_version = previous.keys_version
     else:
         out.keys_version = next(_KEY_VERSIONS)

@@ -118,8 +118,8 @@ def main() -> None:
         _touch(families)
         peer.append(time.thread_time() - began)
     report(costs, peer, args, sent, eng.count())
-    print(f"committing the parts (collectors' side, outside the evaluation; keys compared "
-          f"with the last commit's{', skipped: --plain' if args.plain else ''}): median "
+    print(f"committing the parts (collectors' side, outside the evaluation; key tuples hashed "
+          f"at the commit{', skipped: --plain' if args.plain else ''}): median "
           f"{statistics.median(commits[1:]) * 1000:.2f} ms per evaluation's recommits")
     print(f"emitting the alert events: median {statistics.median(emits) * 1000:.2f} ms, "
           f"max {max(emits) * 1000:.2f} ms per evaluation")
@@ -129,8 +129,9 @@ def recommit(old: Families, new: Families, churn: float, rng: random.Random,
              plain: bool = False) -> Families:
     """The registry after collectors committed: a `churn` share of the parts are new dicts,
     the rest the very dicts of the last evaluation (their collectors did not run since).
-    A new part is committed as PluginMetrics.commit does (agent.metrics.keyed: its label
-    sets compared with the last commit's, at the commit); `plain` leaves plain dicts, the
+    A new part is committed as PluginMetrics.commit does (agent.metrics.keyed: its key
+    tuples hashed at the commit, the version kept if the hash is the last commit's); `plain`
+    leaves plain dicts, the
     read-back before keys_version (every new part hashed by the engine)."""
     out: Families = {}
     for name, (names, parts) in new.items():
