@@ -108,6 +108,14 @@ def _agent_rules() -> list[RuleConfig]:
         _rule("OutboxBacklog", metric="inferwatch_outbox_oldest_age_seconds", op=">",
               fire=600, clear=300, for_=_d(5 * _M),
               summary="Outbox ${labels.sink}: oldest event waits ${value} s"),
+        # The core's durable sinks (webhook, exec, Alertmanager's outbox, third-party ones).
+        # MQTT exports this series too (plugin="mqtt"), already covered by OutboxBacklog.
+        _rule("SinkBacklog", metric="inferwatch_sink_oldest_age_seconds",
+              matchers=['plugin!="mqtt"'], op=">", fire=600, clear=300, for_=_d(5 * _M),
+              summary="Sink ${labels.plugin}/${labels.sink}: oldest event waits ${value} s",
+              description="Events wait in the sink's outbox while its receiver refuses or is "
+                          "unreachable; past outbox_max_age or outbox_max_bytes the oldest "
+                          "are dropped."),
     ]
 
 

@@ -48,11 +48,16 @@ class MetricRule:
         self._candidates: dict[Key, deque[bool]] = {}  # M-of-N hits before an alert exists
         self._counters: dict[Key, Counter] = {}
         self._den_counters: dict[Key, Counter] = {}
+        # A plain value rule: nothing to compute per series, so a quiet pass can stop early.
+        self._plain = config.function == "value" and self.denominator is None
 
     def evaluate(self, families: Families, now: float, sigs: Signatures | None = None
                  ) -> list[Alert]:
         """Judge every selected series; the alerts that changed state (to firing or
         resolved). Pending alerts that went inactive are dropped here."""
+        if self._plain and not self.alerts and not self._candidates and \
+                self._quiet(families, sigs):
+            return []
         names, pairs = self.selection.read(families, sigs)
         alerts = self.alerts
         if not pairs and not alerts:
@@ -72,6 +77,18 @@ class MetricRule:
         if alerts:
             changed += self._settle(pairs, now)
         return changed
+
+    def _quiet(self, families: Families, sigs: Signatures | None) -> bool:
+        """True when no selected value crosses `fire` (the usual case for a rule without
+        alerts): judged on the family's parts as they are, without building pairs."""
+        found = self.selection.parts(families, sigs)
+        if found is None:
+            return True
+        parts, op, fire = found[1], self.op, self.fire
+        for i, key in self.selection.selected:  # noqa: SIM110 - no generator per rule
+            if op(parts[i][key], fire):
+                return False
+        return True
 
     def _computed(self, families: Families, names: Labels, pairs: list[tuple[Key, float]],
                   now: float) -> list[tuple[Key, float | None]]:

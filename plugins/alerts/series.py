@@ -1,8 +1,8 @@
 """Selecting a rule's series from the read-back registry, and counters turned into increases.
 
 Selections are cached per family part: a part whose label sets did not change since the last
-evaluation (the usual case: values change, series do not) costs one comparison of two sets
-whose hashes are stored (see Signatures), so an evaluation costs about what the rules
+evaluation (the usual case: values change, series do not) costs one number compared (the
+commit's `keys_version`, see Signatures), so an evaluation costs about what the rules
 select, not the size of the registry.
 """
 
@@ -13,7 +13,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from agent.metrics import Labels
+from agent.metrics import KeyedSeries, Labels
 from agent.readback import Families
 from plugins.alerts.matchers import Matcher, compile_selector
 
@@ -24,7 +24,9 @@ class Signatures:
     """For each metric, a token that stays the same object while the family holds the same
     series, worked out once per evaluation (whatever number of rules read the family). A
     part (one component's dict) that is the very dict of the last evaluation (its collector
-    has not committed since) costs nothing; a new one costs a hash of its key tuples (their
+    has not committed since) costs nothing; a part committed by the agent (a KeyedSeries)
+    costs one number, its `keys_version`, which PluginMetrics.commit keeps while the label
+    sets stay the same; any other new part costs a hash of its key tuples (their
     64-bit hash: comparing the tuples themselves reads every label string again and costs
     three times as much; a collision, about 2**-64 per change, would delay the selection of
     a new series until the family changes again). A rule's cached selection holds while the
@@ -48,14 +50,20 @@ class Signatures:
                 all(a is b for a, b in zip(last[0], parts, strict=True)):
             digest, token = last[1], last[2]
         else:
-            digest = tuple(hash(tuple(part)) ^ len(part) for part in parts)
+            digest = _digest(parts)
             token = last[2] if last is not None and last[1] == digest else object()
         self._last[metric] = (parts, digest, token)
         self._memo[metric] = (parts, token)
         return token
 
 
-@dataclass
+def _digest(parts: list[dict[Key, float]]) -> tuple[int, ...]:
+    if all(isinstance(part, KeyedSeries) for part in parts):  # the agent's commits
+        return (-1, *(part.keys_version for part in parts))  # type: ignore[attr-defined]
+    return tuple(hash(tuple(part)) ^ len(part) for part in parts)
+
+
+@dataclass(slots=True)
 class Selection:
     """One rule's view of one metric: the label names and the matching (key, value) pairs."""
 
@@ -68,9 +76,18 @@ class Selection:
 
     def read(self, families: Families, sigs: Signatures | None = None
              ) -> tuple[Labels, list[tuple[Key, float]]]:
-        found = families.get(self.metric)
+        found = self.parts(families, sigs)
         if found is None:
             return (), []
+        names, parts = found
+        return names, [(key, parts[i][key]) for i, key in self._selected]
+
+    def parts(self, families: Families, sigs: Signatures | None = None
+              ) -> tuple[Labels, list[dict[Key, float]]] | None:
+        """The family's label names and parts, with `selected` brought up to date."""
+        found = families.get(self.metric)
+        if found is None:
+            return None
         names, parts = found
         if names != self._names or self._predicate is None:
             self._names, self._signature = names, None
@@ -80,7 +97,12 @@ class Selection:
             test = self._predicate
             self._selected = [(i, k) for i, part in enumerate(parts) for k in part if test(k)]
             self._signature = signature
-        return names, [(key, parts[i][key]) for i, key in self._selected]
+        return names, parts
+
+    @property
+    def selected(self) -> list[tuple[int, Key]]:
+        """(part index, key) of each selected series, as of the last parts()."""
+        return self._selected
 
 
 class Counter:

@@ -29,17 +29,20 @@ class WebhookConfig(SinkConfig):
     ca_file: InputFile | None = None  # for an https:// url signed by a private CA
     batch: bool = False  # one POST per event (false) or a JSON array per batch (true)
     max_batch: Annotated[int, msgspec.Meta(ge=1, le=1000)] = 100
-    # "alertmanager": alert events as Alertmanager's webhook payload (plugins/webhook/README.md)
-    payload: Literal["envelope", "alertmanager"] = "envelope"
+    # "envelope": the event as DESIGN.md has it. "alertmanager": alert events as
+    # Alertmanager's webhook receiver payload (docs/alerts-sinks.md); only `alert.*` kinds.
+    format: Literal["envelope", "alertmanager"] = "envelope"
+    receiver: str = "inferwatch"  # the payload's `receiver` (format = "alertmanager")
+    external_url: str = ""  # the payload's `externalURL` (format = "alertmanager")
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if self.payload == "alertmanager" and self.match == ["*"]:
-            self.match = ["alert.firing", "alert.resolved"]  # the only kinds it can post
         if self.enabled and not self.url:
             raise FieldError("url", "required when the webhook is enabled")
         if self.url:
             _check_url(self.url)
+        if self.format == "alertmanager":
+            self._alert_match()
         if self.ca_file and not self.url.startswith("https://"):
             raise FieldError("ca_file", "a CA file needs an https:// url")
         for name, value in self.headers.items():
@@ -58,12 +61,29 @@ class WebhookConfig(SinkConfig):
                              "not both")
 
 
-def _check_url(url: str) -> None:
+    def _alert_match(self) -> None:
+        """Only alert kinds have an Alertmanager payload: the default `match` becomes
+        `["alert.*"]`, and a glob that could take another kind is refused here, not at
+        delivery."""
+        if self.match == ["*"]:
+            self.match = ["alert.*"]
+        for i, glob in enumerate(self.match):
+            if not glob.startswith("alert."):
+                raise FieldError(f"match[{i}]", f"{glob!r} can take events that are not "
+                                 'alerts; with format = "alertmanager" every glob starts '
+                                 'with "alert." (e.g. "alert.*")')
+        if not self.receiver or len(self.receiver) > 256:
+            raise FieldError("receiver", "between 1 and 256 characters")
+        if self.external_url:
+            _check_url(self.external_url, key="external_url")
+
+
+def _check_url(url: str, key: str = "url") -> None:
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise FieldError("url", "must be an http:// or https:// URL with a host")
+        raise FieldError(key, "must be an http:// or https:// URL with a host")
     if parts.username or parts.password:
-        raise FieldError("url", "must not hold credentials (use bearer_token = {file = ...})")
+        raise FieldError(key, "must not hold credentials (use bearer_token = {file = ...})")
 
 
 def _check_header(name: str, value: str, table: str = "headers") -> None:

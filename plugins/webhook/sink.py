@@ -11,18 +11,21 @@ import hashlib
 import hmac
 import ssl
 import time
+from collections import Counter
 from collections.abc import Sequence
 
 import aiohttp
 import msgspec
+import structlog
 
 from agent import __version__
-from agent.alertroute import MalformedAlertError
 from agent.components import Sink
 from agent.errors import PermanentDeliveryError
 from agent.model import Event
-from plugins.webhook.amformat import payloads, postable
+from plugins.webhook import amformat
 from plugins.webhook.config import WebhookConfig
+
+log = structlog.get_logger("inferwatch")
 
 SIGNATURE = "X-Inferwatch-Signature"
 TIMESTAMP = "X-Inferwatch-Timestamp"
@@ -52,9 +55,10 @@ class WebhookSink(Sink):
     # Each POST has its own `timeout`; this bounds a whole batch of them.
     deliver_timeout = 300.0
 
-    def __init__(self, config: WebhookConfig) -> None:
+    def __init__(self, config: WebhookConfig, plugin: str = "webhook") -> None:
         super().__init__("webhook")
-        self.config = config
+        self.config, self.plugin = config, plugin
+        self.skipped: Counter[str] = Counter()  # format = "alertmanager": events not sent
         self._session: aiohttp.ClientSession | None = None
         self._encoder = msgspec.json.Encoder()
         self._secret = config.secret.reveal().encode() if config.secret else None
@@ -80,13 +84,17 @@ class WebhookSink(Sink):
             await session.close()
 
     async def deliver(self, events: Sequence[Event]) -> None:
-        if self.config.payload == "alertmanager":
+        if self.config.format == "alertmanager":
             await self._deliver_alerts(events)
             return
-        done: list[Event] = []
-        for group in self._groups(events):
+        await self._send([(group, self._body(group)) for group in self._groups(events)], [])
+
+    async def _send(self, posts: Sequence[tuple[Sequence[Event], bytes]],
+                    done: list[Event]) -> None:
+        """POST each body; `done` starts with events acknowledged without a request."""
+        for group, body in posts:
             try:
-                status = await self._post(self._body(group))
+                status = await self._post(body)
                 if retryable(status):
                     raise WebhookError(f"HTTP {status} from the webhook")
             except WebhookError as exc:
@@ -99,28 +107,31 @@ class WebhookSink(Sink):
             done.extend(group)
 
     async def _deliver_alerts(self, events: Sequence[Event]) -> None:
-        """Alertmanager's payload: what is not an alert is refused for good (counted as
-        rejected); renewals are acknowledged unposted; the rest grouped by alertname."""
-        alerts, refused, done = [], [], []
+        """Alert events as Alertmanager notifications; the rest acknowledged unsent, counted
+        (routing already keeps other kinds out: `match` is checked at config time)."""
+        pairs, unsent, reasons = [], [], Counter[str]()
         for event in events:
-            try:
-                if (alert := postable(event)) is not None:
-                    alerts.append((event, alert))
-                else:
-                    done.append(event)
-            except MalformedAlertError:
-                refused.append(event)
-        if refused:
-            raise PermanentDeliveryError(refused, delivered=done,
-                                         reason="not an alert (payload = alertmanager)")
-        for carried, body in payloads(alerts, self.config.max_batch if self.config.batch else 1):
-            status = await self._post(self._encoder.encode(body))
-            if retryable(status):
-                raise WebhookError(f"HTTP {status} from the webhook")
-            if not 200 <= status < 300:
-                raise PermanentDeliveryError(carried, delivered=done,
-                                             reason=f"HTTP {status} from the webhook")
-            done.extend(carried)
+            alert, reason = amformat.wanted(event, self.plugin, renewals=False)
+            if alert is None:
+                unsent.append(event)
+                reasons[reason] += 1
+                if reason in ("malformed", "not_alert"):
+                    log.warning("event not sent as an Alertmanager alert", id=event.id,
+                                kind=event.kind, reason=reason)
+                continue
+            pairs.append((event, alert))
+        size = self.config.max_batch if self.config.batch else 1
+        posts = []
+        for group in amformat.by_alertname(pairs, size):
+            body = amformat.payload([a for _, a in group], self.config.receiver,
+                                    self.config.external_url)
+            posts.append(([e for e, _ in group], self._encoder.encode(body)))
+        try:
+            await self._send(posts, unsent)
+        except PermanentDeliveryError:
+            self.skipped.update(reasons)  # acknowledged with the refusal: counted once
+            raise
+        self.skipped.update(reasons)  # a retried batch is counted when it is acknowledged
 
     def _groups(self, events: Sequence[Event]) -> list[Sequence[Event]]:
         if not self.config.batch:

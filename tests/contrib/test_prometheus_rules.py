@@ -42,7 +42,7 @@ def test_promtool_test_rules() -> None:
 
 def test_every_rule_has_a_firing_unit_test() -> None:
     rules = set(ALERT.findall(_text("inferwatch-rules.yml")))
-    assert len(rules) == 15
+    assert len(rules) == 16
     assert set(FIRING_CASE.findall(_text("tests.yml"))) == rules
 
 

@@ -121,6 +121,10 @@ def test_json_example(block: Block, http_agent: AgentProcess) -> None:
         for check in document["checks"]:
             assert set(check) == AUDIT_CHECK, (block.where, set(check) ^ AUDIT_CHECK)
             assert check["status"] in {"pass", "warn", "fail"}, block.where
+    elif document.get("version") == "4":  # the webhook's format = "alertmanager" payload
+        from plugins.webhook.amformat import ALERT_KEYS, PAYLOAD_KEYS  # noqa: PLC0415
+        assert set(document) == PAYLOAD_KEYS, block.where
+        assert all(set(a) == ALERT_KEYS for a in document["alerts"]), block.where
     else:
         assert document["$schema"].startswith("https://json-schema.org/"), block.where
 

@@ -72,6 +72,7 @@ NOT_HERE = {
     "inferwatch_exec_runs_total": "needs [plugins.exec]: test_alertmanager",
     "inferwatch_exec_running": "needs [plugins.exec]: test_alertmanager",
     "inferwatch_exec_skipped_total": "needs [plugins.exec]: test_alertmanager",
+    "inferwatch_webhook_skipped_total": 'needs format = "alertmanager": test_webhook_alertmanager',
     "inferwatch_logs_output_errors_total": "only after a failed delivery: tests/logs",
 }
 # Series of programs beside the agent, documented with it: contrib/fleet's consumer.

@@ -96,6 +96,7 @@ def test_builtin_rules_can_be_switched_off_and_replaced_by_name() -> None:
 
 
 def _declared() -> dict[str, tuple[str, ...]]:
+    from agent import sinkmetrics  # noqa: PLC0415 - the core's durable sinks' series
     from plugins.audit import collector as audit  # noqa: PLC0415
     from plugins.drift import metrics as drift  # noqa: PLC0415
     from plugins.host import metrics as host  # noqa: PLC0415
@@ -104,7 +105,8 @@ def _declared() -> dict[str, tuple[str, ...]]:
     from plugins.nvidia import metrics as nvidia  # noqa: PLC0415
     from plugins.quality import metrics as quality  # noqa: PLC0415
 
-    found = {d.name: d.labels for module in (audit, drift, host, ingest, mqtt, nvidia, quality)
+    modules = (sinkmetrics, audit, drift, host, ingest, mqtt, nvidia, quality)
+    found = {d.name: d.labels for module in modules
              for d in vars(module).values() if isinstance(d, MetricDef)}
     for metric in vars(SelfMetrics()).values():  # prometheus-client metrics: name and labels
         if hasattr(metric, "_labelnames"):
@@ -140,3 +142,26 @@ def test_no_builtin_rule_is_dead(rule: object) -> None:
         source = "".join(p.read_text() for p in (ROOT / "plugins").rglob("*.py")
                          if "alerts" not in p.relative_to(ROOT).parts)
         assert f'"{kind}"' in source, f"no plugin emits {kind}"
+
+
+def test_a_durable_sinks_backlog_fires_once_and_mqtts_is_outbox_backlogs() -> None:
+    """The core's durable sinks (webhook, exec) had no shipped backlog rule; MQTT exports the
+    same series, so it must not page twice (OutboxBacklog is its rule)."""
+    from tests.plugins.alerts_helpers import Harness, config  # noqa: PLC0415
+
+    harness = Harness(config(builtin_rules=True))
+    sink = ("plugin", "sink")
+    families = {
+        "inferwatch_sink_oldest_age_seconds": (sink, [{("webhook", "webhook"): 900.0,
+                                                       ("mqtt", "outbox"): 900.0,
+                                                       ("exec", "command"): 30.0}]),
+        "inferwatch_outbox_oldest_age_seconds": (("sink",), [{("mqtt",): 900.0}]),
+    }
+    fired = [e for _ in range(30) for e in harness.step(families, 15.0)
+             if e.kind == "alert.firing" and not e.data["renewal"]]
+    found = sorted((e.data["alertname"], e.data["labels"].get("plugin", ""),
+                    e.data["labels"]["sink"]) for e in fired)
+    assert found == [("OutboxBacklog", "", "mqtt"), ("SinkBacklog", "webhook", "webhook")]
+    backlog = next(e for e in fired if e.data["alertname"] == "SinkBacklog")
+    assert backlog.data["annotations"]["summary"] == \
+        "Sink webhook/webhook: oldest event waits 900 s"

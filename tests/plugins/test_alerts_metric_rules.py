@@ -190,3 +190,15 @@ def test_a_series_replaced_by_another_is_seen_at_once() -> None:
     assert [e.data["labels"]["gpu"] for e in h.step({TEMP: (("gpu",), [part])})] == ["1"]
     grown = {TEMP: (("gpu",), [{("1",): 95.0, ("2",): 95.0}])}
     assert [e.data["labels"]["gpu"] for e in h.step(grown)] == ["2"]
+
+
+def test_the_cap_goes_to_rules_in_config_order_whatever_order_they_run_in() -> None:
+    """Rules run family by family (for the CPU's cache); the cap is still settled in the
+    order of the config, so the first rule keeps its alerts as before."""
+    other = "inferwatch_gpu_power_watts"
+    h = Harness(config({"name": "Z", "metric": TEMP, "fire": 90},
+                       {"name": "A", "metric": other, "fire": 90}, max_alerts=2))
+    families = {TEMP: (("gpu",), [{("0",): 95.0, ("1",): 95.0}]),
+                other: (("gpu",), [{("0",): 95.0}])}
+    assert sorted(e.data["alertname"] for e in h.step(families)) == ["Z", "Z"]
+    assert h.engine.stats.overflow == 1

@@ -22,7 +22,6 @@ from agent.metrics import PluginMetrics
 from agent.model import Event, Severity
 from plugins.webhook.config import WebhookConfig
 from plugins.webhook.sink import WebhookError, WebhookSink, signature
-from tests.fixtures.iwtest.alerts import alert_event
 from tests.helpers import poll_async
 from tests.webhook_receiver import Receiver, receiving, verify
 
@@ -285,56 +284,3 @@ def test_disabled_by_default_and_registered_through_its_entry_point() -> None:
     assert not config.enabled
     assert (config.match, config.durable, config.batch) == (["*"], True, False)
 
-
-async def test_payload_alertmanager_posts_alertmanagers_webhook_format(
-        pki: dict[str, Path], receiver: Receiver) -> None:
-    """A receiver written for Alertmanager's webhook takes the alerts unchanged: version 4,
-    grouped by alertname, a firing once (renewals acknowledged, not posted), the resolve."""
-    config = _config(pki, receiver.url, payload="alertmanager", batch=True)
-    assert config.match == ["alert.firing", "alert.resolved"]
-    sink = WebhookSink(config)
-    start = "2026-11-29T18:00:00.000Z"
-    fire = [alert_event("DiskFull", labels={"mountpoint": m}, starts_at=start,
-                        severity="critical", summary="full") for m in ("/", "/data")]
-    renewal = alert_event("DiskFull", labels={"mountpoint": "/"}, starts_at=start,
-                          severity="critical", renewal=True)
-    gone = alert_event("GpuDown", "resolved", labels={"gpu": "0"}, starts_at=start,
-                       ends_at="2026-11-29T18:05:00.000Z")
-    await sink.start()
-    try:
-        await sink.deliver([*fire, renewal, gone])
-    finally:
-        await sink.stop()
-    assert len(receiver.requests) == 2
-    disk, gpu = receiver.events
-    assert {k: disk[k] for k in ("version", "groupKey", "status", "receiver", "groupLabels",
-                                 "commonLabels", "commonAnnotations", "externalURL")} == {
-        "version": "4", "groupKey": '{}:{alertname="DiskFull"}', "status": "firing",
-        "receiver": "inferwatch", "groupLabels": {"alertname": "DiskFull"},
-        "commonLabels": {"alertname": "DiskFull", "severity": "critical", "host": "node-a"},
-        "commonAnnotations": {"summary": "full", "description": "DiskFull is firing"},
-        "externalURL": "http://node-a:9879/api/v1/alerts"}
-    assert [(a["labels"]["mountpoint"], a["status"], a["startsAt"], a["endsAt"])
-            for a in disk["alerts"]] == [("/", "firing", start, "0001-01-01T00:00:00Z"),
-                                         ("/data", "firing", start, "0001-01-01T00:00:00Z")]
-    assert [a["fingerprint"] for a in disk["alerts"]] == [e.data["fingerprint"] for e in fire]
-    assert (gpu["status"], gpu["alerts"][0]["endsAt"]) == ("resolved", "2026-11-29T18:05:00.000Z")
-    assert "runbook_url" not in gpu["alerts"][0]["annotations"]  # empty: left out
-    assert receiver.bad_signatures == 0
-
-
-async def test_payload_alertmanager_refuses_what_is_not_an_alert(
-        pki: dict[str, Path], receiver: Receiver) -> None:
-    sink = WebhookSink(_config(pki, receiver.url, payload="alertmanager",
-                               match=["*"]))
-    alert = alert_event("GpuDown", labels={"gpu": "0"})
-    other = _events(1)
-    await sink.start()
-    try:
-        with pytest.raises(PermanentDeliveryError) as caught:
-            await sink.deliver([alert, *other])
-        assert [e.id for e in caught.value.events] == [other[0].id]
-        await sink.deliver([alert])
-    finally:
-        await sink.stop()
-    assert [e["alerts"][0]["labels"]["gpu"] for e in receiver.events] == ["0"]
