@@ -121,6 +121,7 @@ class Sink(Component):
     # read from `delivery`), and the core commits none for it.
     series: ClassVar[bool] = True
     delivery: DurableDelivery | None = None  # set by the core for a durable sink
+    read_size: int | None = None  # outbox rows per delivery (a window); None: batch_size
 
     async def deliver(self, events: Sequence[Event]) -> None:
         raise NotImplementedError

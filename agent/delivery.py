@@ -137,6 +137,7 @@ class DurableDelivery:
         self._woken = asyncio.Event()  # the sink's wake() alone: cuts a backoff short
         self.kept = Kept(Backoff(self.backoff.base, self.backoff.cap))
         sink.delivery = self
+        self.read_size = sink.read_size or sink.batch_size
         self._worker = Worker(f"{plugin}.{sink.name}.outbox")
         self._encoder = msgspec.json.Encoder()
         self._decoder = msgspec.json.Decoder(Event)
@@ -190,7 +191,7 @@ class DurableDelivery:
         loop = asyncio.get_running_loop()
         while True:
             after = self.kept.cursor(loop.time())
-            rows = await self._call(self.outbox.take, self.sink.batch_size, after)
+            rows = await self._call(self.outbox.take, self.read_size, after)
             if rows and self.sink.encodes:
                 await self._attempt_rows(rows)
             elif rows:

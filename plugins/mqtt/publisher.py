@@ -170,10 +170,8 @@ class Publisher(Service):
         if self._fresh and self.connects > 1:
             self.resent += len(sent)
         self._fresh = False
-        window = self.config.window
         try:
-            for start in range(0, len(sent), window):
-                await self._send(paho, sent[start:start + window])
+            await self._send(paho, sent)
         except aiomqtt.MqttError as exc:
             self._fail(exc)
             raise

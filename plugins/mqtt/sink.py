@@ -76,6 +76,7 @@ class MqttSink(Sink):
     def __init__(self, publisher: Publisher, prefix: str, max_payload: int) -> None:
         super().__init__("outbox")
         self.publisher, self.prefix, self.max_payload = publisher, prefix, max_payload
+        self.read_size = publisher.config.window  # read, sent and deleted together
         self._encoder = msgspec.json.Encoder()
         publisher.sink = self
 
@@ -92,4 +93,4 @@ class MqttSink(Sink):
         return rows
 
     async def deliver_rows(self, rows: Sequence[Row]) -> Acked | None:
-        return await self.publisher.deliver(rows, self.batch_size)
+        return await self.publisher.deliver(rows, self.read_size or self.batch_size)

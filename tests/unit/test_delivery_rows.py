@@ -255,3 +255,23 @@ def test_adopting_reads_what_a_killed_writer_left_in_its_wal(tmp_path: Path) -> 
         new.close()
     with pytest.raises(sqlite3.OperationalError):  # gone: the writer's file was deleted
         sqlite3.connect(f"file:{old}?mode=ro", uri=True).execute("SELECT 1 FROM outbox")
+
+
+async def test_a_sink_reads_its_own_window_of_rows(tmp_path: Path) -> None:
+    class Windowed(RowSink):
+        def __init__(self) -> None:
+            super().__init__()
+            self.read_size = 3
+            self.sizes: list[int] = []
+
+        async def deliver_rows(self, rows: Sequence[Row]) -> Acked | None:
+            self.sizes.append(len(rows))
+            return await super().deliver_rows(rows)
+
+    sink = Windowed()
+    delivery, _ = _delivery(tmp_path, sink)
+    await delivery.open()
+    await delivery.put([_event(n) for n in range(7)])
+    await _drain(delivery)
+    assert sink.sizes == [3, 3, 1]  # not batch_size (4)
+    await delivery.close()
