@@ -135,7 +135,8 @@ class Sink(Component):
         """With `encodes`: send rows (seq, key, payload), oldest first. Return None when all
         were acknowledged, else which were (and which to drop): the others stay in the outbox
         and are offered again in a later pass from its start, after a growing delay. Raise to
-        have the whole batch retried with backoff (a lost connection)."""
+        have the whole batch retried with backoff (a lost connection); NotReadyError when the
+        sink logs the outage itself and will wake() delivery (the core then logs nothing)."""
         raise NotImplementedError
 
     def wake(self) -> None:

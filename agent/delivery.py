@@ -31,7 +31,7 @@ import structlog
 from agent.backoff import Backoff
 from agent.components import Acked, Sink
 from agent.config import PluginConfig, SinkConfig
-from agent.errors import PermanentDeliveryError, UndeliverableError
+from agent.errors import NotReadyError, PermanentDeliveryError, UndeliverableError
 from agent.metrics import Accumulator, PluginMetrics
 from agent.model import Event
 from agent.sinkmetrics import DELIVERED, DROPPED, FAILED, OLDEST, QUEUED
@@ -299,7 +299,8 @@ class DurableDelivery:
     async def _retry_later(self, exc: Exception) -> None:
         self.failed += 1
         reason = type(exc).__name__
-        if reason != self._failing:  # one line per kind of trouble, not one per retry
+        # NotReadyError: the sink knows its receiver is down, says so itself, and will wake().
+        if reason != self._failing and not isinstance(exc, NotReadyError):  # one line per kind
             self._failing = reason
             log.warning("sink delivery failed; events wait in its outbox", plugin=self.plugin,
                         sink=self.sink.name, error=str(exc) or reason, queued=self.outbox.depth)

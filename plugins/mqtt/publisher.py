@@ -26,6 +26,7 @@ import paho.mqtt.client as paho_client
 import structlog
 
 from agent.components import Acked, Service
+from agent.errors import NotReadyError
 from agent.supervisor import Backoff
 from plugins.mqtt.config import MqttConfig
 from plugins.mqtt.refusals import Refusals, Row
@@ -163,7 +164,7 @@ class Publisher(Service):
         raises: the core offers everything unacknowledged again once reconnected."""
         paho = self._live
         if paho is None:
-            raise ConnectionError("not connected to the MQTT broker")
+            raise NotReadyError("not connected to the MQTT broker")
         # Once due, the held topics are released: the core reads from the start again then.
         self.refusals.retry_due(asyncio.get_running_loop().time())
         sent, big = self._oversized(self.refusals.sendable(list(rows)))
@@ -173,8 +174,8 @@ class Publisher(Service):
         try:
             await self._send(paho, sent)
         except aiomqtt.MqttError as exc:
-            self._fail(exc)
-            raise
+            self._fail(exc)  # run() logs it, counts it and reconnects
+            raise NotReadyError(str(exc)) from exc
         accepted = self.refusals.accepted(sent)
         if len(rows) < batch:  # the outbox is read to its end
             self.refusals.caught_up()

@@ -10,12 +10,13 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
+from structlog.testing import capture_logs
 
 from agent.backoff import Backoff
 from agent.components import Acked, Sink
 from agent.config import PluginConfig, SinkConfig
 from agent.delivery import DurableDelivery, outbox_path, sink_settings
-from agent.errors import UndeliverableError
+from agent.errors import NotReadyError, UndeliverableError
 from agent.metrics import PluginMetrics
 from agent.model import Event
 from agent.outbox import Outbox
@@ -274,4 +275,30 @@ async def test_a_sink_reads_its_own_window_of_rows(tmp_path: Path) -> None:
     await delivery.put([_event(n) for n in range(7)])
     await _drain(delivery)
     assert sink.sizes == [3, 3, 1]  # not batch_size (4)
+    await delivery.close()
+
+
+@pytest.mark.parametrize(("error", "warned"), [(NotReadyError, False), (ConnectionError, True)])
+async def test_a_sink_that_reports_its_own_outage_gets_no_warning_from_the_core(
+        tmp_path: Path, error: type[Exception], warned: bool) -> None:
+    class Quiet(RowSink):
+        async def deliver_rows(self, rows: Sequence[Row]) -> Acked | None:
+            if self.down:
+                raise error("broker down")
+            return await super().deliver_rows(rows)
+
+    sink = Quiet()
+    sink.down = True
+    delivery, _ = _delivery(tmp_path, sink)
+    await delivery.open()
+    await delivery.put([_event(0)])
+    with capture_logs() as logs:
+        task = asyncio.create_task(delivery.run())
+        await poll_async(lambda: delivery.failed >= 3)
+        sink.down = False
+        sink.wake()
+        await poll_async(lambda: delivery.outbox.depth == 0)
+        task.cancel()
+    failed = [x for x in logs if x["event"].startswith("sink delivery failed")]
+    assert len(failed) == (1 if warned else 0)
     await delivery.close()
