@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import functools
-from collections.abc import Awaitable, Sequence
-from typing import TYPE_CHECKING, ClassVar
+from collections.abc import Awaitable, Mapping, Sequence
+from typing import TYPE_CHECKING, ClassVar, NamedTuple
 
 from agent.metrics import Accumulator, Exports
 from agent.model import Event
 from agent.plain import plain, plain_event
 
 if TYPE_CHECKING:  # numpy is imported only where windows are built
+    from agent.delivery import DurableDelivery
     from agent.window import Window
 
 
@@ -106,9 +107,53 @@ class Sink(Component):
     # this sink into the sink's own outbox and calls deliver() from there (agent/delivery.py):
     # returning acknowledges the batch, raising has it retried with backoff.
     durable: ClassVar[bool] = False
+    # A durable sink with its own wire format sets `encodes`: the core commits the rows its
+    # encode() returns (a key such as a topic, and the bare payload) instead of the envelope,
+    # and feeds deliver_rows() from the outbox (agent/delivery.py, docs/sinks.md).
+    encodes: ClassVar[bool] = False
+    # Drop reasons of its own (UndeliverableError from encode(), e.g. `too_large`), exported
+    # beside the core's in inferwatch_sink_dropped_total.
+    drop_reasons: ClassVar[tuple[str, ...]] = ()
+    # An outbox file of an older layout, relative to state_dir: its rows are moved into the
+    # sink's outbox when that is first opened, so an upgrade delivers what was waiting.
+    legacy_outbox: ClassVar[str | None] = None
+    # False: the sink exports its outbox's figures under names of its own (the MQTT plugin's,
+    # read from `delivery`), and the core commits none for it.
+    series: ClassVar[bool] = True
+    delivery: DurableDelivery | None = None  # set by the core for a durable sink
+    read_size: int | None = None  # outbox rows per delivery (a window); None: batch_size
 
     async def deliver(self, events: Sequence[Event]) -> None:
         raise NotImplementedError
+
+    def encode(self, event: Event) -> Sequence[tuple[str, bytes]]:
+        """With `encodes`: the outbox rows (key, payload) for one event, committed together;
+        none drops it silently; raise UndeliverableError to drop it and count the reason."""
+        raise NotImplementedError
+
+    async def deliver_rows(self, rows: Sequence[tuple[int, str, bytes]]) -> Acked | None:
+        """With `encodes`: send rows (seq, key, payload), oldest first. Return None when all
+        were acknowledged, else which were (and which to drop): the others stay in the outbox
+        and are offered again in a later pass from its start, after a growing delay. Raise to
+        have the whole batch retried with backoff (a lost connection); NotReadyError when the
+        sink logs the outage itself and will wake() delivery (the core then logs nothing)."""
+        raise NotImplementedError
+
+    def wake(self) -> None:
+        """Deliver now: the receiver is back (a broker reconnected), so cut short the
+        backoff and any wait of the delivery loop. A no-op without an outbox."""
+        if self.delivery is not None:
+            self.delivery.wake_now()
+
+
+class Acked(NamedTuple):
+    """What a row sink's deliver_rows() reports: the seqs the receiver acknowledged, those to
+    drop (deleted and counted by reason, one of the sink's `drop_reasons`), and the loop time
+    at which to read the kept ones again (None: after the core's own growing delay)."""
+
+    delivered: Sequence[int]
+    dropped: Mapping[str, Sequence[int]] | None = None
+    retry_at: float | None = None
 
 
 # Start order: downstream first, so nothing produced early has nowhere to go. Stop is reversed.

@@ -256,6 +256,9 @@ class SinkConfig(PluginConfig):
     durable: bool = True
     outbox_max_bytes: Annotated[int, msgspec.Meta(ge=MiB)] = 1024 * MiB
     outbox_max_age: Duration = Duration(7 * 86400.0)
+    # "normal": no fsync per commit (faster; a power loss may lose the last commits, a crash
+    # of the agent alone loses nothing).
+    outbox_sync: Literal["full", "normal"] = "full"
 
     def __post_init__(self) -> None:
         super().__post_init__()

@@ -7,6 +7,11 @@ supervisor commits each routed batch there (`put`), and `run` hands the oldest r
 `sink.deliver()`. Returning acknowledges them (deleted); raising keeps them and retries after
 a jittered exponential backoff; `PermanentDeliveryError` drops the events it names (counted
 as `rejected`). The outbox's bounds (bytes, age) drop the oldest first, counted by reason.
+
+A sink with its own wire format (`encodes`, the MQTT sink) has the rows of its `encode()`
+committed instead of envelopes, and `deliver_rows()` says which rows were acknowledged: the
+others stay, the read goes on past them, and a pass from the start comes after a growing delay
+(held rows neither spin nor block those behind them). `sink.wake()` cuts a backoff short.
 """
 
 from __future__ import annotations
@@ -24,9 +29,9 @@ import msgspec
 import structlog
 
 from agent.backoff import Backoff
-from agent.components import Sink
+from agent.components import Acked, Sink
 from agent.config import PluginConfig, SinkConfig
-from agent.errors import PermanentDeliveryError
+from agent.errors import NotReadyError, PermanentDeliveryError, UndeliverableError
 from agent.metrics import Accumulator, PluginMetrics
 from agent.model import Event
 from agent.sinkmetrics import DELIVERED, DROPPED, FAILED, OLDEST, QUEUED
@@ -40,7 +45,8 @@ log = structlog.get_logger("inferwatch")
 
 DROP_REASONS = ("full", "expired", "corrupt", "rejected")
 SEVERITY_RANK = {"info": 0, "warning": 1, "critical": 2}
-_SINK_KEYS = ("match", "min_severity", "durable", "outbox_max_bytes", "outbox_max_age")
+_SINK_KEYS = ("match", "min_severity", "durable", "outbox_max_bytes", "outbox_max_age",
+              "outbox_sync")
 ROUTE_CACHE = 4096  # (kind, severity) decisions remembered per sink; kinds are few
 IDLE_REFRESH = 5.0  # seconds between metric refreshes while nothing happens
 
@@ -123,10 +129,15 @@ class DurableDelivery:
         self.timeout = float(sink.deliver_timeout or settings.timeout)
         self.outbox = Outbox(outbox_path(state_root, plugin, sink.name),
                              max_bytes=settings.outbox_max_bytes,
-                             max_age=float(settings.outbox_max_age))
+                             max_age=float(settings.outbox_max_age), sync=settings.outbox_sync)
+        self.legacy = None if sink.legacy_outbox is None else state_root / sink.legacy_outbox
         self.backoff = backoff or Backoff(1.0, 60.0)
         self.delivered = self.failed = 0
-        self.wake = asyncio.Event()
+        self.wake = asyncio.Event()  # new rows, or the sink's wake()
+        self._woken = asyncio.Event()  # the sink's wake() alone: cuts a backoff short
+        self.kept = Kept(Backoff(self.backoff.base, self.backoff.cap))
+        sink.delivery = self
+        self.read_size = sink.read_size or sink.batch_size
         self._worker = Worker(f"{plugin}.{sink.name}.outbox")
         self._encoder = msgspec.json.Encoder()
         self._decoder = msgspec.json.Decoder(Event)
@@ -140,6 +151,8 @@ class DurableDelivery:
         """Idempotent: a sink restarted by its supervisor keeps its outbox open."""
         if not self._opened:
             await self._call(self.outbox.open)
+            if self.legacy is not None:
+                await self._call(self.outbox.adopt, self.legacy)
             self._opened = True
             self.publish()
 
@@ -151,26 +164,84 @@ class DurableDelivery:
 
     async def put(self, events: Sequence[Event]) -> None:
         """Commit a batch (one transaction); from here on a kill -9 loses none of it."""
-        rows = [(event.kind, self._encoder.encode(event)) for event in events]
-        await self._call(self.outbox.put, rows)
-        self.wake.set()
+        rows = (self._encode_rows(events) if self.sink.encodes
+                else [(event.kind, self._encoder.encode(event)) for event in events])
+        if rows:
+            await self._call(self.outbox.put, rows)
+            self.wake.set()
         self.publish()
+
+    def _encode_rows(self, events: Sequence[Event]) -> list[tuple[str, bytes]]:
+        rows: list[tuple[str, bytes]] = []
+        for event in events:
+            try:
+                rows.extend(self.sink.encode(event))
+            except UndeliverableError as exc:
+                known = exc.reason in self.sink.drop_reasons
+                self.outbox.dropped[exc.reason if known else "rejected"] += 1
+        return rows
+
+    def wake_now(self) -> None:
+        """The sink's wake(): deliver at once, whatever the loop waits for."""
+        self._woken.set()
+        self.wake.set()
 
     async def run(self) -> None:
         """Deliver the oldest rows, batch after batch, for as long as the sink runs."""
+        loop = asyncio.get_running_loop()
         while True:
-            rows = await self._call(self.outbox.take, self.sink.batch_size, 0)
-            if rows:
+            after = self.kept.cursor(loop.time())
+            rows = await self._call(self.outbox.take, self.read_size, after)
+            if rows and self.sink.encodes:
+                await self._attempt_rows(rows)
+            elif rows:
                 await self._attempt(rows)
             else:
-                await self._idle()
+                await self._idle(self.kept.wait(loop.time()))
             self.publish()
 
-    async def _idle(self) -> None:
+    async def _idle(self, wait: float = IDLE_REFRESH) -> None:
         self.wake.clear()
         with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(IDLE_REFRESH):
+            async with asyncio.timeout(wait):
                 await self.wake.wait()
+
+    async def _attempt_rows(self, rows: list[Row]) -> None:
+        """Acknowledge the rows the sink says arrived; keep the rest for a later pass."""
+        try:
+            async with asyncio.timeout(self.timeout):
+                acked = await self.sink.deliver_rows(rows)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - any failure of deliver_rows() means "retry later"
+            self.kept.restart()  # everything unacknowledged goes again
+            await self._retry_later(exc)
+            return
+        if acked is None:
+            await self._call(self.outbox.ack, rows[0][0], rows[-1][0])
+            self._delivered(len(rows))
+            return
+        gone = await self._drop_rows(acked)
+        seqs = sorted(acked.delivered)
+        if len(seqs) + gone == len(rows):
+            await self._call(self.outbox.ack, rows[0][0], rows[-1][0])
+        elif seqs:
+            await self._call(self.outbox.ack_each, seqs)
+        if len(seqs) + gone < len(rows):
+            self.kept.held(rows[-1][0], asyncio.get_running_loop().time(), acked.retry_at)
+        if seqs:
+            self._delivered(len(seqs))
+
+    async def _drop_rows(self, acked: Acked) -> int:
+        """Delete and count the rows the sink says can never be delivered."""
+        gone = 0
+        for reason, seqs in (acked.dropped or {}).items():
+            if seqs:
+                await self._call(self.outbox.ack_each, sorted(seqs))
+                known = reason in self.sink.drop_reasons
+                self.outbox.dropped[reason if known else "rejected"] += len(seqs)
+                gone += len(seqs)
+        return gone
 
     async def _attempt(self, rows: list[Row]) -> None:
         seqs, events = await self._decode(rows)
@@ -231,15 +302,21 @@ class DurableDelivery:
     async def _retry_later(self, exc: Exception) -> None:
         self.failed += 1
         reason = type(exc).__name__
-        if reason != self._failing:  # one line per kind of trouble, not one per retry
+        # NotReadyError: the sink knows its receiver is down, says so itself, and will wake().
+        if reason != self._failing and not isinstance(exc, NotReadyError):  # one line per kind
             self._failing = reason
             log.warning("sink delivery failed; events wait in its outbox", plugin=self.plugin,
                         sink=self.sink.name, error=str(exc) or reason, queued=self.outbox.depth)
         self.publish()
-        await asyncio.sleep(self.backoff.next())
+        self._woken.clear()
+        with contextlib.suppress(TimeoutError):  # the sink's wake() ends it early
+            async with asyncio.timeout(self.backoff.next()):
+                await self._woken.wait()
 
     def publish(self) -> None:
         """Commit this sink's series into its plugin's snapshot (cheap: figures in memory)."""
+        if not self.sink.series:
+            return
         outbox, labels = self.outbox, {"plugin": self.plugin, "sink": self.sink.name}
         acc = Accumulator()
         acc.add(QUEUED, outbox.depth, **labels)
@@ -247,6 +324,43 @@ class DurableDelivery:
         acc.add(OLDEST, oldest, **labels)
         acc.add(DELIVERED, self.delivered, **labels)
         acc.add(FAILED, self.failed, **labels)
-        for reason in DROP_REASONS:
+        for reason in (*DROP_REASONS, *self.sink.drop_reasons):
             acc.add(DROPPED, outbox.dropped[reason], **labels, reason=reason)
         self.store.commit(self.sink.name, acc)
+
+
+class Kept:
+    """Rows a row sink left unacknowledged: the read goes on past them (a cursor), and a pass
+    from the start comes after a growing delay, reset once a pass keeps nothing."""
+
+    def __init__(self, backoff: Backoff) -> None:
+        self.backoff = backoff
+        self.after = 0  # read after this seq; 0: from the start
+        self.retry_at: float | None = None  # loop time of the next pass from the start
+        self._since_retry = False
+
+    def held(self, last: int, now: float, retry_at: float | None = None) -> None:
+        """Rows up to `last` were read and some kept: read on after it, and from the start
+        at `retry_at` (the sink's) or after the next delay."""
+        self.after, self._since_retry = last, True
+        if retry_at is not None:
+            self.retry_at = retry_at
+        elif self.retry_at is None:
+            self.retry_at = now + self.backoff.next()
+
+    def restart(self) -> None:
+        """A failed batch: read from the start again (what was kept goes too)."""
+        self.after = 0
+
+    def cursor(self, now: float) -> int:
+        if self.retry_at is not None and now >= self.retry_at:
+            self.after, self.retry_at, self._since_retry = 0, None, False
+        return self.after
+
+    def wait(self, now: float) -> float:
+        """At the end of the outbox: how long to idle; a pass that kept nothing resets."""
+        if self.retry_at is None:
+            if not self._since_retry:
+                self.backoff.reset()
+            return IDLE_REFRESH
+        return max(0.0, min(IDLE_REFRESH, self.retry_at - now))

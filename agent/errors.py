@@ -65,3 +65,13 @@ class PermanentDeliveryError(Exception):
                  reason: str = "") -> None:
         self.events, self.delivered = list(events), delivered
         super().__init__(reason or f"{len(self.events)} event(s) refused for good")
+
+
+class UndeliverableError(Exception):
+    """Raised by a row-encoding sink's encode() for an event it can never send (larger than
+    the receiver takes): dropped before the outbox and counted under `reason`, which is one of
+    the sink's `drop_reasons` (else counted as `rejected`)."""
+
+    def __init__(self, reason: str, message: str = "") -> None:
+        self.reason = reason
+        super().__init__(message or reason)

@@ -82,6 +82,44 @@ class Outbox(SqliteStore):
         self._recount()
         return len(rows), lost
 
+    def adopt(self, old: Path) -> int:
+        """Move every row of an outbox file of an older layout (same table) into this one, in
+        order and keeping its age, then delete that file: an upgrade delivers what waited.
+        A corrupt one is moved aside and salvaged as at open(). Returns the rows moved."""
+        if not old.exists() or old.resolve() == self.path.resolve():
+            return 0
+        try:
+            with contextlib.closing(sqlite3.connect(str(old))) as db:  # replays a left WAL
+                if db.execute("PRAGMA quick_check").fetchone()[0] != "ok":
+                    raise sqlite3.DatabaseError("quick_check failed")
+                held = int(db.execute("SELECT COUNT(*) FROM outbox").fetchone()[0])
+                rows = _readable(db)
+        except sqlite3.DatabaseError as exc:
+            return self._adopt_corrupt(old, exc)
+        if rows:
+            with self._transaction():
+                self._conn.executemany(
+                    "INSERT INTO outbox (topic, payload, created) VALUES (?, ?, ?)", rows)
+        self.dropped["corrupt"] += max(held - len(rows), 0)
+        for suffix in ("", "-wal", "-shm", "-journal"):
+            Path(f"{old}{suffix}").unlink(missing_ok=True)
+        self._recount()
+        log.info("outbox of an older layout moved", moved_from=str(old), path=str(self.path),
+                 events=len(rows))
+        return len(rows)
+
+    def _adopt_corrupt(self, old: Path, exc: Exception) -> int:
+        aside = old.with_name(f"{old.name}.corrupt-{int(time.time())}")
+        for suffix in ("", "-wal", "-shm"):
+            part = Path(f"{old}{suffix}")
+            if part.exists():
+                part.rename(f"{aside}{suffix}")
+        saved, lost = self._salvage(aside)
+        log.error("outbox file is corrupt; moved aside, starting a fresh one", path=str(old),
+                  moved_to=str(aside), error=str(exc), events_saved=saved,
+                  events_lost=lost if lost >= 0 else "unknown")
+        return saved
+
     def _connect(self) -> None:
         db = self._db = connect(self.path, sync=self.sync)
         if db.execute("PRAGMA quick_check").fetchone()[0] != "ok":

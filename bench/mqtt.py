@@ -3,8 +3,9 @@
     .venv/bin/python bench/mqtt.py                 # 100k events each way, outage drain, 1M RSS
     .venv/bin/python bench/mqtt.py --events 20000 --backlog 0
 
-The agent path is the real one, in-process: bus -> MQTT sink (JSON, SQLite commit per batch)
--> publisher (window of QoS 1 publishes, PUBACKs, one DELETE per window) under the supervisor.
+The agent path is the real one, in-process: bus -> MQTT sink (JSON, SQLite commit per batch
+into the core's durable outbox) -> the core's delivery loop -> publisher (window of QoS 1
+publishes, PUBACKs, one DELETE per window) under the supervisor.
 """
 
 from __future__ import annotations
@@ -26,13 +27,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from agent.broker import Broker as BrokerSettings
 from agent.bus import EventBus
 from agent.config import Duration
+from agent.delivery import DurableDelivery, durable_delivery
 from agent.metrics import PluginMetrics
 from agent.model import Event
-from agent.outbox import Outbox
 from agent.selfmetrics import SelfMetrics
 from agent.supervisor import Supervised
 from plugins.mqtt.config import MqttConfig
-from plugins.mqtt.outbox_io import SharedOutbox
 from plugins.mqtt.publisher import Publisher
 from plugins.mqtt.sink import MqttSink
 
@@ -94,21 +94,27 @@ class AgentPath:
         self.config = MqttConfig(enabled=True, broker=BrokerSettings(port=port),
                                  interval=Duration(10),
                                  outbox_sync="full", inflight=inflight,
+                                 outbox_max_bytes=4 << 30, outbox_max_age=Duration(86400.0),
                                  protocol=protocol)  # type: ignore[arg-type]
-        self.shared = SharedOutbox(Outbox(folder / "outbox.db", max_bytes=4 << 30,
-                                          max_age=86400.0))
         self.folder = folder
+        self.delivery: DurableDelivery
 
     async def __aenter__(self) -> AgentPath:
         metrics = SelfMetrics()
         self.bus = EventBus(200_000, metrics)
         self.bus_task = asyncio.create_task(self.bus.run())
         prefix = "inferwatch/v1/bench"
+        publisher = Publisher(self.config, prefix, "bench-agent")
+        sink = MqttSink(publisher, prefix, 1 << 20)
+        store = PluginMetrics("mqtt", 100)
+        found = durable_delivery("mqtt", sink, self.config, self.folder, store)
+        assert found is not None  # the MQTT sink is always durable
+        self.delivery = found
         self.sups = [
-            Supervised("mqtt", component, self.config, metrics=metrics,
-                       store=PluginMetrics("mqtt", 100), bus=self.bus, host_id="bench")
-            for component in (MqttSink(self.shared, prefix, 1 << 20),
-                              Publisher(self.config, self.shared, prefix, "bench-agent"))
+            Supervised("mqtt", sink, self.config, metrics=metrics, store=store, bus=self.bus,
+                       host_id="bench", delivery=found),
+            Supervised("mqtt", publisher, self.config, metrics=metrics, store=store,
+                       bus=self.bus, host_id="bench"),
         ]
         for sup in self.sups:
             sup.launch()
@@ -122,12 +128,12 @@ class AgentPath:
 
     async def emit(self, count: int) -> None:
         """Emit as fast as the outbox takes them: the bus drops rather than block, by design."""
-        outbox = self.shared.outbox
+        outbox = self.delivery.outbox
         for n in range(count):
             self.bus.emit(Event(kind="bench", source="bench", host="bench-host", data={"n": n}))
             if n % 1000 == 999:
                 await asyncio.sleep(0)
-                while n - (outbox.depth + self.shared.delivered) > 20_000:  # noqa: ASYNC110 - counters from a thread
+                while n - (outbox.depth + self.delivery.delivered) > 20_000:  # noqa: ASYNC110 - counters from a thread
                     await asyncio.sleep(0.001)
 
     async def until(self, predicate: Any, timeout: float = 600) -> None:
@@ -150,7 +156,7 @@ async def agent_rate(folder: Path, port: int, count: int, inflight: int, protoco
     async with AgentPath(folder, port, inflight, protocol) as agent:
         began = time.perf_counter()
         await agent.emit(count)
-        await agent.until(lambda: agent.shared.delivered >= count)
+        await agent.until(lambda: agent.delivery.delivered >= count)
         return count / (time.perf_counter() - began)
 
 
@@ -160,12 +166,12 @@ async def outage(folder: Path, broker: Broker, count: int) -> dict[str, float]:
         rss_before = rss_mib()
         began = time.perf_counter()
         await agent.emit(count)
-        await agent.until(lambda: agent.shared.outbox.depth >= count)
+        await agent.until(lambda: agent.delivery.outbox.depth >= count)
         queued = time.perf_counter() - began
         rss_full = rss_mib()
         broker.start()
         began = time.perf_counter()
-        await agent.until(lambda: agent.shared.outbox.depth == 0)
+        await agent.until(lambda: agent.delivery.outbox.depth == 0)
         drain = time.perf_counter() - began
     return {"events": count, "queue_seconds": round(queued, 1), "drain_seconds": round(drain, 1),
             "drain_per_second": round(count / drain), "rss_mib_before": round(rss_before, 1),

@@ -16,8 +16,9 @@ from plugins.mqtt import metrics as m
 from plugins.mqtt.config import MqttConfig
 
 if TYPE_CHECKING:
-    from plugins.mqtt.outbox_io import SharedOutbox
+    from agent.outbox import Outbox
     from plugins.mqtt.publisher import Publisher
+    from plugins.mqtt.sink import MqttSink
 
 
 @hookimpl
@@ -28,20 +29,17 @@ def inferwatch_config_model() -> type[PluginConfig]:
 @hookimpl
 def inferwatch_components(config: PluginConfig, ctx: PluginContext) -> list[Component]:
     assert isinstance(config, MqttConfig)  # noqa: S101 - validated with our model
-    from agent.outbox import Outbox  # noqa: PLC0415 - sqlite only when enabled
-    from plugins.mqtt.outbox_io import SharedOutbox  # noqa: PLC0415
     from plugins.mqtt.publisher import Publisher  # noqa: PLC0415 - aiomqtt only when enabled
     from plugins.mqtt.sink import MqttSink  # noqa: PLC0415
 
     prefix = config.topic_prefix.replace("{host}", ctx.host_id)
     if problem := topic_problem(prefix):
         raise PermanentError(f"topic prefix {prefix!r} {problem} (check agent.host_id)")
-    path = ctx.state_root / "outbox" / "mqtt.db"
-    shared = SharedOutbox(Outbox(path, max_bytes=config.outbox_max_bytes,
-                                 max_age=float(config.outbox_max_age), sync=config.outbox_sync))
-    publisher = Publisher(config, shared, prefix, config.broker.client_id or ctx.host_id)
-    return [MqttSink(shared, prefix, config.max_payload_bytes), publisher,
-            MqttStats(shared, publisher)]
+    # The outbox is the core's (a durable sink's, agent/delivery.py), in
+    # `<state_dir>/sinks/mqtt-outbox.sqlite`; rows of the old `outbox/mqtt.db` move there.
+    publisher = Publisher(config, prefix, config.broker.client_id or ctx.host_id)
+    sink = MqttSink(publisher, prefix, config.max_payload_bytes)
+    return [sink, publisher, MqttStats(sink, publisher)]
 
 
 class MqttStats(Collector):
@@ -49,13 +47,16 @@ class MqttStats(Collector):
 
     blocking = False
 
-    def __init__(self, shared: SharedOutbox, publisher: Publisher) -> None:
+    def __init__(self, sink: MqttSink, publisher: Publisher) -> None:
         super().__init__("stats")
-        self.shared, self.publisher = shared, publisher
+        self.sink, self.publisher = sink, publisher
 
     async def collect(self, out: Accumulator) -> None:
-        outbox, sink = self.shared.outbox, "mqtt"
+        delivery, sink = self.sink.delivery, "mqtt"
         pub = self.publisher
+        if delivery is None:  # the core gives every durable sink one; never without
+            return
+        outbox = delivery.outbox
         out.add(m.CONNECTED, 1 if pub.connected else 0)
         out.add(m.CONNECTS, pub.connects)
         for reason, count in pub.errors.items():
@@ -68,14 +69,14 @@ class MqttStats(Collector):
         out.add(m.OLDEST, oldest, sink=sink)
         for reason in ("full", "expired", "too_large", "corrupt"):
             out.add(m.DROPPED, outbox.dropped[reason], sink=sink, reason=reason)
-        out.add(m.DELIVERED, self.shared.delivered, sink=sink)
-        out.add(m.RESENT, self.shared.resent, sink=sink)
-        self._as_sink(out, oldest)
+        out.add(m.DELIVERED, delivery.delivered, sink=sink)
+        out.add(m.RESENT, pub.resent, sink=sink)
+        self._as_sink(out, outbox, oldest)
 
-    def _as_sink(self, out: Accumulator, oldest: float) -> None:
+    def _as_sink(self, out: Accumulator, outbox: Outbox, oldest: float) -> None:
         """The series every durable sink has (docs/sinks.md), so one alert covers them all;
         delivered is the `{sink="mqtt"}` series above, not repeated."""
-        outbox, labels = self.shared.outbox, {"plugin": "mqtt", "sink": "outbox"}
+        labels = {"plugin": "mqtt", "sink": "outbox"}
         out.add(sinkmetrics.QUEUED, outbox.depth, **labels)
         out.add(sinkmetrics.OLDEST, oldest, **labels)
         out.add(sinkmetrics.FAILED, sum(self.publisher.errors.values()), **labels)

@@ -29,7 +29,6 @@ class MqttConfig(SinkConfig):
     inflight: Annotated[int, msgspec.Meta(ge=1, le=65535)] = 100  # paho is fastest near 100
     window: Annotated[int, msgspec.Meta(ge=1, le=60000)] = 2000  # outbox rows per read/delete
     ack_timeout: Duration = Duration(30.0)
-    outbox_sync: Literal["full", "normal"] = "full"
 
     def __post_init__(self) -> None:
         super().__post_init__()

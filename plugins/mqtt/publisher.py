@@ -1,11 +1,13 @@
-"""The broker connection: birth and last will, quiet reconnects, and the outbox drain.
+"""The broker connection (birth and last will, quiet reconnects) and the sending of rows.
 
-aiomqtt owns the connection (TLS, auth, will, keepalive, disconnect detection). Its
-publish() costs ~100 µs a message (an Event and a wait_for task each), so the drain feeds the
-wrapped paho client's non-blocking publish directly, keeping `inflight` messages in flight
-(paho walks its whole queue on every PUBACK, so it is never handed more), refilling once per
-burst of PUBACKs, and deletes each outbox window in one transaction once all are acknowledged.
-A PUBACK (or PUBREC) with a reason code >= 0x80 is a refusal, not a delivery: see refusals.py.
+The core's durable delivery (agent/delivery.py) reads the MQTT sink's outbox and hands each
+window of rows to `deliver()`; the rows it reports acknowledged are deleted in one
+transaction. aiomqtt owns the connection (TLS, auth, will, keepalive, disconnect detection).
+Its publish() costs ~100 µs a message (an Event and a wait_for task each), so `deliver()`
+feeds the wrapped paho client's non-blocking publish directly, keeping `inflight` messages in
+flight (paho walks its whole queue on every PUBACK, so it is never handed more), refilling
+once per burst of PUBACKs. A PUBACK (or PUBREC) with a reason code >= 0x80 is a refusal, not a
+delivery: see refusals.py. On each connection the sink is woken, so delivery resumes at once.
 """
 
 from __future__ import annotations
@@ -16,27 +18,32 @@ import contextlib
 import ssl
 import struct
 import time
-from typing import Any
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 import aiomqtt
 import paho.mqtt.client as paho_client
 import structlog
 
-from agent.components import Service
+from agent.components import Acked, Service
+from agent.errors import NotReadyError
 from agent.supervisor import Backoff
 from plugins.mqtt.config import MqttConfig
-from plugins.mqtt.outbox_io import SharedOutbox
 from plugins.mqtt.refusals import Refusals, Row
 from plugins.mqtt.sink import retained
+
+if TYPE_CHECKING:
+    from plugins.mqtt.sink import MqttSink
 
 log = structlog.get_logger("inferwatch")
 
 
 class Publisher(Service):
-    def __init__(self, config: MqttConfig, shared: SharedOutbox, prefix: str,
-                 client_id: str) -> None:
+    def __init__(self, config: MqttConfig, prefix: str, client_id: str) -> None:
         super().__init__("publisher")
-        self.config, self.shared, self.client_id = config, shared, client_id
+        self.config, self.client_id = config, client_id
+        self.sink: MqttSink | None = None  # set by the sink it sends for
+        self.resent = 0
         self.prefix, self.status_topic = prefix, f"{prefix}/status"
         self.connected = False
         self.connects = 0
@@ -53,9 +60,10 @@ class Publisher(Service):
         self._publish_rc: int | None = None
         self._max_packet: int | None = None  # the broker's Maximum Packet Size (MQTT 5 CONNACK)
         self._oversize_logged = False
-
-    async def start(self) -> None:
-        await self.shared.open()
+        self._live: Any = None  # the paho client while connected
+        self._fresh = False  # no window sent yet on this connection
+        self._down = asyncio.Event()
+        self._failure: BaseException | None = None
 
     async def run(self) -> None:
         while True:
@@ -63,16 +71,33 @@ class Publisher(Service):
                 async with self._client() as client:
                     await self._online(client)
                     try:
-                        await self._drain(client)
+                        await self._connected(client)
                     except asyncio.CancelledError:
+                        self._live = None
                         await self._offline(client)
                         raise
             except aiomqtt.MqttError as exc:
                 self._lost(exc)
             except (OSError, ssl.SSLError) as exc:
                 self._lost(exc)
-            self.connected = False
+            self.connected, self._live = False, None
             await asyncio.sleep(self._backoff.next())
+
+    async def _connected(self, client: aiomqtt.Client) -> None:
+        """Hand the connection to the sink's delivery, and wake it; return (raise) once lost."""
+        self._hook(client._client)
+        self._down.clear()
+        self._failure = None
+        self._live, self._fresh = client._client, True
+        if self.sink is not None:
+            self.sink.wake()
+        await self._down.wait()
+        self._live = None
+        raise self._failure or _client_error(paho_client.MQTT_ERR_CONN_LOST)
+
+    def _fail(self, exc: BaseException) -> None:
+        self._failure, self._live = exc, None
+        self._down.set()
 
     def _client(self) -> aiomqtt.Client:
         client = self._new_client()
@@ -109,7 +134,7 @@ class Publisher(Service):
         self._backoff.reset()
         outage = None if self._down_since is None else round(time.time() - self._down_since, 1)
         log.info("connected to MQTT broker", broker=self.config.broker.address,
-                 outage_seconds=outage, backlog=self.shared.outbox.depth)
+                 outage_seconds=outage, backlog=self._backlog())
         self._failing = self._down_since = None
 
     async def _offline(self, client: aiomqtt.Client) -> None:
@@ -129,44 +154,50 @@ class Publisher(Service):
                         broker=self.config.broker.address)
             self._failing = reason
 
-    async def _drain(self, client: aiomqtt.Client) -> None:
-        self._hook(client._client)
-        after = 0  # after a reconnect, everything unacknowledged goes again
-        first = True
-        while True:
-            if self.refusals.retry_due(asyncio.get_running_loop().time()):
-                after = 0  # refused rows wait behind the cursor: their retry is due
-            rows = await self.shared.run(self.shared.outbox.take, self.config.window, after)
-            if not rows:
-                await self._idle()
-                continue
-            sent = await self._oversized(self.refusals.sendable(rows))
-            if first and self.connects > 1:
-                self.shared.resent += len(sent)
-            first = False
-            await self._send(client._client, sent)
-            await self._settle(rows, sent)
-            after = rows[-1][0]
+    def _backlog(self) -> int:
+        delivery = None if self.sink is None else self.sink.delivery
+        return 0 if delivery is None else delivery.outbox.depth
 
-    async def _oversized(self, rows: list[Row]) -> list[Row]:
+    async def deliver(self, rows: Sequence[Row], batch: int) -> Acked:
+        """Send a batch of outbox rows: which the broker acknowledged, which are too large for
+        it (dropped), and when the refused ones are due again. A connection lost on the way
+        raises: the core offers everything unacknowledged again once reconnected."""
+        paho = self._live
+        if paho is None:
+            raise NotReadyError("not connected to the MQTT broker")
+        # Once due, the held topics are released: the core reads from the start again then.
+        self.refusals.retry_due(asyncio.get_running_loop().time())
+        sent, big = self._oversized(self.refusals.sendable(list(rows)))
+        if self._fresh and self.connects > 1:
+            self.resent += len(sent)
+        self._fresh = False
+        try:
+            await self._send(paho, sent)
+        except aiomqtt.MqttError as exc:
+            self._fail(exc)  # run() logs it, counts it and reconnects
+            raise NotReadyError(str(exc)) from exc
+        accepted = self.refusals.accepted(sent)
+        if len(rows) < batch:  # the outbox is read to its end
+            self.refusals.caught_up()
+        return Acked(accepted, {"too_large": big} if big else None, self.refusals.retry_at)
+
+    def _oversized(self, rows: list[Row]) -> tuple[list[Row], list[int]]:
         """Drop, and count, what exceeds the Maximum Packet Size the broker announced: it
         would close the connection on each try (mosquitto's `max_packet_size`), and the row
         would come first again after every reconnect, holding back everything behind it."""
         limit = self._max_packet
         if limit is None:
-            return rows
+            return rows, []
         big = {seq for seq, topic, payload in rows
                if packet_size(topic, payload, self.config.qos) > limit}
         if not big:
-            return rows
-        await self.shared.run(self.shared.outbox.ack_each, sorted(big))
-        self.shared.outbox.dropped["too_large"] += len(big)
+            return rows, []
         if not self._oversize_logged:
             self._oversize_logged = True
             log.warning("events larger than the broker's maximum packet size dropped; lower "
                         "max_payload_bytes or raise the broker's limit",
                         broker_max_packet_size=limit, dropped=len(big))
-        return [row for row in rows if row[0] not in big]
+        return [row for row in rows if row[0] not in big], sorted(big)
 
     def _hook(self, paho: Any) -> None:
         """See every acknowledgement with its reason code, and a lost connection at once (not
@@ -183,6 +214,7 @@ class Publisher(Service):
                 disconnected(*args)
             self._publish_rc = paho_client.MQTT_ERR_CONN_LOST
             self._acked.set()
+            self._down.set()
 
         paho.on_publish, paho.on_disconnect = on_publish, on_disconnect
         self._hook_pubrec(paho)
@@ -202,26 +234,6 @@ class Publisher(Service):
 
         paho._handle_pubrec = handle_pubrec
 
-    async def _settle(self, rows: list[Row], sent: list[Row]) -> None:
-        """Delete what the broker accepted; what it refused, or was held back, stays."""
-        accepted = self.refusals.accepted(sent)
-        if len(accepted) == len(rows):
-            await self.shared.run(self.shared.outbox.ack, rows[0][0], rows[-1][0])
-        elif accepted:
-            await self.shared.run(self.shared.outbox.ack_each, accepted)
-        self.shared.delivered += len(accepted)
-
-    async def _idle(self) -> None:
-        """Wait for new events, or until held-back rows are due again."""
-        loop = asyncio.get_running_loop()
-        self.refusals.caught_up()
-        retry_at = self.refusals.retry_at
-        wait = 5.0 if retry_at is None else max(0.0, min(5.0, retry_at - loop.time()))
-        self.shared.wake.clear()
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(wait):
-                await self.shared.wake.wait()
-
     async def _send(self, paho: Any, rows: list[Row]) -> None:
         """Publish a window, `inflight` at a time; return once every message is acknowledged."""
         if not rows:
@@ -233,9 +245,7 @@ class Publisher(Service):
         except TimeoutError:
             raise aiomqtt.MqttError("no acknowledgement from the broker in time") from None
         if self._publish_rc is not None:
-            rc = self._publish_rc
-            raise aiomqtt.MqttError(f"publish refused by the client (rc {rc}: "
-                                    f"{paho_client.error_string(rc)})")
+            raise _client_error(self._publish_rc)
 
     def _begin(self, paho: Any, rows: list[Row]) -> None:
         self._paho, self._publish_rc = paho, None
@@ -278,6 +288,13 @@ def packet_size(topic: str, payload: bytes, qos: int) -> int:
     length_bytes = 1 if remaining < 128 else 2 if remaining < 16384 else (
         3 if remaining < 2097152 else 4)
     return 1 + length_bytes + remaining
+
+
+def _client_error(rc: int) -> aiomqtt.MqttError:
+    """paho's answer as an error; a lost connection (rc 7) counts as `unreachable`, whether
+    it is noticed while idle or by a publish."""
+    return aiomqtt.MqttError(f"publish refused by the client (rc {rc}: "
+                             f"{paho_client.error_string(rc)})")
 
 
 def _reason(exc: BaseException) -> str:

@@ -1,17 +1,22 @@
-"""Events into the outbox: committed before anything is sent, in batches."""
+"""Events into the outbox as MQTT rows (topic, payload): committed before anything is sent."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import msgspec
 import structlog
 
-from agent.components import Sink
+from agent.components import Acked, Sink
+from agent.errors import UndeliverableError
 from agent.model import Event
-from plugins.mqtt.outbox_io import SharedOutbox
+
+if TYPE_CHECKING:
+    from plugins.mqtt.publisher import Publisher
 
 log = structlog.get_logger("inferwatch")
+Row = tuple[int, str, bytes]
 _UNSAFE = str.maketrans({"/": "_", "+": "_", "#": "_"})
 
 
@@ -56,34 +61,36 @@ def retained(prefix: str, topic: str) -> bool:
 
 
 class MqttSink(Sink):
+    """A durable sink of the core (agent/delivery.py) with rows of its own: a topic and the
+    bare payload per row, committed to its outbox; the publisher sends them."""
+
+    durable = True
+    encodes = True
+    series = False  # the outbox series keep this plugin's names (MqttStats, docs/mqtt.md)
+    drop_reasons = ("too_large",)
+    legacy_outbox = "outbox/mqtt.db"  # where the plugin kept its own outbox before
     batch_size = 2000
     queue_size = 100_000
-    deliver_timeout = 60.0  # a local SQLite commit; slow is not hung
+    deliver_timeout = 3600.0  # a backstop: each window is bounded by `ack_timeout`
 
-    def __init__(self, shared: SharedOutbox, prefix: str, max_payload: int) -> None:
+    def __init__(self, publisher: Publisher, prefix: str, max_payload: int) -> None:
         super().__init__("outbox")
-        self.shared, self.prefix, self.max_payload = shared, prefix, max_payload
+        self.publisher, self.prefix, self.max_payload = publisher, prefix, max_payload
+        self.read_size = publisher.config.window  # read, sent and deleted together
         self._encoder = msgspec.json.Encoder()
+        publisher.sink = self
 
-    async def start(self) -> None:
-        await self.shared.open()
+    def encode(self, event: Event) -> list[tuple[str, bytes]]:
+        # A profile goes out bare (its own schema), not in the event envelope.
+        payload = self._encoder.encode(event.data if event.kind == "profile.window" else event)
+        if len(payload) > self.max_payload:
+            log.warning("event too large for MQTT; dropped", kind=event.kind,
+                        size=len(payload), limit=self.max_payload)
+            raise UndeliverableError("too_large")
+        rows = [(topic(self.prefix, event), payload)]
+        if alert := alert_row(self.prefix, event, payload):
+            rows.append(alert)
+        return rows
 
-    async def deliver(self, events: Sequence[Event]) -> None:
-        rows = []
-        for event in events:
-            # A profile goes out bare (its own schema), not in the event envelope.
-            payload = self._encoder.encode(event.data if event.kind == "profile.window" else event)
-            if len(payload) > self.max_payload:
-                self.shared.outbox.dropped["too_large"] += 1
-                log.warning("event too large for MQTT; dropped", kind=event.kind,
-                            size=len(payload), limit=self.max_payload)
-                continue
-            rows.append((topic(self.prefix, event), payload))
-            if alert := alert_row(self.prefix, event, payload):
-                rows.append(alert)
-        if rows:
-            await self.shared.run(self.shared.outbox.put, rows)
-            self.shared.wake.set()
-
-    async def stop(self) -> None:
-        await self.shared.close()
+    async def deliver_rows(self, rows: Sequence[Row]) -> Acked | None:
+        return await self.publisher.deliver(rows, self.read_size or self.batch_size)

@@ -220,7 +220,7 @@ def test_a_full_disk_fills_the_join_not_the_outbox(tmp_path: Path, small_fs: Pat
         assert agent.proc.poll() is None
     finally:
         assert agent.stop() == 0
-    with sqlite3.connect(state / "outbox" / "mqtt.db") as db:
+    with sqlite3.connect(state / "sinks" / "mqtt-outbox.sqlite") as db:  # moved on start
         # `agent.stopping` may be lost at stop: issue 13 item 2, not this one's.
         assert db.execute("SELECT COUNT(*) FROM outbox").fetchone()[0] >= 1001
     assert "cannot rollback" not in agent.log()
