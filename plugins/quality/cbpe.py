@@ -83,7 +83,7 @@ class Calibration:
             return found
         if len(self.curves) != 1:
             return None
-        p = np.clip(self.curves[0](proba[:, 1]), 0.0, 1.0)
+        p: np.ndarray = np.clip(self.curves[0](proba[:, 1]), 0.0, 1.0)
         return p if positive == 1 else 1 - p
 
     def apply(self, proba: np.ndarray) -> np.ndarray:
