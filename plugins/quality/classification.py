@@ -84,11 +84,13 @@ def per_class(counts: np.ndarray) -> dict[str, np.ndarray]:
             "predicted": predicted}
 
 
-def probabilities(scores: np.ndarray | None, rows: np.ndarray) -> np.ndarray | None:
-    """Complete score rows, normalised to sum to 1; None if any row lacks a score."""
+def probabilities(scores: np.ndarray | None, rows: np.ndarray | None = None
+                  ) -> np.ndarray | None:
+    """Complete score rows (`rows`: a mask; None: every row, without a copy), normalised to
+    sum to 1; None if any row lacks a score."""
     if scores is None:
         return None
-    chosen = scores[rows]
+    chosen = scores if rows is None else scores[rows]
     if not len(chosen) or np.isnan(chosen).any():
         return None
     totals = chosen.sum(axis=1, keepdims=True)
