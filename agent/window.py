@@ -94,7 +94,9 @@ class Window:
     Features: float64 with NaN for missing/invalid (numeric), object arrays with None
     (categorical); `coded` holds the categorical ones as integer codes too, where the
     window stage built them. `n` counts every sample of the window; the arrays hold at most
-    the configured maximum (a uniform sample beyond it).
+    the configured maximum (a uniform sample beyond it). The arrays are shared (a tumbling
+    window's with its pane, `scores` between a window's two passes): read them, never write
+    (`scores` is read only).
     """
 
     model: str

@@ -107,6 +107,7 @@ class DriftMonitor(Monitor):
         self.extra = Extra.from_hook(ctx.hook)  # statistics other plugins add
         self.methods = (*ex.METHODS, *self.extra.names)
         self.statistic_errors: Counter[str] = Counter()
+        self._reference_mark: tuple[Any, ...] | None = None
         self.exports.put("budget", ex.budget_series(config))
         self._retrain_exports()
         self._statistic_exports()
@@ -142,6 +143,15 @@ class DriftMonitor(Monitor):
         self._reference_exports()
 
     def _reference_exports(self) -> None:
+        """Rebuilt when a stream's reference or capture changed, not on every window (its
+        sums over every feature's profile were a fixed cost of each small window). A
+        reference is made once (a new Prepared when it changes); the mark holds the objects,
+        so an id cannot be reused while it is compared."""
+        active = tuple(self.refs.active.items())
+        mark = (tuple((k, id(v)) for k, v in active), tuple(self.refs.capturing), active)
+        if self._reference_mark is not None and mark[:2] == self._reference_mark[:2]:
+            return
+        self._reference_mark = mark
         self.exports.put("references", ex.reference_series(self.refs.active,
                                                            self.refs.capturing))
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -18,7 +19,9 @@ if TYPE_CHECKING:  # the pane and stream types only: windows.py imports this mod
     from plugins.ingest.windows import Pane, Stream
 
 
-def assemble(stream: Stream, spec: WindowSpec, panes: list[Pane], *, final: bool) -> Window:
+def assemble(stream: Stream, spec: WindowSpec, panes: list[Pane], *, final: bool,
+             keep: bool = False) -> Window:
+    """`keep`: leave the score matrix on the last pane for the window's final pass."""
     parts = [p.columns for p in panes if p.columns is not None]
     classes, position, remap = stream.order()  # O(1) lookups: k may be large
     task = stream.task or "classification"
@@ -29,7 +32,7 @@ def assemble(stream: Stream, spec: WindowSpec, panes: list[Pane], *, final: bool
         y_pred = np.concatenate([p.y_pred for p in parts])
         y_true = np.concatenate([p.y_true for p in parts])
     rows = len(y_pred)
-    scores = _score_matrix(parts, position, rows)
+    scores = scores_of(panes[-1], parts, position, rows, keep=keep)
     positive = position.get(stream.config.positive_class, -1) if len(classes) == 2 else -1
     features = _concat_features(parts)
     coded = _concat_coded(parts, features)
@@ -47,6 +50,31 @@ def assemble(stream: Stream, spec: WindowSpec, panes: list[Pane], *, final: bool
                   classes=tuple(classes), positive=positive, scores=scores,
                   features=features, coded=coded, group=group, quality=_quality(parts, rows),
                   final=final)
+
+
+@dataclass(frozen=True, slots=True)
+class MadeScores:
+    """A window's score matrix and what it was made from (Pane.scores_made)."""
+
+    position: dict[str, int]
+    parts: list[col.Columns]
+    matrix: np.ndarray | None
+
+
+def scores_of(last: Pane, parts: list[col.Columns], position: dict[str, int], rows: int, *,
+              keep: bool) -> np.ndarray | None:
+    """The window's score matrix; its final pass takes the one its first pass made when the
+    panes and the class order (`position`, one object until a class is added) are the same:
+    scores never change after a pane is built, only labels do. Read only, as it is shared."""
+    made = last.scores_made
+    if (made is not None and made.position is position and len(made.parts) == len(parts)
+            and all(a is b for a, b in zip(made.parts, parts, strict=True))):
+        return made.matrix
+    matrix = _score_matrix(parts, position, rows)
+    if matrix is not None:
+        matrix.flags.writeable = False
+    last.scores_made = MadeScores(position, parts, matrix) if keep else None
+    return matrix
 
 
 def _score_matrix(parts: list[col.Columns], position: dict[str, int], rows: int

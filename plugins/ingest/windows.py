@@ -23,7 +23,7 @@ import numpy as np
 from agent.model import Label, Sample
 from agent.window import Window, WindowSpec
 from plugins.ingest import columns as col
-from plugins.ingest.assemble import assemble
+from plugins.ingest.assemble import MadeScores, assemble
 from plugins.ingest.bounds import Admission, Limits, Names
 from plugins.ingest.join import Joined
 from plugins.ingest.models import HASH_SPACE, ModelConfig, request_hash
@@ -53,6 +53,9 @@ class Pane:
     # that a label can be checked against (`threshold`) without storing its prediction.
     heap: list[int] = field(default_factory=list)  # -(hash << 32 | slot): the max on top
     threshold: int = HASH_SPACE  # a hash at or above this cannot enter (once full)
+    # The score matrix of the window this pane ends, from its first pass, for its final pass
+    # (assemble.scores_of): the same panes' scores under the same class order.
+    scores_made: MadeScores | None = None
 
     def add(self, sample: Sample, ts: float, h: int) -> bool:
         """Whether the pane keeps the sample (`h`: its request-id hash)."""
@@ -443,7 +446,10 @@ class WindowStage:
     def _window(self, last: Pane, *, final: bool) -> Window:
         stream, spec = last.stream, last.spec
         panes = _window_panes(stream.closed[spec], last, spec)
-        return assemble(stream, spec, panes, final=final)
+        window = assemble(stream, spec, panes, final=final, keep=not final)
+        if final:
+            last.scores_made = None
+        return window
 
 
 def _prune(closed: deque[Pane], spec: WindowSpec) -> None:

@@ -73,6 +73,19 @@ class Calibration:
     def fitted(self) -> bool:
         return self.curves is not None
 
+    def positive(self, proba: np.ndarray, positive: int) -> np.ndarray | None:
+        """`apply(proba)[:, positive]` of a binary model without the other column; None
+        where apply() would take its general path (k curves, renormalised rows)."""
+        if positive < 0 or proba.shape[1] != 2:
+            return None
+        if self.curves is None:
+            found: np.ndarray = proba[:, positive]
+            return found
+        if len(self.curves) != 1:
+            return None
+        p: np.ndarray = np.clip(self.curves[0](proba[:, 1]), 0.0, 1.0)
+        return p if positive == 1 else 1 - p
+
     def apply(self, proba: np.ndarray) -> np.ndarray:
         if self.curves is None:
             return proba
@@ -94,9 +107,7 @@ def expected_metrics(calibrated: np.ndarray, y_pred: np.ndarray, raw: np.ndarray
     if n == 0:
         return {}
     if positive >= 0:
-        tp, fp, fn, tn = _binary_counts(calibrated[:, positive], y_pred, positive)
-        out = {"accuracy": float((tp + tn) / n), "precision": _div(tp, tp + fp),
-               "recall": _div(tp, tp + fn), "f1": _div(2 * tp, 2 * tp + fp + fn)}
+        out = _binary_metrics(BinaryParts.of(calibrated[:, positive], y_pred, positive), n)
         auc = expected_auc(calibrated[:, positive], raw[:, positive])
         if auc is not None:
             out["roc_auc"] = auc
@@ -114,13 +125,44 @@ def expected_metrics(calibrated: np.ndarray, y_pred: np.ndarray, raw: np.ndarray
     return out
 
 
+@dataclass(frozen=True, slots=True)
+class BinaryParts:
+    """What both the binary estimate and its band are made of, summed once: expected true
+    positives among the rows predicted positive (`tp`) and among those predicted negative
+    (`fn`), their Bernoulli variances, and the row counts."""
+
+    tp: float
+    fn: float
+    vp: float
+    vn: float
+    n_pred: float
+    n_neg: float
+
+    @classmethod
+    def of(cls, p: np.ndarray, y_pred: np.ndarray, positive: int) -> BinaryParts:
+        """`p` is P(label = positive) per row; a row predicted neither (-1) counts in neither."""
+        predicted = y_pred == positive
+        negative = y_pred == 1 - positive
+        p_pred, p_neg = p[predicted], p[negative]
+        return cls(float(p_pred.sum()), float(p_neg.sum()),
+                   float((p_pred * (1.0 - p_pred)).sum()), float((p_neg * (1.0 - p_neg)).sum()),
+                   float(len(p_pred)), float(len(p_neg)))
+
+    def counts(self) -> tuple[float, float, float, float]:
+        """Expected (tp, fp, fn, tn)."""
+        return self.tp, self.n_pred - self.tp, self.fn, self.n_neg - self.fn
+
+
 def _binary_counts(p: np.ndarray, y_pred: np.ndarray, positive: int
                    ) -> tuple[float, float, float, float]:
     """Expected (tp, fp, fn, tn): `p` is P(label = positive) per row."""
-    predicted = y_pred == positive
-    negative = y_pred == 1 - positive  # a row predicted neither (-1) counts in neither
-    tp, fn = float(p[predicted].sum()), float(p[negative].sum())
-    return tp, float(predicted.sum()) - tp, fn, float(negative.sum()) - fn
+    return BinaryParts.of(p, y_pred, positive).counts()
+
+
+def _binary_metrics(parts: BinaryParts, n: int) -> dict[str, float]:
+    tp, fp, fn, tn = parts.counts()
+    return {"accuracy": float((tp + tn) / n), "precision": _div(tp, tp + fp),
+            "recall": _div(tp, tp + fn), "f1": _div(2 * tp, 2 * tp + fp + fn)}
 
 
 def _div(num: float, den: float) -> float:
@@ -142,6 +184,9 @@ def expected_auc(p: np.ndarray, score: np.ndarray) -> float | None:
 
 def estimate(calibration: Calibration, proba: np.ndarray, y_pred: np.ndarray, positive: int,
              seed: int) -> dict[str, Any]:
+    p = calibration.positive(proba, positive) if len(proba) else None
+    if p is not None:
+        return binary_estimate(p, y_pred, proba[:, positive], positive, calibration.fitted)
     calibrated = calibration.apply(proba)
     out: dict[str, Any] = expected_metrics(calibrated, y_pred, proba, positive)
     if not out:
@@ -176,16 +221,33 @@ def sampling_sd(calibrated: np.ndarray, y_pred: np.ndarray, raw: np.ndarray, pos
     return {name: sd * scale for name, sd in _multiclass_sd(calibrated, y_pred, seed).items()}
 
 
+def binary_estimate(p: np.ndarray, y_pred: np.ndarray, raw: np.ndarray, positive: int,
+                    fitted: bool) -> dict[str, Any]:
+    """estimate() of a binary model from the calibrated P(positive) `p` alone: the same
+    numbers (the same sums, in the same order) as the general path, whose expected counts and
+    band each summed the rows again, and which built the two-column matrix to read one."""
+    parts = BinaryParts.of(p, y_pred, positive)
+    out: dict[str, Any] = _binary_metrics(parts, len(p))
+    auc = expected_auc(p, raw)
+    if auc is not None:
+        out["roc_auc"] = auc
+    band = _band(parts, len(p))
+    if auc is not None:
+        band["roc_auc"] = _auc_sd(auc, float(p.sum()), len(raw))
+    out["error"] = {name: float(BAND_SIGMAS * sd) for name, sd in band.items()}
+    out["calibrated"] = fitted
+    return out
+
+
 def _binary_sd(p: np.ndarray, y_pred: np.ndarray, positive: int) -> dict[str, float]:
+    return _band(BinaryParts.of(p, y_pred, positive), len(p))
+
+
+def _band(parts: BinaryParts, n: int) -> dict[str, float]:
     """Delta method on the expected counts: tp and fn are sums of independent Bernoullis
     (variances vp, vn); fp = predicted - tp and tn = negatives - fn follow from them.
     Accuracy and precision are linear in the draws (exact), recall and F1 to first order."""
-    predicted = y_pred == positive
-    negative = y_pred == 1 - positive
-    variance = p * (1.0 - p)
-    vp, vn = float(variance[predicted].sum()), float(variance[negative].sum())
-    tp, fn = float(p[predicted].sum()), float(p[negative].sum())
-    n_pred, n = float(predicted.sum()), len(p)
+    tp, fn, vp, vn, n_pred = parts.tp, parts.fn, parts.vp, parts.vn, parts.n_pred
     actual = tp + fn
     f1_den = tp + n_pred + fn  # 2tp + fp + fn
     return {

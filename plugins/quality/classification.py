@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 EPS = float(np.finfo(np.float64).eps)
+_sum = np.add.reduce  # x.sum() without the method's wrapper: the same pairwise sum
 ECE_BINS = 10
 
 
@@ -38,9 +39,10 @@ def curve(truth: np.ndarray, score: np.ndarray) -> tuple[np.ndarray, np.ndarray]
     else:
         order = np.argsort(score)[::-1]
         ranked, hits = score[order], truth[order]
-    cut = np.flatnonzero(ranked[1:] != ranked[:-1])
-    cut = np.append(cut, len(ranked) - 1)
-    tps = np.cumsum(hits)[cut].astype(np.float64)
+    # nonzero/concatenate/cumsum as methods and ufuncs: np.flatnonzero, np.append and the
+    # function forms cost more in argument handling than in arithmetic on a small window.
+    cut = np.concatenate(((ranked[1:] != ranked[:-1]).nonzero()[0], (len(ranked) - 1,)))
+    tps = hits.cumsum()[cut].astype(np.float64)
     return tps, (cut + 1) - tps
 
 
@@ -54,7 +56,8 @@ def ranking(truth: np.ndarray, score: np.ndarray) -> dict[str, float]:
         out["roc_auc"] = trapezoid(tps / tps[-1], fps / fps[-1])
     if tps[-1] > 0:
         recall = tps / tps[-1]
-        out["pr_auc"] = float(np.dot(np.diff(recall, prepend=0.0), tps / (tps + fps)))
+        steps = recall - np.concatenate(((0.0,), recall[:-1]))  # np.diff(prepend=0.0)
+        out["pr_auc"] = float(np.dot(steps, tps / (tps + fps)))
     return out
 
 
@@ -81,11 +84,13 @@ def per_class(counts: np.ndarray) -> dict[str, np.ndarray]:
             "predicted": predicted}
 
 
-def probabilities(scores: np.ndarray | None, rows: np.ndarray) -> np.ndarray | None:
-    """Complete score rows, normalised to sum to 1; None if any row lacks a score."""
+def probabilities(scores: np.ndarray | None, rows: np.ndarray | None = None
+                  ) -> np.ndarray | None:
+    """Complete score rows (`rows`: a mask; None: every row, without a copy), normalised to
+    sum to 1; None if any row lacks a score."""
     if scores is None:
         return None
-    chosen = scores[rows]
+    chosen = scores if rows is None else scores[rows]
     if not len(chosen) or np.isnan(chosen).any():
         return None
     totals = chosen.sum(axis=1, keepdims=True)
@@ -102,6 +107,38 @@ def classification(y_true: np.ndarray, y_pred: np.ndarray, proba: np.ndarray | N
     if n == 0:
         return {}
     counts = confusion(y_true, y_pred, k)
+    if positive >= 0 and k == 2:
+        out = _binary(counts.tolist(), classes, positive, n)
+    else:
+        out = _counted(counts, classes, positive, n)
+    if proba is not None:
+        out.update(_probabilistic(y_true, proba, k, positive))
+    return out
+
+
+def _binary(counts: list[list[int]], classes: tuple[str, ...], positive: int, n: int
+            ) -> dict[str, Any]:
+    """_counted() of a binary model in plain Python on the four counts: the same divisions of
+    the same integers (exact in float64), without a dozen array calls on a 2 x 2 matrix."""
+    tp = counts[positive][positive]
+    predicted = counts[0][positive] + counts[1][positive]
+    support = sum(counts[positive])
+    out: dict[str, Any] = {"accuracy": (counts[0][0] + counts[1][1]) / n, "samples": n,
+                           "precision": tp / predicted if predicted > 0 else 0.0,
+                           "recall": tp / support if support > 0 else 0.0,
+                           "f1": 2 * tp / (predicted + support) if predicted + support > 0
+                           else 0.0}
+    out["confusion"] = {classes[t]: {classes[p]: row[p] for p in range(2) if row[p]}
+                        for t, row in enumerate(counts) if any(row)}
+    out["label_class_ratio"] = {classes[t]: sum(row) / n for t, row in enumerate(counts)
+                                if any(row)}
+    return out
+
+
+def _counted(counts: np.ndarray, classes: tuple[str, ...], positive: int, n: int
+             ) -> dict[str, Any]:
+    """The metrics of the confusion counts (any number of classes)."""
+    k = len(classes)
     stats = per_class(counts)
     present = (stats["support"] + stats["predicted"]) > 0
     out: dict[str, Any] = {"accuracy": float(np.trace(counts) / n), "samples": n}
@@ -123,8 +160,6 @@ def classification(y_true: np.ndarray, y_pred: np.ndarray, proba: np.ndarray | N
                                      if counts[t, p]} for t in range(k) if counts[t].any()}
     out["label_class_ratio"] = {classes[i]: float(v / n)
                                 for i, v in enumerate(stats["support"]) if v}
-    if proba is not None:
-        out.update(_probabilistic(y_true, proba, k, positive))
     return out
 
 
@@ -133,9 +168,10 @@ def _probabilistic(y_true: np.ndarray, proba: np.ndarray, k: int, positive: int
     out: dict[str, Any] = {}
     rows = np.arange(len(y_true))
     p_true = proba[rows, y_true]
-    out["log_loss"] = float(-np.log(np.clip(p_true, EPS, 1 - EPS)).mean())
+    n = len(p_true)  # x.mean() is add.reduce(x) / n, without its wrapper; clip likewise
+    out["log_loss"] = float(-_sum(np.log(np.minimum(np.maximum(p_true, EPS), 1 - EPS))) / n)
     # sum_k (onehot - p)^2 = sum_k p^2 - 2 p_true + 1, without the one-hot matrix
-    brier = float(np.einsum("ij,ij->i", proba, proba).mean() - 2 * p_true.mean() + 1)
+    brier = float(_sum(np.einsum("ij,ij->i", proba, proba)) / n - 2 * (_sum(p_true) / n) + 1)
     out["brier"] = brier / 2 if k < 3 else brier
     out["ece"] = ece(proba, y_true)
     if positive >= 0:
@@ -166,10 +202,11 @@ def ece(proba: np.ndarray, y_true: np.ndarray, bins: int = ECE_BINS) -> float:
         top = proba.argmax(axis=1)
         confidence = proba[np.arange(len(top)), top]
     correct = (top == y_true).astype(np.float64)
-    which = np.clip(np.ceil(confidence * bins).astype(np.int64) - 1, 0, bins - 1)  # (lo, hi]
+    which = np.minimum(np.maximum(np.ceil(confidence * bins).astype(np.int64) - 1, 0),
+                       bins - 1)  # (lo, hi]: np.clip, without its wrapper
     size = np.bincount(which, minlength=bins)
     gap = np.abs(np.bincount(which, correct, bins) - np.bincount(which, confidence, bins))
-    return float(gap.sum() / max(1, size.sum()))
+    return float(_sum(gap) / max(1, _sum(size)))
 
 
 def class_ratio(codes: np.ndarray, classes: tuple[str, ...]) -> dict[str, float]:

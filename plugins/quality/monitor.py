@@ -66,7 +66,8 @@ class QualityMonitor(Monitor):
         self.config, self.ctx = config, ctx
         self.latest: dict[Key, Window] = {}  # the latest window of each stream
         self.cost_total: dict[Key, float] = {}
-        self.degraded: dict[tuple[Key, str], bool] = {}
+        self.degraded: dict[Key, dict[str, bool]] = {}  # per stream: each metric's state
+        self.thresholds: dict[str, list[tuple[str, Threshold]]] = {}  # per model, sorted
         self.calibrations: dict[tuple[str, str], Calibration] = {}
         self.reference: dict[tuple[str, str], list[tuple[np.ndarray, np.ndarray]]] = {}
         self.first_pass: dict[tuple[Key, float], FirstPass] = {}
@@ -94,9 +95,9 @@ class QualityMonitor(Monitor):
 
     def _export(self, key: Key, series: Accumulator, results: dict[str, Any]) -> None:
         """The window's series (computed with it), completed with what changed on the loop."""
-        degraded = {metric: state for (k, metric), state in self.degraded.items() if k == key}
         self.exports.put(key, ex.judged_series(series, key, results,
-                                               self.cost_total.get(key, 0.0), degraded))
+                                               self.cost_total.get(key, 0.0),
+                                               self.degraded.get(key, {})))
         self.exports.put("totals", ex.totals_series(self.compute_seconds))
 
     def _summary(self, key: Key, window: Window, results: dict[str, Any]) -> list[Event]:
@@ -135,8 +136,7 @@ class QualityMonitor(Monitor):
         mask = window.labeled
         labels = hashlib.blake2b(window.y_true.tobytes(), digest_size=16).digest()
         kept = self._first_pass(window)
-        everything = np.ones(window.rows, bool)
-        proba = probabilities(window.scores, everything)
+        proba = probabilities(window.scores)
         if kept is not None and kept.labels == labels:  # no label came since: same numbers
             metrics = dict(kept.metrics)
         else:
@@ -239,25 +239,33 @@ class QualityMonitor(Monitor):
 
     # -- judging --------------------------------------------------------------------------
 
+    def _thresholds(self, model_name: str) -> list[tuple[str, Threshold]]:
+        """The model's thresholds, merged and sorted once (the config does not change)."""
+        found = self.thresholds.get(model_name)
+        if found is None:
+            merged = {**DEFAULT_THRESHOLDS, **self.config.thresholds}
+            model = self.config.models.get(model_name)
+            if model is not None:
+                merged.update(model.thresholds)
+            found = self.thresholds[model_name] = sorted(merged.items())
+        return found
+
     def _judge(self, key: Key, window: Window) -> list[Event]:
-        thresholds = {**DEFAULT_THRESHOLDS, **self.config.thresholds}
-        model = self.config.models.get(window.model)
-        if model is not None:
-            thresholds.update(model.thresholds)
         values = flatten(window)
         events = []
-        for metric, threshold in sorted(thresholds.items()):
+        states = self.degraded.setdefault(key, {})
+        for metric, threshold in self._thresholds(window.model):
             value, samples = values.get(metric, (None, 0))
             if not threshold.enabled or value is None or samples < threshold.floor(metric):
                 continue
-            state = self.degraded.get((key, metric), False)
+            state = states.get(metric, False)
             error = sampling_error(window, metric)
             if not state and threshold.crossed(value) and (error is None or value > error):
-                self.degraded[(key, metric)] = True
+                states[metric] = True
                 events.append(self._event("quality.degraded", Severity.WARNING, window,
                                           (metric, value, samples, error), threshold))
             elif state and threshold.cleared(value):
-                self.degraded[(key, metric)] = False
+                states[metric] = False
                 events.append(self._event("quality.recovered", Severity.INFO, window,
                                           (metric, value, samples, error), threshold))
         return events

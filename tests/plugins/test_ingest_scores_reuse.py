@@ -1,0 +1,71 @@
+"""A window's final pass takes the score matrix its first pass made, only while that is the
+matrix it would build: the same panes and the same classes (a label may add a class)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from agent.model import Label, Sample
+from agent.window import Window
+from plugins.ingest.windows import WindowStage
+
+T0 = 1_800_000_000.0  # on the hour
+
+
+def sample(i: int) -> Sample:
+    return Sample(model="m", request_id=f"r{i}", prediction=i % 2, score=(i % 10) / 10,
+                  features={"x": float(i)})
+
+
+def passes(spec: str, new_class: bool) -> tuple[Window, Window, WindowStage]:
+    stage = WindowStage({}, [spec], label_wait=600)
+    samples = [sample(i) for i in range(120)]
+    firsts = []
+    for i, s in enumerate(samples):
+        firsts += stage.advance(T0 + i)
+        stage.add(s, T0 + i, T0 + i)
+    firsts += stage.advance(T0 + 120)
+    for s in samples[60:]:
+        label = "7" if new_class and s.request_id == "r100" else 1
+        stage.label(s, Label(model="m", request_id=s.request_id, label=label))
+    finals = stage.advance(T0 + 720)
+    first = next(w for w in firsts if w.end == T0 + 120)
+    final = next(w for w in finals if w.end == T0 + 120)
+    return first, final, stage
+
+
+def fresh(spec: str) -> np.ndarray | None:
+    """The same window's matrix built in one pass (no label wait), from scratch."""
+    stage = WindowStage({}, [spec], label_wait=0)
+    windows = []
+    for i in range(120):
+        windows += stage.advance(T0 + i)
+        stage.add(sample(i), T0 + i, T0 + i)
+    windows += stage.advance(T0 + 120)
+    return next(w for w in windows if w.end == T0 + 120).scores
+
+
+@pytest.mark.parametrize("spec", ["1m", "2m/1m"])
+def test_the_final_pass_reuses_the_first_pass_scores(spec: str) -> None:
+    first, final, stage = passes(spec, new_class=False)
+    assert not first.final
+    assert final.final
+    assert final.scores is first.scores  # made once
+    assert final.scores is not None
+    assert not final.scores.flags.writeable
+    assert np.array_equal(final.scores, fresh(spec), equal_nan=True)
+    assert int(final.labeled.sum()) > int(first.labeled.sum())  # labels did change
+    assert all(p.scores_made is None for s in stage.streams.values()
+               for closed in s.closed.values() for p in closed if p.finalized)
+
+
+@pytest.mark.parametrize("spec", ["1m", "2m/1m"])
+def test_a_class_added_between_the_passes_rebuilds_the_scores(spec: str) -> None:
+    first, final, _ = passes(spec, new_class=True)
+    assert "7" in final.classes
+    assert "7" not in first.classes
+    assert final.scores is not first.scores
+    assert final.scores is not None
+    assert final.scores.shape == (final.rows, len(final.classes))
+    assert np.isnan(final.scores[:, final.classes.index("7")]).all()  # no score for it
