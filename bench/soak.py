@@ -9,6 +9,9 @@ RSS, open descriptors, threads and outbox depth; the summary fits RSS growth aft
 
     nice -n 19 .venv/bin/python bench/soak.py --minutes 60 --out /tmp/soak.jsonl
     .venv/bin/python bench/soak.py --minutes 1.5 --check      # the `make soak` bounds
+
+What grows: `--heap DIR` adds glibc and SQLite heap figures at each reading, `--trace DIR`
+tracemalloc snapshots and thread stacks (bench/tracehook.py; the agent is slower under it).
 """
 
 from __future__ import annotations
