@@ -9,6 +9,9 @@ RSS, open descriptors, threads and outbox depth; the summary fits RSS growth aft
 
     nice -n 19 .venv/bin/python bench/soak.py --minutes 60 --out /tmp/soak.jsonl
     .venv/bin/python bench/soak.py --minutes 1.5 --check      # the `make soak` bounds
+
+What grows: `--heap DIR` adds glibc and SQLite heap figures at each reading, `--trace DIR`
+tracemalloc snapshots and thread stacks (bench/tracehook.py; the agent is slower under it).
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ TICK = os.sysconf("SC_CLK_TCK")
 MiB = 1 << 20
 OUTBOX_MAX = 64 * MiB
 OUTAGE = (0.4, 0.6)  # the broker is stopped for this part of the run: the outbox must fill
+TRACE_AT = (0.2, 0.39, 0.59, 0.8, 0.99)  # with --trace: memory snapshots at these fractions
 
 
 def config(root: Path, port: int, broker: int | None, gpu: Path) -> str:
@@ -177,7 +181,18 @@ def metric_sum(metrics: dict[Any, float], name: str) -> float:
     return sum(v for (n, _), v in metrics.items() if n == name)
 
 
-def soak(minutes: float, every: float, rate: float, out: Path | None) -> dict[str, Any]:
+def agent_command(config_path: Path, trace: Path | None, heap: Path | None) -> list[str]:
+    """The agent's command line; with `trace` or `heap`, under bench/tracehook.py (and, for
+    `trace`, tracemalloc)."""
+    if trace is None and heap is None:
+        return [sys.executable, "-m", "agent", "run", "-c", str(config_path)]
+    tracing = ["-X", "tracemalloc=12"] if trace else []
+    return [sys.executable, *tracing, str(ROOT / "bench" / "tracehook.py"),
+            str(trace or heap), "run", "-c", str(config_path)]
+
+
+def soak(minutes: float, every: float, rate: float, out: Path | None, *,
+         trace: Path | None = None, heap: Path | None = None) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="iw-soak-") as folder:
         root = Path(folder)
         gpu = root / "gpu.json"
@@ -186,12 +201,13 @@ def soak(minutes: float, every: float, rate: float, out: Path | None) -> dict[st
             port = free_port()
             (root / "agent.toml").write_text(config(root, port, mqtt and mqtt.port, gpu))
             agent = subprocess.Popen(
-                [sys.executable, "-m", "agent", "run", "-c", str(root / "agent.toml")],
-                cwd=ROOT, stdout=subprocess.DEVNULL, stderr=(root / "agent.log").open("wb"))
+                agent_command(root / "agent.toml", trace, heap), cwd=ROOT,
+                stdout=subprocess.DEVNULL, stderr=(root / "agent.log").open("wb"))
             try:
                 _wait_ready(port, agent)
                 rows = _run(agent.pid, Load(root / "ingest.sock", gpu, port, rate),
-                            minutes=minutes, every=every, out=out, mqtt=mqtt)
+                            minutes=minutes, every=every, out=out, mqtt=mqtt,
+                            trace=trace is not None, heap=bool(trace or heap))
             finally:
                 agent.send_signal(signal.SIGTERM)
                 agent.wait(30)
@@ -213,15 +229,22 @@ def _wait_ready(port: int, agent: subprocess.Popen[bytes]) -> None:
 
 
 def _run(pid: int, load: Load, *, minutes: float, every: float, out: Path | None,
-         mqtt: Broker | None) -> list[dict[str, float]]:
+         mqtt: Broker | None, trace: bool = False,
+         heap: bool = False) -> list[dict[str, float]]:
     """Readings every `every` s; the broker is away for the middle fifth (OUTAGE) of the run."""
     load.start()
-    began, rows = time.monotonic(), []
+    began, rows, marks = time.monotonic(), [], list(TRACE_AT) if trace else []
     sink = out.open("w") if out else None
     try:
         while (elapsed := time.monotonic() - began) < minutes * 60:
             time.sleep(min(every, max(0.0, minutes * 60 - elapsed)))
-            _outage(mqtt, (time.monotonic() - began) / (minutes * 60))
+            progress = (time.monotonic() - began) / (minutes * 60)
+            if marks and (progress >= marks[0] or progress + every / (minutes * 60) > 1):
+                marks.pop(0)
+                os.kill(pid, signal.SIGUSR2)  # tracehook: a tracemalloc snapshot now
+            if heap:
+                os.kill(pid, signal.SIGUSR1)  # tracehook: one line of heap figures
+            _outage(mqtt, progress)
             row = {"t": round(time.monotonic() - began, 1), **proc_stats(pid),
                    "broker_up": int(mqtt is not None and mqtt.proc is not None),
                    "sent": load.sent, "xids": load.xids, "scrapes": load.scrapes,
@@ -313,8 +336,13 @@ def main() -> int:
     parser.add_argument("--rate", type=float, default=50.0, help="samples per second")
     parser.add_argument("--out", type=Path, default=None, help="every reading, as JSON lines")
     parser.add_argument("--check", action="store_true", help="exit 1 outside the bounds")
+    parser.add_argument("--trace", type=Path, default=None,
+                        help="run the agent under tracemalloc; snapshots land in this folder")
+    parser.add_argument("--heap", type=Path, default=None,
+                        help="glibc and SQLite heap figures each reading, into this folder")
     args = parser.parse_args()
-    summary = soak(args.minutes, args.every, args.rate, args.out)
+    summary = soak(args.minutes, args.every, args.rate, args.out, trace=args.trace,
+                   heap=args.heap)
     print(json.dumps(summary, indent=2))
     if args.check and (found := problems(summary)):
         print("\n".join(f"soak: {p}" for p in found), file=sys.stderr)
