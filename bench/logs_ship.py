@@ -22,6 +22,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.logs import SED, mixed_lines  # noqa: E402
+from tests.logs.harness import FAST_POLL, logs_agent  # noqa: E402
 
 
 def _port() -> int:
@@ -94,16 +95,7 @@ def _launch(folder: Path, log: Path, syslog_port: int,
     folder.mkdir()
     port = _port()
     config = folder / "agent.toml"
-    config.write_text(f"""
-[agent]
-state_dir = "{folder / 'state'}"
-[prometheus]
-listen = "127.0.0.1:{port}"
-[plugins.host]
-enabled = false
-[plugins.logs]
-enabled = true
-{logs}
+    config.write_text(logs_agent(str(folder / "state"), port, logs) + f"""
 [[plugins.logs.inputs]]
 paths = ["{log}"]
 [[plugins.logs.outputs]]
@@ -117,8 +109,7 @@ port = {syslog_port}
 
 def _agent(folder: Path, log: Path, staged: Path, syslog_port: int,
            count: int) -> dict[str, float]:
-    proc, port = _launch(folder, log, syslog_port,
-                         'poll_interval = "20ms"\nscan_interval = "100ms"')
+    proc, port = _launch(folder, log, syslog_port, FAST_POLL)
     rs_out = folder.parent / "rs-tcp" / "out.log"
     try:
         _wait_ready(port)
