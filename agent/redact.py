@@ -277,10 +277,7 @@ def _subn_at(rule: _Rule, starts: Callable[[str], Iterator[int]],
             continue
         parts += (text[last:start], replace if isinstance(replace, str) else replace(m))
         last = m.end()
-    if not parts:
-        return text, 0
-    parts.append(text[last:])
-    return "".join(parts), len(parts) // 2
+    return _joined(text, parts, last)
 
 
 def _subn_from(rule: _Rule, text: str, at: int) -> tuple[str, int]:
@@ -291,10 +288,7 @@ def _subn_from(rule: _Rule, text: str, at: int) -> tuple[str, int]:
     for m in rule.regex.finditer(text, at):
         parts += (text[last:m.start()], replace if isinstance(replace, str) else replace(m))
         last = m.end()
-    if not parts:
-        return text, 0
-    parts.append(text[last:])
-    return "".join(parts), len(parts) // 2
+    return _joined(text, parts, last)
 
 
 def _subn_card(rule: _Rule, text: str) -> tuple[str, int]:
@@ -321,6 +315,12 @@ def _subn_card(rule: _Rule, text: str) -> tuple[str, int]:
             break
         parts += (text[last:m.start()], replace if isinstance(replace, str) else replace(m))
         last = m.end()
+    return _joined(text, parts, last)
+
+
+def _joined(text: str, parts: list[str], last: int) -> tuple[str, int]:
+    """subn's result from (kept text, replacement) pairs ending at `last`: the one tail
+    every _subn_* variant shares, so they cannot drift apart."""
     if not parts:
         return text, 0
     parts.append(text[last:])

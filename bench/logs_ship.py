@@ -22,6 +22,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.logs import SED, mixed_lines  # noqa: E402
+from tests.logs.harness import FAST_POLL, logs_agent  # noqa: E402
 
 
 def _port() -> int:
@@ -87,31 +88,29 @@ def _wait_ready(port: int) -> None:
     raise TimeoutError("agent not ready")
 
 
-def _agent(folder: Path, log: Path, staged: Path, syslog_port: int,
-           count: int) -> dict[str, float]:
+def _launch(folder: Path, log: Path, syslog_port: int,
+            logs: str = "") -> tuple[subprocess.Popen[bytes], int]:
+    """The agent (its metrics port) tailing `log` into syslog on `syslog_port`; `logs` adds
+    [plugins.logs] settings. Not yet ready: the caller waits, inside its own cleanup."""
     folder.mkdir()
     port = _port()
     config = folder / "agent.toml"
-    config.write_text(f"""
-[agent]
-state_dir = "{folder / 'state'}"
-[prometheus]
-listen = "127.0.0.1:{port}"
-[plugins.host]
-enabled = false
-[plugins.logs]
-enabled = true
-poll_interval = "20ms"
-scan_interval = "100ms"
+    config.write_text(logs_agent(str(folder / "state"), port, logs) + f"""
 [[plugins.logs.inputs]]
 paths = ["{log}"]
 [[plugins.logs.outputs]]
 type = "syslog"
 port = {syslog_port}
 """)
-    rs_out = folder.parent / "rs-tcp" / "out.log"
     proc = subprocess.Popen([sys.executable, "-m", "agent", "run", "-c", str(config)],
                             cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return proc, port
+
+
+def _agent(folder: Path, log: Path, staged: Path, syslog_port: int,
+           count: int) -> dict[str, float]:
+    proc, port = _launch(folder, log, syslog_port, FAST_POLL)
+    rs_out = folder.parent / "rs-tcp" / "out.log"
     try:
         _wait_ready(port)
         idle = _cpu(proc.pid)  # start-up (imports) excluded: a daemon pays it once
@@ -221,26 +220,7 @@ def _soak_rsyslog(folder: Path, port: int) -> Path:
 
 
 def _start_agent(folder: Path, log: Path, syslog_port: int) -> subprocess.Popen[bytes]:
-    folder.mkdir()
-    port = _port()
-    config = folder / "agent.toml"
-    config.write_text(f"""
-[agent]
-state_dir = "{folder / 'state'}"
-[prometheus]
-listen = "127.0.0.1:{port}"
-[plugins.host]
-enabled = false
-[plugins.logs]
-enabled = true
-[[plugins.logs.inputs]]
-paths = ["{log}"]
-[[plugins.logs.outputs]]
-type = "syslog"
-port = {syslog_port}
-""")
-    proc = subprocess.Popen([sys.executable, "-m", "agent", "run", "-c", str(config)],
-                            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc, port = _launch(folder, log, syslog_port)
     _wait_ready(port)
     return proc
 

@@ -9,6 +9,25 @@ from pathlib import Path
 from agent.redact import Redactor
 from tests.helpers import AgentProcess, free_port, poll, start_agent
 
+FAST_POLL = 'poll_interval = "20ms"\nscan_interval = "100ms"\n'
+"""Tail settings that pick up writes and new files quickly (tests and benches wait on them)."""
+
+
+def logs_agent(state_dir: str, port: int, logs: str = "") -> str:
+    """The head of an agent config with only the logs plugin on, `logs` its extra settings;
+    the inputs and outputs follow. Shared with bench/logs_ship.py."""
+    return f"""
+[agent]
+state_dir = "{state_dir}"
+[prometheus]
+listen = "127.0.0.1:{port}"
+[plugins.host]
+enabled = false
+[plugins.logs]
+enabled = true
+{logs}
+"""
+
 
 @dataclass
 class Shipper:
@@ -32,19 +51,8 @@ class Shipper:
 
     def config(self) -> Path:
         path = self.root / "agent.toml"
-        path.write_text(f"""
-[agent]
-state_dir = "state"
-[prometheus]
-listen = "127.0.0.1:{self.port}"
-[plugins.host]
-enabled = false
-[plugins.logs]
-enabled = true
-poll_interval = "20ms"
-scan_interval = "100ms"
-interval = "200ms"
-[[plugins.logs.inputs]]
+        path.write_text(logs_agent("state", self.port, FAST_POLL + 'interval = "200ms"')
+                        + f"""[[plugins.logs.inputs]]
 name = "app"
 paths = ["in/{self.glob}"]
 rotate_wait = "300ms"

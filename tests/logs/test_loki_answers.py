@@ -14,8 +14,7 @@ from agent.config import Secret
 from plugins.logs.config import LogOutput
 from plugins.logs.outputs.base import Chunk, OutputDown
 from plugins.logs.outputs.loki import LokiSender
-
-BIG = 64 << 20  # bytes a hostile answer offers
+from tests.hostile_http import BIG, huge_answer
 
 
 class Server:
@@ -33,17 +32,7 @@ class Server:
             return web.Response(status=204)
         if self.answer == "found":
             raise web.HTTPFound("/elsewhere")  # a POST followed as a GET
-        response = web.StreamResponse(status=400)
-        response.content_length = BIG
-        await response.prepare(request)
-        chunk = b"x" * (1 << 20)
-        try:
-            for _ in range(BIG // len(chunk)):
-                await response.write(chunk)
-                self.offered += len(chunk)
-        except (ConnectionError, RuntimeError):
-            pass
-        return response
+        return await huge_answer(request, self)
 
     async def elsewhere(self, _request: web.Request) -> web.Response:
         self.gets += 1

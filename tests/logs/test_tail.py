@@ -27,6 +27,17 @@ def lines(t: Tailer) -> list[bytes]:
     return [data for _, found in t.read(1 << 20) for data, _ in found]
 
 
+def _checkpoint_after_first_line(log: Path, data: bytes) -> tuple[str, Saved]:
+    """`data` written to `log` and read by a tailer, closed after (the agent stops): the
+    file's key and the checkpoint it would have saved after shipping the first line."""
+    log.write_bytes(data)
+    t = tailer(log.parent)
+    t.scan()
+    (tracked, found), = list(t.read(1 << 20))
+    t.close()
+    return tracked.key, Saved(str(log), tracked.fp.size, tracked.fp.digest, found[0][1])
+
+
 def test_partial_line_is_held_until_its_newline(tmp_path: Path) -> None:
     log = tmp_path / "a.log"
     log.write_bytes(b"one\ntw")
@@ -114,14 +125,9 @@ def test_inode_reuse_is_a_new_file(tmp_path: Path) -> None:
 
 
 def test_a_checkpoint_resumes_the_same_file(tmp_path: Path) -> None:
-    log = tmp_path / "a.log"
-    log.write_bytes(b"a\nb\n")
-    t = tailer(tmp_path)
-    t.scan()
-    (tracked, found), = list(t.read(1 << 20))
-    fp = tracked.fp
+    key, saved = _checkpoint_after_first_line(tmp_path / "a.log", b"a\nb\n")
     again = tailer(tmp_path)
-    again.restore({tracked.key: Saved(str(log), fp.size, fp.digest, found[0][1])})
+    again.restore({key: saved})
     assert lines(again) == [b"b"]
 
 
@@ -208,16 +214,11 @@ def test_an_unreadable_file_is_counted(tmp_path: Path) -> None:
 
 def test_a_file_rotated_while_down_is_found_and_drained(tmp_path: Path) -> None:
     log = tmp_path / "a.log"
-    log.write_bytes(b"shipped\nnot yet\n")
-    t = tailer(tmp_path)
-    t.scan()
-    (tracked, found), = list(t.read(1 << 20))
-    saved = Saved(str(log), tracked.fp.size, tracked.fp.digest, found[0][1])
-    t.close()
+    key, saved = _checkpoint_after_first_line(log, b"shipped\nnot yet\n")
     log.rename(tmp_path / "a.log.1")  # the agent was down during the rotation
     log.write_bytes(b"new file\n")
     again = tailer(tmp_path)
-    again.restore({tracked.key: saved})
+    again.restore({key: saved})
     assert sorted(lines(again)) == [b"new file", b"not yet"]
     assert again.counts["rotated_found"] == 1
     assert again.saved == {}

@@ -17,9 +17,9 @@ from plugins.alertmanager.held import HeldAlerts
 from plugins.alertmanager.sender import DeliveryError, Sender
 from plugins.alertmanager.sink import AlertStore
 from tests.fixtures.iwtest.alerts import alert_event
+from tests.hostile_http import BIG, huge_answer
 
 PASSWORD = "am-redirect-s3cret"  # a test value looked for on the wire
-BIG = 64 << 20  # bytes a hostile answer offers
 
 
 class Servers:
@@ -37,17 +37,7 @@ class Servers:
             raise web.HTTPTemporaryRedirect(f"{self.other}/api/v2/alerts")
         if self.answer == "found":
             raise web.HTTPFound(f"{self.other}/api/v2/alerts")
-        response = web.StreamResponse(status=400)
-        response.content_length = BIG
-        await response.prepare(request)
-        chunk = b"x" * (1 << 20)
-        try:
-            for _ in range(BIG // len(chunk)):
-                await response.write(chunk)
-                self.offered += len(chunk)
-        except (ConnectionError, RuntimeError):
-            pass  # the client stopped reading: what we want
-        return response
+        return await huge_answer(request, self)
 
     async def other_handler(self, request: web.Request) -> web.Response:
         self.seen.append((request.method, request.headers.get("Authorization")))

@@ -197,9 +197,9 @@ async def test_a_closed_port_is_retried() -> None:
         await sink.stop()
 
 
-async def test_through_its_outbox_retries_then_drops_only_the_refused(
-        pki: dict[str, Path], receiver: Receiver, sink: WebhookSink, tmp_path: Path) -> None:
-    receiver.answers = [503, 503, 200, 400]  # two failed tries, then event 1 refused
+async def _delivered(sink: WebhookSink, tmp_path: Path) -> DurableDelivery:
+    """Five events put through the sink's durable outbox (quick backoff) until it is empty;
+    the closed delivery, for its counters."""
     store = PluginMetrics("webhook", 100)
     delivery = DurableDelivery("webhook", sink, sink.config, tmp_path, store,
                                backoff=Backoff(0.001, 0.004))
@@ -209,6 +209,13 @@ async def test_through_its_outbox_retries_then_drops_only_the_refused(
     await poll_async(lambda: delivery.outbox.depth == 0)
     task.cancel()
     await delivery.close()
+    return delivery
+
+
+async def test_through_its_outbox_retries_then_drops_only_the_refused(
+        pki: dict[str, Path], receiver: Receiver, sink: WebhookSink, tmp_path: Path) -> None:
+    receiver.answers = [503, 503, 200, 400]  # two failed tries, then event 1 refused
+    delivery = await _delivered(sink, tmp_path)
     assert [e["data"]["n"] for e in receiver.events] == [0, 2, 3, 4]
     assert delivery.failed == 2
     assert delivery.outbox.dropped["rejected"] == 1
@@ -221,15 +228,7 @@ async def test_a_retry_resends_only_what_the_receiver_did_not_take(
     event 0, so a receiver failing one request in twenty saw the head of a 100-event batch
     again and again, and the batch almost never got through."""
     receiver.answers = [200, 200, 503]
-    store = PluginMetrics("webhook", 100)
-    delivery = DurableDelivery("webhook", sink, sink.config, tmp_path, store,
-                               backoff=Backoff(0.001, 0.004))
-    await delivery.open()
-    await delivery.put(_events(5))
-    task = asyncio.create_task(delivery.run())
-    await poll_async(lambda: delivery.outbox.depth == 0)
-    task.cancel()
-    await delivery.close()
+    delivery = await _delivered(sink, tmp_path)
     assert [e["data"]["n"] for e in receiver.events] == [0, 1, 2, 3, 4]
     assert delivery.delivered == 5
     assert delivery.failed == 1

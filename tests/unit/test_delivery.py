@@ -82,6 +82,17 @@ def _delivery(tmp_path: Path, sink: Receiver, **settings: object
     return DurableDelivery("p", sink, config, tmp_path, store, backoff=backoff), store, backoff
 
 
+async def _held(tmp_path: Path, events: list[Event], **settings: object
+                ) -> tuple[Receiver, DurableDelivery, PluginMetrics, CountingBackoff]:
+    """`events` put through an opened delivery whose receiver is down: all in the outbox."""
+    sink = Receiver()
+    sink.down = True
+    delivery, store, backoff = _delivery(tmp_path, sink, **settings)
+    await delivery.open()
+    await delivery.put(events)
+    return sink, delivery, store, backoff
+
+
 def _series(store: PluginMetrics) -> dict[tuple[str, tuple[str, ...]], float]:
     return {(m.name, labels): v for m, values in store.items() for labels, v in values.items()}
 
@@ -195,11 +206,7 @@ def test_an_outbox_file_name_keeps_to_safe_characters(tmp_path: Path) -> None:
 
 async def test_events_wait_while_the_receiver_is_down_then_arrive_in_order(
         tmp_path: Path) -> None:
-    sink = Receiver()
-    sink.down = True
-    delivery, store, backoff = _delivery(tmp_path, sink)
-    await delivery.open()
-    await delivery.put([_event(n=n) for n in range(25)])
+    sink, delivery, store, backoff = await _held(tmp_path, [_event(n=n) for n in range(25)])
     task = asyncio.create_task(delivery.run())
     await poll_async(lambda: sink.attempts >= 4)
     assert sink.got == []
@@ -217,11 +224,7 @@ async def test_events_wait_while_the_receiver_is_down_then_arrive_in_order(
 
 
 async def test_retries_back_off_exponentially_with_jitter(tmp_path: Path) -> None:
-    sink = Receiver()
-    sink.down = True
-    delivery, _, backoff = _delivery(tmp_path, sink)
-    await delivery.open()
-    await delivery.put([_event()])
+    _, delivery, _, backoff = await _held(tmp_path, [_event()])
     task = asyncio.create_task(delivery.run())
     await poll_async(lambda: len(backoff.delays) >= 5)
     task.cancel()
@@ -270,11 +273,8 @@ async def test_the_age_bound_expires_what_waited_too_long(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     now = [1_000_000.0]
     monkeypatch.setattr("agent.outbox.time.time", lambda: now[0])
-    sink = Receiver()
-    sink.down = True
-    delivery, store, _ = _delivery(tmp_path, sink, outbox_max_age=Duration(60.0))
-    await delivery.open()
-    await delivery.put([_event(n=n) for n in range(5)])
+    sink, delivery, store, _ = await _held(tmp_path, [_event(n=n) for n in range(5)],
+                                           outbox_max_age=Duration(60.0))
     now[0] += 30
     await delivery.put([_event(n=n) for n in range(5, 8)])
     now[0] += 45  # the first five are 75 s old, the other three 45 s
@@ -288,11 +288,7 @@ async def test_the_age_bound_expires_what_waited_too_long(
 
 
 async def test_the_outbox_survives_a_restart_of_the_delivery(tmp_path: Path) -> None:
-    sink = Receiver()
-    sink.down = True
-    first, _, _ = _delivery(tmp_path, sink)
-    await first.open()
-    await first.put([_event(n=n) for n in range(7)])
+    sink, first, _, _ = await _held(tmp_path, [_event(n=n) for n in range(7)])
     await first.close()
     assert outbox_path(tmp_path, "p", "out").exists()
     sink.down = False
