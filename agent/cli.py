@@ -103,10 +103,15 @@ def _plugin_commands(sub: argparse._SubParsersAction,  # type: ignore[type-arg]
                   file=sys.stderr)
 
 
-def _common(cmd: argparse.ArgumentParser) -> None:
+def config_argument(cmd: argparse.ArgumentParser) -> None:
+    """`-c/--config` as every command that reads the agent's config takes it (plugins' too)."""
     cmd.add_argument("-c", "--config", type=Path, default=None,
                      help=f"TOML file (default: $INFERWATCH_CONFIG, then {DEFAULT_CONFIG} if "
                           "it exists, else built-in defaults)")
+
+
+def _common(cmd: argparse.ArgumentParser) -> None:
+    config_argument(cmd)
     cmd.add_argument("-p", "--plugin", action="append", default=[],
                      metavar="[NAME=]MODULE[:ATTR]",
                      help="also load this module (or object in it) as a plugin (repeatable)")

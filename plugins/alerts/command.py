@@ -18,8 +18,8 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+from agent.cli import config_argument
 from agent.config import (
-    DEFAULT_CONFIG,
     PrometheusSection,
     build_config,
     config_path,
@@ -44,9 +44,7 @@ def add_command(subparsers: argparse._SubParsersAction) -> None:  # type: ignore
     cmd = subparsers.add_parser(
         "alerts", help="the running agent's alerts (exit 0 none firing, 1 firing, "
                        "69 agent unreachable)")
-    cmd.add_argument("-c", "--config", type=Path, default=None,
-                     help=f"TOML file (default: $INFERWATCH_CONFIG, then {DEFAULT_CONFIG} if "
-                          "it exists, else built-in defaults)")
+    config_argument(cmd)
     cmd.add_argument("--json", action="store_true", help="print the API's JSON as is")
     cmd.add_argument("--user", default="", help="basic-auth user (password from "
                      "$INFERWATCH_PASSWORD)")

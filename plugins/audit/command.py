@@ -11,7 +11,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from agent.config import DEFAULT_CONFIG, Config, config_path, load_config
+from agent.cli import config_argument
+from agent.config import Config, config_path, load_config
 from agent.errors import ConfigError
 from agent.loader import discover
 from plugins.audit.config import AuditConfig
@@ -24,9 +25,7 @@ def add_command(subparsers: argparse._SubParsersAction) -> None:  # type: ignore
     cmd = subparsers.add_parser(
         "audit", help="is this host ready to serve models: checks, exit 0 ready / "
                       "1 warnings / 2 not ready")
-    cmd.add_argument("-c", "--config", type=Path, default=None,
-                     help=f"TOML file (default: $INFERWATCH_CONFIG, then {DEFAULT_CONFIG} if "
-                          "it exists, else built-in defaults)")
+    config_argument(cmd)
     cmd.add_argument("-p", "--plugin", action="append", default=[],
                      metavar="[NAME=]MODULE[:ATTR]", help="also load this plugin (repeatable)")
     cmd.add_argument("--format", choices=("table", "json", "markdown"), default="table")
