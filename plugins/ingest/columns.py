@@ -7,6 +7,7 @@ counted here as data quality, against the model's declared schema where there is
 from __future__ import annotations
 
 import math
+import operator
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -204,8 +205,13 @@ def _features(samples: Sequence[Sample], declared: dict[str, FeatureSpec],
     if room > 0 and (new := seen - declared.keys() - known.keys()):
         known.update(dict.fromkeys(n for n in sorted(new)[:room] if len(n) <= MAX_NAME))
     names = [*declared, *(name for name in known if name in seen)]
+    block = _numeric_block(rows, names, declared)
     columns, quality = {}, {}
     for name in names:
+        found = block.get(name)
+        if found is not None:
+            columns[name], quality[name] = found
+            continue
         columns[name], quality[name] = _column([row.get(name) for row in rows], name, rows,
                                                declared.get(name))
     if len(names) < len(seen | declared.keys()):
@@ -214,6 +220,55 @@ def _features(samples: Sequence[Sample], declared: dict[str, FeatureSpec],
         quality[OTHER_FEATURE] = Counter(too_many_features=excess)
         folded["feature"] += excess
     return columns, quality
+
+
+def _numeric_block(rows: list[dict[str, Any]], names: list[str],
+                   declared: dict[str, FeatureSpec]
+                   ) -> dict[str, tuple[np.ndarray, Counter[str]]]:
+    """The numeric features every row has, converted in one call: a window of 100 rows and
+    20 features paid ~10 us per feature in per-column set-up, a fifth of a small window's
+    cost. Only columns `_column` would make the same way: numbers (by the declared type, or
+    by the first row's value as `_infer` decides) present and not null in every row. A
+    column with a null, or any odd value anywhere, is left to `_column`."""
+    if not rows:
+        return {}
+    first = rows[0]
+    chosen = [name for name in names if name in first and _numeric_kind(
+        first[name], declared.get(name))]
+    if len(chosen) < 2:  # itemgetter of one name gives no tuple; nothing to share anyway
+        return {}
+    try:
+        table = np.array(list(map(operator.itemgetter(*chosen), rows)), dtype=np.float64)
+    except (KeyError, ValueError, TypeError, OverflowError):  # a row without one, odd values
+        return {}
+    if table.shape != (len(rows), len(chosen)):  # lists of one length in every row
+        return {}
+    table = np.ascontiguousarray(table.T)  # one row per feature: each column contiguous
+    nulls = np.isnan(table).any(axis=1)  # numpy makes None NaN: `_column` counts them
+    infinite = np.isinf(table)
+    out = {}
+    for i, name in enumerate(chosen):
+        if nulls[i]:
+            continue
+        column, issues = table[i], Counter[str]()
+        if infinite[i].any():
+            issues["non_finite"] = int(infinite[i].sum())
+            column[infinite[i]] = np.nan
+        spec = declared.get(name)
+        if spec is not None and (spec.min is not None or spec.max is not None):
+            low = -math.inf if spec.min is None else spec.min
+            high = math.inf if spec.max is None else spec.max
+            finite = column[~np.isnan(column)]
+            if bad := int(np.count_nonzero((finite < low) | (finite > high))):
+                issues["out_of_range"] = bad
+        out[name] = (column, issues)
+    return out
+
+
+def _numeric_kind(value: Any, spec: FeatureSpec | None) -> bool:
+    if spec is not None:
+        return spec.type == "number"
+    return isinstance(value, int | float) and not isinstance(value, bool)
 
 
 def _column(values: list[Any], name: str, rows: list[dict[str, Any]],
@@ -280,7 +335,10 @@ def _numeric(value: Any, issues: Counter[str]) -> float:
     if not isinstance(value, int | float):
         issues["wrong_type"] += 1
         return math.nan
-    number = float(value)
+    try:
+        number = float(value)
+    except OverflowError:  # an integer beyond any float (JSON allows 400 digits)
+        number = math.inf
     if not math.isfinite(number):
         issues["non_finite"] += 1
         return math.nan
