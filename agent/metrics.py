@@ -115,13 +115,17 @@ class Exports:
     supervisor commits the whole to the plugin's store after the monitor started and after
     its windows (`version` says when it changed), so a scrape reads committed values only
     and no collector reaches into the monitor's state. A put replaces that part alone.
+
+    `wanted` is False where nothing reads them (`inferwatch replay` has no exporter): a
+    monitor then skips building its per-window series, a tenth of a small window's cost.
     """
 
-    __slots__ = ("_parts", "version")
+    __slots__ = ("_parts", "version", "wanted")
 
     def __init__(self) -> None:
         self._parts: dict[Hashable, Accumulator] = {}
         self.version = 0
+        self.wanted = True
 
     def put(self, part: Hashable, acc: Accumulator) -> None:
         self._parts[part] = acc

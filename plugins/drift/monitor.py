@@ -248,6 +248,8 @@ class DriftMonitor(Monitor):
                 step.read_until = window.end
             return step
         step.results = self._results(step, window, columns, reference)
+        if not self.exports.wanted:  # replay: nothing reads the series
+            return step
         key = (window.model, window.model_version, window.spec)
         step.series = ex.window_series(key, step.results, self.methods)
         if step.cusums:

@@ -264,6 +264,7 @@ class Replay:
                 continue
             for component in await self._components(name, _quiet(settings), scratch):
                 if isinstance(component, Monitor):
+                    component.exports.wanted = False  # replay exports no series
                     await component.start()
                     self._prepare(component)
                     self.monitors.append(component)

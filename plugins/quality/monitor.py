@@ -90,7 +90,8 @@ class QualityMonitor(Monitor):
             self.cost_total[key] = self.cost_total.get(key, 0.0) + results["cost"]["value"]
         events = [] if window.provisional else [*self._judge(key, window),
                                                 *self._summary(key, window, results)]
-        self._export(key, series, results)
+        if series is not None:
+            self._export(key, series, results)
         return events
 
     def _export(self, key: Key, series: Accumulator, results: dict[str, Any]) -> None:
@@ -113,14 +114,17 @@ class QualityMonitor(Monitor):
     # -- computing ------------------------------------------------------------------------
 
     def _timed(self, window: Window
-               ) -> tuple[dict[str, Any], FirstPass | None, Accumulator]:
-        """The window's results, what its final pass may reuse, and its series."""
+               ) -> tuple[dict[str, Any], FirstPass | None, Accumulator | None]:
+        """The window's results, what its final pass may reuse, and its series (None where
+        nothing reads them: replay)."""
         began = time.thread_time()  # in this thread: the CPU this window cost
         try:
             results, first = self._compute(window)
         finally:
             self.compute_seconds += time.thread_time() - began
         results = plain(results)  # the values exported are the values replay prints
+        if not self.exports.wanted:
+            return results, first, None
         key = (window.model, window.model_version, window.spec)
         return results, first, ex.window_series(key, window, results, self.config.max_classes)
 

@@ -69,5 +69,6 @@ def test_an_integer_beyond_any_float_is_non_finite_not_a_crash() -> None:
     """It crashed the pane build (OverflowError in float()) before."""
     rows = [{"x": 1.0}, {"x": 10**400}, {"x": None}]
     column, issues = columns._column([r.get("x") for r in rows], "x", rows, None)
-    assert np.isnan(column[1]) and column[0] == 1.0
+    assert np.isnan(column[1])
+    assert column[0] == 1.0
     assert issues == Counter(non_finite=1, null=1)

@@ -144,3 +144,25 @@ async def test_a_monitor_that_skips_our_init_still_exports(env: Env) -> None:  #
     await sup.inbox.put(_window("a", 4))
     await _until(lambda: _values(env.store.items(), ROWS) == {("a",): 4.0})
     await sup.stop(1)
+
+
+async def test_monitors_build_no_window_series_where_none_are_wanted(
+        tmp_path: Path, reference: Profile) -> None:  # noqa: F811
+    """Replay (no exporter) turns `wanted` off: the same results, no per-window series."""
+    rng = np.random.default_rng(3)
+    built, skipped = drift_monitor(tmp_path / "a", reference), drift_monitor(tmp_path / "b",
+                                                                            reference)
+    skipped.exports.wanted = False
+    w1, w2 = window(frame(rng, 500, shift=0.5)), None
+    w2 = Window(**{**w1.__dict__, "results": {}})
+    await built.process(w1)
+    await skipped.process(w2)
+    assert w1.results == w2.results
+    assert dm.SCORE in built.exports.merged().series
+    assert dm.SCORE not in skipped.exports.merged().series
+    quality = quality_monitor(tmp_path / "q")
+    quality.exports.wanted = False
+    q = quality_window([0, 1, 1, 0], [0, 1, 0, 0], final=True)
+    await quality.process(q)
+    assert q.results["metrics"]["accuracy"] == 0.75
+    assert qm.ACCURACY not in quality.exports.merged().series
