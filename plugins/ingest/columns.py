@@ -244,7 +244,7 @@ def _numeric_block(rows: list[dict[str, Any]], names: list[str],
     if table.shape != (len(rows), len(chosen)):  # lists of one length in every row
         return {}
     table = np.ascontiguousarray(table.T)  # one row per feature: each column contiguous
-    nulls: list[bool] = np.isnan(table).any(axis=1).tolist()  # None made NaN: `_column`'s
+    nulls = np.isnan(table).sum(axis=1).tolist()  # None made NaN: `_column`'s
     infinite = np.isinf(table)
     out = {}
     for i, name in enumerate(chosen):
