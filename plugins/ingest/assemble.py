@@ -4,6 +4,7 @@ running view of a window still open)."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections import Counter
 from dataclasses import dataclass
@@ -21,10 +22,14 @@ if TYPE_CHECKING:  # the pane and stream types only: windows.py imports this mod
 
 def assemble(stream: Stream, spec: WindowSpec, panes: list[Pane], *, final: bool,
              keep: bool = False) -> Window:
-    """`keep`: leave the score matrix on the last pane for the window's final pass."""
+    """`keep`: leave the window on the last pane for its final pass, which then takes all
+    but the labels from it (the same panes under the same class order hold the same rows)."""
     parts = [p.columns for p in panes if p.columns is not None]
     classes, position, remap = stream.order()  # O(1) lookups: k may be large
     task = stream.task or "classification"
+    made = panes[-1].scores_made
+    if final and made is not None and made.made_from(position, parts):
+        return _relabelled(made.window, task, remap, parts)
     if task == "classification":
         y_pred = remap[np.concatenate([p.y_pred for p in parts])]
         y_true = remap[np.concatenate([p.y_true for p in parts])]  # -1 stays -1
@@ -32,7 +37,9 @@ def assemble(stream: Stream, spec: WindowSpec, panes: list[Pane], *, final: bool
         y_pred = np.concatenate([p.y_pred for p in parts])
         y_true = np.concatenate([p.y_true for p in parts])
     rows = len(y_pred)
-    scores = scores_of(panes[-1], parts, position, rows, keep=keep)
+    scores = _score_matrix(parts, position, rows)
+    if scores is not None:
+        scores.flags.writeable = False  # shared by the window's two passes
     positive = position.get(stream.config.positive_class, -1) if len(classes) == 2 else -1
     features = _concat_features(parts)
     coded = _concat_coded(parts, features)
@@ -45,36 +52,38 @@ def assemble(stream: Stream, spec: WindowSpec, panes: list[Pane], *, final: bool
     end = panes[-1].end if not spec.by_count else float(parts[-1].ts.max(initial=-math.inf))
     if spec.by_count:
         start, end = (min(start, end), end) if rows else (0.0, 0.0)
-    return Window(model=stream.model, model_version=stream.version, spec=spec.name,
-                  start=start, end=end, task=task, n=n, y_pred=y_pred, y_true=y_true,
-                  classes=tuple(classes), positive=positive, scores=scores,
-                  features=features, coded=coded, group=group, quality=_quality(parts, rows),
-                  final=final)
+    window = Window(model=stream.model, model_version=stream.version, spec=spec.name,
+                    start=start, end=end, task=task, n=n, y_pred=y_pred, y_true=y_true,
+                    classes=tuple(classes), positive=positive, scores=scores,
+                    features=features, coded=coded, group=group,
+                    quality=_quality(parts, rows), final=final)
+    panes[-1].scores_made = MadeScores(position, parts, scores, window) if keep else None
+    return window
+
+
+def _relabelled(first: Window, task: str, remap: np.ndarray, parts: list[col.Columns]
+                ) -> Window:
+    """The final pass of `first`'s window: its arrays (shared, read only), today's labels."""
+    y_true = np.concatenate([p.y_true for p in parts])
+    return dataclasses.replace(first, y_true=remap[y_true] if task == "classification"
+                               else y_true, final=True, provisional=False, results={})
 
 
 @dataclass(frozen=True, slots=True)
 class MadeScores:
-    """A window's score matrix and what it was made from (Pane.scores_made)."""
+    """A window's first pass and what it was made from (Pane.scores_made): scores never
+    change after a pane is built, only labels do."""
 
     position: dict[str, int]
     parts: list[col.Columns]
     matrix: np.ndarray | None
+    window: Window
 
-
-def scores_of(last: Pane, parts: list[col.Columns], position: dict[str, int], rows: int, *,
-              keep: bool) -> np.ndarray | None:
-    """The window's score matrix; its final pass takes the one its first pass made when the
-    panes and the class order (`position`, one object until a class is added) are the same:
-    scores never change after a pane is built, only labels do. Read only, as it is shared."""
-    made = last.scores_made
-    if (made is not None and made.position is position and len(made.parts) == len(parts)
-            and all(a is b for a, b in zip(made.parts, parts, strict=True))):
-        return made.matrix
-    matrix = _score_matrix(parts, position, rows)
-    if matrix is not None:
-        matrix.flags.writeable = False
-    last.scores_made = MadeScores(position, parts, matrix) if keep else None
-    return matrix
+    def made_from(self, position: dict[str, int], parts: list[col.Columns]) -> bool:
+        """The same panes under the same class order (`position`: one object until a
+        class is added, by a label say)."""
+        return (self.position is position and len(self.parts) == len(parts)
+                and all(a is b for a, b in zip(self.parts, parts, strict=True)))
 
 
 def _score_matrix(parts: list[col.Columns], position: dict[str, int], rows: int

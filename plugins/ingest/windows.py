@@ -53,8 +53,8 @@ class Pane:
     # that a label can be checked against (`threshold`) without storing its prediction.
     heap: list[int] = field(default_factory=list)  # -(hash << 32 | slot): the max on top
     threshold: int = HASH_SPACE  # a hash at or above this cannot enter (once full)
-    # The score matrix of the window this pane ends, from its first pass, for its final pass
-    # (assemble.scores_of): the same panes' scores under the same class order.
+    # The window this pane ends, from its first pass, for its final pass (assemble): the
+    # same panes under the same class order give the same arrays; only labels are new.
     scores_made: MadeScores | None = None
 
     def add(self, sample: Sample, ts: float, h: int) -> bool:

@@ -1,5 +1,6 @@
-"""A window's final pass takes the score matrix its first pass made, only while that is the
-matrix it would build: the same panes and the same classes (a label may add a class)."""
+"""A window's final pass takes the arrays its first pass made (scores, features, codes,
+predictions), only while they are what it would build: the same panes and the same classes (a
+label may add a class). Only the labels are read again."""
 
 from __future__ import annotations
 
@@ -69,3 +70,33 @@ def test_a_class_added_between_the_passes_rebuilds_the_scores(spec: str) -> None
     assert final.scores is not None
     assert final.scores.shape == (final.rows, len(final.classes))
     assert np.isnan(final.scores[:, final.classes.index("7")]).all()  # no score for it
+
+
+def fresh_window(spec: str, labelled: range) -> Window:
+    """The same window built in one pass with the labels of `labelled` already joined."""
+    stage = WindowStage({}, [spec], label_wait=0)
+    windows = []
+    for i in range(120):
+        windows += stage.advance(T0 + i)
+        stage.add(sample(i), T0 + i, T0 + i)
+        if i in labelled:
+            stage.label(sample(i), Label(model="m", request_id=f"r{i}", label=1))
+    windows += stage.advance(T0 + 120)
+    return next(w for w in windows if w.end == T0 + 120)
+
+
+@pytest.mark.parametrize("spec", ["1m", "2m/1m"])
+def test_the_final_pass_is_the_window_built_from_scratch(spec: str) -> None:
+    first, final, _ = passes(spec, new_class=False)
+    want = fresh_window(spec, range(60, 120))
+    assert final.features is first.features  # taken, not rebuilt
+    assert final.results == {}
+    assert final.y_true is not first.y_true
+    for name in ("model", "spec", "start", "end", "task", "n", "classes", "positive",
+                 "quality", "final", "provisional"):
+        assert getattr(final, name) == getattr(want, name), name
+    for name in ("y_pred", "y_true", "scores"):
+        assert np.array_equal(getattr(final, name), getattr(want, name), equal_nan=True), name
+    assert final.features.keys() == want.features.keys()
+    for name, column in want.features.items():
+        assert np.array_equal(final.features[name], column, equal_nan=True)
