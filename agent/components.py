@@ -73,6 +73,10 @@ class Monitor(Component):
     # True: also receive provisional windows (`window.provisional`), running views of the
     # windows still open, to export; they must raise no events and change no state.
     provisional: ClassVar[bool] = False
+    # True: what the monitor leaves in `window.results` is plain Python already (it called
+    # agent.plain.plain itself, once per window), so process_window does not walk it again.
+    # tests/contract/test_monitor_output.py holds every built-in one that says so to it.
+    plain_results: ClassVar[bool] = False
 
     @functools.cached_property
     def exports(self) -> Exports:
@@ -88,9 +92,10 @@ async def process_window(monitor: Monitor, window: Window) -> list[Event]:
     monitor leaves in `window.results` and the events it returns come out plain Python, so
     a numpy scalar from any monitor can never reach an encoder (DESIGN.md, "Replay output")."""
     events = await monitor.process(window)
-    results = window.results
-    for section, found in results.items():
-        results[section] = plain(found)  # same keys: safe while iterating
+    if not monitor.plain_results:
+        results = window.results
+        for section, found in results.items():
+            results[section] = plain(found)  # same keys: safe while iterating
     return [plain_event(event) for event in events]
 
 

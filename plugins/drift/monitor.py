@@ -34,6 +34,7 @@ import structlog
 from agent.components import Monitor
 from agent.context import PluginContext
 from agent.model import Event, Severity
+from agent.plain import plain
 from agent.window import Coded, Window
 from agent.worker import offload
 from plugins.drift import exports as ex
@@ -81,6 +82,8 @@ def drift_columns(window: Window) -> dict[str, np.ndarray]:
 
 
 class DriftMonitor(Monitor):
+    plain_results = True  # evaluate() converts them, once for both passes of a window
+
     def __init__(self, config: DriftConfig, ctx: PluginContext) -> None:
         super().__init__("monitor")
         self.config, self.ctx = config, ctx
@@ -247,7 +250,7 @@ class DriftMonitor(Monitor):
                 self.refs.capture(step, columns)
                 step.read_until = window.end
             return step
-        step.results = self._results(step, window, columns, reference)
+        step.results = plain(self._results(step, window, columns, reference))
         if not self.exports.wanted:  # replay: nothing reads the series
             return step
         key = (window.model, window.model_version, window.spec)

@@ -60,6 +60,7 @@ def _slot(window: Window) -> tuple[Key, float]:
 
 class QualityMonitor(Monitor):
     provisional = True  # running views of open windows: exported, never judged
+    plain_results = True  # _timed() converts them
 
     def __init__(self, config: QualityConfig, ctx: PluginContext) -> None:
         super().__init__("monitor")

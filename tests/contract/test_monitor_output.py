@@ -140,6 +140,8 @@ async def test_every_monitor_returns_plain_python(tmp_path: Path, task: str) -> 
             for seq, event in enumerate(await process_window(monitor, window)):
                 _check_event(event, window, seq)
                 kinds.add(event.kind)
+            # A monitor with `plain_results` is trusted, not converted: this holds it to it.
+            assert all(is_plain(v) for v in window.results.values()), type(monitor)
         line = window_line(window)
         assert is_plain(line), [k for k, v in line.items() if not is_plain(v)]
         msgspec.json.encode(line)
