@@ -119,7 +119,8 @@ def main() -> None:
         peer.append(time.thread_time() - began)
     report(costs, peer, args, sent, eng.count())
     print(f"committing the parts (collectors' side, outside the evaluation; key tuples hashed "
-          f"at the commit{', skipped: --plain' if args.plain else ''}): median "
+          f"at the commit{', skipped: --plain' if args.plain else ''}, the parts they "
+          f"replace freed): median "
           f"{statistics.median(commits[1:]) * 1000:.2f} ms per evaluation's recommits")
     print(f"emitting the alert events: median {statistics.median(emits) * 1000:.2f} ms, "
           f"max {max(emits) * 1000:.2f} ms per evaluation")

@@ -85,6 +85,7 @@ class Engine:
                 continue
             if changed or len(rule.alerts) != before:
                 grown[rule.name] = before
+        sigs.next()  # hold no part past the evaluation (see Signatures)
         for name in sorted(grown, key=self._position.__getitem__):
             self._grown(self.rules[name], grown[name])
         self.stats.evaluations += 1

@@ -23,36 +23,37 @@ Key = tuple[str, ...]
 class Signatures:
     """For each metric, a token that stays the same object while the family holds the same
     series, worked out once per evaluation (whatever number of rules read the family). A
-    part (one component's dict) that is the very dict of the last evaluation (its collector
-    has not committed since) costs nothing; a part committed by the agent (a KeyedSeries)
-    costs one number, its `keys_version`, which PluginMetrics.commit keeps while the label
-    sets stay the same; any other new part costs a hash of its key tuples (their
-    64-bit hash: comparing the tuples themselves reads every label string again and costs
-    three times as much; a collision, about 2**-64 per change, would delay the selection of
-    a new series until the family changes again). A rule's cached selection holds while the
-    token is the one it was made for. Keep one across evaluations; call next() before each.
+    part committed by the agent (a KeyedSeries) costs one number, its `keys_version`, which
+    PluginMetrics.commit keeps while the label sets stay the same; any other part (the
+    agent's own few dozen series, read back as new dicts every time) costs a hash of its
+    key tuples (their 64-bit hash: comparing the tuples themselves reads every label string
+    again and costs three times as much; a collision, about 2**-64 per change, would delay
+    the selection of a new series until the family changes again). A rule's cached
+    selection holds while the token is the one it was made for.
+
+    Between evaluations only those numbers are kept, never the parts: holding the last
+    evaluation's dicts (to know a part not recommitted by its identity) kept a whole
+    generation of series alive after the collectors had replaced it, and the next
+    evaluation paid for freeing it, which was most of its time when every part had been
+    recommitted (bench/README.md). Keep one across evaluations; call next() before and
+    after each (this evaluation's memo holds its parts).
     """
 
     def __init__(self) -> None:
         self._memo: dict[str, tuple[list[dict[Key, float]], object]] = {}
-        self._last: dict[str, tuple[list[dict[Key, float]], tuple[int, ...], object]] = {}
+        self._last: dict[str, tuple[tuple[int, ...], object]] = {}
 
     def next(self) -> None:
-        """A new evaluation: what this one saw becomes what the next compares with."""
+        """Forget this evaluation's parts: what it saw stays as digests only."""
         self._memo = {}
 
     def of(self, metric: str, parts: list[dict[Key, float]]) -> object:
         found = self._memo.get(metric)
         if found is not None and found[0] is parts:
             return found[1]
-        last = self._last.get(metric)
-        if last is not None and len(last[0]) == len(parts) and \
-                all(a is b for a, b in zip(last[0], parts, strict=True)):
-            digest, token = last[1], last[2]
-        else:
-            digest = _digest(parts)
-            token = last[2] if last is not None and last[1] == digest else object()
-        self._last[metric] = (parts, digest, token)
+        digest, last = _digest(parts), self._last.get(metric)
+        token = last[1] if last is not None and last[0] == digest else object()
+        self._last[metric] = (digest, token)
         self._memo[metric] = (parts, token)
         return token
 
