@@ -95,12 +95,18 @@ def _score_matrix(parts: list[col.Columns], position: dict[str, int], rows: int
     offset = 0
     for part in parts:
         size = len(part.y_pred)
+        filled: set[int] = set()
         for name, values in part.scores.items():
             k = position.get(name, position.get(OTHER))
-            if k is not None:
-                block = matrix[offset:offset + size, k]
-                matrix[offset:offset + size, k] = np.where(np.isnan(block), values,
-                                                           block + np.nan_to_num(values))
+            if k is None:
+                continue
+            if k not in filled:  # the column's first scores in this pane: as they are
+                matrix[offset:offset + size, k] = values
+                filled.add(k)
+                continue
+            block = matrix[offset:offset + size, k]
+            matrix[offset:offset + size, k] = np.where(np.isnan(block), values,
+                                                       block + np.nan_to_num(values))
         offset += size
     if len(position) == 2:  # a binary `score` gave one column: the other is its complement
         for k in (0, 1):
