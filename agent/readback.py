@@ -22,15 +22,23 @@ def read_families(live: CollectorRegistry, snapshots: SnapshotCollector) -> Fami
     out: Families = {name: (metric.labels, [values for part, values in parts
                                             if part.labels == metric.labels])
                      for name, (metric, parts) in snapshots.families().items()}
+    # The live series go into dicts of their own: a name a plugin snapshot also has gets
+    # one more part, and the committed snapshot (read by reference) is never written to.
+    mine: dict[str, dict[Labels, float]] = {}
     for family in live.collect():
         for sample in family.samples:
             if sample.name.endswith("_created"):
                 continue
-            names = tuple(sample.labels)
-            known = out.get(sample.name)
-            if known is None or known[0] != names:
-                known = out[sample.name] = (names, [{}])
-            known[1][-1][tuple(sample.labels.values())] = float(sample.value)
+            part = mine.get(sample.name)
+            if part is None:
+                part = mine[sample.name] = {}
+                names = tuple(sample.labels)
+                known = out.get(sample.name)
+                if known is None or known[0] != names:
+                    out[sample.name] = (names, [part])
+                else:
+                    known[1].append(part)
+            part[tuple(sample.labels.values())] = float(sample.value)
     return out
 
 

@@ -52,3 +52,20 @@ def test_a_swapped_series_at_the_same_count_is_selected() -> None:
     _commit(store, {("a", "v2"): 0.9, ("b", "v1"): 0.1})
     fired = harness.step(read_families(CollectorRegistry(), snapshots))
     assert [(e.kind, e.data["labels"]["version"]) for e in fired] == [("alert.firing", "v2")]
+
+
+def test_a_live_series_of_a_snapshots_name_never_writes_into_the_snapshot() -> None:
+    """The read-back used to add a live sample of the same name and labels to the last
+    committed part in place: the plugin's snapshot (and its keys_version) changed under it."""
+    from prometheus_client import Gauge  # noqa: PLC0415
+
+    store = PluginMetrics("p", 1000)
+    snapshots = SnapshotCollector()
+    snapshots.attach(store)
+    committed = _commit(store, {("a", "v1"): 0.1})
+    live = CollectorRegistry()
+    Gauge(LOAD.name, "live twin", ["model", "version"], registry=live).labels("b", "v9").set(7)
+    names, parts = read_families(live, snapshots)[LOAD.name]
+    assert names == ("model", "version")
+    assert dict(committed) == {("a", "v1"): 0.1}  # untouched
+    assert [dict(p) for p in parts] == [{("a", "v1"): 0.1}, {("b", "v9"): 7.0}]
