@@ -10,6 +10,7 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from agent.model import Sample
 from plugins.ingest import columns
 from plugins.ingest.models import FeatureSpec
 
@@ -72,3 +73,39 @@ def test_an_integer_beyond_any_float_is_non_finite_not_a_crash() -> None:
     assert np.isnan(column[1])
     assert column[0] == 1.0
     assert issues == Counter(non_finite=1, null=1)
+
+
+def _scores_one_by_one(samples: list[Sample], classes: list[str], positive: str,
+                       limit: int) -> tuple[dict[str, np.ndarray], Counter[str]]:
+    """The sample-by-sample loop `_scores` runs for `scores` maps, applied to all."""
+    codes = {name: i for i, name in enumerate(classes)}
+    folded: Counter[str] = Counter()
+    out: dict[str, np.ndarray] = {}
+    for i, sample in enumerate(samples):
+        given = sample.scores
+        if given is None and sample.score is not None:
+            given = {positive: sample.score}
+        for name, value in (given or {}).items():
+            name = classes[columns.code(codes, classes, name, limit, folded)]  # noqa: PLW2901
+            column = out.setdefault(name, np.full(len(samples), np.nan))
+            column[i] = value if np.isnan(column[i]) else column[i] + value
+    return out, folded
+
+
+@given(scores=st.lists(st.one_of(st.none(), st.floats(0, 1)), min_size=1, max_size=20),
+       known=st.lists(st.sampled_from(["0", "1", "x"]), unique=True, max_size=3),
+       positive=st.sampled_from(["1", "x", "yes"]), limit=st.integers(1, 3))
+def test_binary_scores_make_what_the_loop_makes(scores: list[float | None], known: list[str],
+                                                positive: str, limit: int) -> None:
+    samples = [Sample(model="m", request_id=f"r{i}", prediction=1, score=v)
+               for i, v in enumerate(scores)]
+    classes, folded = list(known), Counter[str]()
+    found = columns._scores(samples, classes, {c: i for i, c in enumerate(classes)},
+                            positive, limit=limit, folded=folded)
+    want_classes = list(known)
+    want, want_folded = _scores_one_by_one(samples, want_classes, positive, limit)
+    assert classes == want_classes
+    assert folded == want_folded
+    assert found.keys() == want.keys()
+    for name, column in want.items():
+        np.testing.assert_array_equal(found[name], column)
