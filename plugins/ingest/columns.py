@@ -150,14 +150,14 @@ def _scores(samples: Sequence[Sample], classes: list[str], codes: dict[str, int]
     n = len(samples)
     out: dict[str, np.ndarray] = {}
     if all(s.scores is None for s in samples):  # binary `score` only: one column, made in C
-        given = [s.score for s in samples]
-        scored = n - given.count(None)
+        values = [s.score for s in samples]
+        scored = n - values.count(None)
         if scored:
             before = folded["class"]
             name = classes[code(codes, classes, positive, limit, folded)]
             if folded["class"] > before:  # folded into `_other`: counted once per score
                 folded["class"] += scored - 1
-            out[name] = np.array(given, dtype=np.float64)  # None becomes NaN (absent)
+            out[name] = np.array(values, dtype=np.float64)  # None becomes NaN (absent)
         return out
     for i, sample in enumerate(samples):
         given = sample.scores
