@@ -34,7 +34,6 @@ import structlog
 from agent.components import Monitor
 from agent.context import PluginContext
 from agent.model import Event, Severity
-from agent.plain import plain
 from agent.window import Coded, Window
 from agent.worker import offload
 from plugins.drift import exports as ex
@@ -82,7 +81,7 @@ def drift_columns(window: Window) -> dict[str, np.ndarray]:
 
 
 class DriftMonitor(Monitor):
-    plain_results = True  # evaluate() converts them, once for both passes of a window
+    plain_results = True  # evaluate() builds them of plain Python, for both passes of a window
 
     def __init__(self, config: DriftConfig, ctx: PluginContext) -> None:
         super().__init__("monitor")
@@ -250,7 +249,7 @@ class DriftMonitor(Monitor):
                 self.refs.capture(step, columns)
                 step.read_until = window.end
             return step
-        step.results = plain(self._results(step, window, columns, reference))
+        step.results = self._results(step, window, columns, reference)  # plain already
         if not self.exports.wanted:  # replay: nothing reads the series
             return step
         key = (window.model, window.model_version, window.spec)
@@ -262,32 +261,19 @@ class DriftMonitor(Monitor):
 
     def _results(self, step: Step, window: Window, columns: dict[str, np.ndarray],
                  reference: st.Prepared) -> dict[str, Any]:
+        """Every feature's verdict, the correlation check, the histograms of the worst, the
+        CUSUM step: plain Python throughout (each array is converted once, by tolist)."""
         tests = len(reference.numeric) + len(reference.categorical)
         z = st.z_for(self.rule, tests)
-        features: dict[str, Any] = {}
         names = tuple(name for name in reference.numeric
                       if name in columns and columns[name].dtype != object)
-        values = [np.asarray(columns[name], dtype=np.float64) for name in names]
-        scanned, batch = None, None
+        matrix = st.stacked([columns[name] for name in names])  # rows x k, read only
+        features: dict[str, Any] = {}
+        batch, counts, n, scanned = None, np.empty((0, 0)), np.empty(0), None
         if names:
             batch = reference.batch(names)
-            if batch.tabled:  # one pass for the bins of every feature and the correlation
-                found_scan = st.scan(batch, values)
-                counts, n = found_scan.counts, found_scan.n
-                scanned = (batch.summed_names, found_scan)
-            else:
-                binned = [st.bin_counts(reference.numeric[name], v)
-                          for name, v in zip(names, values, strict=True)]
-                counts, n = np.array([c for c, _ in binned]), np.array([m for _, m in binned])
-            stats = st.numeric_stats_many(batch, counts, n, values)
-            for name, found, column in zip(names, stats, values, strict=True):
-                if found is not None:
-                    if self.extra.statistics:
-                        self.extra.add(found, column, reference.numeric[name].profile,
-                                       step.errors)
-                    count = reference.numeric[name].profile.count
-                    limit = st.numeric_threshold(self.rule, int(found["n"]), count, z)
-                    features[name] = self._verdict(found, "wasserstein", limit)
+            counts, n, scanned = self._numeric(features, step, reference, batch, matrix,
+                                               columns, z)
         coded = coded_columns(window)
         for name, cat in reference.categorical.items():
             if name in columns and columns[name].dtype == object:
@@ -297,19 +283,57 @@ class DriftMonitor(Monitor):
                     features[name] = self._verdict(found, "tvd", limit)
         multivariate = st.correlation_check(reference, columns, self.rule, z, scanned)
         ranked = sorted(features.items(), key=lambda kv: -kv[1]["ratio"])
-        for name, _ in ranked[:summary.HISTOGRAMS]:  # what the replay report draws, for the worst
+        for name, found in ranked[:summary.HISTOGRAMS]:  # the replay report draws the worst
             row = names.index(name) if name in names else -1
-            features[name]["histogram"] = (
+            found["histogram"] = (
                 summary.numeric_histogram(reference.numeric[name], counts[row], int(n[row]))
-                if row >= 0 else summary.categorical_histogram(reference.categorical[name].profile,
-                                                        columns[name]))
+                if row >= 0 else summary.categorical_histogram(
+                    reference.categorical[name].profile, columns[name]))
         top = [{"feature": n, "method": f["method"], "score": f[f["method"]],
                 "threshold": f["threshold"]} for n, f in ranked[:self.config.top_features]]
         drifted = any(f["drifted"] for f in features.values()) or bool(
             multivariate and multivariate["drifted"])
         return {"features": features, "multivariate": multivariate or {}, "top": top,
                 "drifted": drifted, "reference_samples": reference.profile.count,
-                "sequential": self._sequential(step, window, names, values, batch)}
+                "sequential": self._sequential(step, window, names, matrix, batch)}
+
+    def _numeric(self, features: dict[str, Any], step: Step, reference: st.Prepared,
+                 batch: st.Batch, matrix: np.ndarray, columns: dict[str, np.ndarray],
+                 z: float) -> tuple[np.ndarray, np.ndarray, tuple[tuple[str, ...], st.Scan] | None]:
+        """The numeric features' verdicts into `features`, from one scan() (the bins and
+        the correlation sums) and one set of array operations for their statistics; a
+        threshold is worked out once per (rows counted, reference rows). Returns the bin
+        counts, the rows counted, and the scan for the correlation check."""
+        names = batch.names
+        if batch.tabled:  # one pass for the bins of every feature and the correlation
+            found_scan = st.scan(batch, matrix)
+            counts, n = found_scan.counts, found_scan.n
+            scanned = (batch.summed_names, found_scan)
+        else:
+            binned = [st.bin_counts(reference.numeric[name],
+                                    np.asarray(columns[name], dtype=np.float64))
+                      for name in names]
+            counts, n = np.array([c for c, _ in binned]), np.array([m for _, m in binned])
+            scanned = None
+        w1, ks, psi, js, counted = st.numeric_lists(batch, counts, n)
+        limits: dict[tuple[int, int], float] = {}
+        for i, name in enumerate(names):
+            n_i = counted[i]
+            if not n_i:
+                continue
+            found = {"wasserstein": w1[i], "ks": ks[i], "psi": psi[i], "js": js[i]}
+            if self.extra.statistics:
+                self.extra.add(found, np.asarray(columns[name], dtype=np.float64),
+                               reference.numeric[name].profile, step.errors)
+            key = (n_i, batch.count[i])
+            limit = limits.get(key)
+            if limit is None:
+                limit = limits[key] = st.numeric_threshold(self.rule, n_i, key[1], z)
+            effect = w1[i]
+            found.update(method="wasserstein", threshold=limit, ratio=effect / limit,
+                         drifted=effect > limit, n=n_i)
+            features[name] = found
+        return counts, n, scanned
 
     def _unread(self, step: Step, window: Window) -> bool:
         """A window of the stream's first spec that holds none of the rows read so far."""
@@ -326,10 +350,11 @@ class DriftMonitor(Monitor):
         return verdict
 
     def _sequential(self, step: Step, window: Window, names: tuple[str, ...],
-                    values: list[np.ndarray], batch: st.Batch | None) -> dict[str, Any]:
+                    matrix: np.ndarray, batch: st.Batch | None) -> dict[str, Any]:
         """CUSUM on each numeric stream, in row order, on the model's first window spec.
         Each detector is a copy, updated here and swapped in by commit(); all streams of a
-        window advance together (sequential.advance: one set of array operations).
+        window advance together (sequential.advance: one set of array operations), on the
+        rows x k matrix the scan read.
 
         Of a sliding spec (`1h/10m`, `500n/100n`) only windows that do not overlap the rows
         already read: the CUSUM's false-alarm rate holds for rows read once, and reading
@@ -339,10 +364,11 @@ class DriftMonitor(Monitor):
         step.read_until = window.end
         if batch is None:
             return {}
-        matrix = np.stack(values)
-        finite = np.isfinite(matrix)
+        values = matrix.T  # k x rows, C order as stacked() made it
+        finite = np.isfinite(values)
         with np.errstate(over="ignore"):  # near the float limit: inf, clipped below
-            z = (matrix - batch.centre[:, None]) / batch.std[:, None]
+            z = values - batch.centre[:, None]
+            z /= batch.std[:, None]
         # At most the reference's fence in sigmas (~35 on normal data): one extreme value is
         # not an alarm by itself (h ~85), a run of them still is.
         np.clip(z, *batch.z_fence, out=z)
@@ -350,9 +376,10 @@ class DriftMonitor(Monitor):
         before = [detectors.get(name) or Cusum(self.k, self.h) for name in names]
         after = advance(before, z, None if finite.all() else finite)
         out = {}
+        h = self.h
         for name, old, new in zip(names, before, after, strict=True):
             step.cusums[name] = new
-            out[name] = {"statistic": max(new.up, new.down) / self.h,
+            out[name] = {"statistic": max(new.up, new.down) / h,
                          "alarms": new.alarms - old.alarms, "total_alarms": new.alarms}
         return out
 

@@ -41,6 +41,7 @@ LOOKUP_CELLS = 4096
 CORRELATION_BLOCK = 8192
 SCAN_BLOCK = 4096  # rows per block of a scan: ~3 MiB at 20 features
 BLOCK = 16384
+SLOTS_KEPT = 64  # level tuples per categorical reference
 COARSE = 10  # PSI on deciles, the customary form
 # Null distribution of sqrt(n_eff) * W1/sigma on 100 quantile bins (measured by simulation,
 # n from 100 to 100,000): mean 1.39, standard deviation ~0.68.
@@ -115,6 +116,22 @@ class PreparedCategorical:
         self.index = {n: i for i, n in enumerate(self.names)}
         self.probs = np.array([self.profile.freqs.get(n, 0.0) for n in self.names] + [0.0])
         self.spread = float(np.sqrt(self.probs * (1 - self.probs)).sum())
+        self.tail = OTHER in self.profile.freqs
+        self.present = self.probs > 0
+        self.floor = np.maximum(self.probs, PSI_EPS)
+        self._slots: dict[tuple[str, ...], np.ndarray] = {}
+
+    def slots(self, levels: tuple[str, ...]) -> np.ndarray:
+        """Each level's slot (unseen ones: the last), and 0 for code -1 (missing, weighed 0):
+        kept per level tuple, since a stream's windows mostly list the same levels."""
+        found = self._slots.get(levels)
+        if found is None:
+            if len(self._slots) >= SLOTS_KEPT:
+                self._slots.clear()
+            unseen = len(self.names)
+            found = self._slots[levels] = np.array(
+                [self.index.get(str(level), unseen) for level in levels] + [0], dtype=np.intp)
+        return found
 
 
 @dataclass
@@ -170,7 +187,8 @@ class Batch:
 
     def __init__(self, refs: list[PreparedNumeric], names: tuple[str, ...] = (),
                  correlated: Sequence[str] = ()) -> None:
-        self.refs = refs
+        self.refs, self.names = refs, names
+        self.count = [r.profile.count for r in refs]  # reference rows, per feature
         k = len(refs)
         # The columns whose centred sums a scan accumulates: the correlation check's, when
         # the batch has them all (its own column_stack then needs no second pass), else all.
@@ -190,6 +208,11 @@ class Batch:
             self.z_fence = (((self.fence[0] - self.centre) / self.std)[:, None],
                             ((self.fence[1] - self.centre) / self.std)[:, None])
         self.summed_fence = self.fence[0][self.summed], self.fence[1][self.summed]
+        self.summed_centre = self.centre[self.summed]
+        # What every window's statistics start from: the reference's coarse shares floored
+        # for PSI, and its shares beside room for the window's (Jensen-Shannon).
+        self.coarse_floor = np.maximum(self.coarse, PSI_EPS)
+        self.shares = np.stack((self.probs, np.zeros_like(self.probs)))
         self.tabled = all(r.table is not None for r in refs)
         if self.tabled:
             self._stack_lookups()
@@ -225,78 +248,129 @@ class Scan:
     complete: int  # rows with every summed feature present
 
 
-def scan(batch: Batch, values: list[np.ndarray]) -> Scan:
+def stacked(values: Sequence[np.ndarray]) -> np.ndarray:
+    """k float columns as one rows x k matrix, what scan() and the CUSUM read: the
+    transpose of a k x rows array (one C call, where column_stack is a Python loop)."""
+    if not values:
+        return np.empty((0, 0))
+    found: np.ndarray = np.array(values, dtype=np.float64).T
+    return found
+
+
+def scan(batch: Batch, values: Sequence[np.ndarray] | np.ndarray) -> Scan:
     """Bin counts of every feature and the correlation sums (of `batch.summed` columns,
-    over the rows complete in those) in one pass over the rows, a block at a time (memory
-    stays a few MiB at any window size). Needs `batch.tabled`."""
-    k, rows = len(values), len(values[0]) if values else 0
+    over the rows complete in those) in one pass over the rows, a block at a time. `values`:
+    the k columns, or stacked() of them (read, never written). Needs `batch.tabled`."""
+    matrix = values if isinstance(values, np.ndarray) else stacked(values)
+    k = len(batch.refs)
+    rows = len(matrix)
     counts = np.zeros(k * (BINS + 1), np.int64)
     width = len(batch.summed)
     total, cross, complete = np.zeros(width), np.zeros((width, width)), 0
     missing_per = np.zeros(k, np.int64)
-    for start in range(0, rows, SCAN_BLOCK):
-        block = np.column_stack([v[start:start + SCAN_BLOCK] for v in values])
-        missing = np.isnan(block)
-        gaps = missing.any()
-        with np.errstate(over="ignore"):  # a value near the float limit: clipped below
-            position = block - batch.low
-            position *= batch.scale
-        if gaps:
-            position[missing] = 0
-        # Any value beyond its fence? Two whole-block reductions on the common scale of the
-        # lookup say "surely not" in the common case; the exact rows only when it may be.
-        maybe_wild = not (position.min() >= batch.fence_cells[0]
-                          and position.max() <= batch.fence_cells[1])
-        np.clip(position, 0, LOOKUP_CELLS - 1, out=position)
-        cell = position.astype(np.intp)
-        del position
-        cell += batch.cell_offset
-        index = batch.table.take(cell)
-        del cell
-        index += block >= batch.above.take(index)  # an edge inside the cell, below the value
-        index -= block < batch.padded.take(index)  # rounding put the value one cell too high
-        if gaps:
-            index[missing] = np.broadcast_to(batch.bin_offset + BINS, block.shape)[missing]
-            missing_per += missing.sum(axis=0)
-        counts += np.bincount(index.ravel(), minlength=k * (BINS + 1))
-        del index
-        summed = block if len(batch.summed) == k else block.take(batch.summed, axis=1)
-        incomplete = missing[:, batch.summed].any(axis=1) if gaps else None
-        if maybe_wild and (wild := outside(summed, *batch.summed_fence)) is not None:
-            incomplete = wild if incomplete is None else incomplete | wild
-        sums, products, rows_complete = _centred_sums(summed, batch.centre[batch.summed],
-                                                      incomplete)
-        total += sums
-        cross += products
-        complete += rows_complete
+    with np.errstate(all="ignore"):  # values near the float limit: clipped below
+        for start in range(0, rows, SCAN_BLOCK):
+            block = matrix[start:start + SCAN_BLOCK]
+            missing = np.isnan(block)
+            gaps = bool(missing.any())
+            index, wild = _bins(batch, block, missing if gaps else None)
+            if gaps:
+                missing_per += np.add.reduce(missing, axis=0)
+            counts += np.bincount(index.ravel(order="K"), minlength=k * (BINS + 1))
+            sums, products, rows_complete = _block_sums(batch, block, missing if gaps
+                                                        else None, wild)
+            total += sums
+            cross += products
+            complete += rows_complete
     return Scan(counts.reshape(k, BINS + 1)[:, :BINS].astype(np.float64),
                 rows - missing_per, total, cross, complete)
 
 
-def numeric_stats_many(batch: Batch, counts: np.ndarray, n: np.ndarray,
-                       values: list[np.ndarray]) -> list[dict[str, float] | None]:
-    """Statistics for k features at once: `counts` (k x BINS) per reference bin, `n` (k)."""
+def _bins(batch: Batch, block: np.ndarray, missing: np.ndarray | None
+          ) -> tuple[np.ndarray, bool]:
+    """Each value's bin, numbered after the previous feature's (NaN: the slot after them),
+    by the stacked lookup tables; `wild`: some value may lie beyond its fence. Two whole-block
+    reductions on the common scale of the lookup say "surely not" in the common case."""
+    position = block - batch.low
+    position *= batch.scale
+    if missing is not None:
+        position[missing] = 0
+    wild = not (np.minimum.reduce(position, axis=None) >= batch.fence_cells[0]
+                and np.maximum.reduce(position, axis=None) <= batch.fence_cells[1])
+    # clip(0, LOOKUP_CELLS - 1), as two ufunc calls (no NaN here; -0.0 casts to 0 alike)
+    np.maximum(position, 0, out=position)
+    np.minimum(position, LOOKUP_CELLS - 1, out=position)
+    cell = position.astype(np.intp)
+    cell += batch.cell_offset
+    index = batch.table.take(cell)
+    index += block >= batch.above.take(index)  # an edge inside the cell, below the value
+    index -= block < batch.padded.take(index)  # rounding put the value one cell too high
+    if missing is not None:
+        index[missing] = np.broadcast_to(batch.bin_offset + BINS, block.shape)[missing]
+    return index, wild
+
+
+def _block_sums(batch: Batch, block: np.ndarray, missing: np.ndarray | None, wild: bool
+                ) -> tuple[np.ndarray, np.ndarray, int]:
+    """The correlation's centred sums over a block's rows complete in `batch.summed`."""
     k = len(batch.refs)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        q = counts / n[:, None]
-    cdf = np.cumsum(q, axis=1)
-    diff = np.abs(cdf - batch.cdf)
-    wasserstein = np.einsum("ij,ij->i", diff[:, :-1], batch.gaps) / batch.std
-    ks = diff.max(axis=1)
-    coarse = q.reshape(k, COARSE, BINS // COARSE).sum(axis=2)
-    a, b = np.maximum(batch.coarse, PSI_EPS), np.maximum(coarse, PSI_EPS)
-    psi = ((b - a) * np.log(b / a)).sum(axis=1)
-    js = js_rows(batch.probs, q)
-    # One conversion per array, not one float() per number (the same values).
-    rows = zip(wasserstein.tolist(), ks.tolist(), psi.tolist(), js.tolist(),
-               n.astype(np.float64).tolist(), strict=True)
+    # C order, as BLAS read it before: the same sums to the last bit
+    summed = (np.ascontiguousarray(block) if len(batch.summed) == k
+              else block.take(batch.summed, axis=1))
+    incomplete = None
+    if missing is not None:
+        incomplete = np.logical_or.reduce(
+            missing if len(batch.summed) == k else missing[:, batch.summed], axis=1)
+    if wild and (outliers := outside(summed, *batch.summed_fence)) is not None:
+        incomplete = outliers if incomplete is None else incomplete | outliers
+    return _centred_sums(summed, batch.summed_centre, incomplete)
+
+
+def numeric_stats_many(batch: Batch, counts: np.ndarray, n: np.ndarray,
+                       values: Sequence[np.ndarray] = ()) -> list[dict[str, float] | None]:
+    """Statistics for k features at once: `counts` (k x BINS) per reference bin, `n` (k)."""
     out: list[dict[str, float] | None] = []
-    for w1, ks_i, psi_i, js_i, n_i in rows:
-        if not n_i:
-            out.append(None)
-            continue
-        out.append({"wasserstein": w1, "ks": ks_i, "psi": psi_i, "js": js_i, "n": n_i})
+    for w1, ks, psi, js, n_i in zip(*numeric_lists(batch, counts, n), strict=True):
+        out.append({"wasserstein": w1, "ks": ks, "psi": psi, "js": js, "n": float(n_i)}
+                   if n_i else None)
     return out
+
+
+def numeric_lists(batch: Batch, counts: np.ndarray, n: np.ndarray
+                  ) -> tuple[list[float], list[float], list[float], list[float], list[int]]:
+    """Wasserstein, KS, PSI and Jensen-Shannon of k features as lists, and each one's n:
+    numeric_stats_many without the dicts, in as few array operations as the arithmetic
+    allows (each one on all k features; a small window's cost is their count)."""
+    k = len(batch.refs)
+    shares = batch.shares.copy()  # [0]: the reference's, [1]: this window's
+    q = shares[1]
+    with np.errstate(all="ignore"):  # n = 0: NaN, and 0 log 0, left out below
+        np.divide(counts, n[:, None], out=q)
+        diff = np.cumsum(q, axis=1)
+        np.subtract(diff, batch.cdf, out=diff)
+        np.absolute(diff, out=diff)
+        wasserstein = np.einsum("ij,ij->i", diff[:, :-1], batch.gaps) / batch.std
+        ks = np.maximum.reduce(diff, axis=1)
+        b = np.maximum(np.add.reduce(q.reshape(k, COARSE, BINS // COARSE), axis=2), PSI_EPS)
+        spread = b - batch.coarse_floor
+        np.divide(b, batch.coarse_floor, out=b)
+        np.log(b, out=b)
+        spread *= b
+        psi = np.add.reduce(spread, axis=1)
+        js = _js_sides(shares, (shares[0] + q) / 2, 2)
+    return (wasserstein.tolist(), ks.tolist(), psi.tolist(), js.tolist(),
+            n.astype(np.int64).tolist())
+
+
+def _js_sides(shares: np.ndarray, m: np.ndarray, axis: int) -> np.ndarray:
+    """js_rows's arithmetic on p and q stacked along axis 0 (`shares`), m = (p + q) / 2:
+    each side's sum of p log2(p / m) over `axis`, in one set of operations for both."""
+    logs = shares / m
+    np.log2(logs, out=logs)
+    logs *= shares
+    sides = np.add.reduce(np.where(shares > 0, logs, 0.0), axis=axis)
+    found: np.ndarray = np.sqrt(np.maximum(0.0, (sides[0] + sides[1]) / 2))
+    return found
 
 
 def js_rows(p: np.ndarray, q: np.ndarray) -> np.ndarray:
@@ -332,30 +406,37 @@ def categorical_stats(ref: PreparedCategorical, values: np.ndarray | Coded
     k = len(ref.names)
     other, unseen = k - 1, k  # the last slot: categories the reference never had
     if isinstance(values, Coded):  # each level's slot, and one bincount for all rows
-        slots = np.array([ref.index.get(str(level), unseen) for level in values.levels] + [0],
-                         dtype=np.intp)
-        counts = np.bincount(slots[values.codes], weights=values.codes >= 0, minlength=k + 1)
-        n = int(np.count_nonzero(values.codes >= 0))
+        present = values.codes >= 0
+        counts = np.bincount(ref.slots(values.levels)[values.codes], weights=present,
+                             minlength=k + 1)
+        n = int(np.count_nonzero(present))
     else:
         counts, n = _counted(ref, values)
     if n == 0:
         return None
-    if OTHER not in ref.profile.freqs:  # no tail in the reference: anything else is unseen
+    if not ref.tail:  # no tail in the reference: anything else is unseen
         counts[unseen] += counts[other]
         counts[other] = 0
-    used = (ref.probs > 0) | (counts > 0)  # a slot empty on both sides says nothing
-    counts, p = counts[used], ref.probs[used]
-    q = counts / n
-    a, b = np.maximum(p, PSI_EPS), np.maximum(q, PSI_EPS)
-    expected = np.maximum(p, PSI_EPS) * n
-    return {
-        "tvd": float(np.abs(p - q).sum() / 2),
-        "psi": float(np.sum((b - a) * np.log(b / a))),
-        "js": js_distance(p, q),
-        "chi2": float(((counts - expected) ** 2 / expected).sum()),
-        "unseen_rate": float(q[-1]) if used[unseen] else 0.0,
-        "n": float(n),
-    }
+    used = ref.present | (counts > 0)  # a slot empty on both sides says nothing
+    counts, p, a = counts[used], ref.probs[used], ref.floor[used]
+    shares = np.array((p, counts))
+    q = shares[1]
+    q /= n
+    with np.errstate(all="ignore"):  # 0 log 0: left out
+        b = np.maximum(q, PSI_EPS)
+        expected = a * n
+        tvd = float(np.add.reduce(np.absolute(p - q)) / 2)
+        spread = b - a
+        np.divide(b, a, out=b)
+        np.log(b, out=b)
+        spread *= b
+        js = float(_js_sides(shares, (p + q) / 2, 1))
+        counts -= expected
+        counts **= 2
+        counts /= expected
+    return {"tvd": tvd, "psi": float(np.add.reduce(spread)), "js": js,
+            "chi2": float(np.add.reduce(counts)),
+            "unseen_rate": float(q[-1]) if used[unseen] else 0.0, "n": float(n)}
 
 
 @dataclass(frozen=True)
@@ -434,8 +515,8 @@ def _correlation(columns: dict[str, np.ndarray], names: list[str], centre: list[
 def _centred_sums(block: np.ndarray, centre: np.ndarray, incomplete: np.ndarray | None
                   ) -> tuple[np.ndarray, np.ndarray, int]:
     """Column sums and cross products of a block's complete rows, centred on the reference
-    means first (in place) so the one-pass correlation stays accurate."""
-    block -= centre
+    means first so the one-pass correlation stays accurate (`block` is left as it was)."""
+    block = block - centre
     if incomplete is not None and incomplete.any():
         block = block[~incomplete]
     return np.ones(len(block)) @ block, block.T @ block, len(block)  # BLAS: 7x a strided sum
@@ -446,10 +527,11 @@ def _corr_from(total: np.ndarray, cross: np.ndarray, n: int) -> np.ndarray:
     if n < 2:
         return np.zeros((k, k))
     mean = total / n
-    cov = cross / n - np.outer(mean, mean)
-    std = np.sqrt(np.clip(np.diag(cov), 0.0, None))
+    cov = cross / n
+    cov -= mean[:, None] * mean  # np.outer, as the ufunc it calls
+    std = np.sqrt(np.maximum(np.diagonal(cov), 0.0))  # np.clip(.., 0.0, None), alike
     with np.errstate(divide="ignore", invalid="ignore"):
-        corr: np.ndarray = cov / np.outer(std, std)
+        corr: np.ndarray = cov / (std[:, None] * std)
     if not np.isfinite(corr).all():  # as np.nan_to_num, without its cost on every window
         corr = np.nan_to_num(corr)  # a constant column correlates with nothing: 0
     return corr
@@ -471,9 +553,10 @@ def correlation_check(prepared: Prepared, columns: dict[str, np.ndarray], rule: 
                                fences([prepared.numeric[m] for m in names]))
     if n < 10:
         return None
-    delta = np.abs(corr - prepared.corr)
-    np.fill_diagonal(delta, 0.0)
-    i, j = np.unravel_index(int(delta.argmax()), delta.shape)
+    delta = np.absolute(corr - prepared.corr)
+    k = len(names)
+    delta.flat[::k + 1] = 0.0  # the diagonal, as np.fill_diagonal sets it
+    i, j = divmod(int(delta.argmax()), k)
     n_eff = n_effective(n, prepared.profile.count)
     pairs = len(names) * (len(names) - 1) // 2
     noise = _z(rule.false_alarm_rate / (2 * pairs)) / math.sqrt(n_eff)
