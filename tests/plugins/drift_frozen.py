@@ -5,7 +5,7 @@ Only the window path is here (binning, statistics, thresholds, the correlation c
 histograms, the CUSUM step); the reference side (Prepared, Batch) and Cusum are the live
 ones, whose attributes this code reads as it always did. Not for use outside the tests.
 """
-# ruff: noqa
+
 # mypy: ignore-errors
 
 from __future__ import annotations
@@ -21,13 +21,13 @@ from agent.plain import plain
 from agent.window import Coded, Window
 from plugins.drift import statistics as live
 from plugins.drift.monitor import DriftMonitor, coded_columns, drift_columns
-from plugins.drift.profile import BINS, OTHER, CategoricalProfile
+from plugins.drift.profile import BINS, OTHER, CategoricalProfile, fence_of
 from plugins.drift.references import Step
-from plugins.drift.sequential import CHUNK, SIDES, Cusum
+from plugins.drift.sequential import CHUNK, Cusum
 from plugins.drift.statistics import (
     BLOCK,
-    CORRELATION_BLOCK,
     COARSE,
+    CORRELATION_BLOCK,
     LOOKUP_CELLS,
     PSI_EPS,
     SCAN_BLOCK,
