@@ -42,6 +42,9 @@ CORRELATION_BLOCK = 8192
 SCAN_BLOCK = 4096  # rows per block of a scan: ~3 MiB at 20 features
 BLOCK = 16384
 SLOTS_KEPT = 64  # level tuples per categorical reference
+JS_TABLE_ROWS = 4096  # windows up to this many rows look Jensen-Shannon's terms up ...
+JS_TABLES = 16  # ... for this many window sizes per batch
+TERMS_ROWS, TERMS_CELLS, TERMS_KEPT = 4096, 1 << 16, 16  # the same for categorical terms
 COARSE = 10  # PSI on deciles, the customary form
 # Null distribution of sqrt(n_eff) * W1/sigma on 100 quantile bins (measured by simulation,
 # n from 100 to 100,000): mean 1.39, standard deviation ~0.68.
@@ -120,6 +123,38 @@ class PreparedCategorical:
         self.present = self.probs > 0
         self.floor = np.maximum(self.probs, PSI_EPS)
         self._slots: dict[tuple[str, ...], np.ndarray] = {}
+        self._terms: dict[int, np.ndarray] = {}
+        self._sizes: set[int] = set()  # window sizes seen once
+
+    def terms(self, rows: int) -> np.ndarray | None:
+        """Every term categorical_stats sums (|p - q|, PSI's, Jensen-Shannon's two, chi-
+        square's) for each slot and each count c of `rows` (q = c / rows), worked out as it
+        works them out: 5 x (slots * (rows + 1)). Made the second time a window size comes
+        (a count spec repeats one; a time spec seldom does), for small windows only."""
+        found = self._terms.get(rows)
+        if found is not None or rows > TERMS_ROWS or len(self.probs) * (rows + 1) > TERMS_CELLS:
+            return found
+        if rows not in self._sizes:
+            if len(self._sizes) >= TERMS_KEPT:
+                self._sizes.clear()
+            self._sizes.add(rows)
+            return None
+        if len(self._terms) >= TERMS_KEPT:
+            self._terms.clear()
+        p, a = self.probs[:, None], self.floor[:, None]
+        count = np.arange(rows + 1, dtype=np.float64)
+        q = count / rows
+        b = np.maximum(q, PSI_EPS)
+        m = (p + q) / 2
+        expected = a * rows
+        with np.errstate(all="ignore"):  # 0 log 0: left out
+            found = np.stack(np.broadcast_arrays(
+                np.absolute(p - q), (b - a) * np.log(b / a),
+                np.where(p > 0, np.log2(p / m) * p, 0.0),
+                np.where(q > 0, np.log2(q / m) * q, 0.0),
+                (count - expected) ** 2 / expected)).reshape(5, -1)
+        self._terms[rows] = found
+        return found
 
     def slots(self, levels: tuple[str, ...]) -> np.ndarray:
         """Each level's slot (unseen ones: the last), and 0 for code -1 (missing, weighed 0):
@@ -213,9 +248,31 @@ class Batch:
         # for PSI, and its shares beside room for the window's (Jensen-Shannon).
         self.coarse_floor = np.maximum(self.coarse, PSI_EPS)
         self.shares = np.stack((self.probs, np.zeros_like(self.probs)))
+        self._js: dict[int, tuple[np.ndarray, np.ndarray]] = {}
         self.tabled = all(r.table is not None for r in refs)
         if self.tabled:
             self._stack_lookups()
+
+    def js_table(self, rows: int) -> tuple[np.ndarray, np.ndarray]:
+        """Jensen-Shannon's terms p log2(p/m) and q log2(q/m) for every reference share p
+        this batch has and every count c of `rows` (q = c / rows), worked out as _js_sides
+        works them out: a window of that many rows (NaN in none) looks its terms up. Also
+        each bin's offset in the table. Kept for JS_TABLES window sizes."""
+        found = self._js.get(rows)
+        if found is None:
+            if len(self._js) >= JS_TABLES:
+                self._js.clear()
+            levels, level = np.unique(self.probs, return_inverse=True)
+            shares = np.empty((2, len(levels), rows + 1))
+            shares[0] = levels[:, None]
+            shares[1] = np.arange(rows + 1, dtype=np.float64) / rows
+            with np.errstate(all="ignore"):
+                logs = shares / ((shares[0] + shares[1]) / 2)
+                np.log2(logs, out=logs)
+                logs *= shares
+            table = np.where(shares > 0, logs, 0.0).reshape(2, -1)
+            found = self._js[rows] = (table, level.reshape(self.probs.shape) * (rows + 1))
+        return found
 
     def _stack_lookups(self) -> None:
         """Every feature's lookup, side by side: one set of array passes bins them all."""
@@ -357,7 +414,14 @@ def numeric_lists(batch: Batch, counts: np.ndarray, n: np.ndarray
         np.log(b, out=b)
         spread *= b
         psi = np.add.reduce(spread, axis=1)
-        js = _js_sides(shares, (shares[0] + q) / 2, 2)
+        rows = int(n[0]) if len(n) else 0
+        if 0 < rows <= JS_TABLE_ROWS and bool((n == rows).all()):
+            table, base = batch.js_table(rows)
+            terms = table.take(base + counts.astype(np.intp), axis=1)
+            sides = np.add.reduce(terms, axis=2)
+            js = np.sqrt(np.maximum(0.0, (sides[0] + sides[1]) / 2))
+        else:
+            js = _js_sides(shares, (shares[0] + q) / 2, 2)
     return (wasserstein.tolist(), ks.tolist(), psi.tolist(), js.tolist(),
             n.astype(np.int64).tolist())
 
@@ -418,6 +482,15 @@ def categorical_stats(ref: PreparedCategorical, values: np.ndarray | Coded
         counts[unseen] += counts[other]
         counts[other] = 0
     used = ref.present | (counts > 0)  # a slot empty on both sides says nothing
+    table = ref.terms(n)
+    if table is not None:  # each used slot's terms looked up by its count, summed per row
+        slot = np.flatnonzero(used)
+        sums = np.add.reduce(table.take(slot * (n + 1) + counts[slot].astype(np.intp), axis=1),
+                             axis=1).tolist()
+        half = (sums[2] + sums[3]) / 2
+        return {"tvd": sums[0] / 2, "psi": sums[1], "js": math.sqrt(half if half > 0 else 0.0),
+                "chi2": sums[4], "unseen_rate": float(counts[unseen]) / n if used[unseen]
+                else 0.0, "n": float(n)}
     counts, p, a = counts[used], ref.probs[used], ref.floor[used]
     shares = np.array((p, counts))
     q = shares[1]
