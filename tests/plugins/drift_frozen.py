@@ -54,6 +54,15 @@ class Scan:
 HISTOGRAM_BARS = 5
 
 
+def _fine(batch: Batch) -> tuple[np.ndarray, np.ndarray]:
+    """The stacked lookup as it was: every feature's 4096 cells (Batch now keeps coarser)."""
+    k = len(batch.refs)
+    small = np.int16 if k * (BINS + 1) < np.iinfo(np.int16).max else np.int32
+    table = np.concatenate([r.table + offset for r, offset
+                            in zip(batch.refs, batch.bin_offset, strict=True)]).astype(small)
+    return table, np.arange(k, dtype=np.intp) * LOOKUP_CELLS
+
+
 def evaluate(monitor: DriftMonitor, window: Window) -> Step:
     """DriftMonitor.evaluate as it was, for a stream whose reference is active (replay: the
     series are not wanted)."""
@@ -104,8 +113,9 @@ def scan(batch: Batch, values: list[np.ndarray]) -> Scan:
         np.clip(position, 0, LOOKUP_CELLS - 1, out=position)
         cell = position.astype(np.intp)
         del position
-        cell += batch.cell_offset
-        index = batch.table.take(cell)
+        table, cell_offset = _fine(batch)
+        cell += cell_offset
+        index = table.take(cell)
         del cell
         index += block >= batch.above.take(index)  # an edge inside the cell, below the value
         index -= block < batch.padded.take(index)  # rounding put the value one cell too high
