@@ -321,18 +321,22 @@ class DriftMonitor(Monitor):
             n_i = counted[i]
             if not n_i:
                 continue
-            found = {"wasserstein": w1[i], "ks": ks[i], "psi": psi[i], "js": js[i]}
-            if self.extra.statistics:
-                self.extra.add(found, np.asarray(columns[name], dtype=np.float64),
-                               reference.numeric[name].profile, step.errors)
             key = (n_i, batch.count[i])
             limit = limits.get(key)
             if limit is None:
                 limit = limits[key] = st.numeric_threshold(self.rule, n_i, key[1], z)
             effect = w1[i]
-            found.update(method="wasserstein", threshold=limit, ratio=effect / limit,
-                         drifted=effect > limit, n=n_i)
-            features[name] = found
+            if self.extra.statistics:  # theirs after the built-in statistics, as before
+                found = {"wasserstein": effect, "ks": ks[i], "psi": psi[i], "js": js[i]}
+                self.extra.add(found, np.asarray(columns[name], dtype=np.float64),
+                               reference.numeric[name].profile, step.errors)
+                found.update(method="wasserstein", threshold=limit, ratio=effect / limit,
+                             drifted=effect > limit, n=n_i)
+                features[name] = found
+                continue
+            features[name] = {"wasserstein": effect, "ks": ks[i], "psi": psi[i], "js": js[i],
+                              "method": "wasserstein", "threshold": limit,
+                              "ratio": effect / limit, "drifted": effect > limit, "n": n_i}
         return counts, n, scanned
 
     def _unread(self, step: Step, window: Window) -> bool:
@@ -390,10 +394,12 @@ class DriftMonitor(Monitor):
         history.append(results["drifted"])
         events: list[Event] = []
         ident = key[:2]
-        for name, found in results["sequential"].items():
-            marker = (ident, name)
-            if name not in EVENT_STREAMS:
+        sequential = results["sequential"]
+        for name in EVENT_STREAMS:  # the streams whose alarms are events (few; features: not)
+            found = sequential.get(name)
+            if found is None:
                 continue
+            marker = (ident, name)
             if found["alarms"] and marker not in self.sequential_alarmed:
                 self.sequential_alarmed.add(marker)
                 events.append(self._event("drift.detected", Severity.WARNING, window, results,

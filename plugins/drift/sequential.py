@@ -136,7 +136,7 @@ def advance(detectors: list[Cusum], z: np.ndarray, valid: np.ndarray | None) -> 
     if valid is not None:
         walk.reshape(2, k, n)[:, ~valid] = 0.0
     walk[:, 0] += [d.up for d in detectors] + [d.down for d in detectors]
-    np.cumsum(walk, axis=1, out=walk)
+    np.add.accumulate(walk, axis=1, out=walk)  # np.cumsum, without its Python wrapper
     floor = np.minimum(np.minimum.reduce(walk, axis=1), 0.0)
     alarmed = [False] * k
     # First one bound for every row (the highest partial sum over the lowest floor), then,
