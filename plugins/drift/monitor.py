@@ -378,14 +378,12 @@ class DriftMonitor(Monitor):
         np.clip(z, *batch.z_fence, out=z)
         detectors = self.cusums.get(step.ident, {})
         before = [detectors.get(name) or Cusum(self.k, self.h) for name in names]
-        after = advance(before, z, None if finite.all() else finite)
-        out = {}
+        after = advance(before, z, None if finite.all() else finite, (self.k, self.h))
         h = self.h
-        for name, old, new in zip(names, before, after, strict=True):
-            step.cusums[name] = new
-            out[name] = {"statistic": max(new.up, new.down) / h,
-                         "alarms": new.alarms - old.alarms, "total_alarms": new.alarms}
-        return out
+        step.cusums.update(zip(names, after, strict=True))
+        return {name: {"statistic": max(new.up, new.down) / h,
+                       "alarms": new.alarms - old.alarms, "total_alarms": new.alarms}
+                for name, old, new in zip(names, before, after, strict=True)}
 
     # -- judging --------------------------------------------------------------------------
 

@@ -106,7 +106,8 @@ def _reflected_after_sum(walk: np.ndarray) -> None:
     np.subtract(walk, floor, out=walk)
 
 
-def advance(detectors: list[Cusum], z: np.ndarray, valid: np.ndarray | None) -> list[Cusum]:
+def advance(detectors: list[Cusum], z: np.ndarray, valid: np.ndarray | None,
+            shared: tuple[float, float] | None = None) -> list[Cusum]:
     """Copies of k detectors, each advanced over its row of `z` (k x n, standardised), with
     a few array operations for all rows together instead of a dozen per row.
 
@@ -114,7 +115,8 @@ def advance(detectors: list[Cusum], z: np.ndarray, valid: np.ndarray | None) -> 
     so the walk stands still there: the same sums, in the same order, as feeding only the
     valid values (the result is bit for bit `Cusum.update` on each row's valid values). A
     row that raises an alarm (rare: the restart after it is sequential) or a window longer
-    than CHUNK goes through `Cusum.update` itself.
+    than CHUNK goes through `Cusum.update` itself. `shared`: the (k, h) every detector has,
+    when the caller knows it (the monitor's are all alike).
 
     No row's reflected walk is built unless one may cross h: each row's walk minus its floor
     is at most (largest partial sum) - min(0, smallest), and rounding is monotone, so when
@@ -128,7 +130,7 @@ def advance(detectors: list[Cusum], z: np.ndarray, valid: np.ndarray | None) -> 
     if not detectors:
         return []
     walk = np.empty((2 * k, n))
-    same = len({(d.k, d.h) for d in detectors}) == 1  # the monitor's: one k and h for all
+    same = shared is not None or len({(d.k, d.h) for d in detectors}) == 1
     reference = detectors[0].k if same else np.array([[d.k] for d in detectors])
     np.subtract(z, reference, out=walk[:k])
     np.negative(z, out=walk[k:])

@@ -251,10 +251,7 @@ class Batch:
                             ((self.fence[1] - self.centre) / self.std)[:, None])
         self.summed_fence = self.fence[0][self.summed], self.fence[1][self.summed]
         self.summed_centre = self.centre[self.summed]
-        # What every window's statistics start from: the reference's coarse shares floored
-        # for PSI, and its shares beside room for the window's (Jensen-Shannon).
-        self.coarse_floor = np.maximum(self.coarse, PSI_EPS)
-        self.shares = np.stack((self.probs, np.zeros_like(self.probs)))
+        self.coarse_floor = np.maximum(self.coarse, PSI_EPS)  # PSI's reference side
         self._js: dict[int, tuple[np.ndarray, np.ndarray]] = {}
         self.tabled = all(r.table is not None for r in refs)
         if self.tabled:
@@ -289,11 +286,11 @@ class Batch:
         # Each feature's bins numbered after the previous feature's (and a slot for NaN):
         # one bincount counts them all, and padded[table[cell]] is the edge below.
         self.bin_offset = np.arange(k, dtype=np.intp) * (BINS + 1)
-        small = np.int16 if k * (BINS + 1) < np.iinfo(np.int16).max else np.int32
-        # The coarse tables (PreparedNumeric.shift): cell >> shift, then the offset.
+        # The coarse tables (PreparedNumeric.shift): cell >> shift, then the offset. Index
+        # sized (take and bincount convert anything else first), and small all the same.
         self.table = np.concatenate([r.coarse_table + offset for r, offset
                                      in zip(self.refs, self.bin_offset, strict=True)
-                                     ]).astype(small)  # cache-sized
+                                     ]).astype(np.intp)
         self.shift = np.array([r.shift for r in self.refs], dtype=np.intp)
         self.shifted = bool(self.shift.any())
         cells = LOOKUP_CELLS >> self.shift
@@ -412,10 +409,8 @@ def numeric_lists(batch: Batch, counts: np.ndarray, n: np.ndarray
     numeric_stats_many without the dicts, in as few array operations as the arithmetic
     allows (each one on all k features; a small window's cost is their count)."""
     k = len(batch.refs)
-    shares = batch.shares.copy()  # [0]: the reference's, [1]: this window's
-    q = shares[1]
     with np.errstate(all="ignore"):  # n = 0: NaN, and 0 log 0, left out below
-        np.divide(counts, n[:, None], out=q)
+        q = counts / n[:, None]
         diff = np.add.accumulate(q, axis=1)  # np.cumsum, without its Python wrapper
         np.subtract(diff, batch.cdf, out=diff)
         np.absolute(diff, out=diff)
@@ -433,8 +428,8 @@ def numeric_lists(batch: Batch, counts: np.ndarray, n: np.ndarray
             terms = table.take(base + counts.astype(np.intp), axis=1)
             sides = np.add.reduce(terms, axis=2)
             js = np.sqrt(np.maximum(0.0, (sides[0] + sides[1]) / 2))
-        else:
-            js = _js_sides(shares, (shares[0] + q) / 2, 2)
+        else:  # [0]: the reference's shares, [1]: this window's
+            js = _js_sides(np.array((batch.probs, q)), (batch.probs + q) / 2, 2)
     return (wasserstein.tolist(), ks.tolist(), psi.tolist(), js.tolist(),
             n.astype(np.int64).tolist())
 
