@@ -266,7 +266,7 @@ class DriftMonitor(Monitor):
         tests = len(reference.numeric) + len(reference.categorical)
         z = st.z_for(self.rule, tests)
         names = tuple(name for name in reference.numeric
-                      if name in columns and columns[name].dtype != object)
+                      if name in columns and columns[name].dtype.kind != "O")
         matrix = st.stacked([columns[name] for name in names])  # rows x k, read only
         features: dict[str, Any] = {}
         batch, counts, n, scanned = None, np.empty((0, 0)), np.empty(0), None
@@ -276,7 +276,7 @@ class DriftMonitor(Monitor):
                                                columns, z)
         coded = coded_columns(window)
         for name, cat in reference.categorical.items():
-            if name in columns and columns[name].dtype == object:
+            if name in columns and columns[name].dtype.kind == "O":
                 found = st.categorical_stats(cat, coded.get(name, columns[name]))
                 if found is not None:
                     limit = st.categorical_threshold(self.rule, cat, int(found["n"]), z)
@@ -374,8 +374,11 @@ class DriftMonitor(Monitor):
             z = values - batch.centre[:, None]
             z /= batch.std[:, None]
         # At most the reference's fence in sigmas (~35 on normal data): one extreme value is
-        # not an alarm by itself (h ~85), a run of them still is.
-        np.clip(z, *batch.z_fence, out=z)
+        # not an alarm by itself (h ~85), a run of them still is. np.clip's arithmetic as
+        # two ufunc calls: NaN stays NaN alike, and the sign of a zero z never shows (the
+        # walk takes z - k and -z - k, k > 0).
+        np.maximum(z, batch.z_fence[0], out=z)
+        np.minimum(z, batch.z_fence[1], out=z)
         detectors = self.cusums.get(step.ident, {})
         before = [detectors.get(name) or Cusum(self.k, self.h) for name in names]
         after = advance(before, z, None if finite.all() else finite, (self.k, self.h))

@@ -336,13 +336,15 @@ def scan(batch: Batch, values: Sequence[np.ndarray] | np.ndarray) -> Scan:
     with np.errstate(all="ignore"):  # values near the float limit: clipped below
         for start in range(0, rows, SCAN_BLOCK):
             block = matrix[start:start + SCAN_BLOCK]
-            missing = np.isnan(block)
+            # The binning runs on the k x rows transpose: C order as stacked() made it,
+            # so that no pass mixes layouts (each value's bin is the same either way).
+            missing = np.isnan(block.T)
             gaps = bool(missing.any())
-            index, wild = _bins(batch, block, missing if gaps else None)
+            index, wild = _bins(batch, block.T, missing if gaps else None)
             if gaps:
-                missing_per += np.add.reduce(missing, axis=0)
+                missing_per += np.add.reduce(missing, axis=1)
             counts += np.bincount(index.ravel(order="K"), minlength=k * (BINS + 1))
-            sums, products, rows_complete = _block_sums(batch, block, missing if gaps
+            sums, products, rows_complete = _block_sums(batch, block, missing.T if gaps
                                                         else None, wild)
             total += sums
             cross += products
@@ -351,13 +353,14 @@ def scan(batch: Batch, values: Sequence[np.ndarray] | np.ndarray) -> Scan:
                 rows - missing_per, total, cross, complete)
 
 
-def _bins(batch: Batch, block: np.ndarray, missing: np.ndarray | None
+def _bins(batch: Batch, values: np.ndarray, missing: np.ndarray | None
           ) -> tuple[np.ndarray, bool]:
-    """Each value's bin, numbered after the previous feature's (NaN: the slot after them),
-    by the stacked lookup tables; `wild`: some value may lie beyond its fence. Two whole-block
-    reductions on the common scale of the lookup say "surely not" in the common case."""
-    position = block - batch.low
-    position *= batch.scale
+    """Each value's bin (`values`: k x rows), numbered after the previous feature's (NaN:
+    the slot after them), by the stacked lookup tables; `wild`: some value may lie beyond
+    its fence. Two whole-block reductions on the common scale of the lookup say "surely
+    not" in the common case."""
+    position = values - batch.low[:, None]
+    position *= batch.scale[:, None]
     if missing is not None:
         position[missing] = 0
     wild = not (np.minimum.reduce(position, axis=None) >= batch.fence_cells[0]
@@ -367,13 +370,14 @@ def _bins(batch: Batch, block: np.ndarray, missing: np.ndarray | None
     np.minimum(position, LOOKUP_CELLS - 1, out=position)
     cell = position.astype(np.intp)
     if batch.shifted:
-        cell >>= batch.shift
-    cell += batch.cell_offset
+        cell >>= batch.shift[:, None]
+    cell += batch.cell_offset[:, None]
     index = batch.table.take(cell)
-    index += block >= batch.above.take(index)  # an edge inside the cell, below the value
-    index -= block < batch.padded.take(index)  # rounding put the value one cell too high
+    index += values >= batch.above.take(index)  # an edge inside the cell, below the value
+    index -= values < batch.padded.take(index)  # rounding put the value one cell too high
     if missing is not None:
-        index[missing] = np.broadcast_to(batch.bin_offset + BINS, block.shape)[missing]
+        index[missing] = np.broadcast_to(batch.bin_offset[:, None] + BINS,
+                                         values.shape)[missing]
     return index, wild
 
 
