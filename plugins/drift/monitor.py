@@ -272,8 +272,8 @@ class DriftMonitor(Monitor):
         batch, counts, n, scanned = None, np.empty((0, 0)), np.empty(0), None
         if names:
             batch = reference.batch(names)
-            counts, n, scanned = self._numeric(features, step, reference, batch, matrix,
-                                               columns, z)
+            counts, n, scanned = self._numeric(features, step, batch, reference=reference,
+                                               matrix=matrix, columns=columns, z=z)
         coded = coded_columns(window)
         for name, cat in reference.categorical.items():
             if name in columns and columns[name].dtype.kind == "O":
@@ -297,9 +297,10 @@ class DriftMonitor(Monitor):
                 "drifted": drifted, "reference_samples": reference.profile.count,
                 "sequential": self._sequential(step, window, names, matrix, batch)}
 
-    def _numeric(self, features: dict[str, Any], step: Step, reference: st.Prepared,
-                 batch: st.Batch, matrix: np.ndarray, columns: dict[str, np.ndarray],
-                 z: float) -> tuple[np.ndarray, np.ndarray, tuple[tuple[str, ...], st.Scan] | None]:
+    def _numeric(self, features: dict[str, Any], step: Step, batch: st.Batch, *,
+                 reference: st.Prepared, matrix: np.ndarray, columns: dict[str, np.ndarray],
+                 z: float) -> tuple[np.ndarray, np.ndarray,
+                                    tuple[tuple[str, ...], st.Scan] | None]:
         """The numeric features' verdicts into `features`, from one scan() (the bins and
         the correlation sums) and one set of array operations for their statistics; a
         threshold is worked out once per (rows counted, reference rows). Returns the bin
@@ -327,7 +328,8 @@ class DriftMonitor(Monitor):
                 limit = limits[key] = st.numeric_threshold(self.rule, n_i, key[1], z)
             effect = w1[i]
             if self.extra.statistics:  # theirs after the built-in statistics, as before
-                found = {"wasserstein": effect, "ks": ks[i], "psi": psi[i], "js": js[i]}
+                found: dict[str, Any] = {"wasserstein": effect, "ks": ks[i], "psi": psi[i],
+                                         "js": js[i]}
                 self.extra.add(found, np.asarray(columns[name], dtype=np.float64),
                                reference.numeric[name].profile, step.errors)
                 found.update(method="wasserstein", threshold=limit, ratio=effect / limit,

@@ -516,11 +516,11 @@ def categorical_stats(ref: PreparedCategorical, values: np.ndarray | Coded
         np.log(b, out=b)
         spread *= b
         js = float(_js_sides(shares, (p + q) / 2, 1))
-        counts -= expected
-        counts **= 2
-        counts /= expected
+        chi = counts - expected
+        chi **= 2
+        chi /= expected
     return {"tvd": tvd, "psi": float(np.add.reduce(spread)), "js": js,
-            "chi2": float(np.add.reduce(counts)),
+            "chi2": float(np.add.reduce(chi)),
             "unseen_rate": float(q[-1]) if used[unseen] else 0.0, "n": float(n)}
 
 
