@@ -295,7 +295,8 @@ class DriftMonitor(Monitor):
             multivariate and multivariate["drifted"])
         return {"features": features, "multivariate": multivariate or {}, "top": top,
                 "drifted": drifted, "reference_samples": reference.profile.count,
-                "sequential": self._sequential(step, window, names, matrix, batch)}
+                "sequential": self._sequential(step, window, names, matrix, batch,
+                                               finite=scanned is not None and scanned[1].finite)}
 
     def _numeric(self, features: dict[str, Any], step: Step, batch: st.Batch, *,
                  reference: st.Prepared, matrix: np.ndarray, columns: dict[str, np.ndarray],
@@ -356,7 +357,8 @@ class DriftMonitor(Monitor):
         return verdict
 
     def _sequential(self, step: Step, window: Window, names: tuple[str, ...],
-                    matrix: np.ndarray, batch: st.Batch | None) -> dict[str, Any]:
+                    matrix: np.ndarray, batch: st.Batch | None, *, finite: bool = False
+                    ) -> dict[str, Any]:
         """CUSUM on each numeric stream, in row order, on the model's first window spec.
         Each detector is a copy, updated here and swapped in by commit(); all streams of a
         window advance together (sequential.advance: one set of array operations), on the
@@ -371,7 +373,7 @@ class DriftMonitor(Monitor):
         if batch is None:
             return {}
         values = matrix.T  # k x rows, C order as stacked() made it
-        finite = np.isfinite(values)
+        valid = None if finite else np.isfinite(values)  # the scan may know: all finite
         with np.errstate(over="ignore"):  # near the float limit: inf, clipped below
             z = values - batch.centre[:, None]
             z /= batch.std[:, None]
@@ -383,7 +385,8 @@ class DriftMonitor(Monitor):
         np.minimum(z, batch.z_fence[1], out=z)
         detectors = self.cusums.get(step.ident, {})
         before = [detectors.get(name) or Cusum(self.k, self.h) for name in names]
-        after = advance(before, z, None if finite.all() else finite, (self.k, self.h))
+        after = advance(before, z, None if valid is None or valid.all() else valid,
+                        (self.k, self.h))
         h = self.h
         step.cusums.update(zip(names, after, strict=True))
         return {name: {"statistic": max(new.up, new.down) / h,

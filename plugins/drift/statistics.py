@@ -306,11 +306,12 @@ class Batch:
 class Scan:
     """What one pass over a window's numeric columns found."""
 
-    counts: np.ndarray  # k x BINS
+    counts: np.ndarray  # k x BINS, integers (as int64: c / n is the same float either way)
     n: np.ndarray  # k: values counted (NaN left out)
     total: np.ndarray  # sums of complete rows (batch.summed), centred on the reference means
     cross: np.ndarray  # their cross products
     complete: int  # rows with every summed feature present
+    finite: bool = False  # True: surely no NaN, no infinity (none missing, none past a fence)
 
 
 def stacked(values: Sequence[np.ndarray]) -> np.ndarray:
@@ -333,6 +334,7 @@ def scan(batch: Batch, values: Sequence[np.ndarray] | np.ndarray) -> Scan:
     width = len(batch.summed)
     total, cross, complete = np.zeros(width), np.zeros((width, width)), 0
     missing_per = np.zeros(k, np.int64)
+    finite = math.isfinite(batch.fence_cells[0]) and math.isfinite(batch.fence_cells[1])
     with np.errstate(all="ignore"):  # values near the float limit: clipped below
         for start in range(0, rows, SCAN_BLOCK):
             block = matrix[start:start + SCAN_BLOCK]
@@ -341,6 +343,7 @@ def scan(batch: Batch, values: Sequence[np.ndarray] | np.ndarray) -> Scan:
             missing = np.isnan(block.T)
             gaps = bool(missing.any())
             index, wild = _bins(batch, block.T, missing if gaps else None)
+            finite = finite and not gaps and not wild
             if gaps:
                 missing_per += np.add.reduce(missing, axis=1)
             counts += np.bincount(index.ravel(order="K"), minlength=k * (BINS + 1))
@@ -349,8 +352,8 @@ def scan(batch: Batch, values: Sequence[np.ndarray] | np.ndarray) -> Scan:
             total += sums
             cross += products
             complete += rows_complete
-    return Scan(counts.reshape(k, BINS + 1)[:, :BINS].astype(np.float64),
-                rows - missing_per, total, cross, complete)
+    return Scan(counts.reshape(k, BINS + 1)[:, :BINS], rows - missing_per, total, cross,
+                complete, finite)
 
 
 def _bins(batch: Batch, values: np.ndarray, missing: np.ndarray | None
@@ -429,7 +432,7 @@ def numeric_lists(batch: Batch, counts: np.ndarray, n: np.ndarray
         rows = int(n[0]) if len(n) else 0
         if 0 < rows <= JS_TABLE_ROWS and bool((n == rows).all()):
             table, base = batch.js_table(rows)
-            terms = table.take(base + counts.astype(np.intp), axis=1)
+            terms = table.take(base + counts.astype(np.intp, copy=False), axis=1)
             sides = np.add.reduce(terms, axis=2)
             js = np.sqrt(np.maximum(0.0, (sides[0] + sides[1]) / 2))
         else:  # [0]: the reference's shares, [1]: this window's
