@@ -94,8 +94,11 @@ class PreparedNumeric:
         # The same lookup on cells 2**shift times wider, as wide as they can be with one
         # edge at most in each: a window's scan touches that much less memory (the whole
         # table of 20 features was 160 KiB, out of the cache by the next small window).
+        # The last cell also holds every value clipped into it from above, so it must not
+        # hold an edge below the last one (which rounding may put past the grid's end).
         self.shift = next((s for s in range(COARSEST, 0, -1)
-                           if np.diff(at_start[::1 << s]).max() <= 1), 0)
+                           if np.diff(np.r_[at_start[:-1:1 << s], len(self.inner)]).max()
+                           <= 1), 0)
         self.coarse_table = self.table[::1 << self.shift]
 
     def bins(self, values: np.ndarray) -> np.ndarray:
