@@ -43,9 +43,10 @@ CORRELATION_BLOCK = 8192
 SCAN_BLOCK = 4096  # rows per block of a scan: ~3 MiB at 20 features
 BLOCK = 16384
 SLOTS_KEPT = 64  # level tuples per categorical reference
-JS_TABLE_ROWS = 4096  # windows up to this many rows look Jensen-Shannon's terms up ...
-JS_TABLES = 16  # ... for this many window sizes per batch
-TERMS_ROWS, TERMS_CELLS, TERMS_KEPT = 4096, 1 << 16, 16  # the same for categorical terms
+# Terms looked up by count: tables of at most this many (share, count) cells (2 or 5 floats
+# each), for this many window sizes per reference; larger windows compute them (at most
+# ~0.7 MiB per numeric batch, ~1.3 MiB per categorical feature).
+TABLE_CELLS, TABLES_KEPT = 1 << 12, 8
 COARSE = 10  # PSI on deciles, the customary form
 # Null distribution of sqrt(n_eff) * W1/sigma on 100 quantile bins (measured by simulation,
 # n from 100 to 100,000): mean 1.39, standard deviation ~0.68.
@@ -142,14 +143,14 @@ class PreparedCategorical:
         works them out: 5 x (slots * (rows + 1)). Made the second time a window size comes
         (a count spec repeats one; a time spec seldom does), for small windows only."""
         found = self._terms.get(rows)
-        if found is not None or rows > TERMS_ROWS or len(self.probs) * (rows + 1) > TERMS_CELLS:
+        if found is not None or len(self.probs) * (rows + 1) > TABLE_CELLS:
             return found
         if rows not in self._sizes:
-            if len(self._sizes) >= TERMS_KEPT:
+            if len(self._sizes) >= TABLES_KEPT:
                 self._sizes.clear()
             self._sizes.add(rows)
             return None
-        if len(self._terms) >= TERMS_KEPT:
+        if len(self._terms) >= TABLES_KEPT:
             self._terms.clear()
         p, a = self.probs[:, None], self.floor[:, None]
         count = np.arange(rows + 1, dtype=np.float64)
@@ -256,6 +257,8 @@ class Batch:
         self.summed_centre = self.centre[self.summed]
         self.coarse_floor = np.maximum(self.coarse, PSI_EPS)  # PSI's reference side
         self._js: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        levels, level = np.unique(self.probs, return_inverse=True)  # the distinct shares
+        self.levels, self.level = levels, level.reshape(self.probs.shape)
         self.tabled = all(r.table is not None for r in refs)
         if self.tabled:
             self._stack_lookups()
@@ -264,12 +267,12 @@ class Batch:
         """Jensen-Shannon's terms p log2(p/m) and q log2(q/m) for every reference share p
         this batch has and every count c of `rows` (q = c / rows), worked out as _js_sides
         works them out: a window of that many rows (NaN in none) looks its terms up. Also
-        each bin's offset in the table. Kept for JS_TABLES window sizes."""
+        each bin's offset in the table. Kept for TABLES_KEPT window sizes."""
         found = self._js.get(rows)
         if found is None:
-            if len(self._js) >= JS_TABLES:
+            if len(self._js) >= TABLES_KEPT:
                 self._js.clear()
-            levels, level = np.unique(self.probs, return_inverse=True)
+            levels, level = self.levels, self.level
             shares = np.empty((2, len(levels), rows + 1))
             shares[0] = levels[:, None]
             shares[1] = np.arange(rows + 1, dtype=np.float64) / rows
@@ -278,7 +281,7 @@ class Batch:
                 np.log2(logs, out=logs)
                 logs *= shares
             table = np.where(shares > 0, logs, 0.0).reshape(2, -1)
-            found = self._js[rows] = (table, level.reshape(self.probs.shape) * (rows + 1))
+            found = self._js[rows] = (table, level * (rows + 1))
         return found
 
     def _stack_lookups(self) -> None:
@@ -433,7 +436,8 @@ def numeric_lists(batch: Batch, counts: np.ndarray, n: np.ndarray
         spread *= b
         psi = np.add.reduce(spread, axis=1)
         rows = int(n[0]) if len(n) else 0
-        if 0 < rows <= JS_TABLE_ROWS and bool((n == rows).all()):
+        if (rows > 0 and len(batch.levels) * (rows + 1) <= TABLE_CELLS
+                and bool((n == rows).all())):
             table, base = batch.js_table(rows)
             terms = table.take(base + counts.astype(np.intp, copy=False), axis=1)
             sides = np.add.reduce(terms, axis=2)
