@@ -16,38 +16,88 @@ chi-square are reported beside them.
 
 from __future__ import annotations
 
-import functools
 import math
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from statistics import NormalDist
 from typing import Any
 
 import numpy as np
 
 from agent.window import Coded
+from plugins.drift.correlation import (
+    CORRELATION_BLOCK,
+    _z,
+    correlation_check,
+    fences,
+    n_effective,
+    outside,
+)
+from plugins.drift.numeric import (
+    COARSE,
+    LOOKUP_CELLS,
+    PSI_EPS,
+    SCAN_BLOCK,
+    TABLE_CELLS,
+    TABLES_KEPT,
+    Scan,
+    _js_sides,
+    js_distance,
+    js_rows,
+    numeric_lists,
+    numeric_stats_many,
+    scan,
+    stacked,
+)
 from plugins.drift.profile import (
     BINS,
     OTHER,
     CategoricalProfile,
     NumericProfile,
     Profile,
-    fence_of,
 )
 
-PSI_EPS = 1e-4
-LOOKUP_CELLS = 4096
 COARSEST = 5  # a lookup keeps at least LOOKUP_CELLS >> COARSEST cells
-CORRELATION_BLOCK = 8192
-SCAN_BLOCK = 4096  # rows per block of a scan: ~3 MiB at 20 features
+# The window's arithmetic lives in numeric.py and correlation.py; named here as well.
+__all__ = [
+    "BLOCK",
+    "COARSE",
+    "COARSEST",
+    "CORRELATION_BLOCK",
+    "LOOKUP_CELLS",
+    "PSI_EPS",
+    "SCAN_BLOCK",
+    "SLOTS_KEPT",
+    "TABLES_KEPT",
+    "TABLE_CELLS",
+    "W_NULL_MEAN",
+    "W_NULL_SD",
+    "Batch",
+    "Prepared",
+    "PreparedCategorical",
+    "PreparedNumeric",
+    "Rule",
+    "Scan",
+    "bin_counts",
+    "categorical_stats",
+    "categorical_threshold",
+    "correlation_check",
+    "fences",
+    "js_distance",
+    "js_rows",
+    "n_effective",
+    "numeric_lists",
+    "numeric_stats",
+    "numeric_stats_many",
+    "numeric_threshold",
+    "outside",
+    "scan",
+    "stacked",
+    "z_for",
+]
+
 BLOCK = 16384
 SLOTS_KEPT = 64  # level tuples per categorical reference
-# Terms looked up by count: tables of at most this many (share, count) cells (2 or 5 floats
-# each), for this many window sizes per reference; larger windows compute them (at most
-# ~0.7 MiB per numeric batch, ~1.3 MiB per categorical feature).
-TABLE_CELLS, TABLES_KEPT = 1 << 12, 8
-COARSE = 10  # PSI on deciles, the customary form
 # Null distribution of sqrt(n_eff) * W1/sigma on 100 quantile bins (measured by simulation,
 # n from 100 to 100,000): mean 1.39, standard deviation ~0.68.
 W_NULL_MEAN, W_NULL_SD = 1.39, 0.68
@@ -205,10 +255,6 @@ class Prepared:
         return found
 
 
-def n_effective(n: int, m: int) -> float:
-    return n * m / (n + m) if n and m else 0.0
-
-
 def bin_counts(ref: PreparedNumeric, values: np.ndarray) -> tuple[np.ndarray, int]:
     """Values per reference bin (NaN left out), and how many counted."""
     counts, n = np.zeros(BINS), 0
@@ -308,172 +354,6 @@ class Batch:
                                 float(((self.fence[1] - self.low) * self.scale).min()))
 
 
-@dataclass
-class Scan:
-    """What one pass over a window's numeric columns found."""
-
-    counts: np.ndarray  # k x BINS, integers (as int64: c / n is the same float either way)
-    n: np.ndarray  # k: values counted (NaN left out)
-    total: np.ndarray  # sums of complete rows (batch.summed), centred on the reference means
-    cross: np.ndarray  # their cross products
-    complete: int  # rows with every summed feature present
-    finite: bool = False  # True: surely no NaN, no infinity (none missing, none past a fence)
-
-
-def stacked(values: Sequence[np.ndarray]) -> np.ndarray:
-    """k float columns as one rows x k matrix, what scan() and the CUSUM read: the
-    transpose of a k x rows array (one C call, where column_stack is a Python loop)."""
-    if not values:
-        return np.empty((0, 0))
-    found: np.ndarray = np.array(values, dtype=np.float64).T
-    return found
-
-
-def scan(batch: Batch, values: Sequence[np.ndarray] | np.ndarray) -> Scan:
-    """Bin counts of every feature and the correlation sums (of `batch.summed` columns,
-    over the rows complete in those) in one pass over the rows, a block at a time. `values`:
-    the k columns, or stacked() of them (read, never written). Needs `batch.tabled`."""
-    matrix = values if isinstance(values, np.ndarray) else stacked(values)
-    k = len(batch.refs)
-    rows = len(matrix)
-    counts = np.zeros(k * (BINS + 1), np.int64)
-    width = len(batch.summed)
-    total, cross, complete = np.zeros(width), np.zeros((width, width)), 0
-    missing_per = np.zeros(k, np.int64)
-    finite = math.isfinite(batch.fence_cells[0]) and math.isfinite(batch.fence_cells[1])
-    with np.errstate(all="ignore"):  # values near the float limit: clipped below
-        for start in range(0, rows, SCAN_BLOCK):
-            block = matrix[start:start + SCAN_BLOCK]
-            # The binning runs on the k x rows transpose: C order as stacked() made it,
-            # so that no pass mixes layouts (each value's bin is the same either way).
-            missing = np.isnan(block.T)
-            gaps = bool(missing.any())
-            index, wild = _bins(batch, block.T, missing if gaps else None)
-            finite = finite and not gaps and not wild
-            if gaps:
-                missing_per += np.add.reduce(missing, axis=1)
-            counts += np.bincount(index.ravel(order="K"), minlength=k * (BINS + 1))
-            sums, products, rows_complete = _block_sums(batch, block, missing.T if gaps
-                                                        else None, wild)
-            total += sums
-            cross += products
-            complete += rows_complete
-    return Scan(counts.reshape(k, BINS + 1)[:, :BINS], rows - missing_per, total, cross,
-                complete, finite)
-
-
-def _bins(batch: Batch, values: np.ndarray, missing: np.ndarray | None
-          ) -> tuple[np.ndarray, bool]:
-    """Each value's bin (`values`: k x rows), numbered after the previous feature's (NaN:
-    the slot after them), by the stacked lookup tables; `wild`: some value may lie beyond
-    its fence. Two whole-block reductions on the common scale of the lookup say "surely
-    not" in the common case."""
-    position = values - batch.low[:, None]
-    position *= batch.scale[:, None]
-    if missing is not None:
-        position[missing] = 0
-    wild = not (np.minimum.reduce(position, axis=None) >= batch.fence_cells[0]
-                and np.maximum.reduce(position, axis=None) <= batch.fence_cells[1])
-    # clip(0, LOOKUP_CELLS - 1), as two ufunc calls (no NaN here; -0.0 casts to 0 alike)
-    np.maximum(position, 0, out=position)
-    np.minimum(position, LOOKUP_CELLS - 1, out=position)
-    cell = position.astype(np.intp)
-    if batch.shifted:
-        cell >>= batch.shift[:, None]
-    cell += batch.cell_offset[:, None]
-    index = batch.table.take(cell)
-    index += values >= batch.above.take(index)  # an edge inside the cell, below the value
-    index -= values < batch.padded.take(index)  # rounding put the value one cell too high
-    if missing is not None:
-        index[missing] = np.broadcast_to(batch.bin_offset[:, None] + BINS,
-                                         values.shape)[missing]
-    return index, wild
-
-
-def _block_sums(batch: Batch, block: np.ndarray, missing: np.ndarray | None, wild: bool
-                ) -> tuple[np.ndarray, np.ndarray, int]:
-    """The correlation's centred sums over a block's rows complete in `batch.summed`."""
-    k = len(batch.refs)
-    # C order, as BLAS read it before: the same sums to the last bit
-    summed = (np.ascontiguousarray(block) if len(batch.summed) == k
-              else block.take(batch.summed, axis=1))
-    incomplete = None
-    if missing is not None:
-        incomplete = np.logical_or.reduce(
-            missing if len(batch.summed) == k else missing[:, batch.summed], axis=1)
-    if wild and (outliers := outside(summed, *batch.summed_fence)) is not None:
-        incomplete = outliers if incomplete is None else incomplete | outliers
-    return _centred_sums(summed, batch.summed_centre, incomplete)
-
-
-def numeric_stats_many(batch: Batch, counts: np.ndarray, n: np.ndarray,
-                       values: Sequence[np.ndarray] = ()) -> list[dict[str, float] | None]:
-    """Statistics for k features at once: `counts` (k x BINS) per reference bin, `n` (k)."""
-    out: list[dict[str, float] | None] = []
-    for w1, ks, psi, js, n_i in zip(*numeric_lists(batch, counts, n), strict=True):
-        out.append({"wasserstein": w1, "ks": ks, "psi": psi, "js": js, "n": float(n_i)}
-                   if n_i else None)
-    return out
-
-
-def numeric_lists(batch: Batch, counts: np.ndarray, n: np.ndarray
-                  ) -> tuple[list[float], list[float], list[float], list[float], list[int]]:
-    """Wasserstein, KS, PSI and Jensen-Shannon of k features as lists, and each one's n:
-    numeric_stats_many without the dicts, in as few array operations as the arithmetic
-    allows (each one on all k features; a small window's cost is their count)."""
-    k = len(batch.refs)
-    with np.errstate(all="ignore"):  # n = 0: NaN, and 0 log 0, left out below
-        q = counts / n[:, None]
-        diff = np.add.accumulate(q, axis=1)  # np.cumsum, without its Python wrapper
-        np.subtract(diff, batch.cdf, out=diff)
-        np.absolute(diff, out=diff)
-        wasserstein = np.einsum("ij,ij->i", diff[:, :-1], batch.gaps) / batch.std
-        ks = np.maximum.reduce(diff, axis=1)
-        b = np.maximum(np.add.reduce(q.reshape(k, COARSE, BINS // COARSE), axis=2), PSI_EPS)
-        spread = b - batch.coarse_floor
-        np.divide(b, batch.coarse_floor, out=b)
-        np.log(b, out=b)
-        spread *= b
-        psi = np.add.reduce(spread, axis=1)
-        rows = int(n[0]) if len(n) else 0
-        if (rows > 0 and len(batch.levels) * (rows + 1) <= TABLE_CELLS
-                and bool((n == rows).all())):
-            table, base = batch.js_table(rows)
-            terms = table.take(base + counts.astype(np.intp, copy=False), axis=1)
-            sides = np.add.reduce(terms, axis=2)
-            js = np.sqrt(np.maximum(0.0, (sides[0] + sides[1]) / 2))
-        else:  # [0]: the reference's shares, [1]: this window's
-            js = _js_sides(np.array((batch.probs, q)), (batch.probs + q) / 2, 2)
-    return (wasserstein.tolist(), ks.tolist(), psi.tolist(), js.tolist(),
-            n.astype(np.int64).tolist())
-
-
-def _js_sides(shares: np.ndarray, m: np.ndarray, axis: int) -> np.ndarray:
-    """js_rows's arithmetic on p and q stacked along axis 0 (`shares`), m = (p + q) / 2:
-    each side's sum of p log2(p / m) over `axis`, in one set of operations for both."""
-    logs = shares / m
-    np.log2(logs, out=logs)
-    logs *= shares
-    sides = np.add.reduce(np.where(shares > 0, logs, 0.0), axis=axis)
-    found: np.ndarray = np.sqrt(np.maximum(0.0, (sides[0] + sides[1]) / 2))
-    return found
-
-
-def js_rows(p: np.ndarray, q: np.ndarray) -> np.ndarray:
-    """Jensen-Shannon distance (base 2) of each row pair, as scipy's jensenshannon."""
-    m = (p + q) / 2
-    with np.errstate(divide="ignore", invalid="ignore"):
-        left = np.where(p > 0, p * np.log2(p / m), 0.0).sum(axis=1)
-        right = np.where(q > 0, q * np.log2(q / m), 0.0).sum(axis=1)
-    found: np.ndarray = np.sqrt(np.maximum(0.0, (left + right) / 2))
-    return found
-
-
-def js_distance(p: np.ndarray, q: np.ndarray) -> float:
-    """Jensen-Shannon distance, base 2 (0 to 1), as scipy.spatial.distance.jensenshannon."""
-    return float(js_rows(p[None, :], q[None, :])[0])
-
-
 def _counted(ref: PreparedCategorical, values: np.ndarray) -> tuple[np.ndarray, int]:
     """Rows per reference slot of an object column (None left out), and how many."""
     found: Counter[Any] = Counter()
@@ -548,12 +428,6 @@ def z_for(rule: Rule, tests: int) -> float:
     return _z(rule.false_alarm_rate / (2 * max(1, tests)))
 
 
-@functools.lru_cache(maxsize=256)
-def _z(tail: float) -> float:
-    """The normal quantile with `tail` above it; the same few per stream, every window."""
-    return NormalDist().inv_cdf(1 - tail)
-
-
 def numeric_threshold(rule: Rule, n: int, m: int, z: float) -> float:
     n_eff = n_effective(n, m)
     noise = (W_NULL_MEAN + z * W_NULL_SD) / math.sqrt(n_eff) if n_eff else math.inf
@@ -567,96 +441,3 @@ def categorical_threshold(rule: Rule, ref: PreparedCategorical, n: int, z: float
     return max(rule.categorical_min_effect, noise)
 
 
-def fences(refs: list[PreparedNumeric]) -> tuple[np.ndarray, np.ndarray]:
-    """Each feature's extreme-value fence, as its reference set it (profile.fence_of)."""
-    found = np.array([fence_of(r.profile) for r in refs], dtype=np.float64).reshape(-1, 2)
-    return found[:, 0].copy(), found[:, 1].copy()
-
-
-def outside(block: np.ndarray, low: np.ndarray, high: np.ndarray) -> np.ndarray | None:
-    """Rows with a value beyond its feature's fence, which the correlation leaves out (one
-    1.5e308 would overflow the sums and blank the check); None when there is none, the
-    common case, told by two column reductions."""
-    with np.errstate(invalid="ignore"):
-        if ((np.fmin.reduce(block, axis=0) >= low).all()
-                and (np.fmax.reduce(block, axis=0) <= high).all()):
-            return None
-        found = ((block < low) | (block > high)).any(axis=1)
-    return np.asarray(found, dtype=bool)
-
-
-def _correlation(columns: dict[str, np.ndarray], names: list[str], centre: list[float],
-                 fence: tuple[np.ndarray, np.ndarray]) -> tuple[np.ndarray, int]:
-    """Pearson correlation over complete rows, accumulated a block at a time: a 100,000-row
-    window never needs its whole feature matrix at once. Centred on the reference means
-    first, so the one-pass sums stay accurate."""
-    k = len(names)
-    total, cross, n = np.zeros(k), np.zeros((k, k)), 0
-    rows = len(columns[names[0]])
-    for start in range(0, rows, CORRELATION_BLOCK):
-        block = np.column_stack([columns[name][start:start + CORRELATION_BLOCK]
-                                 for name in names]).astype(np.float64, copy=False)
-        with np.errstate(over="ignore", invalid="ignore"):  # inf - inf is NaN: left out too
-            incomplete = np.isnan(block.sum(axis=1))  # one pass; NaN in any column shows here
-        if (wild := outside(block, *fence)) is not None:
-            incomplete |= wild
-        sums, products, rows = _centred_sums(block, np.asarray(centre), incomplete)
-        total += sums
-        cross += products
-        n += rows
-    return _corr_from(total, cross, n), n
-
-
-def _centred_sums(block: np.ndarray, centre: np.ndarray, incomplete: np.ndarray | None
-                  ) -> tuple[np.ndarray, np.ndarray, int]:
-    """Column sums and cross products of a block's complete rows, centred on the reference
-    means first so the one-pass correlation stays accurate (`block` is left as it was)."""
-    block = block - centre
-    if incomplete is not None and incomplete.any():
-        block = block[~incomplete]
-    return np.ones(len(block)) @ block, block.T @ block, len(block)  # BLAS: 7x a strided sum
-
-
-def _corr_from(total: np.ndarray, cross: np.ndarray, n: int) -> np.ndarray:
-    k = len(total)
-    if n < 2:
-        return np.zeros((k, k))
-    mean = total / n
-    cov = cross / n
-    cov -= mean[:, None] * mean  # np.outer, as the ufunc it calls
-    std = np.sqrt(np.maximum(np.diagonal(cov), 0.0))  # np.clip(.., 0.0, None), alike
-    with np.errstate(divide="ignore", invalid="ignore"):
-        corr: np.ndarray = cov / (std[:, None] * std)
-    if not np.isfinite(corr).all():  # as np.nan_to_num, without its cost on every window
-        corr = np.nan_to_num(corr)  # a constant column correlates with nothing: 0
-    return corr
-
-
-def correlation_check(prepared: Prepared, columns: dict[str, np.ndarray], rule: Rule,
-                      z: float, scanned: tuple[tuple[str, ...], Scan] | None = None
-                      ) -> dict[str, Any] | None:
-    """`scanned`: a scan() over some features; used when they are exactly these."""
-    names = prepared.profile.corr_features
-    if len(names) < 2 or any(n not in columns for n in names):
-        return None
-    if scanned is not None and list(scanned[0]) == names:
-        found = scanned[1]
-        corr, n = _corr_from(found.total, found.cross, found.complete), found.complete
-    else:
-        corr, n = _correlation(columns, names,
-                               [prepared.numeric[m].profile.mean for m in names],
-                               fences([prepared.numeric[m] for m in names]))
-    if n < 10:
-        return None
-    delta = np.absolute(corr - prepared.corr)
-    k = len(names)
-    delta.flat[::k + 1] = 0.0  # the diagonal, as np.fill_diagonal sets it
-    i, j = divmod(int(delta.argmax()), k)
-    n_eff = n_effective(n, prepared.profile.count)
-    pairs = len(names) * (len(names) - 1) // 2
-    noise = _z(rule.false_alarm_rate / (2 * pairs)) / math.sqrt(n_eff)
-    threshold = max(rule.correlation_min_effect, noise)
-    score = float(delta[i, j])
-    return {"score": score, "threshold": threshold, "drifted": score > threshold,
-            "pair": [names[i], names[j]], "reference": float(prepared.corr[i, j]),
-            "current": float(corr[i, j]), "n": n}
