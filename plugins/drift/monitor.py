@@ -34,7 +34,6 @@ import structlog
 from agent.components import Monitor
 from agent.context import PluginContext
 from agent.model import Event, Severity
-from agent.plain import plain
 from agent.window import Coded, Window
 from agent.worker import offload
 from plugins.drift import exports as ex
@@ -82,7 +81,7 @@ def drift_columns(window: Window) -> dict[str, np.ndarray]:
 
 
 class DriftMonitor(Monitor):
-    plain_results = True  # evaluate() converts them, once for both passes of a window
+    plain_results = True  # evaluate() builds them of plain Python, for both passes of a window
 
     def __init__(self, config: DriftConfig, ctx: PluginContext) -> None:
         super().__init__("monitor")
@@ -250,7 +249,7 @@ class DriftMonitor(Monitor):
                 self.refs.capture(step, columns)
                 step.read_until = window.end
             return step
-        step.results = plain(self._results(step, window, columns, reference))
+        step.results = self._results(step, window, columns, reference)  # plain already
         if not self.exports.wanted:  # replay: nothing reads the series
             return step
         key = (window.model, window.model_version, window.spec)
@@ -262,54 +261,86 @@ class DriftMonitor(Monitor):
 
     def _results(self, step: Step, window: Window, columns: dict[str, np.ndarray],
                  reference: st.Prepared) -> dict[str, Any]:
+        """Every feature's verdict, the correlation check, the histograms of the worst, the
+        CUSUM step: plain Python throughout (each array is converted once, by tolist)."""
         tests = len(reference.numeric) + len(reference.categorical)
         z = st.z_for(self.rule, tests)
-        features: dict[str, Any] = {}
         names = tuple(name for name in reference.numeric
-                      if name in columns and columns[name].dtype != object)
-        values = [np.asarray(columns[name], dtype=np.float64) for name in names]
-        scanned, batch = None, None
+                      if name in columns and columns[name].dtype.kind != "O")
+        matrix = st.stacked([columns[name] for name in names])  # rows x k, read only
+        features: dict[str, Any] = {}
+        batch, counts, n, scanned = None, np.empty((0, 0)), np.empty(0), None
         if names:
             batch = reference.batch(names)
-            if batch.tabled:  # one pass for the bins of every feature and the correlation
-                found_scan = st.scan(batch, values)
-                counts, n = found_scan.counts, found_scan.n
-                scanned = (batch.summed_names, found_scan)
-            else:
-                binned = [st.bin_counts(reference.numeric[name], v)
-                          for name, v in zip(names, values, strict=True)]
-                counts, n = np.array([c for c, _ in binned]), np.array([m for _, m in binned])
-            stats = st.numeric_stats_many(batch, counts, n, values)
-            for name, found, column in zip(names, stats, values, strict=True):
-                if found is not None:
-                    if self.extra.statistics:
-                        self.extra.add(found, column, reference.numeric[name].profile,
-                                       step.errors)
-                    count = reference.numeric[name].profile.count
-                    limit = st.numeric_threshold(self.rule, int(found["n"]), count, z)
-                    features[name] = self._verdict(found, "wasserstein", limit)
+            counts, n, scanned = self._numeric(features, step, batch, reference=reference,
+                                               matrix=matrix, columns=columns, z=z)
         coded = coded_columns(window)
         for name, cat in reference.categorical.items():
-            if name in columns and columns[name].dtype == object:
+            if name in columns and columns[name].dtype.kind == "O":
                 found = st.categorical_stats(cat, coded.get(name, columns[name]))
                 if found is not None:
                     limit = st.categorical_threshold(self.rule, cat, int(found["n"]), z)
                     features[name] = self._verdict(found, "tvd", limit)
         multivariate = st.correlation_check(reference, columns, self.rule, z, scanned)
         ranked = sorted(features.items(), key=lambda kv: -kv[1]["ratio"])
-        for name, _ in ranked[:summary.HISTOGRAMS]:  # what the replay report draws, for the worst
+        for name, found in ranked[:summary.HISTOGRAMS]:  # the replay report draws the worst
             row = names.index(name) if name in names else -1
-            features[name]["histogram"] = (
+            found["histogram"] = (
                 summary.numeric_histogram(reference.numeric[name], counts[row], int(n[row]))
-                if row >= 0 else summary.categorical_histogram(reference.categorical[name].profile,
-                                                        columns[name]))
+                if row >= 0 else summary.categorical_histogram(
+                    reference.categorical[name].profile, columns[name]))
         top = [{"feature": n, "method": f["method"], "score": f[f["method"]],
                 "threshold": f["threshold"]} for n, f in ranked[:self.config.top_features]]
         drifted = any(f["drifted"] for f in features.values()) or bool(
             multivariate and multivariate["drifted"])
         return {"features": features, "multivariate": multivariate or {}, "top": top,
                 "drifted": drifted, "reference_samples": reference.profile.count,
-                "sequential": self._sequential(step, window, names, values, batch)}
+                "sequential": self._sequential(step, window, names, matrix, batch,
+                                               finite=scanned is not None and scanned[1].finite)}
+
+    def _numeric(self, features: dict[str, Any], step: Step, batch: st.Batch, *,
+                 reference: st.Prepared, matrix: np.ndarray, columns: dict[str, np.ndarray],
+                 z: float) -> tuple[np.ndarray, np.ndarray,
+                                    tuple[tuple[str, ...], st.Scan] | None]:
+        """The numeric features' verdicts into `features`, from one scan() (the bins and
+        the correlation sums) and one set of array operations for their statistics; a
+        threshold is worked out once per (rows counted, reference rows). Returns the bin
+        counts, the rows counted, and the scan for the correlation check."""
+        names = batch.names
+        if batch.tabled:  # one pass for the bins of every feature and the correlation
+            found_scan = st.scan(batch, matrix)
+            counts, n = found_scan.counts, found_scan.n
+            scanned = (batch.summed_names, found_scan)
+        else:
+            binned = [st.bin_counts(reference.numeric[name],
+                                    np.asarray(columns[name], dtype=np.float64))
+                      for name in names]
+            counts, n = np.array([c for c, _ in binned]), np.array([m for _, m in binned])
+            scanned = None
+        w1, ks, psi, js, counted = st.numeric_lists(batch, counts, n)
+        limits: dict[tuple[int, int], float] = {}
+        for i, name in enumerate(names):
+            n_i = counted[i]
+            if not n_i:
+                continue
+            key = (n_i, batch.count[i])
+            limit = limits.get(key)
+            if limit is None:
+                limit = limits[key] = st.numeric_threshold(self.rule, n_i, key[1], z)
+            effect = w1[i]
+            if self.extra.statistics:  # theirs after the built-in statistics, as before
+                found: dict[str, Any] = {"wasserstein": effect, "ks": ks[i], "psi": psi[i],
+                                         "js": js[i]}
+                self.extra.add(found, np.asarray(columns[name], dtype=np.float64),
+                               reference.numeric[name].profile, step.errors)
+                found.update(method="wasserstein", threshold=limit, ratio=effect / limit,
+                             drifted=effect > limit, n=n_i)
+                features[name] = found
+                continue
+            features[name] = {"wasserstein": effect, "ks": ks[i], "psi": psi[i], "js": js[i],
+                              "method": "wasserstein", "threshold": limit,
+                              "ratio": effect / limit, "drifted": effect > limit, "n": n_i}
+        return counts, n, scanned
 
     def _unread(self, step: Step, window: Window) -> bool:
         """A window of the stream's first spec that holds none of the rows read so far."""
@@ -326,10 +357,12 @@ class DriftMonitor(Monitor):
         return verdict
 
     def _sequential(self, step: Step, window: Window, names: tuple[str, ...],
-                    values: list[np.ndarray], batch: st.Batch | None) -> dict[str, Any]:
+                    matrix: np.ndarray, batch: st.Batch | None, *, finite: bool = False
+                    ) -> dict[str, Any]:
         """CUSUM on each numeric stream, in row order, on the model's first window spec.
         Each detector is a copy, updated here and swapped in by commit(); all streams of a
-        window advance together (sequential.advance: one set of array operations).
+        window advance together (sequential.advance: one set of array operations), on the
+        rows x k matrix the scan read.
 
         Of a sliding spec (`1h/10m`, `500n/100n`) only windows that do not overlap the rows
         already read: the CUSUM's false-alarm rate holds for rows read once, and reading
@@ -339,22 +372,26 @@ class DriftMonitor(Monitor):
         step.read_until = window.end
         if batch is None:
             return {}
-        matrix = np.stack(values)
-        finite = np.isfinite(matrix)
+        values = matrix.T  # k x rows, C order as stacked() made it
+        valid = None if finite else np.isfinite(values)  # the scan may know: all finite
         with np.errstate(over="ignore"):  # near the float limit: inf, clipped below
-            z = (matrix - batch.centre[:, None]) / batch.std[:, None]
+            z = values - batch.centre[:, None]
+            z /= batch.std[:, None]
         # At most the reference's fence in sigmas (~35 on normal data): one extreme value is
-        # not an alarm by itself (h ~85), a run of them still is.
-        np.clip(z, *batch.z_fence, out=z)
+        # not an alarm by itself (h ~85), a run of them still is. np.clip's arithmetic as
+        # two ufunc calls: NaN stays NaN alike, and the sign of a zero z never shows (the
+        # walk takes z - k and -z - k, k > 0).
+        np.maximum(z, batch.z_fence[0], out=z)
+        np.minimum(z, batch.z_fence[1], out=z)
         detectors = self.cusums.get(step.ident, {})
         before = [detectors.get(name) or Cusum(self.k, self.h) for name in names]
-        after = advance(before, z, None if finite.all() else finite)
-        out = {}
-        for name, old, new in zip(names, before, after, strict=True):
-            step.cusums[name] = new
-            out[name] = {"statistic": max(new.up, new.down) / self.h,
-                         "alarms": new.alarms - old.alarms, "total_alarms": new.alarms}
-        return out
+        after = advance(before, z, None if valid is None or valid.all() else valid,
+                        (self.k, self.h))
+        h = self.h
+        step.cusums.update(zip(names, after, strict=True))
+        return {name: {"statistic": max(new.up, new.down) / h,
+                       "alarms": new.alarms - old.alarms, "total_alarms": new.alarms}
+                for name, old, new in zip(names, before, after, strict=True)}
 
     # -- judging --------------------------------------------------------------------------
 
@@ -363,10 +400,12 @@ class DriftMonitor(Monitor):
         history.append(results["drifted"])
         events: list[Event] = []
         ident = key[:2]
-        for name, found in results["sequential"].items():
-            marker = (ident, name)
-            if name not in EVENT_STREAMS:
+        sequential = results["sequential"]
+        for name in EVENT_STREAMS:  # the streams whose alarms are events (few; features: not)
+            found = sequential.get(name)
+            if found is None:
                 continue
+            marker = (ident, name)
             if found["alarms"] and marker not in self.sequential_alarmed:
                 self.sequential_alarmed.add(marker)
                 events.append(self._event("drift.detected", Severity.WARNING, window, results,

@@ -96,12 +96,18 @@ class Cusum:
 def _reflected(walk: np.ndarray) -> None:
     """Each row in place: its steps into the reflected random walk from the row's start."""
     np.cumsum(walk, axis=1, out=walk)
+    _reflected_after_sum(walk)
+
+
+def _reflected_after_sum(walk: np.ndarray) -> None:
+    """_reflected() on rows already summed (the walk before its reflection)."""
     floor = np.minimum.accumulate(walk, axis=1)
     np.minimum(floor, 0.0, out=floor)
     np.subtract(walk, floor, out=walk)
 
 
-def advance(detectors: list[Cusum], z: np.ndarray, valid: np.ndarray | None) -> list[Cusum]:
+def advance(detectors: list[Cusum], z: np.ndarray, valid: np.ndarray | None,
+            shared: tuple[float, float] | None = None) -> list[Cusum]:
     """Copies of k detectors, each advanced over its row of `z` (k x n, standardised), with
     a few array operations for all rows together instead of a dozen per row.
 
@@ -109,25 +115,46 @@ def advance(detectors: list[Cusum], z: np.ndarray, valid: np.ndarray | None) -> 
     so the walk stands still there: the same sums, in the same order, as feeding only the
     valid values (the result is bit for bit `Cusum.update` on each row's valid values). A
     row that raises an alarm (rare: the restart after it is sequential) or a window longer
-    than CHUNK goes through `Cusum.update` itself.
+    than CHUNK goes through `Cusum.update` itself. `shared`: the (k, h) every detector has,
+    when the caller knows it (the monitor's are all alike).
+
+    No row's reflected walk is built unless one may cross h: each row's walk minus its floor
+    is at most (largest partial sum) - min(0, smallest), and rounding is monotone, so when
+    that bound is within h no step of the row is beyond it; the row's last value needs only
+    the smallest partial sum (its floor at the end).
     """
     k, n = z.shape
     if n == 0 or n > CHUNK:
         return [_updated(d, z[i] if valid is None else z[i][valid[i]])
                 for i, d in enumerate(detectors)]
+    if not detectors:
+        return []
     walk = np.empty((2 * k, n))
-    reference = np.array([[d.k] for d in detectors])  # each detector's own k and h
+    same = shared is not None or len({(d.k, d.h) for d in detectors}) == 1
+    reference = detectors[0].k if same else np.array([[d.k] for d in detectors])
     np.subtract(z, reference, out=walk[:k])
     np.negative(z, out=walk[k:])
     walk[k:] -= reference
     if valid is not None:
-        walk[np.concatenate((~valid, ~valid))] = 0.0
+        walk.reshape(2, k, n)[:, ~valid] = 0.0
     walk[:, 0] += [d.up for d in detectors] + [d.down for d in detectors]
-    _reflected(walk)
-    h = np.array([d.h for d in detectors])
-    alarmed = (walk.max(axis=1).reshape(2, k) > h).any(axis=0).tolist()
-    last = walk[:, -1].tolist()
-    counted = [n] * k if valid is None else valid.sum(axis=1).tolist()
+    np.add.accumulate(walk, axis=1, out=walk)  # np.cumsum, without its Python wrapper
+    floor = np.minimum(np.minimum.reduce(walk, axis=1), 0.0)
+    alarmed = [False] * k
+    # First one bound for every row (the highest partial sum over the lowest floor), then,
+    # only if that is beyond the lowest h, a bound per row, then the rows' walks themselves.
+    lowest_h = detectors[0].h if same else min(d.h for d in detectors)
+    if not np.maximum.reduce(walk, axis=None) - floor.min() <= lowest_h:
+        h = np.array([d.h for d in detectors] * 2)
+        rows = np.flatnonzero(~(np.maximum.reduce(walk, axis=1) - floor <= h))
+        reflected = walk[rows]
+        _reflected_after_sum(reflected)
+        for row, crossed in zip(rows.tolist(),
+                                (np.maximum.reduce(reflected, axis=1) > h[rows]).tolist(),
+                                strict=True):
+            alarmed[row % k] = alarmed[row % k] or crossed
+    last = (walk[:, -1] - floor).tolist()
+    counted = [n] * k if valid is None else np.add.reduce(valid, axis=1).tolist()
     return [_updated(d, z[i] if valid is None else z[i][valid[i]]) if alarmed[i]
             else Cusum(d.k, d.h, last[i], last[k + i], d.alarms, d.samples + counted[i])
             for i, d in enumerate(detectors)]

@@ -16,32 +16,88 @@ chi-square are reported beside them.
 
 from __future__ import annotations
 
-import functools
 import math
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from statistics import NormalDist
 from typing import Any
 
 import numpy as np
 
 from agent.window import Coded
+from plugins.drift.correlation import (
+    CORRELATION_BLOCK,
+    _z,
+    correlation_check,
+    fences,
+    n_effective,
+    outside,
+)
+from plugins.drift.numeric import (
+    COARSE,
+    LOOKUP_CELLS,
+    PSI_EPS,
+    SCAN_BLOCK,
+    TABLE_CELLS,
+    TABLES_KEPT,
+    Scan,
+    _js_sides,
+    js_distance,
+    js_rows,
+    numeric_lists,
+    numeric_stats_many,
+    scan,
+    stacked,
+)
 from plugins.drift.profile import (
     BINS,
     OTHER,
     CategoricalProfile,
     NumericProfile,
     Profile,
-    fence_of,
 )
 
-PSI_EPS = 1e-4
-LOOKUP_CELLS = 4096
-CORRELATION_BLOCK = 8192
-SCAN_BLOCK = 4096  # rows per block of a scan: ~3 MiB at 20 features
+COARSEST = 5  # a lookup keeps at least LOOKUP_CELLS >> COARSEST cells
+# The window's arithmetic lives in numeric.py and correlation.py; named here as well.
+__all__ = [
+    "BLOCK",
+    "COARSE",
+    "COARSEST",
+    "CORRELATION_BLOCK",
+    "LOOKUP_CELLS",
+    "PSI_EPS",
+    "SCAN_BLOCK",
+    "SLOTS_KEPT",
+    "TABLES_KEPT",
+    "TABLE_CELLS",
+    "W_NULL_MEAN",
+    "W_NULL_SD",
+    "Batch",
+    "Prepared",
+    "PreparedCategorical",
+    "PreparedNumeric",
+    "Rule",
+    "Scan",
+    "bin_counts",
+    "categorical_stats",
+    "categorical_threshold",
+    "correlation_check",
+    "fences",
+    "js_distance",
+    "js_rows",
+    "n_effective",
+    "numeric_lists",
+    "numeric_stats",
+    "numeric_stats_many",
+    "numeric_threshold",
+    "outside",
+    "scan",
+    "stacked",
+    "z_for",
+]
+
 BLOCK = 16384
-COARSE = 10  # PSI on deciles, the customary form
+SLOTS_KEPT = 64  # level tuples per categorical reference
 # Null distribution of sqrt(n_eff) * W1/sigma on 100 quantile bins (measured by simulation,
 # n from 100 to 100,000): mean 1.39, standard deviation ~0.68.
 W_NULL_MEAN, W_NULL_SD = 1.39, 0.68
@@ -86,6 +142,15 @@ class PreparedNumeric:
             return
         self.table = at_start[:-1].astype(np.intp)
         self.padded = np.r_[-np.inf, self.inner, np.inf]  # padded[i + 1] == inner[i]
+        # The same lookup on cells 2**shift times wider, as wide as they can be with one
+        # edge at most in each: a window's scan touches that much less memory (the whole
+        # table of 20 features was 160 KiB, out of the cache by the next small window).
+        # The last cell also holds every value clipped into it from above, so it must not
+        # hold an edge below the last one (which rounding may put past the grid's end).
+        self.shift = next((s for s in range(COARSEST, 0, -1)
+                           if np.diff(np.r_[at_start[:-1:1 << s], len(self.inner)]).max()
+                           <= 1), 0)
+        self.coarse_table = self.table[::1 << self.shift]
 
     def bins(self, values: np.ndarray) -> np.ndarray:
         """searchsorted(inner, values, side="right"), exactly, in a few array passes."""
@@ -115,6 +180,54 @@ class PreparedCategorical:
         self.index = {n: i for i, n in enumerate(self.names)}
         self.probs = np.array([self.profile.freqs.get(n, 0.0) for n in self.names] + [0.0])
         self.spread = float(np.sqrt(self.probs * (1 - self.probs)).sum())
+        self.tail = OTHER in self.profile.freqs
+        self.present = self.probs > 0
+        self.floor = np.maximum(self.probs, PSI_EPS)
+        self._slots: dict[tuple[str, ...], np.ndarray] = {}
+        self._terms: dict[int, np.ndarray] = {}
+        self._sizes: set[int] = set()  # window sizes seen once
+
+    def terms(self, rows: int) -> np.ndarray | None:
+        """Every term categorical_stats sums (|p - q|, PSI's, Jensen-Shannon's two, chi-
+        square's) for each slot and each count c of `rows` (q = c / rows), worked out as it
+        works them out: 5 x (slots * (rows + 1)). Made the second time a window size comes
+        (a count spec repeats one; a time spec seldom does), for small windows only."""
+        found = self._terms.get(rows)
+        if found is not None or len(self.probs) * (rows + 1) > TABLE_CELLS:
+            return found
+        if rows not in self._sizes:
+            if len(self._sizes) >= TABLES_KEPT:
+                self._sizes.clear()
+            self._sizes.add(rows)
+            return None
+        if len(self._terms) >= TABLES_KEPT:
+            self._terms.clear()
+        p, a = self.probs[:, None], self.floor[:, None]
+        count = np.arange(rows + 1, dtype=np.float64)
+        q = count / rows
+        b = np.maximum(q, PSI_EPS)
+        m = (p + q) / 2
+        expected = a * rows
+        with np.errstate(all="ignore"):  # 0 log 0: left out
+            found = np.stack(np.broadcast_arrays(
+                np.absolute(p - q), (b - a) * np.log(b / a),
+                np.where(p > 0, np.log2(p / m) * p, 0.0),
+                np.where(q > 0, np.log2(q / m) * q, 0.0),
+                (count - expected) ** 2 / expected)).reshape(5, -1)
+        self._terms[rows] = found
+        return found
+
+    def slots(self, levels: tuple[str, ...]) -> np.ndarray:
+        """Each level's slot (unseen ones: the last), and 0 for code -1 (missing, weighed 0):
+        kept per level tuple, since a stream's windows mostly list the same levels."""
+        found = self._slots.get(levels)
+        if found is None:
+            if len(self._slots) >= SLOTS_KEPT:
+                self._slots.clear()
+            unseen = len(self.names)
+            found = self._slots[levels] = np.array(
+                [self.index.get(str(level), unseen) for level in levels] + [0], dtype=np.intp)
+        return found
 
 
 @dataclass
@@ -142,10 +255,6 @@ class Prepared:
         return found
 
 
-def n_effective(n: int, m: int) -> float:
-    return n * m / (n + m) if n and m else 0.0
-
-
 def bin_counts(ref: PreparedNumeric, values: np.ndarray) -> tuple[np.ndarray, int]:
     """Values per reference bin (NaN left out), and how many counted."""
     counts, n = np.zeros(BINS), 0
@@ -170,7 +279,8 @@ class Batch:
 
     def __init__(self, refs: list[PreparedNumeric], names: tuple[str, ...] = (),
                  correlated: Sequence[str] = ()) -> None:
-        self.refs = refs
+        self.refs, self.names = refs, names
+        self.count = [r.profile.count for r in refs]  # reference rows, per feature
         k = len(refs)
         # The columns whose centred sums a scan accumulates: the correlation check's, when
         # the batch has them all (its own column_stack then needs no second pass), else all.
@@ -190,9 +300,35 @@ class Batch:
             self.z_fence = (((self.fence[0] - self.centre) / self.std)[:, None],
                             ((self.fence[1] - self.centre) / self.std)[:, None])
         self.summed_fence = self.fence[0][self.summed], self.fence[1][self.summed]
+        self.summed_centre = self.centre[self.summed]
+        self.coarse_floor = np.maximum(self.coarse, PSI_EPS)  # PSI's reference side
+        self._js: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        levels, level = np.unique(self.probs, return_inverse=True)  # the distinct shares
+        self.levels, self.level = levels, level.reshape(self.probs.shape)
         self.tabled = all(r.table is not None for r in refs)
         if self.tabled:
             self._stack_lookups()
+
+    def js_table(self, rows: int) -> tuple[np.ndarray, np.ndarray]:
+        """Jensen-Shannon's terms p log2(p/m) and q log2(q/m) for every reference share p
+        this batch has and every count c of `rows` (q = c / rows), worked out as _js_sides
+        works them out: a window of that many rows (NaN in none) looks its terms up. Also
+        each bin's offset in the table. Kept for TABLES_KEPT window sizes."""
+        found = self._js.get(rows)
+        if found is None:
+            if len(self._js) >= TABLES_KEPT:
+                self._js.clear()
+            levels, level = self.levels, self.level
+            shares = np.empty((2, len(levels), rows + 1))
+            shares[0] = levels[:, None]
+            shares[1] = np.arange(rows + 1, dtype=np.float64) / rows
+            with np.errstate(all="ignore"):
+                logs = shares / ((shares[0] + shares[1]) / 2)
+                np.log2(logs, out=logs)
+                logs *= shares
+            table = np.where(shares > 0, logs, 0.0).reshape(2, -1)
+            found = self._js[rows] = (table, level * (rows + 1))
+        return found
 
     def _stack_lookups(self) -> None:
         """Every feature's lookup, side by side: one set of array passes bins them all."""
@@ -202,116 +338,20 @@ class Batch:
         # Each feature's bins numbered after the previous feature's (and a slot for NaN):
         # one bincount counts them all, and padded[table[cell]] is the edge below.
         self.bin_offset = np.arange(k, dtype=np.intp) * (BINS + 1)
-        small = np.int16 if k * (BINS + 1) < np.iinfo(np.int16).max else np.int32
-        self.table = np.concatenate([r.table + offset for r, offset
+        # The coarse tables (PreparedNumeric.shift): cell >> shift, then the offset. Index
+        # sized (take and bincount convert anything else first), and small all the same.
+        self.table = np.concatenate([r.coarse_table + offset for r, offset
                                      in zip(self.refs, self.bin_offset, strict=True)
-                                     if r.table is not None]).astype(small)  # cache-sized
+                                     ]).astype(np.intp)
+        self.shift = np.array([r.shift for r in self.refs], dtype=np.intp)
+        self.shifted = bool(self.shift.any())
+        cells = LOOKUP_CELLS >> self.shift
+        self.cell_offset = (np.cumsum(cells) - cells).astype(np.intp)
         self.padded = np.concatenate([r.padded for r in self.refs])
         self.above = np.r_[self.padded[1:], np.inf]  # above[i] == padded[i + 1]
-        self.cell_offset = np.arange(k, dtype=np.intp) * LOOKUP_CELLS
         with np.errstate(over="ignore", invalid="ignore"):  # a fence at the float limit
             self.fence_cells = (float(((self.fence[0] - self.low) * self.scale).max()),
                                 float(((self.fence[1] - self.low) * self.scale).min()))
-
-
-@dataclass
-class Scan:
-    """What one pass over a window's numeric columns found."""
-
-    counts: np.ndarray  # k x BINS
-    n: np.ndarray  # k: values counted (NaN left out)
-    total: np.ndarray  # sums of complete rows (batch.summed), centred on the reference means
-    cross: np.ndarray  # their cross products
-    complete: int  # rows with every summed feature present
-
-
-def scan(batch: Batch, values: list[np.ndarray]) -> Scan:
-    """Bin counts of every feature and the correlation sums (of `batch.summed` columns,
-    over the rows complete in those) in one pass over the rows, a block at a time (memory
-    stays a few MiB at any window size). Needs `batch.tabled`."""
-    k, rows = len(values), len(values[0]) if values else 0
-    counts = np.zeros(k * (BINS + 1), np.int64)
-    width = len(batch.summed)
-    total, cross, complete = np.zeros(width), np.zeros((width, width)), 0
-    missing_per = np.zeros(k, np.int64)
-    for start in range(0, rows, SCAN_BLOCK):
-        block = np.column_stack([v[start:start + SCAN_BLOCK] for v in values])
-        missing = np.isnan(block)
-        gaps = missing.any()
-        with np.errstate(over="ignore"):  # a value near the float limit: clipped below
-            position = block - batch.low
-            position *= batch.scale
-        if gaps:
-            position[missing] = 0
-        # Any value beyond its fence? Two whole-block reductions on the common scale of the
-        # lookup say "surely not" in the common case; the exact rows only when it may be.
-        maybe_wild = not (position.min() >= batch.fence_cells[0]
-                          and position.max() <= batch.fence_cells[1])
-        np.clip(position, 0, LOOKUP_CELLS - 1, out=position)
-        cell = position.astype(np.intp)
-        del position
-        cell += batch.cell_offset
-        index = batch.table.take(cell)
-        del cell
-        index += block >= batch.above.take(index)  # an edge inside the cell, below the value
-        index -= block < batch.padded.take(index)  # rounding put the value one cell too high
-        if gaps:
-            index[missing] = np.broadcast_to(batch.bin_offset + BINS, block.shape)[missing]
-            missing_per += missing.sum(axis=0)
-        counts += np.bincount(index.ravel(), minlength=k * (BINS + 1))
-        del index
-        summed = block if len(batch.summed) == k else block.take(batch.summed, axis=1)
-        incomplete = missing[:, batch.summed].any(axis=1) if gaps else None
-        if maybe_wild and (wild := outside(summed, *batch.summed_fence)) is not None:
-            incomplete = wild if incomplete is None else incomplete | wild
-        sums, products, rows_complete = _centred_sums(summed, batch.centre[batch.summed],
-                                                      incomplete)
-        total += sums
-        cross += products
-        complete += rows_complete
-    return Scan(counts.reshape(k, BINS + 1)[:, :BINS].astype(np.float64),
-                rows - missing_per, total, cross, complete)
-
-
-def numeric_stats_many(batch: Batch, counts: np.ndarray, n: np.ndarray,
-                       values: list[np.ndarray]) -> list[dict[str, float] | None]:
-    """Statistics for k features at once: `counts` (k x BINS) per reference bin, `n` (k)."""
-    k = len(batch.refs)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        q = counts / n[:, None]
-    cdf = np.cumsum(q, axis=1)
-    diff = np.abs(cdf - batch.cdf)
-    wasserstein = np.einsum("ij,ij->i", diff[:, :-1], batch.gaps) / batch.std
-    ks = diff.max(axis=1)
-    coarse = q.reshape(k, COARSE, BINS // COARSE).sum(axis=2)
-    a, b = np.maximum(batch.coarse, PSI_EPS), np.maximum(coarse, PSI_EPS)
-    psi = ((b - a) * np.log(b / a)).sum(axis=1)
-    js = js_rows(batch.probs, q)
-    # One conversion per array, not one float() per number (the same values).
-    rows = zip(wasserstein.tolist(), ks.tolist(), psi.tolist(), js.tolist(),
-               n.astype(np.float64).tolist(), strict=True)
-    out: list[dict[str, float] | None] = []
-    for w1, ks_i, psi_i, js_i, n_i in rows:
-        if not n_i:
-            out.append(None)
-            continue
-        out.append({"wasserstein": w1, "ks": ks_i, "psi": psi_i, "js": js_i, "n": n_i})
-    return out
-
-
-def js_rows(p: np.ndarray, q: np.ndarray) -> np.ndarray:
-    """Jensen-Shannon distance (base 2) of each row pair, as scipy's jensenshannon."""
-    m = (p + q) / 2
-    with np.errstate(divide="ignore", invalid="ignore"):
-        left = np.where(p > 0, p * np.log2(p / m), 0.0).sum(axis=1)
-        right = np.where(q > 0, q * np.log2(q / m), 0.0).sum(axis=1)
-    found: np.ndarray = np.sqrt(np.maximum(0.0, (left + right) / 2))
-    return found
-
-
-def js_distance(p: np.ndarray, q: np.ndarray) -> float:
-    """Jensen-Shannon distance, base 2 (0 to 1), as scipy.spatial.distance.jensenshannon."""
-    return float(js_rows(p[None, :], q[None, :])[0])
 
 
 def _counted(ref: PreparedCategorical, values: np.ndarray) -> tuple[np.ndarray, int]:
@@ -332,30 +372,46 @@ def categorical_stats(ref: PreparedCategorical, values: np.ndarray | Coded
     k = len(ref.names)
     other, unseen = k - 1, k  # the last slot: categories the reference never had
     if isinstance(values, Coded):  # each level's slot, and one bincount for all rows
-        slots = np.array([ref.index.get(str(level), unseen) for level in values.levels] + [0],
-                         dtype=np.intp)
-        counts = np.bincount(slots[values.codes], weights=values.codes >= 0, minlength=k + 1)
-        n = int(np.count_nonzero(values.codes >= 0))
+        present = values.codes >= 0
+        counts = np.bincount(ref.slots(values.levels)[values.codes], weights=present,
+                             minlength=k + 1)
+        n = int(np.count_nonzero(present))
     else:
         counts, n = _counted(ref, values)
     if n == 0:
         return None
-    if OTHER not in ref.profile.freqs:  # no tail in the reference: anything else is unseen
+    if not ref.tail:  # no tail in the reference: anything else is unseen
         counts[unseen] += counts[other]
         counts[other] = 0
-    used = (ref.probs > 0) | (counts > 0)  # a slot empty on both sides says nothing
-    counts, p = counts[used], ref.probs[used]
-    q = counts / n
-    a, b = np.maximum(p, PSI_EPS), np.maximum(q, PSI_EPS)
-    expected = np.maximum(p, PSI_EPS) * n
-    return {
-        "tvd": float(np.abs(p - q).sum() / 2),
-        "psi": float(np.sum((b - a) * np.log(b / a))),
-        "js": js_distance(p, q),
-        "chi2": float(((counts - expected) ** 2 / expected).sum()),
-        "unseen_rate": float(q[-1]) if used[unseen] else 0.0,
-        "n": float(n),
-    }
+    used = ref.present | (counts > 0)  # a slot empty on both sides says nothing
+    table = ref.terms(n)
+    if table is not None:  # each used slot's terms looked up by its count, summed per row
+        slot = np.flatnonzero(used)
+        sums = np.add.reduce(table.take(slot * (n + 1) + counts[slot].astype(np.intp), axis=1),
+                             axis=1).tolist()
+        half = (sums[2] + sums[3]) / 2
+        return {"tvd": sums[0] / 2, "psi": sums[1], "js": math.sqrt(half if half > 0 else 0.0),
+                "chi2": sums[4], "unseen_rate": float(counts[unseen]) / n if used[unseen]
+                else 0.0, "n": float(n)}
+    counts, p, a = counts[used], ref.probs[used], ref.floor[used]
+    shares = np.array((p, counts))
+    q = shares[1]
+    q /= n
+    with np.errstate(all="ignore"):  # 0 log 0: left out
+        b = np.maximum(q, PSI_EPS)
+        expected = a * n
+        tvd = float(np.add.reduce(np.absolute(p - q)) / 2)
+        spread = b - a
+        np.divide(b, a, out=b)
+        np.log(b, out=b)
+        spread *= b
+        js = float(_js_sides(shares, (p + q) / 2, 1))
+        chi = counts - expected
+        chi **= 2
+        chi /= expected
+    return {"tvd": tvd, "psi": float(np.add.reduce(spread)), "js": js,
+            "chi2": float(np.add.reduce(chi)),
+            "unseen_rate": float(q[-1]) if used[unseen] else 0.0, "n": float(n)}
 
 
 @dataclass(frozen=True)
@@ -372,12 +428,6 @@ def z_for(rule: Rule, tests: int) -> float:
     return _z(rule.false_alarm_rate / (2 * max(1, tests)))
 
 
-@functools.lru_cache(maxsize=256)
-def _z(tail: float) -> float:
-    """The normal quantile with `tail` above it; the same few per stream, every window."""
-    return NormalDist().inv_cdf(1 - tail)
-
-
 def numeric_threshold(rule: Rule, n: int, m: int, z: float) -> float:
     n_eff = n_effective(n, m)
     noise = (W_NULL_MEAN + z * W_NULL_SD) / math.sqrt(n_eff) if n_eff else math.inf
@@ -391,94 +441,3 @@ def categorical_threshold(rule: Rule, ref: PreparedCategorical, n: int, z: float
     return max(rule.categorical_min_effect, noise)
 
 
-def fences(refs: list[PreparedNumeric]) -> tuple[np.ndarray, np.ndarray]:
-    """Each feature's extreme-value fence, as its reference set it (profile.fence_of)."""
-    found = np.array([fence_of(r.profile) for r in refs], dtype=np.float64).reshape(-1, 2)
-    return found[:, 0].copy(), found[:, 1].copy()
-
-
-def outside(block: np.ndarray, low: np.ndarray, high: np.ndarray) -> np.ndarray | None:
-    """Rows with a value beyond its feature's fence, which the correlation leaves out (one
-    1.5e308 would overflow the sums and blank the check); None when there is none, the
-    common case, told by two column reductions."""
-    with np.errstate(invalid="ignore"):
-        if ((np.fmin.reduce(block, axis=0) >= low).all()
-                and (np.fmax.reduce(block, axis=0) <= high).all()):
-            return None
-        found = ((block < low) | (block > high)).any(axis=1)
-    return np.asarray(found, dtype=bool)
-
-
-def _correlation(columns: dict[str, np.ndarray], names: list[str], centre: list[float],
-                 fence: tuple[np.ndarray, np.ndarray]) -> tuple[np.ndarray, int]:
-    """Pearson correlation over complete rows, accumulated a block at a time: a 100,000-row
-    window never needs its whole feature matrix at once. Centred on the reference means
-    first, so the one-pass sums stay accurate."""
-    k = len(names)
-    total, cross, n = np.zeros(k), np.zeros((k, k)), 0
-    rows = len(columns[names[0]])
-    for start in range(0, rows, CORRELATION_BLOCK):
-        block = np.column_stack([columns[name][start:start + CORRELATION_BLOCK]
-                                 for name in names]).astype(np.float64, copy=False)
-        with np.errstate(over="ignore", invalid="ignore"):  # inf - inf is NaN: left out too
-            incomplete = np.isnan(block.sum(axis=1))  # one pass; NaN in any column shows here
-        if (wild := outside(block, *fence)) is not None:
-            incomplete |= wild
-        sums, products, rows = _centred_sums(block, np.asarray(centre), incomplete)
-        total += sums
-        cross += products
-        n += rows
-    return _corr_from(total, cross, n), n
-
-
-def _centred_sums(block: np.ndarray, centre: np.ndarray, incomplete: np.ndarray | None
-                  ) -> tuple[np.ndarray, np.ndarray, int]:
-    """Column sums and cross products of a block's complete rows, centred on the reference
-    means first (in place) so the one-pass correlation stays accurate."""
-    block -= centre
-    if incomplete is not None and incomplete.any():
-        block = block[~incomplete]
-    return np.ones(len(block)) @ block, block.T @ block, len(block)  # BLAS: 7x a strided sum
-
-
-def _corr_from(total: np.ndarray, cross: np.ndarray, n: int) -> np.ndarray:
-    k = len(total)
-    if n < 2:
-        return np.zeros((k, k))
-    mean = total / n
-    cov = cross / n - np.outer(mean, mean)
-    std = np.sqrt(np.clip(np.diag(cov), 0.0, None))
-    with np.errstate(divide="ignore", invalid="ignore"):
-        corr: np.ndarray = cov / np.outer(std, std)
-    if not np.isfinite(corr).all():  # as np.nan_to_num, without its cost on every window
-        corr = np.nan_to_num(corr)  # a constant column correlates with nothing: 0
-    return corr
-
-
-def correlation_check(prepared: Prepared, columns: dict[str, np.ndarray], rule: Rule,
-                      z: float, scanned: tuple[tuple[str, ...], Scan] | None = None
-                      ) -> dict[str, Any] | None:
-    """`scanned`: a scan() over some features; used when they are exactly these."""
-    names = prepared.profile.corr_features
-    if len(names) < 2 or any(n not in columns for n in names):
-        return None
-    if scanned is not None and list(scanned[0]) == names:
-        found = scanned[1]
-        corr, n = _corr_from(found.total, found.cross, found.complete), found.complete
-    else:
-        corr, n = _correlation(columns, names,
-                               [prepared.numeric[m].profile.mean for m in names],
-                               fences([prepared.numeric[m] for m in names]))
-    if n < 10:
-        return None
-    delta = np.abs(corr - prepared.corr)
-    np.fill_diagonal(delta, 0.0)
-    i, j = np.unravel_index(int(delta.argmax()), delta.shape)
-    n_eff = n_effective(n, prepared.profile.count)
-    pairs = len(names) * (len(names) - 1) // 2
-    noise = _z(rule.false_alarm_rate / (2 * pairs)) / math.sqrt(n_eff)
-    threshold = max(rule.correlation_min_effect, noise)
-    score = float(delta[i, j])
-    return {"score": score, "threshold": threshold, "drifted": score > threshold,
-            "pair": [names[i], names[j]], "reference": float(prepared.corr[i, j]),
-            "current": float(corr[i, j]), "n": n}

@@ -15,6 +15,9 @@ from plugins.drift.statistics import PreparedNumeric
 
 HISTOGRAMS = 3  # the most drifting features get their distributions in the results
 COARSE = 5  # reference bins (1% each) per histogram bar: 20 bars
+SHARES_ROWS = 4096  # windows up to this many rows look their bars' shares up ...
+SHARES_KEPT = 64  # ... for this many window sizes at a time
+_SHARES: dict[int, dict[float, float]] = {}
 
 
 def numeric_histogram(ref: PreparedNumeric, counts: np.ndarray, n: int) -> dict[str, Any]:
@@ -23,7 +26,26 @@ def numeric_histogram(ref: PreparedNumeric, counts: np.ndarray, n: int) -> dict[
     edges, reference, width = _reference_bars(ref)
     current = np.asarray(counts[:len(ref.probs)], dtype=np.float64).reshape(-1, width)
     return {"edges": list(edges), "reference": list(reference),
-            "current": [round(v, 5) for v in (current.sum(axis=1) / max(n, 1)).tolist()]}
+            "current": _rounded(np.add.reduce(current, axis=1).tolist(), max(n, 1))}
+
+
+def _rounded(summed: list[float], total: int) -> list[float]:
+    """round(c / total, 5) of each bar's count, remembered per window size: small windows
+    repeat the same few counts, and 60 round() calls were a tenth of such a window's work."""
+    if total > SHARES_ROWS:
+        return [round(c / total, 5) for c in summed]
+    known = _SHARES.get(total)
+    if known is None:
+        if len(_SHARES) >= SHARES_KEPT:
+            _SHARES.clear()
+        known = _SHARES[total] = {}
+    out = []
+    for c in summed:
+        share = known.get(c)
+        if share is None:
+            share = known[c] = round(c / total, 5)
+        out.append(share)
+    return out
 
 
 def _reference_bars(ref: PreparedNumeric) -> tuple[list[float], list[float], int]:
