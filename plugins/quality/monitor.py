@@ -183,8 +183,9 @@ class QualityMonitor(Monitor):
             estimated = estimate(calibration, proba, window.y_pred, window.positive, seed)
         out: dict[str, Any] = {"estimated": estimated}
         if mask.sum() and window.final:
-            same_rows = estimate(calibration, proba[mask], window.y_pred[mask],
-                                 window.positive, seed)
+            labelled = proba[mask]
+            same_rows = estimate(calibration, labelled, window.y_pred[mask], window.positive,
+                                 seed)
             gap = {}
             for name in ("accuracy", "precision", "recall", "f1", "roc_auc"):
                 real = realized.get(name)
@@ -196,7 +197,7 @@ class QualityMonitor(Monitor):
             # realized would scatter by if the estimate were right), for `_judge`.
             out["estimation_gap_error"] = {name: same_rows["error"][name] for name in gap
                                            if name in same_rows.get("error", {})}
-            self._learn(ident, proba[mask], window.y_true[mask])
+            self._learn(ident, labelled, window.y_true[mask])
         return out
 
     def _calibration(self, ident: tuple[str, str], k: int) -> Calibration:
@@ -256,10 +257,11 @@ class QualityMonitor(Monitor):
         return found
 
     def _judge(self, key: Key, window: Window) -> list[Event]:
-        values = flatten(window)
+        thresholds = self._thresholds(window.model)
+        values = flatten(window, only_gaps=all(m.endswith("_gap") for m, _ in thresholds))
         events = []
         states = self.degraded.setdefault(key, {})
-        for metric, threshold in self._thresholds(window.model):
+        for metric, threshold in thresholds:
             value, samples = values.get(metric, (None, 0))
             if not threshold.enabled or value is None or samples < threshold.floor(metric):
                 continue
@@ -303,11 +305,16 @@ def sampling_error(window: Window, metric: str) -> float | None:
     return float(found) if found is not None else None
 
 
-def flatten(window: Window) -> dict[str, tuple[float | None, int]]:
+def flatten(window: Window, *, only_gaps: bool = False
+            ) -> dict[str, tuple[float | None, int]]:
     """Threshold names: realized by name, `estimated_<m>`, `<m>_gap` (absolute), fairness
-    disparities, `cost`, and `<issue>_ratio` as the worst feature's."""
+    disparities, `cost`, and `<issue>_ratio` as the worst feature's. `only_gaps`: the `_gap`
+    names alone (the default thresholds judge `accuracy_gap` only)."""
     results, labelled = window.results, int(window.labeled.sum())
     out: dict[str, tuple[float | None, int]] = {}
+    _gaps(results, labelled, out)
+    if only_gaps:
+        return out
     for name, value in results.get("metrics", {}).items():
         value = value.get("macro") if isinstance(value, dict) else value  # noqa: PLW2901
         if isinstance(value, float):
@@ -315,11 +322,6 @@ def flatten(window: Window) -> dict[str, tuple[float | None, int]]:
     for name, value in results.get("estimated", {}).items():
         if isinstance(value, float):
             out[f"estimated_{name}"] = (value, window.rows)
-    if results.get("estimated", {}).get("calibrated"):
-        # Before the first labelled rows calibrate the scores, a gap measures how far raw
-        # scores are from probabilities, not a change in the world: no concept-drift alarm.
-        for name, value in results.get("estimation_gap", {}).items():
-            out[f"{name}_gap"] = (abs(value), labelled)
     for name, value in results.get("fairness", {}).items():
         if isinstance(value, float):
             out[name] = (value, window.rows)
@@ -332,6 +334,15 @@ def flatten(window: Window) -> dict[str, tuple[float | None, int]]:
     for issue, ratio in worst.items():
         out[issue] = (ratio, window.rows)
     return out
+
+
+def _gaps(results: dict[str, Any], labelled: int,
+          out: dict[str, tuple[float | None, int]]) -> None:
+    """Before the first labelled rows calibrate the scores, a gap measures how far raw
+    scores are from probabilities, not a change in the world: no concept-drift alarm."""
+    if results.get("estimated", {}).get("calibrated"):
+        for name, value in results.get("estimation_gap", {}).items():
+            out[f"{name}_gap"] = (abs(value), labelled)
 
 
 def evidence(window: Window) -> dict[str, Any]:

@@ -503,3 +503,20 @@ async def test_each_final_window_is_summarized_once_as_plain_numbers(tmp_path: P
     assert event.data["n_labeled"] == 6
     assert all(isinstance(v, float) for v in event.data["metrics"].values())
     assert await mon.process(window(y, yp)) == []  # the same final window again: once
+
+
+@given(gap=st.dictionaries(st.sampled_from(["accuracy", "f1", "roc_auc"]),
+                           st.floats(-1, 1), max_size=3), calibrated=st.booleans())
+def test_the_gaps_alone_are_the_gaps_of_everything(gap: dict[str, float],
+                                                   calibrated: bool) -> None:
+    """_judge reads only the `_gap` names under the default thresholds (flatten(only_gaps))."""
+    from plugins.quality.monitor import flatten  # noqa: PLC0415
+
+    w = window([0, 1, 1, 0], [0, 1, 0, 0])
+    w.results = {"metrics": {"accuracy": 0.75}, "estimation_gap": gap,
+                 "estimated": {"accuracy": 0.7, "calibrated": calibrated}}
+    everything = flatten(w)
+    assert flatten(w, only_gaps=True) == {k: v for k, v in everything.items()
+                                          if k.endswith("_gap")}
+    assert "accuracy" in everything
+    assert bool(flatten(w, only_gaps=True)) == (calibrated and bool(gap))
