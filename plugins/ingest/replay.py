@@ -320,8 +320,7 @@ class Replay:
         self.events.clear()
 
     def _print(self, line: dict[str, Any]) -> None:
-        self.out.write(msgspec.json.encode(line).decode())
-        self.out.write("\n")
+        self.out.write(msgspec.json.encode(line).decode() + "\n")  # one write a line
 
     def summary(self) -> dict[str, Any]:
         return {"windows": self.windows, "samples": sum(self.pipeline.seen.values()),
