@@ -95,8 +95,8 @@ class Window:
     (categorical); `coded` holds the categorical ones as integer codes too, where the
     window stage built them. `n` counts every sample of the window; the arrays hold at most
     the configured maximum (a uniform sample beyond it). The arrays are shared (a tumbling
-    window's with its pane, `scores` between a window's two passes): read them, never write
-    (`scores` is read only).
+    window's with its pane and between its two passes, a sliding window's `scores` between
+    its two): read them, never write (`scores` is read only). The dicts are each pass's own.
     """
 
     model: str

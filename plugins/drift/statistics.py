@@ -56,6 +56,7 @@ from plugins.drift.profile import (
     NumericProfile,
     Profile,
 )
+from plugins.drift.tables import TABLES
 
 COARSEST = 5  # a lookup keeps at least LOOKUP_CELLS >> COARSEST cells
 # The window's arithmetic lives in numeric.py and correlation.py; named here as well.
@@ -98,6 +99,7 @@ __all__ = [
 
 BLOCK = 16384
 SLOTS_KEPT = 64  # level tuples per categorical reference
+BATCHES_KEPT = 16  # sets of numeric features stacked, per reference
 # Null distribution of sqrt(n_eff) * W1/sigma on 100 quantile bins (measured by simulation,
 # n from 100 to 100,000): mean 1.39, standard deviation ~0.68.
 W_NULL_MEAN, W_NULL_SD = 1.39, 0.68
@@ -184,7 +186,6 @@ class PreparedCategorical:
         self.present = self.probs > 0
         self.floor = np.maximum(self.probs, PSI_EPS)
         self._slots: dict[tuple[str, ...], np.ndarray] = {}
-        self._terms: dict[int, np.ndarray] = {}
         self._sizes: set[int] = set()  # window sizes seen once
 
     def terms(self, rows: int) -> np.ndarray | None:
@@ -192,16 +193,16 @@ class PreparedCategorical:
         square's) for each slot and each count c of `rows` (q = c / rows), worked out as it
         works them out: 5 x (slots * (rows + 1)). Made the second time a window size comes
         (a count spec repeats one; a time spec seldom does), for small windows only."""
-        found = self._terms.get(rows)
-        if found is not None or len(self.probs) * (rows + 1) > TABLE_CELLS:
+        if len(self.probs) * (rows + 1) > TABLE_CELLS:
+            return None
+        found: np.ndarray | None = TABLES.get(self, ("terms", rows))
+        if found is not None:
             return found
         if rows not in self._sizes:
             if len(self._sizes) >= TABLES_KEPT:
                 self._sizes.clear()
             self._sizes.add(rows)
             return None
-        if len(self._terms) >= TABLES_KEPT:
-            self._terms.clear()
         p, a = self.probs[:, None], self.floor[:, None]
         count = np.arange(rows + 1, dtype=np.float64)
         q = count / rows
@@ -214,7 +215,7 @@ class PreparedCategorical:
                 np.where(p > 0, np.log2(p / m) * p, 0.0),
                 np.where(q > 0, np.log2(q / m) * q, 0.0),
                 (count - expected) ** 2 / expected)).reshape(5, -1)
-        self._terms[rows] = found
+        TABLES.put(self, ("terms", rows), found, found.nbytes)
         return found
 
     def slots(self, levels: tuple[str, ...]) -> np.ndarray:
@@ -250,6 +251,8 @@ class Prepared:
         """These numeric features' references stacked (kept: windows mostly have the same)."""
         found = self._batches.get(names)
         if found is None:
+            if len(self._batches) >= BATCHES_KEPT:  # a stream that varies its features
+                self._batches.clear()  # must not grow this without end
             found = self._batches[names] = Batch([self.numeric[name] for name in names],
                                                  names, self.profile.corr_features)
         return found
@@ -302,7 +305,6 @@ class Batch:
         self.summed_fence = self.fence[0][self.summed], self.fence[1][self.summed]
         self.summed_centre = self.centre[self.summed]
         self.coarse_floor = np.maximum(self.coarse, PSI_EPS)  # PSI's reference side
-        self._js: dict[int, tuple[np.ndarray, np.ndarray]] = {}
         levels, level = np.unique(self.probs, return_inverse=True)  # the distinct shares
         self.levels, self.level = levels, level.reshape(self.probs.shape)
         self.tabled = all(r.table is not None for r in refs)
@@ -314,10 +316,8 @@ class Batch:
         this batch has and every count c of `rows` (q = c / rows), worked out as _js_sides
         works them out: a window of that many rows (NaN in none) looks its terms up. Also
         each bin's offset in the table. Kept for TABLES_KEPT window sizes."""
-        found = self._js.get(rows)
+        found: tuple[np.ndarray, np.ndarray] | None = TABLES.get(self, ("js", rows))
         if found is None:
-            if len(self._js) >= TABLES_KEPT:
-                self._js.clear()
             levels, level = self.levels, self.level
             shares = np.empty((2, len(levels), rows + 1))
             shares[0] = levels[:, None]
@@ -327,7 +327,8 @@ class Batch:
                 np.log2(logs, out=logs)
                 logs *= shares
             table = np.where(shares > 0, logs, 0.0).reshape(2, -1)
-            found = self._js[rows] = (table, level * (rows + 1))
+            found = (table, level * (rows + 1))
+            TABLES.put(self, ("js", rows), found, table.nbytes + found[1].nbytes)
         return found
 
     def _stack_lookups(self) -> None:

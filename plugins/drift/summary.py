@@ -16,7 +16,7 @@ from plugins.drift.statistics import PreparedNumeric
 HISTOGRAMS = 3  # the most drifting features get their distributions in the results
 COARSE = 5  # reference bins (1% each) per histogram bar: 20 bars
 SHARES_ROWS = 4096  # windows up to this many rows look their bars' shares up ...
-SHARES_KEPT = 64  # ... for this many window sizes at a time
+SHARES_KEPT = 8  # ... for this many window sizes at a time (at most ~3 MiB)
 _SHARES: dict[int, dict[float, float]] = {}
 
 

@@ -22,13 +22,17 @@ if TYPE_CHECKING:  # the pane and stream types only: windows.py imports this mod
 
 def assemble(stream: Stream, spec: WindowSpec, panes: list[Pane], *, final: bool,
              keep: bool = False) -> Window:
-    """`keep`: leave the window on the last pane for its final pass, which then takes all
-    but the labels from it (the same panes under the same class order hold the same rows)."""
+    """`keep`: leave what the window's final pass may take on the last pane (the same panes
+    under the same class order hold the same rows): a tumbling window's whole first pass,
+    whose arrays are its pane's anyway, and only the score matrix of a sliding one (its
+    joined feature arrays, kept for the label wait, would cost a window's memory per step)."""
     parts = [p.columns for p in panes if p.columns is not None]
     classes, position, remap = stream.order()  # O(1) lookups: k may be large
     task = stream.task or "classification"
     made = panes[-1].scores_made
-    if final and made is not None and made.made_from(position, parts):
+    if not (final and made is not None and made.made_from(position, parts)):
+        made = None
+    elif made.window is not None:
         return _relabelled(made.window, task, remap, parts)
     if task == "classification":
         y_pred = remap[np.concatenate([p.y_pred for p in parts])]
@@ -37,7 +41,7 @@ def assemble(stream: Stream, spec: WindowSpec, panes: list[Pane], *, final: bool
         y_pred = np.concatenate([p.y_pred for p in parts])
         y_true = np.concatenate([p.y_true for p in parts])
     rows = len(y_pred)
-    scores = _score_matrix(parts, position, rows)
+    scores = made.matrix if made is not None else _score_matrix(parts, position, rows)
     if scores is not None:
         scores.flags.writeable = False  # shared by the window's two passes
     positive = position.get(stream.config.positive_class, -1) if len(classes) == 2 else -1
@@ -57,27 +61,33 @@ def assemble(stream: Stream, spec: WindowSpec, panes: list[Pane], *, final: bool
                     classes=tuple(classes), positive=positive, scores=scores,
                     features=features, coded=coded, group=group,
                     quality=_quality(parts, rows), final=final)
-    panes[-1].scores_made = MadeScores(position, parts, scores, window) if keep else None
+    panes[-1].scores_made = MadeScores(position, parts, scores, window if len(parts) == 1
+                                       else None) if keep else None
     return window
 
 
 def _relabelled(first: Window, task: str, remap: np.ndarray, parts: list[col.Columns]
                 ) -> Window:
-    """The final pass of `first`'s window: its arrays (shared, read only), today's labels."""
+    """The final pass of `first`'s tumbling window: its arrays (shared, read only), today's
+    labels, and its dicts made again from the pane, so what a monitor added to them in the
+    first pass does not reach the final one."""
     y_true = np.concatenate([p.y_true for p in parts])
-    return dataclasses.replace(first, y_true=remap[y_true] if task == "classification"
-                               else y_true, final=True, provisional=False, results={})
+    features = _concat_features(parts)
+    return dataclasses.replace(
+        first, y_true=remap[y_true] if task == "classification" else y_true, final=True,
+        provisional=False, results={}, features=features,
+        coded=_concat_coded(parts, features), quality=_quality(parts, first.rows))
 
 
 @dataclass(frozen=True, slots=True)
 class MadeScores:
     """A window's first pass and what it was made from (Pane.scores_made): scores never
-    change after a pane is built, only labels do."""
+    change after a pane is built, only labels do. `window`: a tumbling window's first pass."""
 
     position: dict[str, int]
     parts: list[col.Columns]
     matrix: np.ndarray | None
-    window: Window
+    window: Window | None
 
     def made_from(self, position: dict[str, int], parts: list[col.Columns]) -> bool:
         """The same panes under the same class order (`position`: one object until a

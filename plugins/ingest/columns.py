@@ -139,8 +139,13 @@ def _groups(samples: Sequence[Sample], names: Names, folded: Counter[str]) -> np
 
 
 def to_number(value: object) -> float:
+    """A regression prediction or label; NaN (no number) for anything else, including an
+    integer beyond any float (a 400-digit JSON number crashed the pane build)."""
     if isinstance(value, int | float) and not isinstance(value, bool):
-        return float(value)
+        try:
+            return float(value)
+        except OverflowError:
+            return math.nan
     return math.nan
 
 

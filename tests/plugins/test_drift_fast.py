@@ -253,3 +253,22 @@ def test_a_profile_loaded_from_disk_and_constant_features(tmp_path: Path) -> Non
         window_cols["flat"] = np.full(n, 1.0 + i)
         window_cols["gauss"] = np.full(n, math.pi)
         compare(mon, classified(window_cols, rng, float(i)))
+
+
+def test_the_lookup_tables_of_every_reference_share_one_budget() -> None:
+    """Per feature they grew with features, sizes and references: 200 categorical features
+    held 146 MiB. Now the process keeps at most the budget, oldest out first."""
+    from plugins.drift.tables import MIN_ENTRY, Tables  # noqa: PLC0415
+
+    tables = Tables(budget=4 * MIN_ENTRY)
+    owners = [object() for _ in range(50)]
+    for i, owner in enumerate(owners):
+        for rows in range(3):
+            tables.put(owner, ("terms", rows), np.zeros(1000), 8000 + i)
+    assert tables.used <= 4 * MIN_ENTRY
+    assert len(tables) == 4
+    assert tables.get(owners[-1], ("terms", 2)) is not None  # the newest stay
+    assert tables.get(owners[0], ("terms", 0)) is None
+    assert tables.get(object(), ("terms", 2)) is None
+    tables.put(owners[0], "huge", np.zeros(1), 5 * MIN_ENTRY)  # beyond the budget: not kept
+    assert tables.get(owners[0], "huge") is None

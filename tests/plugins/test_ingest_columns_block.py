@@ -10,7 +10,7 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from agent.model import Sample
+from agent.model import Label, Sample
 from plugins.ingest import columns
 from plugins.ingest.models import FeatureSpec
 
@@ -109,3 +109,21 @@ def test_binary_scores_make_what_the_loop_makes(scores: list[float | None], know
     assert found.keys() == want.keys()
     for name, column in want.items():
         np.testing.assert_array_equal(found[name], column)
+
+
+def test_a_regression_value_beyond_any_float_is_no_number_not_a_crash() -> None:
+    """A 400-digit prediction or label crashed the pane build and the label join."""
+    from plugins.ingest.windows import WindowStage  # noqa: PLC0415
+
+    assert np.isnan(columns.to_number(10**400))
+    stage = WindowStage({}, ["10n"], label_wait=0)
+    for i in range(10):
+        stage.add(Sample(model="m", request_id=f"r{i}",
+                         prediction=10**400 if i == 3 else 1.5 + i), float(i), float(i))
+        stage.label(Sample(model="m", request_id=f"r{i}", prediction=0.5),
+                    Label(model="m", request_id=f"r{i}", label=10**400 if i == 5 else 2.5))
+    (window,) = stage.flush()
+    assert window.task == "regression"
+    assert np.isnan(window.y_pred[3])
+    assert np.isnan(window.y_true[5])
+    assert window.y_true[4] == 2.5

@@ -89,7 +89,10 @@ def fresh_window(spec: str, labelled: range) -> Window:
 def test_the_final_pass_is_the_window_built_from_scratch(spec: str) -> None:
     first, final, _ = passes(spec, new_class=False)
     want = fresh_window(spec, range(60, 120))
-    assert final.features is first.features  # taken, not rebuilt
+    # A tumbling window's arrays are taken, not rebuilt; a sliding one's are joined again
+    # (keeping them for the label wait would cost a window's memory per step).
+    assert (final.features["x"] is first.features["x"]) == (spec == "1m")
+    assert final.features is not first.features  # the dicts are the final pass's own
     assert final.results == {}
     assert final.y_true is not first.y_true
     for name in ("model", "spec", "start", "end", "task", "n", "classes", "positive",
@@ -100,3 +103,31 @@ def test_the_final_pass_is_the_window_built_from_scratch(spec: str) -> None:
     assert final.features.keys() == want.features.keys()
     for name, column in want.features.items():
         assert np.array_equal(final.features[name], column, equal_nan=True)
+
+
+def test_what_a_monitor_adds_in_the_first_pass_stays_out_of_the_final() -> None:
+    stage = WindowStage({}, ["1m"], label_wait=600)
+    firsts = []
+    for i in range(70):
+        firsts += stage.advance(T0 + i)
+        stage.add(sample(i), T0 + i, T0 + i)
+    firsts += stage.advance(T0 + 60)
+    first = next(w for w in firsts if w.end == T0 + 60)
+    first.features["derived"] = first.features["x"] * 2  # a careless monitor
+    first.quality.setdefault("x", {})["odd_ratio"] = 1.0
+    final = next(w for w in stage.advance(T0 + 700) if w.end == T0 + 60)
+    assert "derived" not in final.features
+    assert "odd_ratio" not in final.quality.get("x", {})
+
+
+def test_a_sliding_window_keeps_only_its_scores_for_the_label_wait() -> None:
+    stage = WindowStage({}, ["2m/1m"], label_wait=600)
+    for i in range(120):
+        stage.advance(T0 + i)
+        stage.add(sample(i), T0 + i, T0 + i)
+    stage.advance(T0 + 120)
+    waiting = [p.scores_made for s in stage.streams.values() for closed in s.closed.values()
+               for p in closed if p.scores_made is not None]
+    joined = [made for made in waiting if len(made.parts) > 1]
+    assert joined  # windows of two panes
+    assert all(made.window is None and made.matrix is not None for made in joined)
