@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import io
 import math
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -28,6 +29,14 @@ def from_ndjson(path: Path, model: str, plugins: Plugins) -> dict[str, np.ndarra
     window = plugins.manager.hook.inferwatch_recorded_window(path=path, model=model)
     if window is None:
         raise ConfigError([f"--from: {path}: reading NDJSON needs the ingest plugin"])
+    left_out = window.quality.get("_other", {}).get("too_many_features_ratio", 0.0)
+    if left_out:  # a flood of names in the file: the features it pushed out get no statistics
+        kept = sorted(n for n in window.features if not n.startswith("__"))
+        print(f"inferwatch: reference build: {path}: more feature names than [plugins.ingest]"
+              f" max_features; {left_out * window.rows:.0f} values under the names beyond the"
+              f" first {len(kept)} (in name order) were left out and get no statistics: "
+              f"kept {', '.join(kept[:5])}{', ...' if len(kept) > 5 else ''}",
+              file=sys.stderr)
     return drift_columns(window)
 
 

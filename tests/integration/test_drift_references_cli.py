@@ -133,3 +133,25 @@ def test_reference_build_to_a_folder_or_a_missing_one_is_a_usage_error(tmp_path:
         assert done.returncode == 78, done.stderr
         assert done.stderr.startswith(f"inferwatch: error: --out: {out}: ")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["s.ndjson"]  # nothing left behind
+
+
+def test_reference_build_warns_when_a_flood_of_names_pushes_features_out(
+        tmp_path: Path) -> None:
+    """A training file with more names than max_features kept the first names in name order
+    and dropped the rest (real features among them) without a word."""
+    source = _write(tmp_path / "train.ndjson", [
+        {"model": "m", "request_id": f"r{i}", "ts": T0 + i, "prediction": 1, "score": 0.5,
+         "features": {"x": float(i % 7), **{f"a{j:04d}": 1.0 for j in range(3 * i, 3 * i + 3)}}}
+        for i in range(300)])
+    out = tmp_path / "ref.json"
+    built = run_cli("reference", "build", "--from", str(source), "--model", "m",
+                    "--out", str(out))
+    assert built.returncode == 0, built.stderr
+    assert "more feature names than [plugins.ingest] max_features" in built.stderr
+    assert "x" not in json.loads(out.read_text())["numeric"]
+    calm = _write(tmp_path / "calm.ndjson", [
+        {"model": "m", "request_id": f"r{i}", "ts": T0 + i, "prediction": 1, "score": 0.5,
+         "features": {"x": float(i % 7)}} for i in range(300)])
+    quiet = run_cli("reference", "build", "--from", str(calm), "--model", "m",
+                    "--out", str(tmp_path / "calm.json"))
+    assert "max_features" not in quiet.stderr
