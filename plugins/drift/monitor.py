@@ -328,18 +328,14 @@ class DriftMonitor(Monitor):
             if limit is None:
                 limit = limits[key] = st.numeric_threshold(self.rule, n_i, key[1], z)
             effect = w1[i]
+            found: dict[str, Any] = {"wasserstein": effect, "ks": ks[i], "psi": psi[i],
+                                     "js": js[i]}
             if self.extra.statistics:  # theirs after the built-in statistics, as before
-                found: dict[str, Any] = {"wasserstein": effect, "ks": ks[i], "psi": psi[i],
-                                         "js": js[i]}
                 self.extra.add(found, np.asarray(columns[name], dtype=np.float64),
                                reference.numeric[name].profile, step.errors)
-                found.update(method="wasserstein", threshold=limit, ratio=effect / limit,
-                             drifted=effect > limit, n=n_i)
-                features[name] = found
-                continue
-            features[name] = {"wasserstein": effect, "ks": ks[i], "psi": psi[i], "js": js[i],
-                              "method": "wasserstein", "threshold": limit,
-                              "ratio": effect / limit, "drifted": effect > limit, "n": n_i}
+            found.update(method="wasserstein", threshold=limit, ratio=effect / limit,
+                         drifted=effect > limit, n=n_i)
+            features[name] = found
         return counts, n, scanned
 
     def _unread(self, step: Step, window: Window) -> bool:
