@@ -29,7 +29,7 @@ def assemble(stream: Stream, spec: WindowSpec, panes: list[Pane], *, final: bool
     parts = [p.columns for p in panes if p.columns is not None]
     classes, position, remap = stream.order()  # O(1) lookups: k may be large
     task = stream.task or "classification"
-    made = panes[-1].scores_made
+    made = panes[-1].first_made
     if not (final and made is not None and made.made_from(position, parts)):
         made = None
     elif made.window is not None:
@@ -61,7 +61,7 @@ def assemble(stream: Stream, spec: WindowSpec, panes: list[Pane], *, final: bool
                     classes=tuple(classes), positive=positive, scores=scores,
                     features=features, coded=coded, group=group,
                     quality=_quality(parts, rows), final=final)
-    panes[-1].scores_made = MadeScores(position, parts, scores, window if len(parts) == 1
+    panes[-1].first_made = FirstMade(position, parts, scores, window if len(parts) == 1
                                        else None) if keep else None
     return window
 
@@ -80,8 +80,8 @@ def _relabelled(first: Window, task: str, remap: np.ndarray, parts: list[col.Col
 
 
 @dataclass(frozen=True, slots=True)
-class MadeScores:
-    """A window's first pass and what it was made from (Pane.scores_made): scores never
+class FirstMade:
+    """A window's first pass and what it was made from (Pane.first_made): scores never
     change after a pane is built, only labels do. `window`: a tumbling window's first pass."""
 
     position: dict[str, int]

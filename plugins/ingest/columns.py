@@ -269,13 +269,8 @@ def _numeric_block(rows: list[dict[str, Any]], names: list[str],
         if infinite[i].any():
             issues["non_finite"] = int(infinite[i].sum())
             column[infinite[i]] = np.nan
-        spec = declared.get(name)
-        if spec is not None and (spec.min is not None or spec.max is not None):
-            low = -math.inf if spec.min is None else spec.min
-            high = math.inf if spec.max is None else spec.max
-            finite = column[~np.isnan(column)]
-            if bad := int(np.count_nonzero((finite < low) | (finite > high))):
-                issues["out_of_range"] = bad
+        if bad := _out_of_range(column, declared.get(name)):
+            issues["out_of_range"] = bad
         out[name] = (column, issues)
     return out
 
@@ -300,17 +295,23 @@ def _column(values: list[Any], name: str, rows: list[dict[str, Any]],
     kind = spec.type if spec is not None else _infer(values)
     if kind == "number":
         column = _numbers(values, issues)
-        if spec is not None and (spec.min is not None or spec.max is not None):
-            finite = column[~np.isnan(column)]
-            low = -math.inf if spec.min is None else spec.min
-            high = math.inf if spec.max is None else spec.max
-            issues["out_of_range"] += int(np.count_nonzero((finite < low) | (finite > high)))
+        issues["out_of_range"] += _out_of_range(column, spec)
     else:
         allowed = set(spec.categories) if spec is not None and spec.categories else None
         column = np.empty(len(values), object)
         for i, value in enumerate(values):
             column[i] = _category(value, issues, allowed)
     return column, +issues
+
+
+def _out_of_range(column: np.ndarray, spec: FeatureSpec | None) -> int:
+    """Values outside the declared min and max (NaN, absent or invalid, is neither)."""
+    if spec is None or (spec.min is None and spec.max is None):
+        return 0
+    finite = column[~np.isnan(column)]
+    low = -math.inf if spec.min is None else spec.min
+    high = math.inf if spec.max is None else spec.max
+    return int(np.count_nonzero((finite < low) | (finite > high)))
 
 
 def _infer(values: list[Any]) -> str:

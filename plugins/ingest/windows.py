@@ -23,7 +23,7 @@ import numpy as np
 from agent.model import Label, Sample
 from agent.window import Window, WindowSpec
 from plugins.ingest import columns as col
-from plugins.ingest.assemble import MadeScores, assemble
+from plugins.ingest.assemble import FirstMade, assemble
 from plugins.ingest.bounds import Admission, Limits, Names
 from plugins.ingest.join import Joined
 from plugins.ingest.models import HASH_SPACE, ModelConfig, request_hash
@@ -55,7 +55,7 @@ class Pane:
     threshold: int = HASH_SPACE  # a hash at or above this cannot enter (once full)
     # The window this pane ends, from its first pass, for its final pass (assemble): the
     # same panes under the same class order give the same arrays; only labels are new.
-    scores_made: MadeScores | None = None
+    first_made: FirstMade | None = None
 
     def add(self, sample: Sample, ts: float, h: int) -> bool:
         """Whether the pane keeps the sample (`h`: its request-id hash)."""
@@ -448,7 +448,7 @@ class WindowStage:
         panes = _window_panes(stream.closed[spec], last, spec)
         window = assemble(stream, spec, panes, final=final, keep=not final)
         if final:
-            last.scores_made = None
+            last.first_made = None
         return window
 
 

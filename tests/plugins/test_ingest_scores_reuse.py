@@ -57,7 +57,7 @@ def test_the_final_pass_reuses_the_first_pass_scores(spec: str) -> None:
     assert not final.scores.flags.writeable
     assert np.array_equal(final.scores, fresh(spec), equal_nan=True)
     assert int(final.labeled.sum()) > int(first.labeled.sum())  # labels did change
-    assert all(p.scores_made is None for s in stage.streams.values()
+    assert all(p.first_made is None for s in stage.streams.values()
                for closed in s.closed.values() for p in closed if p.finalized)
 
 
@@ -126,8 +126,8 @@ def test_a_sliding_window_keeps_only_its_scores_for_the_label_wait() -> None:
         stage.advance(T0 + i)
         stage.add(sample(i), T0 + i, T0 + i)
     stage.advance(T0 + 120)
-    waiting = [p.scores_made for s in stage.streams.values() for closed in s.closed.values()
-               for p in closed if p.scores_made is not None]
+    waiting = [p.first_made for s in stage.streams.values() for closed in s.closed.values()
+               for p in closed if p.first_made is not None]
     joined = [made for made in waiting if len(made.parts) > 1]
     assert joined  # windows of two panes
     assert all(made.window is None and made.matrix is not None for made in joined)
