@@ -51,6 +51,8 @@ from plugins.ingest.windows import WindowStage
 
 CHUNK = 20_000  # lines decoded per msgspec call
 UNKEPT_LIMIT = 2_000_000  # predictions no window kept, remembered (~100 MB)
+SECTIONS = frozenset({"drift"})  # the sections large enough to be worth encoding apart
+SECTIONS_KEPT = 64  # windows awaiting their final pass whose drift section is kept encoded
 
 
 @dataclass
@@ -177,12 +179,39 @@ def _chunks(fh: IO[bytes], trouble: Disorder) -> Iterator[list[bytes]]:
         yield chunk
 
 
+class Lines:
+    """Window lines as JSON text. A section a monitor hands a window's final pass as the very
+    object it gave the first (drift's verdicts: ~6 KB, most of a line) is encoded once:
+    sections are read, not written, once their monitor returns (docs/plugins.md)."""
+
+    def __init__(self, kept: int = SECTIONS_KEPT) -> None:
+        self.kept = kept
+        self.sections: dict[int, tuple[object, msgspec.Raw]] = {}  # id -> (section, its JSON)
+
+    def encode(self, line: dict[str, Any]) -> str:
+        for key, value in line.items():
+            if type(value) is dict and key in SECTIONS:
+                line[key] = self._section(value)
+        return msgspec.json.encode(line).decode() + "\n"
+
+    def _section(self, value: dict[str, Any]) -> msgspec.Raw:
+        found = self.sections.get(id(value))
+        if found is not None and found[0] is value:  # held here: its id is its own
+            return found[1]
+        raw = msgspec.Raw(msgspec.json.encode(value))
+        self.sections[id(value)] = (value, raw)
+        if len(self.sections) > self.kept:
+            del self.sections[next(iter(self.sections))]
+        return raw
+
+
 class Replay:
     def __init__(self, config: Config, plugins: Plugins, *, windows: Sequence[str] = (),
                  out: IO[str]) -> None:
         ingest = config.plugins.get("ingest")
         settings = ingest if isinstance(ingest, IngestConfig) else IngestConfig()
         self.config, self.plugins, self.out = config, plugins, out
+        self.lines = Lines()
         specs = list(windows) or settings.windows
         models = settings.models
         if windows:
@@ -312,7 +341,7 @@ class Replay:
         self.with_results += any(window.results.values())
         stream = self.streams.setdefault((window.model, window.model_version), {"windows": 0})
         stream["windows"] += window.final
-        self._print(window_line(window))
+        self.out.write(self.lines.encode(window_line(window)))
         # A monitor's per-window summary (quality.window, drift.window) repeats the line above.
         said = [e for e in [*self.events, *events] if e.kind not in SUMMARIES]
         for i, event in enumerate(said):
