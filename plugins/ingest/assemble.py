@@ -101,6 +101,14 @@ def _score_matrix(parts: list[col.Columns], position: dict[str, int], rows: int
     """Scores by class; a pane's class folded since into `_other` adds to its column."""
     if not any(p.scores for p in parts):
         return None
+    if len(parts) == 1 and len(parts[0].scores) == 1 and len(position) == 2:
+        (name, values), = parts[0].scores.items()  # a binary `score`: its complement beside
+        k = position.get(name, position.get(OTHER))
+        if k is not None:
+            matrix = np.empty((rows, 2))
+            matrix[:, k] = values
+            np.subtract(1.0, values, out=matrix[:, 1 - k])  # NaN (absent) stays NaN
+            return matrix
     matrix = np.full((rows, len(position)), np.nan)
     offset = 0
     for part in parts:
@@ -149,10 +157,8 @@ def _concat_coded(parts: list[col.Columns], features: dict[str, np.ndarray]
                   ) -> dict[str, Coded]:
     """Each pane's codes mapped onto the window's levels (first seen first); a pane without
     the feature gives -1 (missing), as its object column gives None."""
-    if len(parts) == 1:
-        coded = parts[0].coded
-        return {name: coded[name] for name, values in features.items()
-                if values.dtype == object and name in coded}
+    if len(parts) == 1:  # the pane coded its categorical features, in their order
+        return dict(parts[0].coded)
     out = {}
     for name, values in features.items():
         if values.dtype != object or any(name in p.features and name not in p.coded

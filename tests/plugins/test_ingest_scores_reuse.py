@@ -4,11 +4,17 @@ label may add a class). Only the labels are read again."""
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from agent.model import Label, Sample
 from agent.window import Window
+from plugins.ingest.assemble import _score_matrix
+from plugins.ingest.columns import Columns
 from plugins.ingest.windows import WindowStage
 
 T0 = 1_800_000_000.0  # on the hour
@@ -131,3 +137,28 @@ def test_a_sliding_window_keeps_only_its_scores_for_the_label_wait() -> None:
     joined = [made for made in waiting if len(made.parts) > 1]
     assert joined  # windows of two panes
     assert all(made.window is None and made.matrix is not None for made in joined)
+
+
+@settings(max_examples=300, deadline=None)
+@given(values=st.lists(st.none() | st.floats(0.0, 1.0), min_size=1, max_size=40),
+       cut=st.integers(0, 40), name=st.sampled_from(["1", "0", "_other", "x"]),
+       order=st.sampled_from([("0", "1"), ("1", "0"), ("0", "_other"), ("_other", "1")]))
+def test_one_panes_binary_score_matrix_is_the_matrix_of_its_halves(
+        values: list[float | None], cut: int, name: str, order: tuple[str, str]) -> None:
+    """The one-pane binary fast path against the general one (two panes, the same rows)."""
+    scores = np.array([math.nan if v is None else v for v in values])
+    position = {c: i for i, c in enumerate(order)}
+    cut = min(cut, len(values))
+
+    def part(rows: slice) -> Columns:
+        chunk = scores[rows]
+        return Columns([], np.zeros(len(chunk)), np.zeros(len(chunk), np.int64),
+                       np.full(len(chunk), -1, np.int64), {name: chunk}, {}, None)
+
+    whole = _score_matrix([part(slice(None))], position, len(values))
+    halves = _score_matrix([part(slice(0, cut)), part(slice(cut, None))], position,
+                           len(values))
+    assert whole is not None
+    assert halves is not None
+    np.testing.assert_array_equal(whole, halves)
+    assert whole.tobytes() == halves.tobytes()  # the bits, NaN included
