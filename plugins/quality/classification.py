@@ -143,7 +143,7 @@ def probabilities(scores: np.ndarray | None, rows: np.ndarray | None = None
 
 
 def classification(y_true: np.ndarray, y_pred: np.ndarray, proba: np.ndarray | None,
-                   classes: tuple[str, ...], positive: int, ranked: Ranked | None = None
+                   classes: tuple[str, ...], positive: int, *, ranked: Ranked | None = None
                    ) -> dict[str, Any]:
     """Realized metrics over labelled rows. `proba[i, k]`: probability of classes[k].
     `ranked`: the rows ranked by `proba[:, positive]`, where already made."""
