@@ -8,15 +8,16 @@ metric is undefined (one class only, no scores) it is left out rather than inven
 
 from __future__ import annotations
 
+import importlib
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 try:  # np.clip's ufunc, without the three Python layers np.clip puts in front of it
-    from numpy._core.umath import clip as _clip
+    _clip: np.ufunc = importlib.import_module("numpy._core.umath").clip
 except ImportError:  # numpy 1.x
-    from numpy.core.umath import clip as _clip  # type: ignore[no-redef]
+    _clip = importlib.import_module("numpy.core.umath").clip
 
 EPS = float(np.finfo(np.float64).eps)
 _sum = np.add.reduce  # x.sum() without the method's wrapper: the same pairwise sum
