@@ -256,5 +256,6 @@ def ece(proba: np.ndarray, y_true: np.ndarray, bins: int = ECE_BINS) -> float:
 def class_ratio(codes: np.ndarray, classes: tuple[str, ...]) -> dict[str, float]:
     if not len(codes):
         return {}
-    counts = np.bincount(codes[codes >= 0], minlength=len(classes))
-    return {classes[i]: float(c / len(codes)) for i, c in enumerate(counts) if c}
+    counts = np.bincount(codes[codes >= 0], minlength=len(classes)).tolist()
+    n = len(codes)  # int / int: the correctly rounded quotient, as float64 division gives
+    return {classes[i]: c / n for i, c in enumerate(counts) if c}

@@ -14,8 +14,6 @@ import time
 import zlib
 from collections import deque
 from collections.abc import Sequence
-from dataclasses import dataclass
-from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -30,9 +28,10 @@ from agent.window import Window
 from agent.worker import offload
 from plugins.quality import exports as ex
 from plugins.quality.cbpe import Calibration, Isotonic, estimate
-from plugins.quality.classification import Ranked, class_ratio, classification, probabilities
+from plugins.quality.classification import class_ratio, classification, probabilities
 from plugins.quality.config import DEFAULT_THRESHOLDS, Cost, QualityConfig, Threshold
 from plugins.quality.fairness import fairness
+from plugins.quality.passes import FirstPass, Handover, Labelled
 from plugins.quality.regression import regression
 from plugins.quality.summary import window_summary
 
@@ -41,76 +40,6 @@ Key = tuple[str, str, str]  # model, model_version, window spec
 FIRST_PASSES_KEPT = 1000  # windows between their first pass and their final one
 HANDOVER_CELLS = 4096  # score cells up to which a first pass keeps its arrays for the final
 _UNFITTED = Calibration(None)
-
-
-@dataclass(frozen=True, slots=True)
-class Handover:
-    """A small window's arrays as its first pass saw them: its final pass, holding the very
-    same (read-only) score matrix and predictions, takes the normalised scores as they are,
-    and the labelled rows' estimate, made beside the realized metrics, while the labels and
-    the calibration are those of the first pass."""
-
-    scores: np.ndarray | None
-    y_pred: np.ndarray
-    positive: int
-    proba: np.ndarray | None
-    same_rows: dict[str, Any] | None  # estimate() of the labelled rows under `calibration`
-
-    def holds(self, window: Window) -> bool:
-        return (self.scores is window.scores and self.y_pred is window.y_pred
-                and self.positive == window.positive)
-
-
-@dataclass
-class FirstPass:
-    """What a window's first (not final) pass found. Its final pass covers the same rows and
-    scores: the label-free estimate holds while the calibration does, and the realized
-    metrics while no label came in between (`labels`: a digest of the label column)."""
-
-    rows: int
-    classes: tuple[str, ...]
-    labels: bytes
-    metrics: dict[str, Any]
-    estimated: dict[str, Any] | None
-    calibration: Calibration | None
-    handover: Handover | None = None
-
-
-class Labelled:
-    """A window's labelled rows, each column sliced on first use (a final pass that reuses
-    its first pass's numbers slices none). `realized`, `estimated`: this pass computes their
-    realized metrics, their estimate; where it does both for a binary model, the two share
-    one ranking of the rows by score."""
-
-    def __init__(self, window: Window, mask: np.ndarray, scores: np.ndarray | None) -> None:
-        self.window, self.mask, self.scores = window, mask, scores
-        self.n = int(np.count_nonzero(mask))
-        self.realized = self.estimated = False
-
-    @cached_property
-    def y_true(self) -> np.ndarray:
-        found: np.ndarray = self.window.y_true[self.mask]
-        return found
-
-    @cached_property
-    def y_pred(self) -> np.ndarray:
-        found: np.ndarray = self.window.y_pred[self.mask]
-        return found
-
-    @cached_property
-    def proba(self) -> np.ndarray | None:
-        return None if self.scores is None else self.scores[self.mask]
-
-    @cached_property
-    def _ranked(self) -> Ranked | None:
-        positive = self.window.positive
-        if self.proba is None or not (self.realized and self.estimated and positive >= 0):
-            return None
-        return Ranked.of(self.proba[:, positive])
-
-    def ranked(self) -> Ranked | None:
-        """The rows by score, once both need them (Ranked.of made by the first to ask)."""
-        return self._ranked if self.realized and self.estimated else None
 
 
 def _slot(window: Window) -> tuple[Key, float]:
@@ -130,6 +59,7 @@ class QualityMonitor(Monitor):
         self.thresholds: dict[str, list[tuple[str, Threshold]]] = {}  # per model, sorted
         self.calibrations: dict[tuple[str, str], Calibration] = {}
         self.reference: dict[tuple[str, str], list[tuple[np.ndarray, np.ndarray]]] = {}
+        self.reference_rows: dict[tuple[str, str], int] = {}  # in `reference`, counted
         self.first_pass: dict[tuple[Key, float], FirstPass] = {}
         self.summarized: dict[Key, deque[float]] = {}  # final windows' ends, once each
         # Streams whose last final pass found labels its first pass had not seen: their first
@@ -317,11 +247,12 @@ class QualityMonitor(Monitor):
 
     def _learn(self, ident: tuple[str, str], proba: np.ndarray, y_true: np.ndarray) -> None:
         """The first `reference_samples` labelled rows of a model version calibrate CBPE."""
-        if self.calibrations.get(ident, Calibration(None)).fitted:
+        if self.calibrations.get(ident, _UNFITTED).fitted:
             return
         parts = self.reference.setdefault(ident, [])
         parts.append((proba, y_true))
-        if sum(len(p[1]) for p in parts) < self.config.reference_samples:
+        rows = self.reference_rows[ident] = self.reference_rows.get(ident, 0) + len(y_true)
+        if rows < self.config.reference_samples:
             return
         scores = np.concatenate([p[0] for p in parts])
         truth = np.concatenate([p[1] for p in parts])
@@ -329,7 +260,7 @@ class QualityMonitor(Monitor):
             return
         calibration = Calibration.fit(scores, truth)
         self.calibrations[ident] = calibration
-        del self.reference[ident]
+        del self.reference[ident], self.reference_rows[ident]
         self._save(ident, calibration)
 
     def _save(self, ident: tuple[str, str], calibration: Calibration) -> None:
@@ -419,7 +350,7 @@ def flatten(window: Window, *, only_gaps: bool = False
     """Threshold names: realized by name, `estimated_<m>`, `<m>_gap` (absolute), fairness
     disparities, `cost`, and `<issue>_ratio` as the worst feature's. `only_gaps`: the `_gap`
     names alone (the default thresholds judge `accuracy_gap` only)."""
-    results, labelled = window.results, int(window.labeled.sum())
+    results, labelled = window.results, int(np.count_nonzero(window.labeled))
     out: dict[str, tuple[float | None, int]] = {}
     _gaps(results, labelled, out)
     if only_gaps:
