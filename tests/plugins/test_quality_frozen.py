@@ -23,8 +23,12 @@ from agent.context import PluginContext
 from agent.metrics import PluginMetrics
 from agent.model import Event
 from agent.window import Window
+from plugins.quality.cbpe import Calibration, estimate
+from plugins.quality.classification import Ranked, classification, probabilities
 from plugins.quality.config import Cost, ModelQuality, QualityConfig, Threshold
 from plugins.quality.monitor import QualityMonitor
+from tests.plugins.quality_frozen import cbpe as old_cbpe
+from tests.plugins.quality_frozen import classification as old_classification
 from tests.plugins.quality_frozen.monitor import QualityMonitor as FrozenMonitor
 
 
@@ -71,7 +75,7 @@ def scenarios(draw: st.DrawFn) -> dict[str, Any]:
         "rows": draw(st.sampled_from([0, 1, 2, 5, 40, 100, 130])),
         "ties": draw(st.sampled_from([0, 0, 1, 2])),
         "scores": draw(st.sampled_from(["ok", "ok", "ok", "nan_row", "nan_one", "zeros",
-                                        "none", "wide"])),
+                                        "none", "wide", "inf_one", "negative"])),
         "labels": draw(st.sampled_from(["half", "half", "all", "none_then_all", "none",
                                         "more_later", "one_class"])),
         "shared": draw(st.sampled_from(["same", "same", "copy", "changed", "no_first"])),
@@ -96,8 +100,13 @@ def _scores(rng: np.random.Generator, case: dict[str, Any], n: int) -> np.ndarra
         scores[rng.integers(0, n), rng.integers(0, k)] = np.nan
     elif n and case["scores"] == "zeros":
         scores[rng.integers(0, n)] = 0.0
+    elif n and case["scores"] == "inf_one":  # inf / inf: a NaN probability
+        scores[rng.integers(0, n), rng.integers(0, k)] = np.inf
     elif case["scores"] == "wide":  # not probabilities: normalised per row
         scores = scores * rng.choice([0.5, 3.0, 1e-300], size=(n, 1))
+    elif case["scores"] == "negative":  # raw margins: normalised, some below 0, some -0.0
+        scores = np.where(scores < 0.2, -scores, scores) + rng.choice([0.0, 0.5], size=(n, 1))
+        scores[scores == 0.0] = -0.0
     return scores
 
 
@@ -131,7 +140,7 @@ def _windows(case: dict[str, Any]) -> list[tuple[Window, Window]]:
         n = case["rows"] if i % 3 else max(case["rows"], 60)  # enough labels to calibrate
         scores = _scores(rng, case, n)
         if scores is not None and n:
-            clean = np.nan_to_num(scores)
+            clean = np.abs(np.nan_to_num(scores, posinf=1.0))
             y_pred = clean.argmax(axis=1)  # ingest codes every prediction: never -1
             truth = np.array([rng.choice(k, p=r / r.sum()) if r.sum() > 0 else 0
                               for r in clean]) if n else np.zeros(0, np.intp)
@@ -220,7 +229,7 @@ def run_both(case: dict[str, Any], passes: list[Window], root: Path) -> None:
 @settings(max_examples=300, deadline=None)
 @given(scenarios())
 def test_the_live_monitor_is_the_frozen_one_bit_for_bit(case: dict[str, Any]) -> None:
-    with tempfile.TemporaryDirectory() as root:
+    with tempfile.TemporaryDirectory() as root, np.errstate(all="ignore"):  # inf / inf
         run_both(case, _schedule(case, _windows(case)), Path(root))
 
 
@@ -235,3 +244,61 @@ def test_regression_windows_are_untouched(seed: int, n: int, final: bool) -> Non
     with tempfile.TemporaryDirectory() as root:
         run_both({"running": False, "k": 2, "cost": None, "thresholds": True},
                  [window], Path(root))
+
+
+# -- the pieces, on sizes past Ranked's SORT_ROWS, and on any scores ------------------------
+
+SCORES = st.sampled_from(["unit", "ties", "negative", "signed_zero", "nan", "wide"])
+
+
+def _piece_data(seed: int, n: int, kind: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    p = rng.random(n)
+    if kind == "ties":
+        p = np.round(p, 1)
+    elif kind == "negative":
+        p = p - 0.5
+    elif kind == "signed_zero":
+        p = np.where(rng.random(n) < 0.3, rng.choice([0.0, -0.0], n), np.round(p, 1))
+    elif kind == "nan" and n:
+        p[rng.random(n) < 0.1] = np.nan
+    elif kind == "wide":
+        p = p * 3.0
+    y = (rng.random(n) < np.nan_to_num(np.abs(p)) % 1).astype(np.intp)
+    return np.column_stack([1 - p, p]), y, (np.nan_to_num(p) > 0.5).astype(np.intp)
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.integers(0, 2**32 - 1), st.sampled_from([1, 2, 7, 60, 4095, 4096, 4097, 6000]),
+       SCORES, st.sampled_from([0, 1]), st.booleans())
+def test_the_pieces_are_the_frozen_ones(seed: int, n: int, kind: str, positive: int,
+                                        shared: bool) -> None:
+    """classification() and estimate(), with and without the shared ranking and P(positive),
+    against their frozen forms: ties, negative scores, -0.0 beside 0.0, NaN, windows either
+    side of SORT_ROWS."""
+    with np.errstate(all="ignore"):  # NaN scores
+        _pieces(seed, n, kind, positive, shared=shared)
+
+
+def _outcome(fn: Any, *args: Any, **kwargs: Any) -> Any:
+    """The result, or the error's type: raw scores outside [0, 1] (which ingest never lets
+    through) give a negative Bernoulli variance, and both forms fail the same way."""
+    try:
+        return fn(*args, **kwargs)
+    except ValueError as exc:
+        return type(exc).__name__
+
+
+def _pieces(seed: int, n: int, kind: str, positive: int, *, shared: bool) -> None:
+    proba, y, yp = _piece_data(seed, n, kind)
+    classes = ("a", "b")
+    ranked = Ranked.of(proba[:, positive]) if shared else None
+    same(classification(y, yp, proba, classes, positive, ranked=ranked),
+         old_classification.classification(y, yp, proba, classes, positive))
+    ref, ref_y, _ = _piece_data(seed + 1, 300, "unit")
+    for calibration in (Calibration(None), Calibration.fit(ref, ref_y)):
+        old = old_cbpe.Calibration(calibration.curves)
+        p = calibration.positive(proba, positive) if shared and n else None
+        same(_outcome(estimate, calibration, proba, yp, positive, seed, ranked=ranked, p=p),
+             _outcome(old_cbpe.estimate, old, proba, yp, positive, seed))
+    same(probabilities(proba), old_classification.probabilities(proba))
