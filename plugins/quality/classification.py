@@ -135,7 +135,10 @@ def probabilities(scores: np.ndarray | None, rows: np.ndarray | None = None
     chosen = scores if rows is None else scores[rows]
     if not len(chosen):
         return None
-    totals = _sum(chosen, axis=1, keepdims=True)
+    if chosen.shape[1] == 2:  # a + b: the row sum (0.0 + a + b), but for the sign of a zero
+        totals = (chosen[:, 0] + chosen[:, 1])[:, None]  # total, which is refused either way
+    else:
+        totals = _sum(chosen, axis=1, keepdims=True)
     # A NaN score makes its row's total NaN: totals all > 0 rules out both refusals at once.
     if not _min(totals, axis=None) > 0 and (np.isnan(chosen).any() or (totals <= 0).any()):
         return None

@@ -302,3 +302,20 @@ def _pieces(seed: int, n: int, kind: str, positive: int, *, shared: bool) -> Non
         same(_outcome(estimate, calibration, proba, yp, positive, seed, ranked=ranked, p=p),
              _outcome(old_cbpe.estimate, old, proba, yp, positive, seed))
     same(probabilities(proba), old_classification.probabilities(proba))
+
+
+def test_probabilities_of_odd_rows_are_the_frozen_ones() -> None:
+    """Two columns are summed as a + b now: a zero total (of either sign) is refused as it
+    was, and an inf - inf total still gives its NaN row."""
+    odd = [[-0.0, -0.0], [0.0, -0.0], [-0.0, 0.0], [np.inf, -np.inf], [np.nan, 1.0],
+           [-1.0, 1.0], [-0.5, 1.0], [1e308, 1e308], [0.25, 0.75]]
+    with np.errstate(all="ignore"):
+        for i in range(len(odd)):
+            for j in range(len(odd)):
+                scores = np.array([odd[i], odd[j], [0.3, 0.7]])
+                got, want = probabilities(scores), old_classification.probabilities(scores)
+                assert (got is None) == (want is None), (odd[i], odd[j])
+                if got is not None and want is not None:
+                    same(got, want)
+                    same(probabilities(scores, np.array([True, False, True])),
+                         old_classification.probabilities(scores, np.array([True, False, True])))
