@@ -131,7 +131,7 @@ def expected_metrics(calibrated: np.ndarray, y_pred: np.ndarray, raw: np.ndarray
     return out
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class BinaryParts:
     """What both the binary estimate and its band are made of, summed once: expected true
     positives among the rows predicted positive (`tp`) and among those predicted negative

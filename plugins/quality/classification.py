@@ -23,6 +23,8 @@ EPS = float(np.finfo(np.float64).eps)
 _sum = np.add.reduce  # x.sum() without the method's wrapper: the same pairwise sum
 _min, _max = np.minimum.reduce, np.maximum.reduce  # x.min(), x.max() likewise
 ECE_BINS = 10
+_ZERO = np.zeros(1)  # what a curve starts from (a constant: no tuple to convert a call)
+_ZERO.flags.writeable = False
 SORT_ROWS = 4096  # up to this many rows, curve() sorts by argsort (see Ranked)
 
 
@@ -52,8 +54,9 @@ class Ranked:
 
 
 def curve(truth: np.ndarray, score: np.ndarray, ranked: Ranked | None = None
-          ) -> tuple[np.ndarray, np.ndarray]:
-    """True and false positives at each distinct threshold, highest score first.
+          ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """True and false positives at each distinct threshold, highest score first, and the
+    rows at or above it (their sum, exactly: integers in float64).
 
     The one sort every ranking metric shares. Order within ties does not matter: counts
     are read only where the score changes. The one exception is NaN, each its own
@@ -62,8 +65,8 @@ def curve(truth: np.ndarray, score: np.ndarray, ranked: Ranked | None = None
     if ranked is None and 0 < len(score) <= SORT_ROWS:
         ranked = Ranked.of(score)  # on a small window, cheaper than the key sort below
     if ranked is not None and ranked.ranked[0] == ranked.ranked[0]:  # no NaN (first if any)
-        tps = truth[ranked.order].cumsum()[ranked.cut].astype(np.float64)
-        return tps, ranked.rows - tps
+        tps = truth[ranked.order].cumsum(dtype=np.float64)[ranked.cut]  # exact: < 2**53
+        return tps, ranked.rows - tps, ranked.rows
     score = score + 0.0  # -0.0 becomes 0.0: one threshold, one bit pattern
     keys: np.ndarray
     hits: np.ndarray
@@ -79,7 +82,8 @@ def curve(truth: np.ndarray, score: np.ndarray, ranked: Ranked | None = None
     # function forms cost more in argument handling than in arithmetic on a small window.
     cut = np.concatenate(((keys[1:] != keys[:-1]).nonzero()[0], (len(keys) - 1,)))
     tps = hits.cumsum()[cut].astype(np.float64)
-    return tps, (cut + 1) - tps
+    rows = cut + 1
+    return tps, rows - tps, rows
 
 
 def ranking(truth: np.ndarray, score: np.ndarray, ranked: Ranked | None = None
@@ -88,26 +92,26 @@ def ranking(truth: np.ndarray, score: np.ndarray, ranked: Ranked | None = None
     `ranked`: the rows' Ranked, where already made."""
     if not len(truth):
         return {}
-    tps, fps = curve(truth, score, ranked)
+    tps, fps, rows = curve(truth, score, ranked)
     out = {}
     positives, negatives = tps[-1], fps[-1]
     if positives > 0:
         recall = tps / positives
-        before = np.concatenate(((0.0,), recall[:-1]))
+        before = np.concatenate((_ZERO, recall[:-1]))
         if negatives > 0:  # trapezoid(recall, fps / negatives), its heights shared
             fpr = fps / negatives
-            widths = fpr - np.concatenate(((0.0,), fpr[:-1]))
+            widths = fpr - np.concatenate((_ZERO, fpr[:-1]))
             out["roc_auc"] = float(widths @ (recall + before)) / 2
-        # tps + fps is exactly the rows above each threshold (integers in float64)
-        out["pr_auc"] = float(np.dot(recall - before, tps / (tps + fps)))
+        # tps / rows is tps / (tps + fps): the sum is exact, integers in float64
+        out["pr_auc"] = float(np.dot(recall - before, tps / rows))
     return out
 
 
 def trapezoid(tpr: np.ndarray, fpr: np.ndarray) -> float:
     """Area under the curve through (0, 0) and the points (np.trapezoid without its set-up:
     small windows are many, and its argument handling cost more than the sum)."""
-    widths = fpr - np.concatenate(([0.0], fpr[:-1]))
-    heights = tpr + np.concatenate(([0.0], tpr[:-1]))
+    widths = fpr - np.concatenate((_ZERO, fpr[:-1]))
+    heights = tpr + np.concatenate((_ZERO, tpr[:-1]))
     return float(widths @ heights) / 2
 
 

@@ -18,7 +18,7 @@ from plugins.quality.cbpe import Calibration
 from plugins.quality.classification import Ranked
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Handover:
     """A small window's arrays as its first pass saw them: its final pass, holding the very
     same (read-only) score matrix and predictions, takes the normalised scores as they are,
