@@ -156,6 +156,7 @@ class QualityMonitor(Monitor):
             metrics = dict(kept.metrics)
         else:
             rows.realized = True
+            rows.cut_rows()
             metrics = classification(rows.y_true, rows.y_pred, rows.proba, window.classes,
                                      window.positive, ranked=rows.ranked())
             metrics["prediction_class_ratio"] = class_ratio(window.y_pred, window.classes)
@@ -216,6 +217,7 @@ class QualityMonitor(Monitor):
         out["estimated"] = estimated
         same_rows = reuse
         if rows.estimated:
+            rows.cut_rows()
             assert rows.proba is not None  # noqa: S101 - scores, as `proba`
             same_rows = estimate(calibration, rows.proba, rows.y_pred, window.positive, seed,
                                  ranked=rows.ranked(), p=None if p is None else p[rows.mask])
@@ -236,6 +238,7 @@ class QualityMonitor(Monitor):
                                        if name in same_rows.get("error", {})}
         ident = (window.model, window.model_version)
         if not self.calibrations.get(ident, _UNFITTED).fitted:
+            rows.cut_rows()
             assert rows.proba is not None  # noqa: S101 - scores, as `proba`
             self._learn(ident, rows.proba, rows.y_true)
         return None

@@ -8,7 +8,6 @@ checks it could not: the label column's digest, the calibration object, the very
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -52,37 +51,33 @@ class FirstPass:
 
 
 class Labelled:
-    """A window's labelled rows, each column sliced on first use (a final pass that reuses
-    its first pass's numbers slices none). `realized`, `estimated`: this pass computes their
-    realized metrics, their estimate; where it does both for a binary model, the two share
-    one ranking of the rows by score."""
+    """A window's labelled rows, the columns cut to them once, where a pass needs them (a
+    final pass that reuses its first pass's numbers needs none). `realized`, `estimated`:
+    this pass computes their realized metrics, their estimate; where it does both for a
+    binary model, the two share one ranking of the rows by score."""
 
     def __init__(self, window: Window, mask: np.ndarray, scores: np.ndarray | None) -> None:
         self.window, self.mask, self.scores = window, mask, scores
         self.n = int(np.count_nonzero(mask))
-        self.realized = self.estimated = False
+        self.realized = self.estimated = self.cut = False
+        self.y_true = self.y_pred = mask[:0]  # until cut()
+        self.proba: np.ndarray | None = None
+        self._ranked: Ranked | None = None
 
-    @cached_property
-    def y_true(self) -> np.ndarray:
-        found: np.ndarray = self.window.y_true[self.mask]
-        return found
-
-    @cached_property
-    def y_pred(self) -> np.ndarray:
-        found: np.ndarray = self.window.y_pred[self.mask]
-        return found
-
-    @cached_property
-    def proba(self) -> np.ndarray | None:
-        return None if self.scores is None else self.scores[self.mask]
-
-    @cached_property
-    def _ranked(self) -> Ranked | None:
-        positive = self.window.positive
-        if self.proba is None or not (self.realized and self.estimated and positive >= 0):
-            return None
-        return Ranked.of(self.proba[:, positive])
+    def cut_rows(self) -> Labelled:
+        """The columns cut to the labelled rows (once)."""
+        if not self.cut:
+            window, mask = self.window, self.mask
+            self.y_true, self.y_pred = window.y_true[mask], window.y_pred[mask]
+            self.proba = None if self.scores is None else self.scores[mask]
+            self.cut = True
+        return self
 
     def ranked(self) -> Ranked | None:
-        """The rows by score, once both need them (Ranked.of made by the first to ask)."""
-        return self._ranked if self.realized and self.estimated else None
+        """The rows by score, once both need them (made by the first to ask)."""
+        positive = self.window.positive
+        if not (self.realized and self.estimated) or self.proba is None or positive < 0:
+            return None
+        if self._ranked is None:
+            self._ranked = Ranked.of(self.proba[:, positive])
+        return self._ranked
