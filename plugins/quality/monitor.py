@@ -42,6 +42,14 @@ HANDOVER_CELLS = 4096  # score cells up to which a first pass keeps its arrays f
 _UNFITTED = Calibration(None)
 
 
+def _seed(window: Window, p: np.ndarray | None) -> int:
+    """The bootstrap's seed (replays are deterministic); none needed where `p`, the binary
+    estimate's P(positive), says the band comes in closed form."""
+    if p is not None:
+        return 0
+    return zlib.crc32(f"{window.model}\0{window.spec}\0{window.start}".encode())
+
+
 def _slot(window: Window) -> tuple[Key, float]:
     return (window.model, window.model_version, window.spec), window.start
 
@@ -99,8 +107,10 @@ class QualityMonitor(Monitor):
 
     def _summary(self, key: Key, window: Window, results: dict[str, Any]) -> list[Event]:
         """Once per final window: quality.window, its numbers (MLflow, MQTT consumers)."""
+        if not (window.final and self.config.window_events):
+            return []
         done = self.summarized.setdefault(key, deque(maxlen=FIRST_PASSES_KEPT))
-        if not (window.final and self.config.window_events) or window.end in done:
+        if window.end in done:
             return []
         done.append(window.end)
         return [self.ctx.event("quality.window", attributes={
@@ -207,20 +217,26 @@ class QualityMonitor(Monitor):
         labelled rows. Returns the labelled rows' estimate a first pass made, else None.
         `before`: the first pass, and its labelled rows' estimate where it still holds."""
         (proba, rows), (kept, reuse) = scores, before
-        seed = zlib.crc32(f"{window.model}\0{window.spec}\0{window.start}".encode())
         p = None
         if kept is not None and kept.estimated and kept.calibration is calibration:
             estimated = dict(kept.estimated)  # the same rows and scores, the same calibration
         else:
             p = calibration.positive(proba, window.positive) if len(proba) else None
-            estimated = estimate(calibration, proba, window.y_pred, window.positive, seed, p=p)
+            estimated = estimate(calibration, proba, window.y_pred, window.positive,
+                                 _seed(window, p), p=p)
         out["estimated"] = estimated
         same_rows = reuse
         if rows.estimated:
             rows.cut_rows()
             assert rows.proba is not None  # noqa: S101 - scores, as `proba`
-            same_rows = estimate(calibration, rows.proba, rows.y_pred, window.positive, seed,
-                                 ranked=rows.ranked(), p=None if p is None else p[rows.mask])
+            p = calibration.positive(rows.proba, window.positive) if p is None else p[rows.mask]
+            try:
+                same_rows = estimate(calibration, rows.proba, rows.y_pred, window.positive,
+                                     _seed(window, p), ranked=rows.ranked(), p=p)
+            except (ArithmeticError, ValueError):
+                if window.final:
+                    raise
+                return None  # raw scores outside [0, 1]: the final pass fails as it did
         if not window.final:
             return same_rows
         if same_rows is None:
