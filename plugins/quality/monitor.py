@@ -65,6 +65,7 @@ class QualityMonitor(Monitor):
         self.cost_total: dict[Key, float] = {}
         self.degraded: dict[Key, dict[str, bool]] = {}  # per stream: each metric's state
         self.thresholds: dict[str, list[tuple[str, Threshold]]] = {}  # per model, sorted
+        self.only_gaps: dict[str, bool] = {}  # per model: its thresholds judge gaps alone
         self.calibrations: dict[tuple[str, str], Calibration] = {}
         self.reference: dict[tuple[str, str], list[tuple[np.ndarray, np.ndarray]]] = {}
         self.reference_rows: dict[tuple[str, str], int] = {}  # in `reference`, counted
@@ -314,11 +315,12 @@ class QualityMonitor(Monitor):
             if model is not None:
                 merged.update(model.thresholds)
             found = self.thresholds[model_name] = sorted(merged.items())
+            self.only_gaps[model_name] = all(m.endswith("_gap") for m in merged)
         return found
 
     def _judge(self, key: Key, window: Window) -> list[Event]:
         thresholds = self._thresholds(window.model)
-        values = flatten(window, only_gaps=all(m.endswith("_gap") for m, _ in thresholds))
+        values = flatten(window, only_gaps=self.only_gaps[window.model])
         events = []
         states = self.degraded.setdefault(key, {})
         for metric, threshold in thresholds:
@@ -370,11 +372,12 @@ def flatten(window: Window, *, only_gaps: bool = False
     """Threshold names: realized by name, `estimated_<m>`, `<m>_gap` (absolute), fairness
     disparities, `cost`, and `<issue>_ratio` as the worst feature's. `only_gaps`: the `_gap`
     names alone (the default thresholds judge `accuracy_gap` only)."""
-    results, labelled = window.results, int(np.count_nonzero(window.labeled))
+    results = window.results
     out: dict[str, tuple[float | None, int]] = {}
-    _gaps(results, labelled, out)
+    _gaps(window, out)
     if only_gaps:
         return out
+    labelled = int(np.count_nonzero(window.labeled))
     for name, value in results.get("metrics", {}).items():
         value = value.get("macro") if isinstance(value, dict) else value  # noqa: PLW2901
         if isinstance(value, float):
@@ -396,12 +399,14 @@ def flatten(window: Window, *, only_gaps: bool = False
     return out
 
 
-def _gaps(results: dict[str, Any], labelled: int,
-          out: dict[str, tuple[float | None, int]]) -> None:
+def _gaps(window: Window, out: dict[str, tuple[float | None, int]]) -> None:
     """Before the first labelled rows calibrate the scores, a gap measures how far raw
     scores are from probabilities, not a change in the world: no concept-drift alarm."""
-    if results.get("estimated", {}).get("calibrated"):
-        for name, value in results.get("estimation_gap", {}).items():
+    results = window.results
+    gaps = results.get("estimation_gap")
+    if gaps and results.get("estimated", {}).get("calibrated"):
+        labelled = int(np.count_nonzero(window.labeled))  # counted where there are gaps
+        for name, value in gaps.items():
             out[f"{name}_gap"] = (abs(value), labelled)
 
 
