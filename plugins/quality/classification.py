@@ -16,8 +16,10 @@ import numpy as np
 
 try:  # np.clip's ufunc, without the three Python layers np.clip puts in front of it
     _clip: np.ufunc = importlib.import_module("numpy._core.umath").clip
+    _einsum = importlib.import_module("numpy._core.multiarray").c_einsum  # np.einsum's own
 except ImportError:  # numpy 1.x
     _clip = importlib.import_module("numpy.core.umath").clip
+    _einsum = importlib.import_module("numpy.core.multiarray").c_einsum
 
 EPS = float(np.finfo(np.float64).eps)
 _sum = np.add.reduce  # x.sum() without the method's wrapper: the same pairwise sum
@@ -223,7 +225,7 @@ def _probabilistic(y_true: np.ndarray, proba: np.ndarray, k: int, positive: int,
     n = len(p_true)  # x.mean() is add.reduce(x) / n, without its wrapper; clip likewise
     out["log_loss"] = float(-_sum(np.log(_clip(p_true, EPS, 1 - EPS))) / n)
     # sum_k (onehot - p)^2 = sum_k p^2 - 2 p_true + 1, without the one-hot matrix
-    brier = float(_sum(np.einsum("ij,ij->i", proba, proba)) / n - 2 * (_sum(p_true) / n) + 1)
+    brier = float(_sum(_einsum("ij,ij->i", proba, proba)) / n - 2 * (_sum(p_true) / n) + 1)
     out["brier"] = brier / 2 if k < 3 else brier
     out["ece"] = ece(proba, y_true)
     if positive >= 0:
