@@ -3,6 +3,7 @@
     .venv/bin/python bench/quality_window.py                          # this tree
     git archive 9f75dae | tar -x -C /tmp/before                       # a tree before
     .venv/bin/python bench/quality_window.py --peer /tmp/before --repeat 5
+    .venv/bin/python bench/quality_window.py --peer /tmp/before --window 100n
 
 Every window a `--window 1d` replay of the `small_windows.py` stream hands the quality
 monitor (both passes, not final then final: 1,202 of them for 50,000 samples) is captured
@@ -28,7 +29,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def capture(samples: Path, labels: Path, out: Path, state: Path) -> None:
+def capture(samples: Path, labels: Path, out: Path, state: Path, spec: str = "1d") -> None:
     """In this process (this tree): the windows the quality monitor receives, pickled."""
     import plugins.quality.monitor as qm  # noqa: PLC0415 - imported from the tree run
     from agent.cli import main  # noqa: PLC0415
@@ -45,7 +46,7 @@ def capture(samples: Path, labels: Path, out: Path, state: Path) -> None:
     config.write_text(f'[agent]\nstate_dir = "{state}"\n[plugins.ingest]\nenabled = true\n'
                       "[plugins.quality]\nenabled = true\n[plugins.drift]\nenabled = false\n")
     sys.argv = ["inferwatch", "replay", "--samples", str(samples), "--labels", str(labels),
-                "--window", "1d", "-c", str(config)]
+                "--window", spec, "-c", str(config)]
     stdout, sys.stdout = sys.stdout, open(os.devnull, "w")  # noqa: SIM115, PTH123
     try:
         main()
@@ -100,12 +101,13 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--rounds", type=int, default=3, help="alternations of the trees")
     parser.add_argument("--peer", type=Path, help="another source tree, measured alike")
+    parser.add_argument("--window", default="1d", help="the replay's windows (1d, 100n, ...)")
     parser.add_argument("--_capture", nargs=4, type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--_passes", nargs=2, type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args._capture:
         sys.path.insert(0, str(Path.cwd()))
-        capture(*args._capture)
+        capture(*args._capture, spec=args.window)
         return
     if args._passes:
         sys.path.insert(0, str(Path.cwd()))
@@ -120,8 +122,8 @@ def main() -> None:
         base = Path(folder)
         samples, labels = make_stream(base, args.samples, 600.0)
         windows = base / "windows.pickle"
-        subprocess.run([sys.executable, me, "--_capture", str(samples), str(labels),
-                        str(windows), str(base)], cwd=ROOT, check=True,
+        subprocess.run([sys.executable, me, "--window", args.window, "--_capture",
+                        str(samples), str(labels), str(windows), str(base)], cwd=ROOT, check=True,
                        stderr=subprocess.DEVNULL)
         best: dict[str, float] = {}
         found: dict[str, Any] = {}
@@ -133,7 +135,7 @@ def main() -> None:
                 per_pass, found[name] = pickle.loads(out.read_bytes())  # noqa: S301
                 best[name] = min(per_pass, best.get(name, per_pass))
     count = len(next(iter(found.values())))
-    print(f"{count:,} window passes (a `1d` replay of {args.samples:,} samples), "
+    print(f"{count:,} window passes (a `{args.window}` replay of {args.samples:,} samples), "
           f"best of {args.rounds} x {args.repeat}")
     for name, per_pass in best.items():
         print(f"  {name}: {per_pass * 1e3:.3f} ms CPU per pass")

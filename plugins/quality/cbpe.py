@@ -11,13 +11,19 @@ precision, recall, F1), else a parametric bootstrap, seeded: replays are determi
 
 from __future__ import annotations
 
+import importlib
 import math
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from plugins.quality.classification import confusion, per_class, trapezoid
+from plugins.quality.classification import Ranked, _clip, _sum, confusion, per_class, trapezoid
+
+try:  # np.interp's compiled loop: np.interp adds only a complex check and asarray
+    _interp = importlib.import_module("numpy._core.multiarray").interp
+except ImportError:  # numpy 1.x
+    _interp = importlib.import_module("numpy.core.multiarray").interp
 
 DRAWS = 20
 BAND_ROWS = 10_000
@@ -51,7 +57,7 @@ class Isotonic:
         return cls(xs, np.repeat(values, counts))
 
     def __call__(self, score: np.ndarray) -> np.ndarray:
-        fitted: np.ndarray = np.interp(score, self.x, self.y)
+        fitted: np.ndarray = _interp(score, self.x, self.y, None, None)  # y is never complex
         return fitted
 
     def to_json(self) -> dict[str, list[float]]:
@@ -83,7 +89,7 @@ class Calibration:
             return found
         if len(self.curves) != 1:
             return None
-        p: np.ndarray = np.clip(self.curves[0](proba[:, 1]), 0.0, 1.0)
+        p: np.ndarray = _clip(self.curves[0](proba[:, 1]), 0.0, 1.0)
         return p if positive == 1 else 1 - p
 
     def apply(self, proba: np.ndarray) -> np.ndarray:
@@ -125,7 +131,7 @@ def expected_metrics(calibrated: np.ndarray, y_pred: np.ndarray, raw: np.ndarray
     return out
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class BinaryParts:
     """What both the binary estimate and its band are made of, summed once: expected true
     positives among the rows predicted positive (`tp`) and among those predicted negative
@@ -144,8 +150,8 @@ class BinaryParts:
         predicted = y_pred == positive
         negative = y_pred == 1 - positive
         p_pred, p_neg = p[predicted], p[negative]
-        return cls(float(p_pred.sum()), float(p_neg.sum()),
-                   float((p_pred * (1.0 - p_pred)).sum()), float((p_neg * (1.0 - p_neg)).sum()),
+        return cls(float(_sum(p_pred)), float(_sum(p_neg)),
+                   float(_sum(p_pred * (1.0 - p_pred))), float(_sum(p_neg * (1.0 - p_neg))),
                    float(len(p_pred)), float(len(p_neg)))
 
     def counts(self) -> tuple[float, float, float, float]:
@@ -169,24 +175,29 @@ def _div(num: float, den: float) -> float:
     return num / den if den > 0 else 0.0
 
 
-def expected_auc(p: np.ndarray, score: np.ndarray) -> float | None:
-    order = np.argsort(score, kind="mergesort")[::-1]
-    ranked = score[order]
-    cut = np.flatnonzero(ranked[1:] != ranked[:-1])
-    cut = np.append(cut, len(ranked) - 1)
-    weight = p[order]
-    tps = np.cumsum(weight)[cut]
-    fps = (cut + 1) - tps
+def expected_auc(p: np.ndarray, score: np.ndarray, ranked: Ranked | None = None
+                 ) -> float | None:
+    """`ranked`: the rows ranked by `score`, where already made (Ranked.of(score))."""
+    if ranked is None:
+        ranked = Ranked.of(score)
+    tps = p[ranked.order].cumsum()[ranked.cut]
+    fps = ranked.rows - tps
     if tps[-1] <= 0 or fps[-1] <= 0:
         return None
     return trapezoid(tps / tps[-1], fps / fps[-1])
 
 
 def estimate(calibration: Calibration, proba: np.ndarray, y_pred: np.ndarray, positive: int,
-             seed: int) -> dict[str, Any]:
-    p = calibration.positive(proba, positive) if len(proba) else None
+             seed: int, *, ranked: Ranked | None = None, p: np.ndarray | None = None
+             ) -> dict[str, Any]:
+    """`ranked`: the rows ranked by `proba[:, positive]`, and `p`: calibration.positive(proba,
+    positive), where the caller has them already (the same rows' realized metrics, a window's
+    rows of which these are some)."""
+    if p is None:
+        p = calibration.positive(proba, positive) if len(proba) else None
     if p is not None:
-        return binary_estimate(p, y_pred, proba[:, positive], positive, calibration.fitted)
+        return binary_estimate(p, y_pred, proba[:, positive], positive, calibration.fitted,
+                               ranked=ranked)
     calibrated = calibration.apply(proba)
     out: dict[str, Any] = expected_metrics(calibrated, y_pred, proba, positive)
     if not out:
@@ -222,18 +233,18 @@ def sampling_sd(calibrated: np.ndarray, y_pred: np.ndarray, raw: np.ndarray, pos
 
 
 def binary_estimate(p: np.ndarray, y_pred: np.ndarray, raw: np.ndarray, positive: int,
-                    fitted: bool) -> dict[str, Any]:
+                    fitted: bool, *, ranked: Ranked | None = None) -> dict[str, Any]:
     """estimate() of a binary model from the calibrated P(positive) `p` alone: the same
     numbers (the same sums, in the same order) as the general path, whose expected counts and
     band each summed the rows again, and which built the two-column matrix to read one."""
     parts = BinaryParts.of(p, y_pred, positive)
     out: dict[str, Any] = _binary_metrics(parts, len(p))
-    auc = expected_auc(p, raw)
+    auc = expected_auc(p, raw, ranked)
     if auc is not None:
         out["roc_auc"] = auc
     band = _band(parts, len(p))
     if auc is not None:
-        band["roc_auc"] = _auc_sd(auc, float(p.sum()), len(raw))
+        band["roc_auc"] = _auc_sd(auc, float(_sum(p)), len(raw))
     out["error"] = {name: float(BAND_SIGMAS * sd) for name, sd in band.items()}
     out["calibrated"] = fitted
     return out

@@ -8,13 +8,26 @@ metric is undefined (one class only, no scores) it is left out rather than inven
 
 from __future__ import annotations
 
+import importlib
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+try:  # np.clip's ufunc, without the three Python layers np.clip puts in front of it
+    _clip: np.ufunc = importlib.import_module("numpy._core.umath").clip
+    _einsum = importlib.import_module("numpy._core.multiarray").c_einsum  # np.einsum's own
+except ImportError:  # numpy 1.x
+    _clip = importlib.import_module("numpy.core.umath").clip
+    _einsum = importlib.import_module("numpy.core.multiarray").c_einsum
+
 EPS = float(np.finfo(np.float64).eps)
 _sum = np.add.reduce  # x.sum() without the method's wrapper: the same pairwise sum
+_min, _max = np.minimum.reduce, np.maximum.reduce  # x.min(), x.max() likewise
 ECE_BINS = 10
+_ZERO = np.zeros(1)  # what a curve starts from (a constant: no tuple to convert a call)
+_ZERO.flags.writeable = False
+SORT_ROWS = 4096  # up to this many rows, curve() sorts by argsort (see Ranked)
 
 
 def confusion(y_true: np.ndarray, y_pred: np.ndarray, k: int) -> np.ndarray:
@@ -22,50 +35,85 @@ def confusion(y_true: np.ndarray, y_pred: np.ndarray, k: int) -> np.ndarray:
     return np.bincount(y_true * k + y_pred, minlength=k * k).reshape(k, k)
 
 
-def curve(truth: np.ndarray, score: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """True and false positives at each distinct threshold, highest score first.
+@dataclass(frozen=True, slots=True)
+class Ranked:
+    """Rows by score, highest first, ties in reverse row order: `argsort(score, kind=
+    "mergesort")[::-1]`, the order expected_auc() has always summed its weights in. The cut
+    points (the last row of each distinct score) and their row counts come with it, so the
+    realized ROC/PR curve and the expected AUC of the same rows share one sort."""
+
+    order: np.ndarray
+    ranked: np.ndarray  # score[order]
+    cut: np.ndarray  # where the score changes (and the last row)
+    rows: np.ndarray  # cut + 1: rows at or above each threshold
+
+    @classmethod
+    def of(cls, score: np.ndarray) -> Ranked:
+        order = score.argsort(kind="mergesort")[::-1]
+        ranked = score[order]
+        cut = np.concatenate(((ranked[1:] != ranked[:-1]).nonzero()[0], (len(ranked) - 1,)))
+        return cls(order, ranked, cut, cut + 1)
+
+
+def curve(truth: np.ndarray, score: np.ndarray, ranked: Ranked | None = None
+          ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """True and false positives at each distinct threshold, highest score first, and the
+    rows at or above it (their sum, exactly: integers in float64).
 
     The one sort every ranking metric shares. Order within ties does not matter: counts
-    are read only where the score changes.
+    are read only where the score changes. The one exception is NaN, each its own
+    threshold: with a NaN score, the order among NaNs is argsort's, as it always was.
     """
+    if ranked is None and 0 < len(score) <= SORT_ROWS:
+        ranked = Ranked.of(score)  # on a small window, cheaper than the key sort below
+    if ranked is not None and ranked.ranked[0] == ranked.ranked[0]:  # no NaN (first if any)
+        tps = truth[ranked.order].cumsum(dtype=np.float64)[ranked.cut]  # exact: < 2**53
+        return tps, ranked.rows - tps, ranked.rows
     score = score + 0.0  # -0.0 becomes 0.0: one threshold, one bit pattern
-    ranked: np.ndarray
+    keys: np.ndarray
     hits: np.ndarray
-    if len(score) and score.min() >= 0.0 and score.max() < 2.0:
+    if len(score) and _min(score) >= 0.0 and _max(score) < 2.0:
         # For non-negative doubles the bit pattern orders like the value, so the truth bit
         # can ride below it and one direct sort replaces an argsort and two gathers.
         key = np.sort(score.view(np.int64) * 2 + truth)[::-1]
-        ranked, hits = key >> 1, key & 1
+        keys, hits = key >> 1, key & 1
     else:
         order = np.argsort(score)[::-1]
-        ranked, hits = score[order], truth[order]
+        keys, hits = score[order], truth[order]
     # nonzero/concatenate/cumsum as methods and ufuncs: np.flatnonzero, np.append and the
     # function forms cost more in argument handling than in arithmetic on a small window.
-    cut = np.concatenate(((ranked[1:] != ranked[:-1]).nonzero()[0], (len(ranked) - 1,)))
+    cut = np.concatenate(((keys[1:] != keys[:-1]).nonzero()[0], (len(keys) - 1,)))
     tps = hits.cumsum()[cut].astype(np.float64)
-    return tps, (cut + 1) - tps
+    rows = cut + 1
+    return tps, rows - tps, rows
 
 
-def ranking(truth: np.ndarray, score: np.ndarray) -> dict[str, float]:
-    """ROC AUC and average precision from one curve; each only where it is defined."""
+def ranking(truth: np.ndarray, score: np.ndarray, ranked: Ranked | None = None
+            ) -> dict[str, float]:
+    """ROC AUC and average precision from one curve; each only where it is defined.
+    `ranked`: the rows' Ranked, where already made."""
     if not len(truth):
         return {}
-    tps, fps = curve(truth, score)
+    tps, fps, rows = curve(truth, score, ranked)
     out = {}
-    if tps[-1] > 0 and fps[-1] > 0:
-        out["roc_auc"] = trapezoid(tps / tps[-1], fps / fps[-1])
-    if tps[-1] > 0:
-        recall = tps / tps[-1]
-        steps = recall - np.concatenate(((0.0,), recall[:-1]))  # np.diff(prepend=0.0)
-        out["pr_auc"] = float(np.dot(steps, tps / (tps + fps)))
+    positives, negatives = tps[-1], fps[-1]
+    if positives > 0:
+        recall = tps / positives
+        before = np.concatenate((_ZERO, recall[:-1]))
+        if negatives > 0:  # trapezoid(recall, fps / negatives), its heights shared
+            fpr = fps / negatives
+            widths = fpr - np.concatenate((_ZERO, fpr[:-1]))
+            out["roc_auc"] = float(widths @ (recall + before)) / 2
+        # tps / rows is tps / (tps + fps): the sum is exact, integers in float64
+        out["pr_auc"] = float(np.dot(recall - before, tps / rows))
     return out
 
 
 def trapezoid(tpr: np.ndarray, fpr: np.ndarray) -> float:
     """Area under the curve through (0, 0) and the points (np.trapezoid without its set-up:
     small windows are many, and its argument handling cost more than the sum)."""
-    widths = fpr - np.concatenate(([0.0], fpr[:-1]))
-    heights = tpr + np.concatenate(([0.0], tpr[:-1]))
+    widths = fpr - np.concatenate((_ZERO, fpr[:-1]))
+    heights = tpr + np.concatenate((_ZERO, tpr[:-1]))
     return float(widths @ heights) / 2
 
 
@@ -91,18 +139,24 @@ def probabilities(scores: np.ndarray | None, rows: np.ndarray | None = None
     if scores is None:
         return None
     chosen = scores if rows is None else scores[rows]
-    if not len(chosen) or np.isnan(chosen).any():
+    if not len(chosen):
         return None
-    totals = chosen.sum(axis=1, keepdims=True)
-    if (totals <= 0).any():
+    if chosen.shape[1] == 2:  # a + b: the row sum (0.0 + a + b), but for the sign of a zero
+        totals = (chosen[:, 0] + chosen[:, 1])[:, None]  # total, which is refused either way
+    else:
+        totals = _sum(chosen, axis=1, keepdims=True)
+    # A NaN score makes its row's total NaN: totals all > 0 rules out both refusals at once.
+    if not _min(totals, axis=None) > 0 and (np.isnan(chosen).any() or (totals <= 0).any()):
         return None
     normalised: np.ndarray = chosen / totals
     return normalised
 
 
 def classification(y_true: np.ndarray, y_pred: np.ndarray, proba: np.ndarray | None,
-                   classes: tuple[str, ...], positive: int) -> dict[str, Any]:
-    """Realized metrics over labelled rows. `proba[i, k]`: probability of classes[k]."""
+                   classes: tuple[str, ...], positive: int, *, ranked: Ranked | None = None
+                   ) -> dict[str, Any]:
+    """Realized metrics over labelled rows. `proba[i, k]`: probability of classes[k].
+    `ranked`: the rows ranked by `proba[:, positive]`, where already made."""
     n, k = len(y_true), len(classes)
     if n == 0:
         return {}
@@ -112,7 +166,7 @@ def classification(y_true: np.ndarray, y_pred: np.ndarray, proba: np.ndarray | N
     else:
         out = _counted(counts, classes, positive, n)
     if proba is not None:
-        out.update(_probabilistic(y_true, proba, k, positive))
+        out.update(_probabilistic(y_true, proba, k, positive, ranked))
     return out
 
 
@@ -163,19 +217,19 @@ def _counted(counts: np.ndarray, classes: tuple[str, ...], positive: int, n: int
     return out
 
 
-def _probabilistic(y_true: np.ndarray, proba: np.ndarray, k: int, positive: int
-                   ) -> dict[str, Any]:
+def _probabilistic(y_true: np.ndarray, proba: np.ndarray, k: int, positive: int,
+                   ranked: Ranked | None) -> dict[str, Any]:
     out: dict[str, Any] = {}
     rows = np.arange(len(y_true))
     p_true = proba[rows, y_true]
     n = len(p_true)  # x.mean() is add.reduce(x) / n, without its wrapper; clip likewise
-    out["log_loss"] = float(-_sum(np.log(np.minimum(np.maximum(p_true, EPS), 1 - EPS))) / n)
+    out["log_loss"] = float(-_sum(np.log(_clip(p_true, EPS, 1 - EPS))) / n)
     # sum_k (onehot - p)^2 = sum_k p^2 - 2 p_true + 1, without the one-hot matrix
-    brier = float(_sum(np.einsum("ij,ij->i", proba, proba)) / n - 2 * (_sum(p_true) / n) + 1)
+    brier = float(_sum(_einsum("ij,ij->i", proba, proba)) / n - 2 * (_sum(p_true) / n) + 1)
     out["brier"] = brier / 2 if k < 3 else brier
     out["ece"] = ece(proba, y_true)
     if positive >= 0:
-        out.update(ranking(y_true == positive, proba[:, positive]))
+        out.update(ranking(y_true == positive, proba[:, positive], ranked))
         return out
     aucs, aps = [], []
     for c in range(k):
@@ -196,21 +250,21 @@ def _probabilistic(y_true: np.ndarray, proba: np.ndarray, k: int, positive: int
 def ece(proba: np.ndarray, y_true: np.ndarray, bins: int = ECE_BINS) -> float:
     """Expected calibration error of the top label, equal-width confidence bins (Guo 2017)."""
     if proba.shape[1] == 2:  # argmax along a 2-wide axis is slow; a comparison is not
-        top = (proba[:, 1] > proba[:, 0]).astype(np.intp)
-        confidence = np.where(top == 1, proba[:, 1], proba[:, 0])
+        second = proba[:, 1]
+        top: np.ndarray = second > proba[:, 0]  # bool: == y_true compares it as 0/1
+        confidence = np.where(top, second, proba[:, 0])
     else:
         top = proba.argmax(axis=1)
         confidence = proba[np.arange(len(top)), top]
-    correct = (top == y_true).astype(np.float64)
-    which = np.minimum(np.maximum(np.ceil(confidence * bins).astype(np.int64) - 1, 0),
-                       bins - 1)  # (lo, hi]: np.clip, without its wrapper
-    size = np.bincount(which, minlength=bins)
-    gap = np.abs(np.bincount(which, correct, bins) - np.bincount(which, confidence, bins))
-    return float(_sum(gap) / max(1, _sum(size)))
+    which = _clip(np.ceil(confidence * bins).astype(np.int64) - 1, 0, bins - 1)  # (lo, hi]
+    # bincount weighs by float64(correct): True is 1.0. Every row lands in a bin: n in all.
+    gap = np.abs(np.bincount(which, top == y_true, bins) - np.bincount(which, confidence, bins))
+    return float(_sum(gap) / max(1, len(which)))
 
 
 def class_ratio(codes: np.ndarray, classes: tuple[str, ...]) -> dict[str, float]:
     if not len(codes):
         return {}
-    counts = np.bincount(codes[codes >= 0], minlength=len(classes))
-    return {classes[i]: float(c / len(codes)) for i, c in enumerate(counts) if c}
+    counts = np.bincount(codes[codes >= 0], minlength=len(classes)).tolist()
+    n = len(codes)  # int / int: the correctly rounded quotient, as float64 division gives
+    return {classes[i]: c / n for i, c in enumerate(counts) if c}

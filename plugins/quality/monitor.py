@@ -14,7 +14,6 @@ import time
 import zlib
 from collections import deque
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -32,26 +31,23 @@ from plugins.quality.cbpe import Calibration, Isotonic, estimate
 from plugins.quality.classification import class_ratio, classification, probabilities
 from plugins.quality.config import DEFAULT_THRESHOLDS, Cost, QualityConfig, Threshold
 from plugins.quality.fairness import fairness
+from plugins.quality.passes import FirstPass, Handover, Labelled
 from plugins.quality.regression import regression
 from plugins.quality.summary import window_summary
 
 log = structlog.get_logger("inferwatch")
 Key = tuple[str, str, str]  # model, model_version, window spec
 FIRST_PASSES_KEPT = 1000  # windows between their first pass and their final one
+HANDOVER_CELLS = 4096  # score cells up to which a first pass keeps its arrays for the final
+_UNFITTED = Calibration(None)
 
 
-@dataclass
-class FirstPass:
-    """What a window's first (not final) pass found. Its final pass covers the same rows and
-    scores: the label-free estimate holds while the calibration does, and the realized
-    metrics while no label came in between (`labels`: a digest of the label column)."""
-
-    rows: int
-    classes: tuple[str, ...]
-    labels: bytes
-    metrics: dict[str, Any]
-    estimated: dict[str, Any] | None
-    calibration: Calibration | None
+def _seed(window: Window, p: np.ndarray | None) -> int:
+    """The bootstrap's seed (replays are deterministic); none needed where `p`, the binary
+    estimate's P(positive), says the band comes in closed form."""
+    if p is not None:
+        return 0
+    return zlib.crc32(f"{window.model}\0{window.spec}\0{window.start}".encode())
 
 
 def _slot(window: Window) -> tuple[Key, float]:
@@ -69,15 +65,24 @@ class QualityMonitor(Monitor):
         self.cost_total: dict[Key, float] = {}
         self.degraded: dict[Key, dict[str, bool]] = {}  # per stream: each metric's state
         self.thresholds: dict[str, list[tuple[str, Threshold]]] = {}  # per model, sorted
+        self.only_gaps: dict[str, bool] = {}  # per model: its thresholds judge gaps alone
         self.calibrations: dict[tuple[str, str], Calibration] = {}
         self.reference: dict[tuple[str, str], list[tuple[np.ndarray, np.ndarray]]] = {}
+        self.reference_rows: dict[tuple[str, str], int] = {}  # in `reference`, counted
         self.first_pass: dict[tuple[Key, float], FirstPass] = {}
         self.summarized: dict[Key, deque[float]] = {}  # final windows' ends, once each
+        # Streams whose last final pass found labels its first pass had not seen: their first
+        # passes leave the labelled rows' estimate to the final pass (it would be wasted).
+        self.relabelled: set[Key] = set()
         self.compute_seconds = 0.0
 
     async def process(self, window: Window) -> Sequence[Event]:
-        results, first, series = await offload(self._timed, window, rows=window.rows)
+        results, first, series, relabelled = await offload(self._timed, window,
+                                                           rows=window.rows)
         slot = _slot(window)  # the state changes here, on the loop, not in the thread
+        key = (window.model, window.model_version, window.spec)
+        if relabelled is not None:
+            (self.relabelled.add if relabelled else self.relabelled.discard)(key)
         if window.final:
             self.first_pass.pop(slot, None)
         elif first is not None:
@@ -85,7 +90,6 @@ class QualityMonitor(Monitor):
             while len(self.first_pass) > FIRST_PASSES_KEPT:
                 del self.first_pass[next(iter(self.first_pass))]
         window.results.update(results)
-        key = (window.model, window.model_version, window.spec)
         self.latest[key] = window
         if window.final and "cost" in results:
             self.cost_total[key] = self.cost_total.get(key, 0.0) + results["cost"]["value"]
@@ -104,8 +108,10 @@ class QualityMonitor(Monitor):
 
     def _summary(self, key: Key, window: Window, results: dict[str, Any]) -> list[Event]:
         """Once per final window: quality.window, its numbers (MLflow, MQTT consumers)."""
+        if not (window.final and self.config.window_events):
+            return []
         done = self.summarized.setdefault(key, deque(maxlen=FIRST_PASSES_KEPT))
-        if not (window.final and self.config.window_events) or window.end in done:
+        if window.end in done:
             return []
         done.append(window.end)
         return [self.ctx.event("quality.window", attributes={
@@ -114,55 +120,87 @@ class QualityMonitor(Monitor):
 
     # -- computing ------------------------------------------------------------------------
 
-    def _timed(self, window: Window
-               ) -> tuple[dict[str, Any], FirstPass | None, Accumulator | None]:
-        """The window's results, what its final pass may reuse, and its series (None where
-        nothing reads them: replay)."""
+    def _timed(self, window: Window) -> tuple[
+            dict[str, Any], FirstPass | None, Accumulator | None, bool | None]:
+        """The window's results, what its final pass may reuse, its series (None where
+        nothing reads them: replay), and whether labels came since its first pass."""
+        if not self.exports.wanted:  # nor its CPU counter: two system calls a pass saved
+            results, first, relabelled = self._compute(window)
+            return plain(results), first, None, relabelled
         began = time.thread_time()  # in this thread: the CPU this window cost
         try:
-            results, first = self._compute(window)
+            results, first, relabelled = self._compute(window)
         finally:
             self.compute_seconds += time.thread_time() - began
         results = plain(results)  # the values exported are the values replay prints
-        if not self.exports.wanted:
-            return results, first, None
         key = (window.model, window.model_version, window.spec)
-        return results, first, ex.window_series(key, window, results, self.config.max_classes)
+        series = ex.window_series(key, window, results, self.config.max_classes)
+        return results, first, series, relabelled
 
     def compute(self, window: Window) -> dict[str, Any]:
         """The window's results: what process() adds to `window.results`."""
         return self._compute(window)[0]
 
-    def _compute(self, window: Window) -> tuple[dict[str, Any], FirstPass | None]:
-        """The window's results, and what its final pass may reuse (a first pass only)."""
-        if window.task == "regression":
-            mask = window.labeled
-            return {"metrics": regression(window.y_true[mask], window.y_pred[mask])}, None
+    def _compute(self, window: Window
+                 ) -> tuple[dict[str, Any], FirstPass | None, bool | None]:
+        """The window's results, what its final pass may reuse (a first pass only), and for
+        a final pass after a first, whether labels came in between."""
         mask = window.labeled
+        if window.task == "regression":
+            return ({"metrics": regression(window.y_true[mask], window.y_pred[mask])}, None,
+                    None)
         labels = hashlib.blake2b(window.y_true.tobytes(), digest_size=16).digest()
         kept = self._first_pass(window)
-        proba = probabilities(window.scores)
-        if kept is not None and kept.labels == labels:  # no label came since: same numbers
+        handed = kept.handover if kept is not None else None
+        if handed is not None and not handed.holds(window):
+            handed = None
+        proba = handed.proba if handed is not None else probabilities(window.scores)
+        same_labels = kept is not None and kept.labels == labels
+        rows = Labelled(window, mask, proba)
+        calibration = None if proba is None else self._calibration(
+            (window.model, window.model_version), proba.shape[1])
+        reuse = handed.same_rows if handed is not None and same_labels and kept is not None \
+            and kept.calibration is calibration else None
+        rows.estimated = calibration is not None and bool(rows.n) and reuse is None and (
+            window.final or self._ahead(window))
+        if same_labels and kept is not None:  # no label came since: same numbers
             metrics = dict(kept.metrics)
         else:
-            metrics = classification(window.y_true[mask], window.y_pred[mask],
-                                     None if proba is None else proba[mask], window.classes,
-                                     window.positive)
+            rows.realized = True
+            rows.cut_rows()
+            metrics = classification(rows.y_true, rows.y_pred, rows.proba, window.classes,
+                                     window.positive, ranked=rows.ranked())
             metrics["prediction_class_ratio"] = class_ratio(window.y_pred, window.classes)
         out: dict[str, Any] = {"metrics": metrics}
-        if proba is not None:
-            out.update(self._estimate(window, proba, mask, metrics, kept))
+        same_rows = None
+        if proba is not None and calibration is not None:
+            same_rows = self._estimate(window, (proba, rows), calibration, (kept, reuse), out)
         first = None if window.final else FirstPass(
             window.rows, window.classes, labels, metrics, out.get("estimated"),
-            self.calibrations.get((window.model, window.model_version)))
+            self.calibrations.get((window.model, window.model_version)),
+            self._handover(window, proba, same_rows))
         model = self.config.models.get(window.model)
-        if model is not None and model.cost is not None and mask.any():
+        if model is not None and model.cost is not None and rows.n:
             out["cost"] = cost(model.cost, window, mask)
         if window.group is not None and window.positive >= 0:
             out["fairness"] = fairness(window.group, window.y_true, window.y_pred,
                                        window.positive, min_group_size=self.config.min_group_size,
                                        max_groups=self.config.max_groups)
-        return out, first
+        return out, first, (not same_labels if kept is not None and window.final else None)
+
+    def _ahead(self, window: Window) -> bool:
+        """Whether a first pass estimates the labelled rows for its final pass (beside the
+        realized metrics, sharing their sort): a small binary window of a stream whose labels
+        are in by the first pass (else the work is wasted: the final pass redoes it)."""
+        key = (window.model, window.model_version, window.spec)
+        return (window.positive >= 0 and not window.provisional and key not in self.relabelled
+                and window.rows * len(window.classes) <= HANDOVER_CELLS)
+
+    def _handover(self, window: Window, proba: np.ndarray | None,
+                  same_rows: dict[str, Any] | None) -> Handover | None:
+        if window.provisional or window.rows * len(window.classes) > HANDOVER_CELLS:
+            return None
+        return Handover(window.scores, window.y_pred, window.positive, proba, same_rows)
 
     def _first_pass(self, window: Window) -> FirstPass | None:
         """The window's first pass, if this is its final one over the same rows (read only:
@@ -172,33 +210,55 @@ class QualityMonitor(Monitor):
             return None
         return kept
 
-    def _estimate(self, window: Window, proba: np.ndarray, mask: np.ndarray,
-                  realized: dict[str, Any], kept: FirstPass | None) -> dict[str, Any]:
-        ident = (window.model, window.model_version)
-        calibration = self._calibration(ident, proba.shape[1])
-        seed = zlib.crc32(f"{window.model}\0{window.spec}\0{window.start}".encode())
+    def _estimate(self, window: Window, scores: tuple[np.ndarray, Labelled],
+                  calibration: Calibration,
+                  before: tuple[FirstPass | None, dict[str, Any] | None],
+                  out: dict[str, Any]) -> dict[str, Any] | None:
+        """The label-free estimate into `out`, and on a final pass its gap to realized on the
+        labelled rows. Returns the labelled rows' estimate a first pass made, else None.
+        `before`: the first pass, and its labelled rows' estimate where it still holds."""
+        (proba, rows), (kept, reuse) = scores, before
+        p = None
         if kept is not None and kept.estimated and kept.calibration is calibration:
             estimated = dict(kept.estimated)  # the same rows and scores, the same calibration
         else:
-            estimated = estimate(calibration, proba, window.y_pred, window.positive, seed)
-        out: dict[str, Any] = {"estimated": estimated}
-        if mask.sum() and window.final:
-            labelled = proba[mask]
-            same_rows = estimate(calibration, labelled, window.y_pred[mask], window.positive,
-                                 seed)
-            gap = {}
-            for name in ("accuracy", "precision", "recall", "f1", "roc_auc"):
-                real = realized.get(name)
-                real = real["macro"] if isinstance(real, dict) else real
-                if real is not None and name in same_rows:
-                    gap[name] = float(real - same_rows[name])
-            out["estimation_gap"] = gap
-            # The gap's own sampling error: the band of the estimate on the same rows (what
-            # realized would scatter by if the estimate were right), for `_judge`.
-            out["estimation_gap_error"] = {name: same_rows["error"][name] for name in gap
-                                           if name in same_rows.get("error", {})}
-            self._learn(ident, labelled, window.y_true[mask])
-        return out
+            p = calibration.positive(proba, window.positive) if len(proba) else None
+            estimated = estimate(calibration, proba, window.y_pred, window.positive,
+                                 _seed(window, p), p=p)
+        out["estimated"] = estimated
+        same_rows = reuse
+        if rows.estimated:
+            rows.cut_rows()
+            assert rows.proba is not None  # noqa: S101 - scores, as `proba`
+            p = calibration.positive(rows.proba, window.positive) if p is None else p[rows.mask]
+            try:
+                same_rows = estimate(calibration, rows.proba, rows.y_pred, window.positive,
+                                     _seed(window, p), ranked=rows.ranked(), p=p)
+            except (ArithmeticError, ValueError):
+                if window.final:
+                    raise
+                return None  # raw scores outside [0, 1]: the final pass fails as it did
+        if not window.final:
+            return same_rows
+        if same_rows is None:
+            return None
+        gap = {}
+        for name in ("accuracy", "precision", "recall", "f1", "roc_auc"):
+            real = out["metrics"].get(name)
+            real = real["macro"] if isinstance(real, dict) else real
+            if real is not None and name in same_rows:
+                gap[name] = float(real - same_rows[name])
+        out["estimation_gap"] = gap
+        # The gap's own sampling error: the band of the estimate on the same rows (what
+        # realized would scatter by if the estimate were right), for `_judge`.
+        out["estimation_gap_error"] = {name: same_rows["error"][name] for name in gap
+                                       if name in same_rows.get("error", {})}
+        ident = (window.model, window.model_version)
+        if not self.calibrations.get(ident, _UNFITTED).fitted:
+            rows.cut_rows()
+            assert rows.proba is not None  # noqa: S101 - scores, as `proba`
+            self._learn(ident, rows.proba, rows.y_true)
+        return None
 
     def _calibration(self, ident: tuple[str, str], k: int) -> Calibration:
         found = self.calibrations.get(ident)
@@ -208,11 +268,12 @@ class QualityMonitor(Monitor):
 
     def _learn(self, ident: tuple[str, str], proba: np.ndarray, y_true: np.ndarray) -> None:
         """The first `reference_samples` labelled rows of a model version calibrate CBPE."""
-        if self.calibrations.get(ident, Calibration(None)).fitted:
+        if self.calibrations.get(ident, _UNFITTED).fitted:
             return
         parts = self.reference.setdefault(ident, [])
         parts.append((proba, y_true))
-        if sum(len(p[1]) for p in parts) < self.config.reference_samples:
+        rows = self.reference_rows[ident] = self.reference_rows.get(ident, 0) + len(y_true)
+        if rows < self.config.reference_samples:
             return
         scores = np.concatenate([p[0] for p in parts])
         truth = np.concatenate([p[1] for p in parts])
@@ -220,7 +281,7 @@ class QualityMonitor(Monitor):
             return
         calibration = Calibration.fit(scores, truth)
         self.calibrations[ident] = calibration
-        del self.reference[ident]
+        del self.reference[ident], self.reference_rows[ident]
         self._save(ident, calibration)
 
     def _save(self, ident: tuple[str, str], calibration: Calibration) -> None:
@@ -254,11 +315,12 @@ class QualityMonitor(Monitor):
             if model is not None:
                 merged.update(model.thresholds)
             found = self.thresholds[model_name] = sorted(merged.items())
+            self.only_gaps[model_name] = all(m.endswith("_gap") for m in merged)
         return found
 
     def _judge(self, key: Key, window: Window) -> list[Event]:
         thresholds = self._thresholds(window.model)
-        values = flatten(window, only_gaps=all(m.endswith("_gap") for m, _ in thresholds))
+        values = flatten(window, only_gaps=self.only_gaps[window.model])
         events = []
         states = self.degraded.setdefault(key, {})
         for metric, threshold in thresholds:
@@ -310,11 +372,12 @@ def flatten(window: Window, *, only_gaps: bool = False
     """Threshold names: realized by name, `estimated_<m>`, `<m>_gap` (absolute), fairness
     disparities, `cost`, and `<issue>_ratio` as the worst feature's. `only_gaps`: the `_gap`
     names alone (the default thresholds judge `accuracy_gap` only)."""
-    results, labelled = window.results, int(window.labeled.sum())
+    results = window.results
     out: dict[str, tuple[float | None, int]] = {}
-    _gaps(results, labelled, out)
+    _gaps(window, out)
     if only_gaps:
         return out
+    labelled = int(np.count_nonzero(window.labeled))
     for name, value in results.get("metrics", {}).items():
         value = value.get("macro") if isinstance(value, dict) else value  # noqa: PLW2901
         if isinstance(value, float):
@@ -336,12 +399,14 @@ def flatten(window: Window, *, only_gaps: bool = False
     return out
 
 
-def _gaps(results: dict[str, Any], labelled: int,
-          out: dict[str, tuple[float | None, int]]) -> None:
+def _gaps(window: Window, out: dict[str, tuple[float | None, int]]) -> None:
     """Before the first labelled rows calibrate the scores, a gap measures how far raw
     scores are from probabilities, not a change in the world: no concept-drift alarm."""
-    if results.get("estimated", {}).get("calibrated"):
-        for name, value in results.get("estimation_gap", {}).items():
+    results = window.results
+    gaps = results.get("estimation_gap")
+    if gaps and results.get("estimated", {}).get("calibrated"):
+        labelled = int(np.count_nonzero(window.labeled))  # counted where there are gaps
+        for name, value in gaps.items():
             out[f"{name}_gap"] = (abs(value), labelled)
 
 
