@@ -11,19 +11,23 @@ precision, recall, F1), else a parametric bootstrap, seeded: replays are determi
 
 from __future__ import annotations
 
-import importlib
 import math
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from plugins.quality.classification import Ranked, _clip, _sum, confusion, per_class, trapezoid
+from plugins.quality.classification import (
+    Ranked,
+    _clip,
+    _sum,
+    compiled,
+    confusion,
+    per_class,
+    trapezoid,
+)
 
-try:  # np.interp's compiled loop: np.interp adds only a complex check and asarray
-    _interp = importlib.import_module("numpy._core.multiarray").interp
-except ImportError:  # numpy 1.x
-    _interp = importlib.import_module("numpy.core.multiarray").interp
+_interp = compiled(np.interp, "interp")  # np.interp adds only a complex check and asarray
 
 DRAWS = 20
 BAND_ROWS = 10_000

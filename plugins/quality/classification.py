@@ -14,12 +14,22 @@ from typing import Any
 
 import numpy as np
 
-try:  # np.clip's ufunc, without the three Python layers np.clip puts in front of it
-    _clip: np.ufunc = importlib.import_module("numpy._core.umath").clip
-    _einsum = importlib.import_module("numpy._core.multiarray").c_einsum  # np.einsum's own
-except ImportError:  # numpy 1.x
-    _clip = importlib.import_module("numpy.core.umath").clip
-    _einsum = importlib.import_module("numpy.core.multiarray").c_einsum
+
+def compiled(public: Any, name: str) -> Any:
+    """numpy's compiled `name` without the Python layers its public function puts in front
+    (they cost more than the arithmetic on a small window); the public one where a numpy
+    keeps it elsewhere. Both take the same positional arguments and give the same bits."""
+    for module in ("numpy._core.umath", "numpy._core.multiarray", "numpy.core.umath",
+                   "numpy.core.multiarray"):
+        try:
+            return getattr(importlib.import_module(module), name)
+        except (ImportError, AttributeError):
+            continue
+    return public
+
+
+_clip = compiled(np.clip, "clip")  # the ufunc
+_einsum = compiled(np.einsum, "c_einsum")  # np.einsum's own, without its optimize dispatch
 
 EPS = float(np.finfo(np.float64).eps)
 _sum = np.add.reduce  # x.sum() without the method's wrapper: the same pairwise sum
