@@ -43,10 +43,11 @@ from plugins.drift.config import DriftConfig
 from plugins.drift.extra import Extra
 from plugins.drift.profile import Profile
 from plugins.drift.references import References, Step
-from plugins.drift.sequential import Cusum, advance, calibrate
+from plugins.drift.sequential import Cusums, calibrate
 
 log = structlog.get_logger("inferwatch")
 JUDGED_KEPT = 64
+THRESHOLDS_KEPT = 1024  # numeric thresholds kept per z, and z values kept
 EVENT_STREAMS = ("__score",)  # sequential alarms on these raise events; features: metrics
 Ident = tuple[str, str]  # model, model_version
 Key = tuple[str, str, str]  # ... and window spec
@@ -96,7 +97,7 @@ class DriftMonitor(Monitor):
         # Windows already judged (by start, end), with their results: a window comes twice.
         self.judged: dict[Key, dict[tuple[float, float], dict[str, Any] | None]] = {}
         self.summarized: dict[Key, deque[tuple[float, float]]] = {}  # final windows, once each
-        self.cusums: dict[Ident, dict[str, Cusum]] = {}
+        self.cusums: dict[Ident, Cusums] = {}
         self.sequential_alarmed: set[tuple[Ident, str]] = set()
         self.retrain_asked: dict[Ident, float] = {}
         self.retrain_counts: dict[tuple[str, str], int] = {}
@@ -110,6 +111,7 @@ class DriftMonitor(Monitor):
         self.methods = (*ex.METHODS, *self.extra.names)
         self.statistic_errors: Counter[str] = Counter()
         self._reference_mark: tuple[Any, ...] | None = None
+        self._thresholds: dict[float, dict[tuple[int, int], float]] = {}
         self.exports.put("budget", ex.budget_series(config))
         self._retrain_exports()
         self._statistic_exports()
@@ -132,8 +134,8 @@ class DriftMonitor(Monitor):
         """On the event loop: the one place a window changes the monitor's state."""
         self.first_spec.setdefault(step.ident, step.first_spec)
         self.refs.commit(step, new=new)
-        if step.cusums:
-            self.cusums[step.ident] = {**self.cusums.get(step.ident, {}), **step.cusums}
+        if step.cusums is not None:
+            self.cusums[step.ident] = step.cusums
         if step.read_until is not None:
             self.read_until[step.ident] = step.read_until
         if step.cusum_series is not None:
@@ -254,9 +256,8 @@ class DriftMonitor(Monitor):
             return step
         key = (window.model, window.model_version, window.spec)
         step.series = ex.window_series(key, step.results, self.methods)
-        if step.cusums:
-            step.cusum_series = ex.cusum_series(ident, {**self.cusums.get(ident, {}),
-                                                        **step.cusums})
+        if step.cusums is not None:
+            step.cusum_series = ex.cusum_series(ident, step.cusums)
         return step
 
     def _results(self, step: Step, window: Window, columns: dict[str, np.ndarray],
@@ -318,25 +319,38 @@ class DriftMonitor(Monitor):
             counts, n = np.array([c for c, _ in binned]), np.array([m for _, m in binned])
             scanned = None
         w1, ks, psi, js, counted = st.numeric_lists(batch, counts, n)
-        limits: dict[tuple[int, int], float] = {}
-        for i, name in enumerate(names):
-            n_i = counted[i]
+        limit_of = self._limits(z)
+        extra = self.extra.statistics
+        for name, effect, k_s, p_s, j_s, n_i, m in zip(names, w1, ks, psi, js, counted,
+                                                        batch.count, strict=True):
             if not n_i:
                 continue
-            key = (n_i, batch.count[i])
-            limit = limits.get(key)
+            limit = limit_of.get((n_i, m))
             if limit is None:
-                limit = limits[key] = st.numeric_threshold(self.rule, n_i, key[1], z)
-            effect = w1[i]
-            found: dict[str, Any] = {"wasserstein": effect, "ks": ks[i], "psi": psi[i],
-                                     "js": js[i]}
-            if self.extra.statistics:  # theirs after the built-in statistics, as before
+                limit = limit_of[(n_i, m)] = st.numeric_threshold(self.rule, n_i, m, z)
+            if extra:  # theirs after the built-in statistics, as before
+                found: dict[str, Any] = {"wasserstein": effect, "ks": k_s, "psi": p_s,
+                                         "js": j_s}
                 self.extra.add(found, np.asarray(columns[name], dtype=np.float64),
                                reference.numeric[name].profile, step.errors)
-            found.update(method="wasserstein", threshold=limit, ratio=effect / limit,
-                         drifted=effect > limit, n=n_i)
+                found.update(method="wasserstein", threshold=limit, ratio=effect / limit,
+                             drifted=effect > limit, n=n_i)
+            else:  # the same keys in the same order, in one dict display
+                found = {"wasserstein": effect, "ks": k_s, "psi": p_s, "js": j_s,
+                         "method": "wasserstein", "threshold": limit, "ratio": effect / limit,
+                         "drifted": effect > limit, "n": n_i}
             features[name] = found
         return counts, n, scanned
+
+    def _limits(self, z: float) -> dict[tuple[int, int], float]:
+        """The numeric thresholds by (rows counted, reference rows) at this z, kept across
+        windows (a stream's windows repeat a few sizes); bounded."""
+        found = self._thresholds.get(z)
+        if found is None or len(found) > THRESHOLDS_KEPT:
+            if len(self._thresholds) >= THRESHOLDS_KEPT:
+                self._thresholds.clear()
+            found = self._thresholds[z] = {}
+        return found
 
     def _unread(self, step: Step, window: Window) -> bool:
         """A window of the stream's first spec that holds none of the rows read so far."""
@@ -356,9 +370,9 @@ class DriftMonitor(Monitor):
                     matrix: np.ndarray, batch: st.Batch | None, *, finite: bool = False
                     ) -> dict[str, Any]:
         """CUSUM on each numeric stream, in row order, on the model's first window spec.
-        Each detector is a copy, updated here and swapped in by commit(); all streams of a
-        window advance together (sequential.advance: one set of array operations), on the
-        rows x k matrix the scan read.
+        The stream's detectors are arrays (sequential.Cusums), copied, advanced together
+        here (one set of array operations, no object per detector) and swapped in by
+        commit(), on the rows x k matrix the scan read.
 
         Of a sliding spec (`1h/10m`, `500n/100n`) only windows that do not overlap the rows
         already read: the CUSUM's false-alarm rate holds for rows read once, and reading
@@ -379,15 +393,13 @@ class DriftMonitor(Monitor):
         # walk takes z - k and -z - k, k > 0).
         np.maximum(z, batch.z_fence[0], out=z)
         np.minimum(z, batch.z_fence[1], out=z)
-        detectors = self.cusums.get(step.ident, {})
-        before = [detectors.get(name) or Cusum(self.k, self.h) for name in names]
-        after = advance(before, z, None if valid is None or valid.all() else valid,
-                        (self.k, self.h))
-        h = self.h
-        step.cusums.update(zip(names, after, strict=True))
-        return {name: {"statistic": max(new.up, new.down) / h,
-                       "alarms": new.alarms - old.alarms, "total_alarms": new.alarms}
-                for name, old, new in zip(names, before, after, strict=True)}
+        detectors = self.cusums.get(step.ident)
+        if detectors is None:
+            detectors = Cusums(self.k, self.h)
+        step.cusums, statistic, fired, total = detectors.advanced(
+            names, z, None if valid is None or valid.all() else valid)
+        return {name: {"statistic": s, "alarms": a, "total_alarms": t}
+                for name, s, a, t in zip(names, statistic, fired, total, strict=True)}
 
     # -- judging --------------------------------------------------------------------------
 

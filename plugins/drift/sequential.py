@@ -15,6 +15,7 @@ tens of millions of samples a second, with the state carried between windows.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -165,3 +166,104 @@ def _updated(detector: Cusum, z: np.ndarray) -> Cusum:
                  detector.samples)
     copy.update(z)
     return copy
+
+
+class Cusums(Mapping[str, Cusum]):
+    """One stream's detectors (all with the same k and h) as arrays, a row per stream name:
+    a window advances them with a few array operations and no Python object per detector,
+    the same arithmetic as `advance` (bit for bit). Never changed in place: `advanced`
+    returns a new one (the monitor swaps it in on the loop). Read as a Mapping of name to
+    a `Cusum` (a copy), in the order the names first came, as the exports read it."""
+
+    def __init__(self, k: float, h: float, names: tuple[str, ...] = (),
+                 state: np.ndarray | None = None, alarms: np.ndarray | None = None,
+                 samples: np.ndarray | None = None) -> None:
+        self.k, self.h, self.names = k, h, names
+        self.index = {name: i for i, name in enumerate(names)}
+        m = len(names)
+        self.state = np.zeros(2 * m) if state is None else state  # ups, then downs
+        self.alarms = np.zeros(m, np.int64) if alarms is None else alarms
+        self.samples = np.zeros(m, np.int64) if samples is None else samples
+
+    def __getitem__(self, name: str) -> Cusum:
+        i, m = self.index[name], len(self.names)
+        return Cusum(self.k, self.h, float(self.state[i]), float(self.state[m + i]),
+                     int(self.alarms[i]), int(self.samples[i]))
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.names)
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    def advanced(self, names: tuple[str, ...], z: np.ndarray, valid: np.ndarray | None
+                 ) -> tuple[Cusums, list[float], list[int], list[int]]:
+        """A copy with the detectors of `names` advanced over the rows of `z` (k x n,
+        standardised; `valid` as for `advance`), names it had not seen appended (from
+        zero); and, per name of `names`: max(up, down) / h, the alarms this window raised,
+        the alarms in all."""
+        grown = self._grown(names)
+        rows = (None if names == self.names
+                else np.array([grown.index[name] for name in names], dtype=np.intp))
+        k, n = z.shape
+        walk = np.empty((2 * k, n)) if 0 < n <= CHUNK else None
+        if walk is not None:
+            np.subtract(z, self.k, out=walk[:k])  # `advance`'s steps, in its order
+            np.negative(z, out=walk[k:])
+            walk[k:] -= self.k
+            if valid is not None:
+                walk.reshape(2, k, n)[:, ~valid] = 0.0
+            walk[:, 0] += grown.state if rows is None else grown.state.take(
+                np.concatenate((rows, rows + len(grown.names))))
+            np.add.accumulate(walk, axis=1, out=walk)
+            floor = np.minimum(np.minimum.reduce(walk, axis=1), 0.0)
+            if np.maximum.reduce(walk, axis=None) - floor.min() <= self.h:  # no alarm
+                last = walk[:, -1] - floor
+                counted = n if valid is None else np.add.reduce(valid, axis=1)
+                return grown._put(rows, last, None, counted)
+        return grown._slow(names, rows, z, valid)
+
+    def _grown(self, names: tuple[str, ...]) -> Cusums:
+        """A copy, with a zero row for each name it had not seen."""
+        new = tuple(dict.fromkeys(name for name in names if name not in self.index))
+        if not new:
+            return Cusums(self.k, self.h, self.names, self.state.copy(), self.alarms.copy(),
+                          self.samples.copy())
+        m, extra = len(self.names), np.zeros(len(new))
+        return Cusums(self.k, self.h, self.names + new,
+                      np.concatenate((self.state[:m], extra, self.state[m:], extra)),
+                      np.concatenate((self.alarms, np.zeros(len(new), np.int64))),
+                      np.concatenate((self.samples, np.zeros(len(new), np.int64))))
+
+    def _put(self, rows: np.ndarray | None, last: np.ndarray, alarms: np.ndarray | None,
+             counted: int | np.ndarray) -> tuple[Cusums, list[float], list[int], list[int]]:
+        """This copy (made by _grown) with the window's rows set; the per-name results."""
+        k = len(last) // 2
+        if rows is None:
+            self.state[:] = last
+            self.samples += counted
+            if alarms is not None:
+                self.alarms[:] = alarms
+        else:
+            self.state[np.concatenate((rows, rows + len(self.names)))] = last
+            self.samples[rows] += counted
+            if alarms is not None:
+                self.alarms[rows] = alarms
+        up, down = last[:k], last[k:]
+        statistic = (np.where(down > up, down, up) / self.h).tolist()  # as max(up, down)
+        total = self.alarms.tolist() if rows is None else self.alarms[rows].tolist()
+        return self, statistic, [0] * k if alarms is None else [], total
+
+    def _slow(self, names: tuple[str, ...], rows: np.ndarray | None, z: np.ndarray,
+              valid: np.ndarray | None) -> tuple[Cusums, list[float], list[int], list[int]]:
+        """A window that may raise an alarm, an empty one or one longer than CHUNK:
+        `advance` on Cusum objects, then back into the arrays."""
+        before = [self[name] for name in names]
+        after = advance(before, z, valid, (self.k, self.h))
+        last = np.array([d.up for d in after] + [d.down for d in after])
+        alarms = np.array([d.alarms for d in after], dtype=np.int64)
+        counted = np.array([d.samples - b.samples for d, b in zip(after, before, strict=True)],
+                           dtype=np.int64)
+        found, statistic, _, total = self._put(rows, last, alarms, counted)
+        fired = [d.alarms - b.alarms for d, b in zip(after, before, strict=True)]
+        return found, statistic, fired, total

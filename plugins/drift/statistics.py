@@ -219,15 +219,17 @@ class PreparedCategorical:
         return found
 
     def slots(self, levels: tuple[str, ...]) -> np.ndarray:
-        """Each level's slot (unseen ones: the last), and 0 for code -1 (missing, weighed 0):
-        kept per level tuple, since a stream's windows mostly list the same levels."""
+        """Each level's slot (unseen ones: the last, len(names)), and one past it for code
+        -1 (missing: counted apart, then left out): kept per level tuple, since a stream's
+        windows mostly list the same levels."""
         found = self._slots.get(levels)
         if found is None:
             if len(self._slots) >= SLOTS_KEPT:
                 self._slots.clear()
             unseen = len(self.names)
             found = self._slots[levels] = np.array(
-                [self.index.get(str(level), unseen) for level in levels] + [0], dtype=np.intp)
+                [self.index.get(str(level), unseen) for level in levels] + [unseen + 1],
+                dtype=np.intp)
         return found
 
 
@@ -373,10 +375,10 @@ def categorical_stats(ref: PreparedCategorical, values: np.ndarray | Coded
     k = len(ref.names)
     other, unseen = k - 1, k  # the last slot: categories the reference never had
     if isinstance(values, Coded):  # each level's slot, and one bincount for all rows
-        present = values.codes >= 0
-        counts = np.bincount(ref.slots(values.levels)[values.codes], weights=present,
-                             minlength=k + 1)
-        n = int(np.count_nonzero(present))
+        codes = values.codes
+        found = np.bincount(ref.slots(values.levels).take(codes), minlength=k + 2)
+        n = len(codes) - int(found[k + 1])  # the missing rows' slot, left out
+        counts = found[:k + 1]  # integers: the same floats below as counting by weights
     else:
         counts, n = _counted(ref, values)
     if n == 0:
@@ -387,9 +389,10 @@ def categorical_stats(ref: PreparedCategorical, values: np.ndarray | Coded
     used = ref.present | (counts > 0)  # a slot empty on both sides says nothing
     table = ref.terms(n)
     if table is not None:  # each used slot's terms looked up by its count, summed per row
-        slot = np.flatnonzero(used)
-        sums = np.add.reduce(table.take(slot * (n + 1) + counts[slot].astype(np.intp), axis=1),
-                             axis=1).tolist()
+        slot = used.nonzero()[0]
+        cells = slot * (n + 1)
+        cells += counts.take(slot).astype(np.intp, copy=False)
+        sums = np.add.reduce(table.take(cells, axis=1), axis=1).tolist()
         half = (sums[2] + sums[3]) / 2
         return {"tvd": sums[0] / 2, "psi": sums[1], "js": math.sqrt(half if half > 0 else 0.0),
                 "chi2": sums[4], "unseen_rate": float(counts[unseen]) / n if used[unseen]

@@ -24,9 +24,11 @@ def numeric_histogram(ref: PreparedNumeric, counts: np.ndarray, n: int) -> dict[
     """Reference against current shares on the reference's quantile bins, five to a bar
     (the reference's side worked out once per reference)."""
     edges, reference, width = _reference_bars(ref)
-    current = np.asarray(counts[:len(ref.probs)], dtype=np.float64).reshape(-1, width)
+    # Summed as they come (integers from a scan, floats otherwise): exact either way, and
+    # c / total is the same float for the int c as for the float.
+    current = np.add.reduce(counts[:len(ref.probs)].reshape(-1, width), axis=1)
     return {"edges": list(edges), "reference": list(reference),
-            "current": _rounded(np.add.reduce(current, axis=1).tolist(), max(n, 1))}
+            "current": _rounded(current.tolist(), max(n, 1))}
 
 
 def _rounded(summed: list[float], total: int) -> list[float]:
@@ -39,13 +41,13 @@ def _rounded(summed: list[float], total: int) -> list[float]:
         if len(_SHARES) >= SHARES_KEPT:
             _SHARES.clear()
         known = _SHARES[total] = {}
-    out = []
-    for c in summed:
-        share = known.get(c)
-        if share is None:
-            share = known[c] = round(c / total, 5)
-        out.append(share)
-    return out
+    try:
+        return [known[c] for c in summed]
+    except KeyError:
+        for c in summed:
+            if c not in known:
+                known[c] = round(c / total, 5)
+        return [known[c] for c in summed]
 
 
 def _reference_bars(ref: PreparedNumeric) -> tuple[list[float], list[float], int]:
