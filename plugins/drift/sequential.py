@@ -175,7 +175,7 @@ class Cusums(Mapping[str, Cusum]):
     returns a new one (the monitor swaps it in on the loop). Read as a Mapping of name to
     a `Cusum` (a copy), in the order the names first came, as the exports read it."""
 
-    def __init__(self, k: float, h: float, names: tuple[str, ...] = (),
+    def __init__(self, k: float, h: float, names: tuple[str, ...] = (), *,
                  state: np.ndarray | None = None, alarms: np.ndarray | None = None,
                  samples: np.ndarray | None = None) -> None:
         self.k, self.h, self.names = k, h, names
@@ -227,13 +227,13 @@ class Cusums(Mapping[str, Cusum]):
         """A copy, with a zero row for each name it had not seen."""
         new = tuple(dict.fromkeys(name for name in names if name not in self.index))
         if not new:
-            return Cusums(self.k, self.h, self.names, self.state.copy(), self.alarms.copy(),
-                          self.samples.copy())
+            return Cusums(self.k, self.h, self.names, state=self.state.copy(),
+                          alarms=self.alarms.copy(), samples=self.samples.copy())
         m, extra = len(self.names), np.zeros(len(new))
         return Cusums(self.k, self.h, self.names + new,
-                      np.concatenate((self.state[:m], extra, self.state[m:], extra)),
-                      np.concatenate((self.alarms, np.zeros(len(new), np.int64))),
-                      np.concatenate((self.samples, np.zeros(len(new), np.int64))))
+                      state=np.concatenate((self.state[:m], extra, self.state[m:], extra)),
+                      alarms=np.concatenate((self.alarms, np.zeros(len(new), np.int64))),
+                      samples=np.concatenate((self.samples, np.zeros(len(new), np.int64))))
 
     def _put(self, rows: np.ndarray | None, last: np.ndarray, alarms: np.ndarray | None,
              counted: int | np.ndarray) -> tuple[Cusums, list[float], list[int], list[int]]:
