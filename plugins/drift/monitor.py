@@ -266,8 +266,9 @@ class DriftMonitor(Monitor):
         CUSUM step: plain Python throughout (each array is converted once, by tolist)."""
         tests = len(reference.numeric) + len(reference.categorical)
         z = st.z_for(self.rule, tests)
-        names = tuple(name for name in reference.numeric
-                      if name in columns and columns[name].dtype.kind != "O")
+        names = tuple([name for name in reference.numeric
+                       if (column := columns.get(name)) is not None
+                       and column.dtype.kind != "O"])
         matrix = st.stacked([columns[name] for name in names])  # rows x k, read only
         features: dict[str, Any] = {}
         batch, counts, n, scanned = None, np.empty((0, 0)), np.empty(0), None
@@ -277,11 +278,16 @@ class DriftMonitor(Monitor):
                                                matrix=matrix, columns=columns, z=z)
         coded = coded_columns(window)
         for name, cat in reference.categorical.items():
-            if name in columns and columns[name].dtype.kind == "O":
-                found = st.categorical_stats(cat, coded.get(name, columns[name]))
-                if found is not None:
-                    limit = st.categorical_threshold(self.rule, cat, int(found["n"]), z)
-                    features[name] = self._verdict(found, "tvd", limit)
+            column = columns.get(name)
+            if column is not None and column.dtype.kind == "O":
+                found = st.categorical_values(cat, coded.get(name, column))
+                if found is not None:  # the keys _verdict gave them, in its order
+                    tvd, psi, js, chi2, unseen, n_c = found
+                    limit = st.categorical_threshold(self.rule, cat, n_c, z)
+                    features[name] = {"tvd": tvd, "psi": psi, "js": js, "chi2": chi2,
+                                      "unseen_rate": unseen, "method": "tvd",
+                                      "threshold": limit, "ratio": tvd / limit,
+                                      "drifted": tvd > limit, "n": n_c}
         multivariate = st.correlation_check(reference, columns, self.rule, z, scanned)
         ranked = sorted(features.items(), key=lambda kv: -kv[1]["ratio"])
         for name, found in ranked[:summary.HISTOGRAMS]:  # the replay report draws the worst
@@ -292,7 +298,7 @@ class DriftMonitor(Monitor):
                     reference.categorical[name].profile, columns[name]))
         top = [{"feature": n, "method": f["method"], "score": f[f["method"]],
                 "threshold": f["threshold"]} for n, f in ranked[:self.config.top_features]]
-        drifted = any(f["drifted"] for f in features.values()) or bool(
+        drifted = True in [f["drifted"] for f in features.values()] or bool(
             multivariate and multivariate["drifted"])
         return {"features": features, "multivariate": multivariate or {}, "top": top,
                 "drifted": drifted, "reference_samples": reference.profile.count,
@@ -356,15 +362,6 @@ class DriftMonitor(Monitor):
         """A window of the stream's first spec that holds none of the rows read so far."""
         return (window.spec == step.first_spec
                 and window.start >= self.read_until.get(step.ident, -math.inf))
-
-    @staticmethod
-    def _verdict(found: dict[str, float], method: str, limit: float) -> dict[str, Any]:
-        effect = found[method]
-        verdict: dict[str, Any] = dict(found)
-        n = int(verdict.pop("n"))
-        verdict.update(method=method, threshold=limit, ratio=effect / limit,
-                       drifted=effect > limit, n=n)
-        return verdict
 
     def _sequential(self, step: Step, window: Window, names: tuple[str, ...],
                     matrix: np.ndarray, batch: st.Batch | None, *, finite: bool = False

@@ -177,9 +177,11 @@ class Cusums(Mapping[str, Cusum]):
 
     def __init__(self, k: float, h: float, names: tuple[str, ...] = (), *,
                  state: np.ndarray | None = None, alarms: np.ndarray | None = None,
-                 samples: np.ndarray | None = None) -> None:
+                 samples: np.ndarray | None = None, index: dict[str, int] | None = None
+                 ) -> None:
         self.k, self.h, self.names = k, h, names
-        self.index = {name: i for i, name in enumerate(names)}
+        # shared by the copies of the same names (never changed after it is made)
+        self.index = {name: i for i, name in enumerate(names)} if index is None else index
         m = len(names)
         self.state = np.zeros(2 * m) if state is None else state  # ups, then downs
         self.alarms = np.zeros(m, np.int64) if alarms is None else alarms
@@ -225,10 +227,12 @@ class Cusums(Mapping[str, Cusum]):
 
     def _grown(self, names: tuple[str, ...]) -> Cusums:
         """A copy, with a zero row for each name it had not seen."""
-        new = tuple(dict.fromkeys(name for name in names if name not in self.index))
+        new = () if names == self.names else tuple(
+            dict.fromkeys(name for name in names if name not in self.index))
         if not new:
             return Cusums(self.k, self.h, self.names, state=self.state.copy(),
-                          alarms=self.alarms.copy(), samples=self.samples.copy())
+                          alarms=self.alarms.copy(), samples=self.samples.copy(),
+                          index=self.index)
         m, extra = len(self.names), np.zeros(len(new))
         return Cusums(self.k, self.h, self.names + new,
                       state=np.concatenate((self.state[:m], extra, self.state[m:], extra)),

@@ -82,6 +82,7 @@ __all__ = [
     "bin_counts",
     "categorical_stats",
     "categorical_threshold",
+    "categorical_values",
     "correlation_check",
     "fences",
     "js_distance",
@@ -247,6 +248,8 @@ class Prepared:
         self.categorical = {k: PreparedCategorical(v)
                             for k, v in self.profile.categorical.items()}
         self.corr = np.array(self.profile.corr) if self.profile.corr else np.empty((0, 0))
+        self.corr_names = tuple(self.profile.corr_features)
+        self.corr_set = frozenset(self.corr_names)
         self._batches: dict[tuple[str, ...], Batch] = {}
 
     def batch(self, names: tuple[str, ...]) -> Batch:
@@ -372,6 +375,17 @@ def _counted(ref: PreparedCategorical, values: np.ndarray) -> tuple[np.ndarray, 
 def categorical_stats(ref: PreparedCategorical, values: np.ndarray | Coded
                       ) -> dict[str, float] | None:
     """`values`: an object array, or the same column as codes (a bincount, ~50x faster)."""
+    found = categorical_values(ref, values)
+    if found is None:
+        return None
+    return dict(zip(("tvd", "psi", "js", "chi2", "unseen_rate"), found[:5], strict=True),
+                n=float(found[5]))
+
+
+def categorical_values(ref: PreparedCategorical, values: np.ndarray | Coded
+                       ) -> tuple[float, float, float, float, float, int] | None:
+    """categorical_stats as a tuple (TVD, PSI, JS, chi-square, unseen rate, n): what the
+    monitor builds its verdict from, with no dict in between."""
     k = len(ref.names)
     other, unseen = k - 1, k  # the last slot: categories the reference never had
     if isinstance(values, Coded):  # each level's slot, and one bincount for all rows
@@ -394,9 +408,8 @@ def categorical_stats(ref: PreparedCategorical, values: np.ndarray | Coded
         cells += counts.take(slot).astype(np.intp, copy=False)
         sums = np.add.reduce(table.take(cells, axis=1), axis=1).tolist()
         half = (sums[2] + sums[3]) / 2
-        return {"tvd": sums[0] / 2, "psi": sums[1], "js": math.sqrt(half if half > 0 else 0.0),
-                "chi2": sums[4], "unseen_rate": float(counts[unseen]) / n if used[unseen]
-                else 0.0, "n": float(n)}
+        return (sums[0] / 2, sums[1], math.sqrt(half if half > 0 else 0.0), sums[4],
+                float(counts[unseen]) / n if used[unseen] else 0.0, n)
     counts, p, a = counts[used], ref.probs[used], ref.floor[used]
     shares = np.array((p, counts))
     q = shares[1]
@@ -413,9 +426,8 @@ def categorical_stats(ref: PreparedCategorical, values: np.ndarray | Coded
         chi = counts - expected
         chi **= 2
         chi /= expected
-    return {"tvd": tvd, "psi": float(np.add.reduce(spread)), "js": js,
-            "chi2": float(np.add.reduce(chi)),
-            "unseen_rate": float(q[-1]) if used[unseen] else 0.0, "n": float(n)}
+    return (tvd, float(np.add.reduce(spread)), js, float(np.add.reduce(chi)),
+            float(q[-1]) if used[unseen] else 0.0, n)
 
 
 @dataclass(frozen=True)
