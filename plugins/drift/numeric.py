@@ -69,13 +69,12 @@ def scan(batch: Batch, values: Sequence[np.ndarray] | np.ndarray) -> Scan:
             # The binning runs on the k x rows transpose: C order as stacked() made it,
             # so that no pass mixes layouts (each value's bin is the same either way).
             index, wild, missing = _bins(batch, block.T)
-            gaps = missing is not None
-            finite = finite and not gaps and not wild
-            if gaps:
+            finite = finite and missing is None and not wild
+            if missing is not None:
                 missing_per += np.add.reduce(missing, axis=1)
             counts += np.bincount(index.ravel(order="K"), minlength=k * (BINS + 1))
-            sums, products, rows_complete = _block_sums(batch, block, missing.T if gaps
-                                                        else None, wild)
+            sums, products, rows_complete = _block_sums(
+                batch, block, None if missing is None else missing.T, wild)
             total += sums
             cross += products
             complete += rows_complete
