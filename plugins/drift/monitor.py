@@ -47,7 +47,8 @@ from plugins.drift.sequential import Cusums, calibrate
 
 log = structlog.get_logger("inferwatch")
 JUDGED_KEPT = 64
-THRESHOLDS_KEPT = 1024  # numeric thresholds kept per z, and z values kept
+THRESHOLDS_KEPT = 1024  # numeric thresholds kept per (rule, z), and (rule, z) kept
+_LIMITS: dict[tuple[st.Rule, float], dict[tuple[int, int], float]] = {}
 EVENT_STREAMS = ("__score",)  # sequential alarms on these raise events; features: metrics
 Ident = tuple[str, str]  # model, model_version
 Key = tuple[str, str, str]  # ... and window spec
@@ -111,7 +112,6 @@ class DriftMonitor(Monitor):
         self.methods = (*ex.METHODS, *self.extra.names)
         self.statistic_errors: Counter[str] = Counter()
         self._reference_mark: tuple[Any, ...] | None = None
-        self._thresholds: dict[float, dict[tuple[int, int], float]] = {}
         self.exports.put("budget", ex.budget_series(config))
         self._retrain_exports()
         self._statistic_exports()
@@ -349,13 +349,15 @@ class DriftMonitor(Monitor):
         return counts, n, scanned
 
     def _limits(self, z: float) -> dict[tuple[int, int], float]:
-        """The numeric thresholds by (rows counted, reference rows) at this z, kept across
-        windows (a stream's windows repeat a few sizes); bounded."""
-        found = self._thresholds.get(z)
+        """The numeric thresholds by (rows counted, reference rows) for this rule and z,
+        kept across windows (a stream's windows repeat a few sizes), process-wide and
+        bounded: a cache, not the monitor's state (evaluate may run in a worker thread)."""
+        key = (self.rule, z)
+        found = _LIMITS.get(key)
         if found is None or len(found) > THRESHOLDS_KEPT:
-            if len(self._thresholds) >= THRESHOLDS_KEPT:
-                self._thresholds.clear()
-            found = self._thresholds[z] = {}
+            if len(_LIMITS) >= THRESHOLDS_KEPT:
+                _LIMITS.clear()
+            found = _LIMITS[key] = {}
         return found
 
     def _unread(self, step: Step, window: Window) -> bool:

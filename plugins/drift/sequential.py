@@ -203,71 +203,76 @@ class Cusums(Mapping[str, Cusum]):
         """A copy with the detectors of `names` advanced over the rows of `z` (k x n,
         standardised; `valid` as for `advance`), names it had not seen appended (from
         zero); and, per name of `names`: max(up, down) / h, the alarms this window raised,
-        the alarms in all."""
-        grown = self._grown(names)
-        rows = (None if names == self.names
+        the alarms in all. Unchanged arrays are shared with the copy, never written."""
+        grown = self._with(names)
+        rows = (None if names == grown.names
                 else np.array([grown.index[name] for name in names], dtype=np.intp))
+        both = None if rows is None else np.concatenate((rows, rows + len(grown.names)))
         k, n = z.shape
-        walk = np.empty((2 * k, n)) if 0 < n <= CHUNK else None
-        if walk is not None:
+        if 0 < n <= CHUNK:
+            walk = np.empty((2 * k, n))
             np.subtract(z, self.k, out=walk[:k])  # `advance`'s steps, in its order
             np.negative(z, out=walk[k:])
             walk[k:] -= self.k
             if valid is not None:
                 walk.reshape(2, k, n)[:, ~valid] = 0.0
-            walk[:, 0] += grown.state if rows is None else grown.state.take(
-                np.concatenate((rows, rows + len(grown.names))))
+            walk[:, 0] += grown.state if both is None else grown.state.take(both)
             np.add.accumulate(walk, axis=1, out=walk)
             floor = np.minimum(np.minimum.reduce(walk, axis=1), 0.0)
             if np.maximum.reduce(walk, axis=None) - floor.min() <= self.h:  # no alarm
                 last = walk[:, -1] - floor
                 counted = n if valid is None else np.add.reduce(valid, axis=1)
-                return grown._put(rows, last, None, counted)
-        return grown._slow(names, rows, z, valid)
+                state, samples = last, grown.samples + counted
+                if rows is not None:
+                    state, samples = grown.state.copy(), grown.samples.copy()
+                    state[both] = last
+                    samples[rows] += counted
+                found = Cusums(self.k, self.h, grown.names, state=state, alarms=grown.alarms,
+                               samples=samples, index=grown.index)
+                return found, found._statistic(last), [0] * k, found._total(rows)
+        return grown._copy()._slow(names, rows, z, valid)
 
-    def _grown(self, names: tuple[str, ...]) -> Cusums:
-        """A copy, with a zero row for each name it had not seen."""
-        new = () if names == self.names else tuple(
-            dict.fromkeys(name for name in names if name not in self.index))
+    def _with(self, names: tuple[str, ...]) -> Cusums:
+        """Itself, or a copy with a zero row for each name it had not seen."""
+        if names == self.names:
+            return self
+        new = tuple(dict.fromkeys(name for name in names if name not in self.index))
         if not new:
-            return Cusums(self.k, self.h, self.names, state=self.state.copy(),
-                          alarms=self.alarms.copy(), samples=self.samples.copy(),
-                          index=self.index)
+            return self
         m, extra = len(self.names), np.zeros(len(new))
         return Cusums(self.k, self.h, self.names + new,
                       state=np.concatenate((self.state[:m], extra, self.state[m:], extra)),
                       alarms=np.concatenate((self.alarms, np.zeros(len(new), np.int64))),
                       samples=np.concatenate((self.samples, np.zeros(len(new), np.int64))))
 
-    def _put(self, rows: np.ndarray | None, last: np.ndarray, alarms: np.ndarray | None,
-             counted: int | np.ndarray) -> tuple[Cusums, list[float], list[int], list[int]]:
-        """This copy (made by _grown) with the window's rows set; the per-name results."""
+    def _copy(self) -> Cusums:
+        return Cusums(self.k, self.h, self.names, state=self.state.copy(),
+                      alarms=self.alarms.copy(), samples=self.samples.copy(), index=self.index)
+
+    def _statistic(self, last: np.ndarray) -> list[float]:
+        """max(up, down) / h of each of the window's detectors (`last`: ups, then downs)."""
         k = len(last) // 2
-        if rows is None:
-            self.state[:] = last
-            self.samples += counted
-            if alarms is not None:
-                self.alarms[:] = alarms
-        else:
-            self.state[np.concatenate((rows, rows + len(self.names)))] = last
-            self.samples[rows] += counted
-            if alarms is not None:
-                self.alarms[rows] = alarms
         up, down = last[:k], last[k:]
-        statistic = (np.where(down > up, down, up) / self.h).tolist()  # as max(up, down)
-        total = self.alarms.tolist() if rows is None else self.alarms[rows].tolist()
-        return self, statistic, [0] * k if alarms is None else [], total
+        found: list[float] = (np.where(down > up, down, up) / self.h).tolist()  # as max()
+        return found
+
+    def _total(self, rows: np.ndarray | None) -> list[int]:
+        found: list[int] = (self.alarms if rows is None else self.alarms[rows]).tolist()
+        return found
 
     def _slow(self, names: tuple[str, ...], rows: np.ndarray | None, z: np.ndarray,
               valid: np.ndarray | None) -> tuple[Cusums, list[float], list[int], list[int]]:
         """A window that may raise an alarm, an empty one or one longer than CHUNK:
-        `advance` on Cusum objects, then back into the arrays."""
+        `advance` on Cusum objects, then back into this copy's arrays (made for it)."""
         before = [self[name] for name in names]
         after = advance(before, z, valid, (self.k, self.h))
         last = np.array([d.up for d in after] + [d.down for d in after])
-        alarms = np.array([d.alarms for d in after], dtype=np.int64)
-        counted = np.array([d.samples - b.samples for d, b in zip(after, before, strict=True)],
-                           dtype=np.int64)
-        found, statistic, _, total = self._put(rows, last, alarms, counted)
+        alarms = [d.alarms for d in after]
+        samples = [d.samples for d in after]
+        if rows is None:
+            self.state[:], self.alarms[:], self.samples[:] = last, alarms, samples
+        else:
+            self.state[np.concatenate((rows, rows + len(self.names)))] = last
+            self.alarms[rows], self.samples[rows] = alarms, samples
         fired = [d.alarms - b.alarms for d, b in zip(after, before, strict=True)]
-        return found, statistic, fired, total
+        return self, self._statistic(last), fired, self._total(rows)
