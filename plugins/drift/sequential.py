@@ -222,8 +222,9 @@ class Cusums(Mapping[str, Cusum]):
             if np.maximum.reduce(walk, axis=None) - floor.min() <= self.h:  # no alarm
                 last = walk[:, -1] - floor
                 counted = n if valid is None else np.add.reduce(valid, axis=1)
-                state, samples = last, grown.samples + counted
-                if rows is not None:
+                if rows is None:
+                    state, samples = last, grown.samples + counted
+                else:
                     state, samples = grown.state.copy(), grown.samples.copy()
                     state[both] = last
                     samples[rows] += counted
