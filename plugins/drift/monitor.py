@@ -290,12 +290,8 @@ class DriftMonitor(Monitor):
                                       "drifted": tvd > limit, "n": n_c}
         multivariate = st.correlation_check(reference, columns, self.rule, z, scanned)
         ranked = sorted(features.items(), key=lambda kv: -kv[1]["ratio"])
-        for name, found in ranked[:summary.HISTOGRAMS]:  # the replay report draws the worst
-            row = names.index(name) if name in names else -1
-            found["histogram"] = (
-                summary.numeric_histogram(reference.numeric[name], counts[row], int(n[row]))
-                if row >= 0 else summary.categorical_histogram(
-                    reference.categorical[name].profile, columns[name]))
+        summary.draw(ranked[:summary.HISTOGRAMS], {} if batch is None else batch.row,
+                     reference, counts, n, columns=columns)  # the report draws the worst
         top = [{"feature": n, "method": f["method"], "score": f[f["method"]],
                 "threshold": f["threshold"]} for n, f in ranked[:self.config.top_features]]
         drifted = True in [f["drifted"] for f in features.values()] or bool(
@@ -317,14 +313,14 @@ class DriftMonitor(Monitor):
         if batch.tabled:  # one pass for the bins of every feature and the correlation
             found_scan = st.scan(batch, matrix)
             counts, n = found_scan.counts, found_scan.n
-            scanned = (batch.summed_names, found_scan)
+            scanned, full = (batch.summed_names, found_scan), found_scan.full
         else:
             binned = [st.bin_counts(reference.numeric[name],
                                     np.asarray(columns[name], dtype=np.float64))
                       for name in names]
             counts, n = np.array([c for c, _ in binned]), np.array([m for _, m in binned])
-            scanned = None
-        w1, ks, psi, js, counted = st.numeric_lists(batch, counts, n)
+            scanned, full = None, None
+        w1, ks, psi, js, counted = st.numeric_lists(batch, counts, n, full)
         limit_of = self._limits(z)
         extra = self.extra.statistics
         for name, effect, k_s, p_s, j_s, n_i, m in zip(names, w1, ks, psi, js, counted,

@@ -40,6 +40,7 @@ class Scan:
     cross: np.ndarray  # their cross products
     complete: int  # rows with every summed feature present
     finite: bool = False  # True: surely no NaN, no infinity (none missing, none past a fence)
+    full: int | None = None  # the rows, when every feature counted all of them (no NaN)
 
 
 def stacked(values: Sequence[np.ndarray]) -> np.ndarray:
@@ -62,6 +63,7 @@ def scan(batch: Batch, values: Sequence[np.ndarray] | np.ndarray) -> Scan:
     width = len(batch.summed)
     total, cross, complete = np.zeros(width), np.zeros((width, width)), 0
     missing_per = np.zeros(k, np.int64)
+    gaps = False
     finite = math.isfinite(batch.fence_cells[0]) and math.isfinite(batch.fence_cells[1])
     with np.errstate(all="ignore"):  # values near the float limit: clipped below
         for start in range(0, rows, SCAN_BLOCK):
@@ -71,6 +73,7 @@ def scan(batch: Batch, values: Sequence[np.ndarray] | np.ndarray) -> Scan:
             index, wild, missing = _bins(batch, block.T)
             finite = finite and missing is None and not wild
             if missing is not None:
+                gaps = True
                 missing_per += np.add.reduce(missing, axis=1)
             counts += np.bincount(index.ravel(order="K"), minlength=k * (BINS + 1))
             sums, products, rows_complete = _block_sums(
@@ -79,7 +82,7 @@ def scan(batch: Batch, values: Sequence[np.ndarray] | np.ndarray) -> Scan:
             cross += products
             complete += rows_complete
     return Scan(counts.reshape(k, BINS + 1)[:, :BINS], rows - missing_per, total, cross,
-                complete, finite)
+                complete, finite, None if gaps else rows)
 
 
 def _bins(batch: Batch, values: np.ndarray
@@ -146,14 +149,15 @@ def numeric_stats_many(batch: Batch, counts: np.ndarray, n: np.ndarray,
     return out
 
 
-def numeric_lists(batch: Batch, counts: np.ndarray, n: np.ndarray
+def numeric_lists(batch: Batch, counts: np.ndarray, n: np.ndarray, full: int | None = None
                   ) -> tuple[list[float], list[float], list[float], list[float], list[int]]:
     """Wasserstein, KS, PSI and Jensen-Shannon of k features as lists, and each one's n:
     numeric_stats_many without the dicts, in as few array operations as the arithmetic
-    allows (each one on all k features; a small window's cost is their count)."""
+    allows (each one on all k features; a small window's cost is their count). `full`:
+    the n of every feature, when the caller knows they are all the same (no NaN)."""
     k = len(batch.refs)
     with np.errstate(all="ignore"):  # n = 0: NaN, and 0 log 0, left out below
-        q = counts / n[:, None]
+        q = counts / (n[:, None] if full is None else full)  # c / n: the same float
         diff = np.add.accumulate(q, axis=1)  # np.cumsum, without its Python wrapper
         np.subtract(diff, batch.cdf, out=diff)
         np.absolute(diff, out=diff)
@@ -166,9 +170,9 @@ def numeric_lists(batch: Batch, counts: np.ndarray, n: np.ndarray
         np.log(b, out=b)
         spread *= b
         np.add.reduce(spread, axis=1, out=found[2])
-        rows = int(n[0]) if len(n) else 0
+        rows = full if full is not None else int(n[0]) if len(n) else 0
         if (rows > 0 and len(batch.levels) * (rows + 1) <= TABLE_CELLS
-                and bool((n == rows).all())):
+                and (full is not None or bool((n == rows).all()))):
             table, base = batch.js_table(rows)
             terms = table.take(base + counts.astype(np.intp, copy=False), axis=1)
             sides = np.add.reduce(terms, axis=2)

@@ -288,6 +288,7 @@ class Batch:
     def __init__(self, refs: list[PreparedNumeric], names: tuple[str, ...] = (),
                  correlated: Sequence[str] = ()) -> None:
         self.refs, self.names = refs, names
+        self.row = {name: i for i, name in enumerate(names)}  # each feature's row
         self.count = [r.profile.count for r in refs]  # reference rows, per feature
         k = len(refs)
         # The columns whose centred sums a scan accumulates: the correlation check's, when
