@@ -211,9 +211,8 @@ class Cusums(Mapping[str, Cusum]):
         k, n = z.shape
         if 0 < n <= CHUNK:
             walk = np.empty((2 * k, n))
-            np.subtract(z, self.k, out=walk[:k])  # `advance`'s steps, in its order
-            np.negative(z, out=walk[k:])
-            walk[k:] -= self.k
+            np.subtract(z, self.k, out=walk[:k])  # `advance`'s steps: z - k, and -z - k
+            np.subtract(-self.k, z, out=walk[k:])  # as -k - z (addition commutes, bit for bit)
             if valid is not None:
                 walk.reshape(2, k, n)[:, ~valid] = 0.0
             walk[:, 0] += grown.state if both is None else grown.state.take(both)
