@@ -203,34 +203,66 @@ class Cusums(Mapping[str, Cusum]):
         """A copy with the detectors of `names` advanced over the rows of `z` (k x n,
         standardised; `valid` as for `advance`), names it had not seen appended (from
         zero); and, per name of `names`: max(up, down) / h, the alarms this window raised,
-        the alarms in all. Unchanged arrays are shared with the copy, never written."""
+        the alarms in all. `advance`'s arithmetic on arrays, row for row (a detector that
+        may alarm goes through Cusum.update, as there); unchanged arrays are shared with
+        the copy, never written."""
         grown = self._with(names)
         rows = (None if names == grown.names
                 else np.array([grown.index[name] for name in names], dtype=np.intp))
         both = None if rows is None else np.concatenate((rows, rows + len(grown.names)))
         k, n = z.shape
-        if 0 < n <= CHUNK:
-            walk = np.empty((2 * k, n))
-            np.subtract(z, self.k, out=walk[:k])  # `advance`'s steps: z - k, and -z - k
-            np.subtract(-self.k, z, out=walk[k:])  # as -k - z (addition commutes, bit for bit)
-            if valid is not None:
-                walk.reshape(2, k, n)[:, ~valid] = 0.0
-            walk[:, 0] += grown.state if both is None else grown.state.take(both)
-            np.add.accumulate(walk, axis=1, out=walk)
-            floor = np.minimum(np.minimum.reduce(walk, axis=1), 0.0)
-            if np.maximum.reduce(walk, axis=None) - floor.min() <= self.h:  # no alarm
-                last = walk[:, -1] - floor
-                counted = n if valid is None else np.add.reduce(valid, axis=1)
-                if rows is None:
-                    state, samples = last, grown.samples + counted
-                else:
-                    state, samples = grown.state.copy(), grown.samples.copy()
-                    state[both] = last
-                    samples[rows] += counted
-                found = Cusums(self.k, self.h, grown.names, state=state, alarms=grown.alarms,
-                               samples=samples, index=grown.index)
-                return found, found._statistic(last), [0] * k, found._total(rows)
-        return grown._copy()._slow(names, rows, z, valid)
+        if not 0 < n <= CHUNK:
+            return grown._copy()._slow(names, rows, z, valid)
+        start = grown.state if both is None else grown.state.take(both)
+        walk = np.empty((2 * k, n))
+        np.subtract(z, self.k, out=walk[:k])  # `advance`'s steps: z - k, and -z - k
+        np.subtract(-self.k, z, out=walk[k:])  # as -k - z (addition commutes, bit for bit)
+        if valid is not None:
+            walk.reshape(2, k, n)[:, ~valid] = 0.0
+        walk[:, 0] += start
+        np.add.accumulate(walk, axis=1, out=walk)
+        floor = np.minimum(np.minimum.reduce(walk, axis=1), 0.0)
+        alarmed = ([] if np.maximum.reduce(walk, axis=None) - floor.min() <= self.h
+                   else self._alarmed(walk, floor, k))
+        last = walk[:, -1] - floor
+        counted = n if valid is None else np.add.reduce(valid, axis=1)
+        alarms = grown.alarms if rows is None else grown.alarms[rows]
+        before = grown.samples if rows is None else grown.samples[rows]
+        samples = before + counted
+        fired = [0] * k
+        if alarmed:
+            alarms = alarms.copy()
+            for i in alarmed:
+                found = _updated(Cusum(self.k, self.h, float(start[i]), float(start[k + i]),
+                                       int(alarms[i]), int(before[i])),
+                                 z[i] if valid is None else z[i][valid[i]])
+                last[i], last[k + i] = found.up, found.down
+                fired[i] = found.alarms - int(alarms[i])
+                alarms[i], samples[i] = found.alarms, found.samples
+        new = grown._replaced(rows, both, last, alarms, samples)
+        return new, new._statistic(last), fired, alarms.tolist()
+
+    def _alarmed(self, walk: np.ndarray, floor: np.ndarray, k: int) -> list[int]:
+        """The detectors whose reflected walk crosses h (`advance`'s bound per row first,
+        then the rows' walks themselves)."""
+        rows = np.flatnonzero(~(np.maximum.reduce(walk, axis=1) - floor <= self.h))
+        reflected = walk[rows]
+        _reflected_after_sum(reflected)
+        crossed = (np.maximum.reduce(reflected, axis=1) > self.h).tolist()
+        return sorted({row % k for row, hit in zip(rows.tolist(), crossed, strict=True)
+                       if hit})
+
+    def _replaced(self, rows: np.ndarray | None, both: np.ndarray | None, last: np.ndarray,
+                  alarms: np.ndarray, samples: np.ndarray) -> Cusums:
+        """A copy with the window's detectors (`rows`, None: all, in order) set."""
+        if rows is None or both is None:
+            return Cusums(self.k, self.h, self.names, state=last, alarms=alarms,
+                          samples=samples, index=self.index)
+        state, all_alarms, all_samples = (self.state.copy(), self.alarms.copy(),
+                                          self.samples.copy())
+        state[both], all_alarms[rows], all_samples[rows] = last, alarms, samples
+        return Cusums(self.k, self.h, self.names, state=state, alarms=all_alarms,
+                      samples=all_samples, index=self.index)
 
     def _with(self, names: tuple[str, ...]) -> Cusums:
         """Itself, or a copy with a zero row for each name it had not seen."""
