@@ -90,15 +90,24 @@ def _bins(batch: Batch, values: np.ndarray
     """Each value's bin (`values`: k x rows), numbered after the previous feature's (NaN:
     the slot after them), by the stacked lookup tables; `wild`: some value may lie beyond
     its fence; where values are NaN (None: nowhere). Two whole-block reductions on the
-    common scale of the lookup say "surely not" to both in the common case (a NaN value
-    has a NaN position, which fails them); only then are the NaN looked for."""
+    common scale of the lookup say "surely not" to both in the common case: a NaN value
+    has a NaN position, which they carry, so only then are the NaN looked for. A batch
+    whose last block had NaN looks for them first, as before (`Batch.gappy`, a hint)."""
     position = values - batch.low[:, None]
     position *= batch.scale[:, None]
     low, high = batch.fence_cells
-    fits = (np.minimum.reduce(position, axis=None) >= low
-            and np.maximum.reduce(position, axis=None) <= high)
     missing = None
-    if not fits:
+    if batch.gappy:
+        missing = np.isnan(values)
+        if missing.any():
+            position[missing] = 0
+        else:
+            missing = None
+    lowest = np.minimum.reduce(position, axis=None)
+    highest = np.maximum.reduce(position, axis=None)
+    fits = lowest >= low and highest <= high
+    if not fits and missing is None and not batch.gappy and (
+            math.isnan(lowest) or math.isnan(highest)):
         missing = np.isnan(values)
         if missing.any():
             position[missing] = 0
@@ -106,6 +115,7 @@ def _bins(batch: Batch, values: np.ndarray
                     and np.maximum.reduce(position, axis=None) <= high)
         else:
             missing = None
+    batch.gappy = missing is not None
     wild = not fits
     # clip(0, LOOKUP_CELLS - 1), as two ufunc calls (no NaN here; -0.0 casts to 0 alike)
     np.maximum(position, 0, out=position)

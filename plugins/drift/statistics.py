@@ -314,6 +314,7 @@ class Batch:
         levels, level = np.unique(self.probs, return_inverse=True)  # the distinct shares
         self.levels, self.level = levels, level.reshape(self.probs.shape)
         self.tabled = all(r.table is not None for r in refs)
+        self.gappy = False  # the last block scanned had NaN (a hint: numeric._bins)
         if self.tabled:
             self._stack_lookups()
 
