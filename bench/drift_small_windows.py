@@ -77,7 +77,8 @@ def measure(samples: Path, labels: Path, spec: str = "100n") -> dict[str, float]
     return {"first pass": sum(first) / len(first) * 1e6,
             "final pass": sum(final) / len(final) * 1e6,
             "both passes": (sum(first) / len(first) + sum(final) / len(final)) * 1e6,
-            "evaluate": sum(evaluated[-TAIL:]) / TAIL * 1e6, "evaluate, in a loop": loop * 1e6}
+            "evaluate": sum(evaluated[-TAIL:]) / len(evaluated[-TAIL:]) * 1e6,
+            "evaluate, in a loop": loop * 1e6}
 
 
 def run(tree: Path, samples: Path, labels: Path, spec: str) -> dict[str, float]:

@@ -34,11 +34,12 @@ import structlog
 from agent.components import Monitor
 from agent.context import PluginContext
 from agent.model import Event, Severity
-from agent.window import Coded, Window
+from agent.window import Window
 from agent.worker import offload
 from plugins.drift import exports as ex
 from plugins.drift import fleet, summary
 from plugins.drift import statistics as st
+from plugins.drift.columns import coded_columns, drift_columns  # also from here, as before
 from plugins.drift.config import DriftConfig
 from plugins.drift.extra import Extra
 from plugins.drift.profile import Profile
@@ -52,34 +53,6 @@ _LIMITS: dict[tuple[st.Rule, float], dict[tuple[int, int], float]] = {}
 EVENT_STREAMS = ("__score",)  # sequential alarms on these raise events; features: metrics
 Ident = tuple[str, str]  # model, model_version
 Key = tuple[str, str, str]  # ... and window spec
-
-
-def coded_columns(window: Window) -> dict[str, Coded]:
-    """The categorical columns of drift_columns() as codes, where they are to be had cheaply."""
-    coded = dict(window.coded)
-    if window.task == "classification" and window.rows:
-        no_class = len(window.classes)
-        coded["__prediction"] = Coded(np.where(window.y_pred < 0, no_class, window.y_pred),
-                                      (*window.classes, ""))
-    return coded
-
-
-def drift_columns(window: Window) -> dict[str, np.ndarray]:
-    """The features, plus the model's own outputs: its score and its predicted class."""
-    columns = dict(window.features)
-    if window.task == "classification" and window.rows:
-        names = np.array((*window.classes, ""), dtype=object)  # -1: no class, ""
-        columns["__prediction"] = names[window.y_pred]
-        if window.scores is not None:
-            score = (window.scores[:, window.positive] if window.positive >= 0
-                     # fmax skips NaN and, unlike nanmax, warns on no row that has none
-                     else np.fmax.reduce(window.scores, axis=1) if window.scores.shape[1]
-                     else None)
-            if score is not None:
-                columns["__score"] = score
-    elif window.rows:
-        columns["__prediction"] = window.y_pred.astype(np.float64)
-    return columns
 
 
 class DriftMonitor(Monitor):
