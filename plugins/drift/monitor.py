@@ -48,7 +48,8 @@ from plugins.drift.sequential import Cusums, calibrate
 
 log = structlog.get_logger("inferwatch")
 JUDGED_KEPT = 64
-THRESHOLDS_KEPT = 1024  # numeric thresholds kept per (rule, z), and (rule, z) kept
+THRESHOLDS_KEPT = 1024  # numeric thresholds kept per (rule, z) ...
+RULES_KEPT = 16  # ... for this many (rule, z): at most ~16,000 floats in all
 _LIMITS: dict[tuple[st.Rule, float], dict[tuple[int, int], float]] = {}
 EVENT_STREAMS = ("__score",)  # sequential alarms on these raise events; features: metrics
 Ident = tuple[str, str]  # model, model_version
@@ -324,7 +325,7 @@ class DriftMonitor(Monitor):
         key = (self.rule, z)
         found = _LIMITS.get(key)
         if found is None or len(found) > THRESHOLDS_KEPT:
-            if len(_LIMITS) >= THRESHOLDS_KEPT:
+            if len(_LIMITS) >= RULES_KEPT:
                 _LIMITS.clear()
             found = _LIMITS[key] = {}
         return found

@@ -360,3 +360,21 @@ def test_many_windows_with_features_that_come_and_go_and_sliding_windows(
         assert new.read_until == old.read_until
         mon.commit(new)
         start += step  # 0.5: overlaps the last window's rows
+
+
+def test_the_thresholds_kept_across_windows_are_bounded(tmp_path: Path, profile: Profile
+                                                        ) -> None:
+    """Window sizes and feature counts without end (each a new z) keep at most
+    RULES_KEPT x THRESHOLDS_KEPT thresholds in the process."""
+    from plugins.drift import monitor as module  # noqa: PLC0415
+    from plugins.drift.statistics import numeric_threshold  # noqa: PLC0415
+
+    mon = monitor(tmp_path, profile)
+    for tests in range(1, 3 * module.RULES_KEPT):
+        z = 2.0 + tests / 100
+        for n in range(module.THRESHOLDS_KEPT + 50):
+            limits = mon._limits(z)
+            limits.setdefault((n, 10_000), numeric_threshold(mon.rule, n + 1, 10_000, z))
+        assert len(module._LIMITS) <= module.RULES_KEPT
+        assert all(len(kept) <= module.THRESHOLDS_KEPT + 1
+                   for kept in module._LIMITS.values())
