@@ -19,6 +19,8 @@ if TYPE_CHECKING:
     from plugins.drift.statistics import Prepared, PreparedNumeric, Rule
 
 CORRELATION_BLOCK = 8192
+_ONES = np.ones(CORRELATION_BLOCK)  # the row sums' vector (never written), not made anew
+_ONES.flags.writeable = False
 
 
 def n_effective(n: int, m: int) -> float:
@@ -78,7 +80,8 @@ def _centred_sums(block: np.ndarray, centre: np.ndarray, incomplete: np.ndarray 
     block = block - centre
     if incomplete is not None and incomplete.any():
         block = block[~incomplete]
-    return np.ones(len(block)) @ block, block.T @ block, len(block)  # BLAS: 7x a strided sum
+    ones = _ONES[:len(block)] if len(block) <= len(_ONES) else np.ones(len(block))
+    return ones @ block, block.T @ block, len(block)  # BLAS: 7x a strided sum
 
 
 def _corr_from(total: np.ndarray, cross: np.ndarray, n: int) -> np.ndarray:
@@ -101,9 +104,9 @@ def correlation_check(prepared: Prepared, columns: dict[str, np.ndarray], rule: 
                       ) -> dict[str, Any] | None:
     """`scanned`: a scan() over some features; used when they are exactly these."""
     names = prepared.profile.corr_features
-    if len(names) < 2 or any(n not in columns for n in names):
+    if len(names) < 2 or not columns.keys() >= prepared.corr_set:
         return None
-    if scanned is not None and list(scanned[0]) == names:
+    if scanned is not None and scanned[0] == prepared.corr_names:
         found = scanned[1]
         corr, n = _corr_from(found.total, found.cross, found.complete), found.complete
     else:
@@ -112,7 +115,8 @@ def correlation_check(prepared: Prepared, columns: dict[str, np.ndarray], rule: 
                                fences([prepared.numeric[m] for m in names]))
     if n < 10:
         return None
-    delta = np.absolute(corr - prepared.corr)
+    delta = corr - prepared.corr
+    np.absolute(delta, out=delta)
     k = len(names)
     delta.flat[::k + 1] = 0.0  # the diagonal, as np.fill_diagonal sets it
     i, j = divmod(int(delta.argmax()), k)

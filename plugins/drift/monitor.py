@@ -34,50 +34,26 @@ import structlog
 from agent.components import Monitor
 from agent.context import PluginContext
 from agent.model import Event, Severity
-from agent.window import Coded, Window
+from agent.window import Window
 from agent.worker import offload
 from plugins.drift import exports as ex
 from plugins.drift import fleet, summary
 from plugins.drift import statistics as st
+from plugins.drift.columns import coded_columns, drift_columns  # also from here, as before
 from plugins.drift.config import DriftConfig
 from plugins.drift.extra import Extra
 from plugins.drift.profile import Profile
 from plugins.drift.references import References, Step
-from plugins.drift.sequential import Cusum, advance, calibrate
+from plugins.drift.sequential import Cusums, calibrate
 
 log = structlog.get_logger("inferwatch")
 JUDGED_KEPT = 64
+THRESHOLDS_KEPT = 1024  # numeric thresholds kept per (rule, z) ...
+RULES_KEPT = 16  # ... for this many (rule, z): at most ~16,000 floats in all
+_LIMITS: dict[tuple[st.Rule, float], dict[tuple[int, int], float]] = {}
 EVENT_STREAMS = ("__score",)  # sequential alarms on these raise events; features: metrics
 Ident = tuple[str, str]  # model, model_version
 Key = tuple[str, str, str]  # ... and window spec
-
-
-def coded_columns(window: Window) -> dict[str, Coded]:
-    """The categorical columns of drift_columns() as codes, where they are to be had cheaply."""
-    coded = dict(window.coded)
-    if window.task == "classification" and window.rows:
-        no_class = len(window.classes)
-        coded["__prediction"] = Coded(np.where(window.y_pred < 0, no_class, window.y_pred),
-                                      (*window.classes, ""))
-    return coded
-
-
-def drift_columns(window: Window) -> dict[str, np.ndarray]:
-    """The features, plus the model's own outputs: its score and its predicted class."""
-    columns = dict(window.features)
-    if window.task == "classification" and window.rows:
-        names = np.array((*window.classes, ""), dtype=object)  # -1: no class, ""
-        columns["__prediction"] = names[window.y_pred]
-        if window.scores is not None:
-            score = (window.scores[:, window.positive] if window.positive >= 0
-                     # fmax skips NaN and, unlike nanmax, warns on no row that has none
-                     else np.fmax.reduce(window.scores, axis=1) if window.scores.shape[1]
-                     else None)
-            if score is not None:
-                columns["__score"] = score
-    elif window.rows:
-        columns["__prediction"] = window.y_pred.astype(np.float64)
-    return columns
 
 
 class DriftMonitor(Monitor):
@@ -96,7 +72,7 @@ class DriftMonitor(Monitor):
         # Windows already judged (by start, end), with their results: a window comes twice.
         self.judged: dict[Key, dict[tuple[float, float], dict[str, Any] | None]] = {}
         self.summarized: dict[Key, deque[tuple[float, float]]] = {}  # final windows, once each
-        self.cusums: dict[Ident, dict[str, Cusum]] = {}
+        self.cusums: dict[Ident, Cusums] = {}
         self.sequential_alarmed: set[tuple[Ident, str]] = set()
         self.retrain_asked: dict[Ident, float] = {}
         self.retrain_counts: dict[tuple[str, str], int] = {}
@@ -132,8 +108,8 @@ class DriftMonitor(Monitor):
         """On the event loop: the one place a window changes the monitor's state."""
         self.first_spec.setdefault(step.ident, step.first_spec)
         self.refs.commit(step, new=new)
-        if step.cusums:
-            self.cusums[step.ident] = {**self.cusums.get(step.ident, {}), **step.cusums}
+        if step.cusums is not None:
+            self.cusums[step.ident] = step.cusums
         if step.read_until is not None:
             self.read_until[step.ident] = step.read_until
         if step.cusum_series is not None:
@@ -254,9 +230,8 @@ class DriftMonitor(Monitor):
             return step
         key = (window.model, window.model_version, window.spec)
         step.series = ex.window_series(key, step.results, self.methods)
-        if step.cusums:
-            step.cusum_series = ex.cusum_series(ident, {**self.cusums.get(ident, {}),
-                                                        **step.cusums})
+        if step.cusums is not None:
+            step.cusum_series = ex.cusum_series(ident, step.cusums)
         return step
 
     def _results(self, step: Step, window: Window, columns: dict[str, np.ndarray],
@@ -265,8 +240,9 @@ class DriftMonitor(Monitor):
         CUSUM step: plain Python throughout (each array is converted once, by tolist)."""
         tests = len(reference.numeric) + len(reference.categorical)
         z = st.z_for(self.rule, tests)
-        names = tuple(name for name in reference.numeric
-                      if name in columns and columns[name].dtype.kind != "O")
+        names = tuple([name for name in reference.numeric
+                       if (column := columns.get(name)) is not None
+                       and column.dtype.kind != "O"])
         matrix = st.stacked([columns[name] for name in names])  # rows x k, read only
         features: dict[str, Any] = {}
         batch, counts, n, scanned = None, np.empty((0, 0)), np.empty(0), None
@@ -276,22 +252,23 @@ class DriftMonitor(Monitor):
                                                matrix=matrix, columns=columns, z=z)
         coded = coded_columns(window)
         for name, cat in reference.categorical.items():
-            if name in columns and columns[name].dtype.kind == "O":
-                found = st.categorical_stats(cat, coded.get(name, columns[name]))
-                if found is not None:
-                    limit = st.categorical_threshold(self.rule, cat, int(found["n"]), z)
-                    features[name] = self._verdict(found, "tvd", limit)
+            column = columns.get(name)
+            if column is not None and column.dtype.kind == "O":
+                found = st.categorical_values(cat, coded.get(name, column))
+                if found is not None:  # the keys _verdict gave them, in its order
+                    tvd, psi, js, chi2, unseen, n_c = found
+                    limit = st.categorical_threshold(self.rule, cat, n_c, z)
+                    features[name] = {"tvd": tvd, "psi": psi, "js": js, "chi2": chi2,
+                                      "unseen_rate": unseen, "method": "tvd",
+                                      "threshold": limit, "ratio": tvd / limit,
+                                      "drifted": tvd > limit, "n": n_c}
         multivariate = st.correlation_check(reference, columns, self.rule, z, scanned)
         ranked = sorted(features.items(), key=lambda kv: -kv[1]["ratio"])
-        for name, found in ranked[:summary.HISTOGRAMS]:  # the replay report draws the worst
-            row = names.index(name) if name in names else -1
-            found["histogram"] = (
-                summary.numeric_histogram(reference.numeric[name], counts[row], int(n[row]))
-                if row >= 0 else summary.categorical_histogram(
-                    reference.categorical[name].profile, columns[name]))
+        summary.draw(ranked[:summary.HISTOGRAMS], {} if batch is None else batch.row,
+                     reference, counts, n, columns=columns)  # the report draws the worst
         top = [{"feature": n, "method": f["method"], "score": f[f["method"]],
                 "threshold": f["threshold"]} for n, f in ranked[:self.config.top_features]]
-        drifted = any(f["drifted"] for f in features.values()) or bool(
+        drifted = True in [f["drifted"] for f in features.values()] or bool(
             multivariate and multivariate["drifted"])
         return {"features": features, "multivariate": multivariate or {}, "top": top,
                 "drifted": drifted, "reference_samples": reference.profile.count,
@@ -310,55 +287,61 @@ class DriftMonitor(Monitor):
         if batch.tabled:  # one pass for the bins of every feature and the correlation
             found_scan = st.scan(batch, matrix)
             counts, n = found_scan.counts, found_scan.n
-            scanned = (batch.summed_names, found_scan)
+            scanned, full = (batch.summed_names, found_scan), found_scan.full
         else:
             binned = [st.bin_counts(reference.numeric[name],
                                     np.asarray(columns[name], dtype=np.float64))
                       for name in names]
             counts, n = np.array([c for c, _ in binned]), np.array([m for _, m in binned])
-            scanned = None
-        w1, ks, psi, js, counted = st.numeric_lists(batch, counts, n)
-        limits: dict[tuple[int, int], float] = {}
-        for i, name in enumerate(names):
-            n_i = counted[i]
+            scanned, full = None, None
+        w1, ks, psi, js, counted = st.numeric_lists(batch, counts, n, full)
+        limit_of = self._limits(z)
+        extra = self.extra.statistics
+        for name, effect, k_s, p_s, j_s, n_i, m in zip(names, w1, ks, psi, js, counted,
+                                                        batch.count, strict=True):
             if not n_i:
                 continue
-            key = (n_i, batch.count[i])
-            limit = limits.get(key)
+            limit = limit_of.get((n_i, m))
             if limit is None:
-                limit = limits[key] = st.numeric_threshold(self.rule, n_i, key[1], z)
-            effect = w1[i]
-            found: dict[str, Any] = {"wasserstein": effect, "ks": ks[i], "psi": psi[i],
-                                     "js": js[i]}
-            if self.extra.statistics:  # theirs after the built-in statistics, as before
+                limit = limit_of[(n_i, m)] = st.numeric_threshold(self.rule, n_i, m, z)
+            if extra:  # theirs after the built-in statistics, as before
+                found: dict[str, Any] = {"wasserstein": effect, "ks": k_s, "psi": p_s,
+                                         "js": j_s}
                 self.extra.add(found, np.asarray(columns[name], dtype=np.float64),
                                reference.numeric[name].profile, step.errors)
-            found.update(method="wasserstein", threshold=limit, ratio=effect / limit,
-                         drifted=effect > limit, n=n_i)
+                found.update(method="wasserstein", threshold=limit, ratio=effect / limit,
+                             drifted=effect > limit, n=n_i)
+            else:  # the same keys in the same order, in one dict display
+                found = {"wasserstein": effect, "ks": k_s, "psi": p_s, "js": j_s,
+                         "method": "wasserstein", "threshold": limit, "ratio": effect / limit,
+                         "drifted": effect > limit, "n": n_i}
             features[name] = found
         return counts, n, scanned
+
+    def _limits(self, z: float) -> dict[tuple[int, int], float]:
+        """The numeric thresholds by (rows counted, reference rows) for this rule and z,
+        kept across windows (a stream's windows repeat a few sizes), process-wide and
+        bounded: a cache, not the monitor's state (evaluate may run in a worker thread)."""
+        key = (self.rule, z)
+        found = _LIMITS.get(key)
+        if found is None or len(found) > THRESHOLDS_KEPT:
+            if len(_LIMITS) >= RULES_KEPT:
+                _LIMITS.clear()
+            found = _LIMITS[key] = {}
+        return found
 
     def _unread(self, step: Step, window: Window) -> bool:
         """A window of the stream's first spec that holds none of the rows read so far."""
         return (window.spec == step.first_spec
                 and window.start >= self.read_until.get(step.ident, -math.inf))
 
-    @staticmethod
-    def _verdict(found: dict[str, float], method: str, limit: float) -> dict[str, Any]:
-        effect = found[method]
-        verdict: dict[str, Any] = dict(found)
-        n = int(verdict.pop("n"))
-        verdict.update(method=method, threshold=limit, ratio=effect / limit,
-                       drifted=effect > limit, n=n)
-        return verdict
-
     def _sequential(self, step: Step, window: Window, names: tuple[str, ...],
                     matrix: np.ndarray, batch: st.Batch | None, *, finite: bool = False
                     ) -> dict[str, Any]:
         """CUSUM on each numeric stream, in row order, on the model's first window spec.
-        Each detector is a copy, updated here and swapped in by commit(); all streams of a
-        window advance together (sequential.advance: one set of array operations), on the
-        rows x k matrix the scan read.
+        The stream's detectors are arrays (sequential.Cusums), copied, advanced together
+        here (one set of array operations, no object per detector) and swapped in by
+        commit(), on the rows x k matrix the scan read.
 
         Of a sliding spec (`1h/10m`, `500n/100n`) only windows that do not overlap the rows
         already read: the CUSUM's false-alarm rate holds for rows read once, and reading
@@ -379,15 +362,13 @@ class DriftMonitor(Monitor):
         # walk takes z - k and -z - k, k > 0).
         np.maximum(z, batch.z_fence[0], out=z)
         np.minimum(z, batch.z_fence[1], out=z)
-        detectors = self.cusums.get(step.ident, {})
-        before = [detectors.get(name) or Cusum(self.k, self.h) for name in names]
-        after = advance(before, z, None if valid is None or valid.all() else valid,
-                        (self.k, self.h))
-        h = self.h
-        step.cusums.update(zip(names, after, strict=True))
-        return {name: {"statistic": max(new.up, new.down) / h,
-                       "alarms": new.alarms - old.alarms, "total_alarms": new.alarms}
-                for name, old, new in zip(names, before, after, strict=True)}
+        detectors = self.cusums.get(step.ident)
+        if detectors is None:
+            detectors = Cusums(self.k, self.h)
+        step.cusums, statistic, fired, total = detectors.advanced(
+            names, z, None if valid is None or valid.all() else valid)
+        return {name: {"statistic": s, "alarms": a, "total_alarms": t}
+                for name, s, a, t in zip(names, statistic, fired, total, strict=True)}
 
     # -- judging --------------------------------------------------------------------------
 

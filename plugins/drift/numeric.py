@@ -40,6 +40,7 @@ class Scan:
     cross: np.ndarray  # their cross products
     complete: int  # rows with every summed feature present
     finite: bool = False  # True: surely no NaN, no infinity (none missing, none past a fence)
+    full: int | None = None  # the rows, when every feature counted all of them (no NaN)
 
 
 def stacked(values: Sequence[np.ndarray]) -> np.ndarray:
@@ -62,40 +63,60 @@ def scan(batch: Batch, values: Sequence[np.ndarray] | np.ndarray) -> Scan:
     width = len(batch.summed)
     total, cross, complete = np.zeros(width), np.zeros((width, width)), 0
     missing_per = np.zeros(k, np.int64)
+    gaps = False
     finite = math.isfinite(batch.fence_cells[0]) and math.isfinite(batch.fence_cells[1])
     with np.errstate(all="ignore"):  # values near the float limit: clipped below
         for start in range(0, rows, SCAN_BLOCK):
             block = matrix[start:start + SCAN_BLOCK]
             # The binning runs on the k x rows transpose: C order as stacked() made it,
             # so that no pass mixes layouts (each value's bin is the same either way).
-            missing = np.isnan(block.T)
-            gaps = bool(missing.any())
-            index, wild = _bins(batch, block.T, missing if gaps else None)
-            finite = finite and not gaps and not wild
-            if gaps:
+            index, wild, missing = _bins(batch, block.T)
+            finite = finite and missing is None and not wild
+            if missing is not None:
+                gaps = True
                 missing_per += np.add.reduce(missing, axis=1)
             counts += np.bincount(index.ravel(order="K"), minlength=k * (BINS + 1))
-            sums, products, rows_complete = _block_sums(batch, block, missing.T if gaps
-                                                        else None, wild)
+            sums, products, rows_complete = _block_sums(
+                batch, block, None if missing is None else missing.T, wild)
             total += sums
             cross += products
             complete += rows_complete
     return Scan(counts.reshape(k, BINS + 1)[:, :BINS], rows - missing_per, total, cross,
-                complete, finite)
+                complete, finite, None if gaps else rows)
 
 
-def _bins(batch: Batch, values: np.ndarray, missing: np.ndarray | None
-          ) -> tuple[np.ndarray, bool]:
+def _bins(batch: Batch, values: np.ndarray
+          ) -> tuple[np.ndarray, bool, np.ndarray | None]:
     """Each value's bin (`values`: k x rows), numbered after the previous feature's (NaN:
     the slot after them), by the stacked lookup tables; `wild`: some value may lie beyond
-    its fence. Two whole-block reductions on the common scale of the lookup say "surely
-    not" in the common case."""
+    its fence; where values are NaN (None: nowhere). Two whole-block reductions on the
+    common scale of the lookup say "surely not" to both in the common case: a NaN value
+    has a NaN position, which they carry, so only then are the NaN looked for. A batch
+    whose last block had NaN looks for them first, as before (`Batch.gappy`, a hint)."""
     position = values - batch.low[:, None]
     position *= batch.scale[:, None]
-    if missing is not None:
-        position[missing] = 0
-    wild = not (np.minimum.reduce(position, axis=None) >= batch.fence_cells[0]
-                and np.maximum.reduce(position, axis=None) <= batch.fence_cells[1])
+    low, high = batch.fence_cells
+    missing = None
+    if batch.gappy:
+        missing = np.isnan(values)
+        if missing.any():
+            position[missing] = 0
+        else:
+            missing = None
+    lowest = np.minimum.reduce(position, axis=None)
+    highest = np.maximum.reduce(position, axis=None)
+    fits = lowest >= low and highest <= high
+    if not fits and missing is None and not batch.gappy and (
+            math.isnan(lowest) or math.isnan(highest)):
+        missing = np.isnan(values)
+        if missing.any():
+            position[missing] = 0
+            fits = (np.minimum.reduce(position, axis=None) >= low
+                    and np.maximum.reduce(position, axis=None) <= high)
+        else:
+            missing = None
+    batch.gappy = missing is not None
+    wild = not fits
     # clip(0, LOOKUP_CELLS - 1), as two ufunc calls (no NaN here; -0.0 casts to 0 alike)
     np.maximum(position, 0, out=position)
     np.minimum(position, LOOKUP_CELLS - 1, out=position)
@@ -109,7 +130,7 @@ def _bins(batch: Batch, values: np.ndarray, missing: np.ndarray | None
     if missing is not None:
         index[missing] = np.broadcast_to(batch.bin_offset[:, None] + BINS,
                                          values.shape)[missing]
-    return index, wild
+    return index, wild, missing
 
 
 def _block_sums(batch: Batch, block: np.ndarray, missing: np.ndarray | None, wild: bool
@@ -138,36 +159,40 @@ def numeric_stats_many(batch: Batch, counts: np.ndarray, n: np.ndarray,
     return out
 
 
-def numeric_lists(batch: Batch, counts: np.ndarray, n: np.ndarray
+def numeric_lists(batch: Batch, counts: np.ndarray, n: np.ndarray, full: int | None = None
                   ) -> tuple[list[float], list[float], list[float], list[float], list[int]]:
     """Wasserstein, KS, PSI and Jensen-Shannon of k features as lists, and each one's n:
     numeric_stats_many without the dicts, in as few array operations as the arithmetic
-    allows (each one on all k features; a small window's cost is their count)."""
+    allows (each one on all k features; a small window's cost is their count). `full`:
+    the n of every feature, when the caller knows they are all the same (no NaN)."""
     k = len(batch.refs)
     with np.errstate(all="ignore"):  # n = 0: NaN, and 0 log 0, left out below
-        q = counts / n[:, None]
+        q = counts / (n[:, None] if full is None else full)  # c / n: the same float
         diff = np.add.accumulate(q, axis=1)  # np.cumsum, without its Python wrapper
         np.subtract(diff, batch.cdf, out=diff)
         np.absolute(diff, out=diff)
-        wasserstein = np.einsum("ij,ij->i", diff[:, :-1], batch.gaps) / batch.std
-        ks = np.maximum.reduce(diff, axis=1)
+        found = np.empty((4, k))  # W1, KS, PSI, JS: one tolist for all four
+        np.divide(np.einsum("ij,ij->i", diff[:, :-1], batch.gaps), batch.std, out=found[0])
+        np.maximum.reduce(diff, axis=1, out=found[1])
         b = np.maximum(np.add.reduce(q.reshape(k, COARSE, BINS // COARSE), axis=2), PSI_EPS)
         spread = b - batch.coarse_floor
         np.divide(b, batch.coarse_floor, out=b)
         np.log(b, out=b)
         spread *= b
-        psi = np.add.reduce(spread, axis=1)
-        rows = int(n[0]) if len(n) else 0
+        np.add.reduce(spread, axis=1, out=found[2])
+        rows = full if full is not None else int(n[0]) if len(n) else 0
         if (rows > 0 and len(batch.levels) * (rows + 1) <= TABLE_CELLS
-                and bool((n == rows).all())):
+                and (full is not None or bool((n == rows).all()))):
             table, base = batch.js_table(rows)
             terms = table.take(base + counts.astype(np.intp, copy=False), axis=1)
             sides = np.add.reduce(terms, axis=2)
-            js = np.sqrt(np.maximum(0.0, (sides[0] + sides[1]) / 2))
+            half = np.add(sides[0], sides[1], out=sides[0])
+            half /= 2
+            np.sqrt(np.maximum(0.0, half, out=half), out=found[3])  # 0.0 first, as before
         else:  # [0]: the reference's shares, [1]: this window's
-            js = _js_sides(np.array((batch.probs, q)), (batch.probs + q) / 2, 2)
-    return (wasserstein.tolist(), ks.tolist(), psi.tolist(), js.tolist(),
-            n.astype(np.int64).tolist())
+            found[3] = _js_sides(np.array((batch.probs, q)), (batch.probs + q) / 2, 2)
+    w1, ks, psi, js = found.tolist()
+    return w1, ks, psi, js, n.astype(np.int64, copy=False).tolist()
 
 
 def _js_sides(shares: np.ndarray, m: np.ndarray, axis: int) -> np.ndarray:

@@ -19,7 +19,7 @@ import numpy as np
 from agent.errors import ConfigError
 from agent.loader import Plugins, discover
 from agent.recordings import open_lines
-from plugins.drift.monitor import drift_columns
+from plugins.drift.columns import drift_columns
 from plugins.drift.profile import Profile, build
 
 

@@ -28,7 +28,7 @@ from agent.metrics import Accumulator
 from plugins.drift import statistics as st
 from plugins.drift.config import DriftConfig
 from plugins.drift.profile import Profile, build, findings
-from plugins.drift.sequential import Cusum
+from plugins.drift.sequential import Cusums
 
 log = structlog.get_logger("inferwatch")
 Ident = tuple[str, str]  # model, model_version
@@ -57,7 +57,7 @@ class Step:
     given: Ident | None = None  # the given reference's key, when it is one
     part: dict[str, np.ndarray] | None = None  # rows kept toward a capture
     fresh: bool = False  # the reference was captured from this window's rows
-    cusums: dict[str, Cusum] = field(default_factory=dict)  # updated copies
+    cusums: Cusums | None = None  # the stream's detectors, the window's updated
     read_until: float | None = None  # the end of the rows a capture or the CUSUMs now read
     series: Accumulator | None = None  # the window's series (exports.py), built with it
     cusum_series: Accumulator | None = None  # the stream's CUSUM series, updated

@@ -15,6 +15,7 @@ tens of millions of samples a second, with the state carried between windows.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -165,3 +166,145 @@ def _updated(detector: Cusum, z: np.ndarray) -> Cusum:
                  detector.samples)
     copy.update(z)
     return copy
+
+
+class Cusums(Mapping[str, Cusum]):
+    """One stream's detectors (all with the same k and h) as arrays, a row per stream name:
+    a window advances them with a few array operations and no Python object per detector,
+    the same arithmetic as `advance` (bit for bit). Never changed in place: `advanced`
+    returns a new one (the monitor swaps it in on the loop). Read as a Mapping of name to
+    a `Cusum` (a copy), in the order the names first came, as the exports read it."""
+
+    def __init__(self, k: float, h: float, names: tuple[str, ...] = (), *,
+                 state: np.ndarray | None = None, alarms: np.ndarray | None = None,
+                 samples: np.ndarray | None = None, index: dict[str, int] | None = None
+                 ) -> None:
+        self.k, self.h, self.names = k, h, names
+        # shared by the copies of the same names (never changed after it is made)
+        self.index = {name: i for i, name in enumerate(names)} if index is None else index
+        m = len(names)
+        self.state = np.zeros(2 * m) if state is None else state  # ups, then downs
+        self.alarms = np.zeros(m, np.int64) if alarms is None else alarms
+        self.samples = np.zeros(m, np.int64) if samples is None else samples
+
+    def __getitem__(self, name: str) -> Cusum:
+        i, m = self.index[name], len(self.names)
+        return Cusum(self.k, self.h, float(self.state[i]), float(self.state[m + i]),
+                     int(self.alarms[i]), int(self.samples[i]))
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.names)
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    def advanced(self, names: tuple[str, ...], z: np.ndarray, valid: np.ndarray | None
+                 ) -> tuple[Cusums, list[float], list[int], list[int]]:
+        """A copy with the detectors of `names` advanced over the rows of `z` (k x n,
+        standardised; `valid` as for `advance`), names it had not seen appended (from
+        zero); and, per name of `names`: max(up, down) / h, the alarms this window raised,
+        the alarms in all. `advance`'s arithmetic on arrays, row for row (a detector that
+        may alarm goes through Cusum.update, as there); unchanged arrays are shared with
+        the copy, never written."""
+        grown = self._with(names)
+        rows = (None if names == grown.names
+                else np.array([grown.index[name] for name in names], dtype=np.intp))
+        both = None if rows is None else np.concatenate((rows, rows + len(grown.names)))
+        k, n = z.shape
+        if not 0 < n <= CHUNK:
+            return grown._copy()._slow(names, rows, z, valid)
+        start = grown.state if both is None else grown.state.take(both)
+        walk = np.empty((2 * k, n))
+        np.subtract(z, self.k, out=walk[:k])  # `advance`'s steps: z - k, and -z - k
+        np.subtract(-self.k, z, out=walk[k:])  # as -k - z (addition commutes, bit for bit)
+        if valid is not None:
+            walk.reshape(2, k, n)[:, ~valid] = 0.0
+        walk[:, 0] += start
+        np.add.accumulate(walk, axis=1, out=walk)
+        floor = np.minimum(np.minimum.reduce(walk, axis=1), 0.0)
+        alarmed = ([] if np.maximum.reduce(walk, axis=None) - floor.min() <= self.h
+                   else self._alarmed(walk, floor, k))
+        last = walk[:, -1] - floor
+        counted = n if valid is None else np.add.reduce(valid, axis=1)
+        alarms = grown.alarms if rows is None else grown.alarms[rows]
+        before = grown.samples if rows is None else grown.samples[rows]
+        samples = before + counted
+        fired = [0] * k
+        if alarmed:
+            alarms = alarms.copy()
+            for i in alarmed:
+                found = _updated(Cusum(self.k, self.h, float(start[i]), float(start[k + i]),
+                                       int(alarms[i]), int(before[i])),
+                                 z[i] if valid is None else z[i][valid[i]])
+                last[i], last[k + i] = found.up, found.down
+                fired[i] = found.alarms - int(alarms[i])
+                alarms[i], samples[i] = found.alarms, found.samples
+        new = grown._replaced(rows, both, last, alarms, samples)
+        return new, new._statistic(last), fired, alarms.tolist()
+
+    def _alarmed(self, walk: np.ndarray, floor: np.ndarray, k: int) -> list[int]:
+        """The detectors whose reflected walk crosses h (`advance`'s bound per row first,
+        then the rows' walks themselves)."""
+        rows = np.flatnonzero(~(np.maximum.reduce(walk, axis=1) - floor <= self.h))
+        reflected = walk[rows]
+        _reflected_after_sum(reflected)
+        crossed = (np.maximum.reduce(reflected, axis=1) > self.h).tolist()
+        return sorted({row % k for row, hit in zip(rows.tolist(), crossed, strict=True)
+                       if hit})
+
+    def _replaced(self, rows: np.ndarray | None, both: np.ndarray | None, last: np.ndarray,
+                  alarms: np.ndarray, samples: np.ndarray) -> Cusums:
+        """A copy with the window's detectors (`rows`, None: all, in order) set."""
+        if rows is None or both is None:
+            return Cusums(self.k, self.h, self.names, state=last, alarms=alarms,
+                          samples=samples, index=self.index)
+        state, all_alarms, all_samples = (self.state.copy(), self.alarms.copy(),
+                                          self.samples.copy())
+        state[both], all_alarms[rows], all_samples[rows] = last, alarms, samples
+        return Cusums(self.k, self.h, self.names, state=state, alarms=all_alarms,
+                      samples=all_samples, index=self.index)
+
+    def _with(self, names: tuple[str, ...]) -> Cusums:
+        """Itself, or a copy with a zero row for each name it had not seen."""
+        if names == self.names:
+            return self
+        new = tuple(dict.fromkeys(name for name in names if name not in self.index))
+        if not new:
+            return self
+        m, extra = len(self.names), np.zeros(len(new))
+        return Cusums(self.k, self.h, self.names + new,
+                      state=np.concatenate((self.state[:m], extra, self.state[m:], extra)),
+                      alarms=np.concatenate((self.alarms, np.zeros(len(new), np.int64))),
+                      samples=np.concatenate((self.samples, np.zeros(len(new), np.int64))))
+
+    def _copy(self) -> Cusums:
+        return Cusums(self.k, self.h, self.names, state=self.state.copy(),
+                      alarms=self.alarms.copy(), samples=self.samples.copy(), index=self.index)
+
+    def _statistic(self, last: np.ndarray) -> list[float]:
+        """max(up, down) / h of each of the window's detectors (`last`: ups, then downs)."""
+        k = len(last) // 2
+        up, down = last[:k], last[k:]
+        found: list[float] = (np.where(down > up, down, up) / self.h).tolist()  # as max()
+        return found
+
+    def _total(self, rows: np.ndarray | None) -> list[int]:
+        found: list[int] = (self.alarms if rows is None else self.alarms[rows]).tolist()
+        return found
+
+    def _slow(self, names: tuple[str, ...], rows: np.ndarray | None, z: np.ndarray,
+              valid: np.ndarray | None) -> tuple[Cusums, list[float], list[int], list[int]]:
+        """A window that may raise an alarm, an empty one or one longer than CHUNK:
+        `advance` on Cusum objects, then back into this copy's arrays (made for it)."""
+        before = [self[name] for name in names]
+        after = advance(before, z, valid, (self.k, self.h))
+        last = np.array([d.up for d in after] + [d.down for d in after])
+        alarms = [d.alarms for d in after]
+        samples = [d.samples for d in after]
+        if rows is None:
+            self.state[:], self.alarms[:], self.samples[:] = last, alarms, samples
+        else:
+            self.state[np.concatenate((rows, rows + len(self.names)))] = last
+            self.alarms[rows], self.samples[rows] = alarms, samples
+        fired = [d.alarms - b.alarms for d, b in zip(after, before, strict=True)]
+        return self, self._statistic(last), fired, self._total(rows)

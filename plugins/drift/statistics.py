@@ -82,6 +82,7 @@ __all__ = [
     "bin_counts",
     "categorical_stats",
     "categorical_threshold",
+    "categorical_values",
     "correlation_check",
     "fences",
     "js_distance",
@@ -219,15 +220,17 @@ class PreparedCategorical:
         return found
 
     def slots(self, levels: tuple[str, ...]) -> np.ndarray:
-        """Each level's slot (unseen ones: the last), and 0 for code -1 (missing, weighed 0):
-        kept per level tuple, since a stream's windows mostly list the same levels."""
+        """Each level's slot (unseen ones: the last, len(names)), and one past it for code
+        -1 (missing: counted apart, then left out): kept per level tuple, since a stream's
+        windows mostly list the same levels."""
         found = self._slots.get(levels)
         if found is None:
             if len(self._slots) >= SLOTS_KEPT:
                 self._slots.clear()
             unseen = len(self.names)
             found = self._slots[levels] = np.array(
-                [self.index.get(str(level), unseen) for level in levels] + [0], dtype=np.intp)
+                [self.index.get(str(level), unseen) for level in levels] + [unseen + 1],
+                dtype=np.intp)
         return found
 
 
@@ -245,6 +248,8 @@ class Prepared:
         self.categorical = {k: PreparedCategorical(v)
                             for k, v in self.profile.categorical.items()}
         self.corr = np.array(self.profile.corr) if self.profile.corr else np.empty((0, 0))
+        self.corr_names = tuple(self.profile.corr_features)
+        self.corr_set = frozenset(self.corr_names)
         self._batches: dict[tuple[str, ...], Batch] = {}
 
     def batch(self, names: tuple[str, ...]) -> Batch:
@@ -283,6 +288,7 @@ class Batch:
     def __init__(self, refs: list[PreparedNumeric], names: tuple[str, ...] = (),
                  correlated: Sequence[str] = ()) -> None:
         self.refs, self.names = refs, names
+        self.row = {name: i for i, name in enumerate(names)}  # each feature's row
         self.count = [r.profile.count for r in refs]  # reference rows, per feature
         k = len(refs)
         # The columns whose centred sums a scan accumulates: the correlation check's, when
@@ -308,6 +314,7 @@ class Batch:
         levels, level = np.unique(self.probs, return_inverse=True)  # the distinct shares
         self.levels, self.level = levels, level.reshape(self.probs.shape)
         self.tabled = all(r.table is not None for r in refs)
+        self.gappy = False  # the last block scanned had NaN (a hint: numeric._bins)
         if self.tabled:
             self._stack_lookups()
 
@@ -370,13 +377,24 @@ def _counted(ref: PreparedCategorical, values: np.ndarray) -> tuple[np.ndarray, 
 def categorical_stats(ref: PreparedCategorical, values: np.ndarray | Coded
                       ) -> dict[str, float] | None:
     """`values`: an object array, or the same column as codes (a bincount, ~50x faster)."""
+    found = categorical_values(ref, values)
+    if found is None:
+        return None
+    return dict(zip(("tvd", "psi", "js", "chi2", "unseen_rate"), found[:5], strict=True),
+                n=float(found[5]))
+
+
+def categorical_values(ref: PreparedCategorical, values: np.ndarray | Coded
+                       ) -> tuple[float, float, float, float, float, int] | None:
+    """categorical_stats as a tuple (TVD, PSI, JS, chi-square, unseen rate, n): what the
+    monitor builds its verdict from, with no dict in between."""
     k = len(ref.names)
     other, unseen = k - 1, k  # the last slot: categories the reference never had
     if isinstance(values, Coded):  # each level's slot, and one bincount for all rows
-        present = values.codes >= 0
-        counts = np.bincount(ref.slots(values.levels)[values.codes], weights=present,
-                             minlength=k + 1)
-        n = int(np.count_nonzero(present))
+        codes = values.codes
+        found = np.bincount(ref.slots(values.levels).take(codes), minlength=k + 2)
+        n = len(codes) - int(found[k + 1])  # the missing rows' slot, left out
+        counts = found[:k + 1]  # integers: the same floats below as counting by weights
     else:
         counts, n = _counted(ref, values)
     if n == 0:
@@ -387,13 +405,13 @@ def categorical_stats(ref: PreparedCategorical, values: np.ndarray | Coded
     used = ref.present | (counts > 0)  # a slot empty on both sides says nothing
     table = ref.terms(n)
     if table is not None:  # each used slot's terms looked up by its count, summed per row
-        slot = np.flatnonzero(used)
-        sums = np.add.reduce(table.take(slot * (n + 1) + counts[slot].astype(np.intp), axis=1),
-                             axis=1).tolist()
+        slot = used.nonzero()[0]
+        cells = slot * (n + 1)
+        cells += counts.take(slot).astype(np.intp, copy=False)
+        sums = np.add.reduce(table.take(cells, axis=1), axis=1).tolist()
         half = (sums[2] + sums[3]) / 2
-        return {"tvd": sums[0] / 2, "psi": sums[1], "js": math.sqrt(half if half > 0 else 0.0),
-                "chi2": sums[4], "unseen_rate": float(counts[unseen]) / n if used[unseen]
-                else 0.0, "n": float(n)}
+        return (sums[0] / 2, sums[1], math.sqrt(half if half > 0 else 0.0), sums[4],
+                float(counts[unseen]) / n if used[unseen] else 0.0, n)
     counts, p, a = counts[used], ref.probs[used], ref.floor[used]
     shares = np.array((p, counts))
     q = shares[1]
@@ -410,9 +428,8 @@ def categorical_stats(ref: PreparedCategorical, values: np.ndarray | Coded
         chi = counts - expected
         chi **= 2
         chi /= expected
-    return {"tvd": tvd, "psi": float(np.add.reduce(spread)), "js": js,
-            "chi2": float(np.add.reduce(chi)),
-            "unseen_rate": float(q[-1]) if used[unseen] else 0.0, "n": float(n)}
+    return (tvd, float(np.add.reduce(spread)), js, float(np.add.reduce(chi)),
+            float(q[-1]) if used[unseen] else 0.0, n)
 
 
 @dataclass(frozen=True)

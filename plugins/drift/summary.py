@@ -11,7 +11,7 @@ import numpy as np
 
 from agent.window import Window
 from plugins.drift.profile import CategoricalProfile
-from plugins.drift.statistics import PreparedNumeric
+from plugins.drift.statistics import Prepared, PreparedNumeric
 
 HISTOGRAMS = 3  # the most drifting features get their distributions in the results
 COARSE = 5  # reference bins (1% each) per histogram bar: 20 bars
@@ -20,13 +20,40 @@ SHARES_KEPT = 8  # ... for this many window sizes at a time (at most ~3 MiB)
 _SHARES: dict[int, dict[float, float]] = {}
 
 
+def draw(worst: list[tuple[str, dict[str, Any]]], rows: dict[str, int], reference: Prepared,
+         counts: np.ndarray, n: np.ndarray, *, columns: dict[str, np.ndarray]) -> None:
+    """Each of the worst features' histogram into its verdict: numeric_histogram of each
+    numeric one (`rows`: its row of `counts`), their bars summed in one array operation
+    (sums of whole counts: exact in any order), or categorical_histogram."""
+    numeric = [(found, rows[name], reference.numeric[name]) for name, found in worst
+               if name in rows]
+    shapes = {(len(ref.probs), _reference_bars(ref)[2]) for _, _, ref in numeric}
+    if len(shapes) == 1:
+        ((bins, width),) = shapes
+        picked = counts.take([row for _, row, _ in numeric], axis=0)[:, :bins]
+        summed = np.add.reduce(picked.reshape(len(numeric), -1, width), axis=2).tolist()
+        for (found, row, ref), current in zip(numeric, summed, strict=True):
+            edges, bars, _ = _reference_bars(ref)
+            found["histogram"] = {"edges": list(edges), "reference": list(bars),
+                                  "current": _rounded(current, max(int(n[row]), 1))}
+    else:
+        for found, row, ref in numeric:
+            found["histogram"] = numeric_histogram(ref, counts[row], int(n[row]))
+    for name, found in worst:
+        if name not in rows:
+            found["histogram"] = categorical_histogram(reference.categorical[name].profile,
+                                                       columns[name])
+
+
 def numeric_histogram(ref: PreparedNumeric, counts: np.ndarray, n: int) -> dict[str, Any]:
     """Reference against current shares on the reference's quantile bins, five to a bar
     (the reference's side worked out once per reference)."""
     edges, reference, width = _reference_bars(ref)
-    current = np.asarray(counts[:len(ref.probs)], dtype=np.float64).reshape(-1, width)
+    # Summed as they come (integers from a scan, floats otherwise): exact either way, and
+    # c / total is the same float for the int c as for the float.
+    current = np.add.reduce(counts[:len(ref.probs)].reshape(-1, width), axis=1)
     return {"edges": list(edges), "reference": list(reference),
-            "current": _rounded(np.add.reduce(current, axis=1).tolist(), max(n, 1))}
+            "current": _rounded(current.tolist(), max(n, 1))}
 
 
 def _rounded(summed: list[float], total: int) -> list[float]:
@@ -39,13 +66,13 @@ def _rounded(summed: list[float], total: int) -> list[float]:
         if len(_SHARES) >= SHARES_KEPT:
             _SHARES.clear()
         known = _SHARES[total] = {}
-    out = []
-    for c in summed:
-        share = known.get(c)
-        if share is None:
-            share = known[c] = round(c / total, 5)
-        out.append(share)
-    return out
+    try:
+        return [known[c] for c in summed]
+    except KeyError:
+        for c in summed:
+            if c not in known:
+                known[c] = round(c / total, 5)
+        return [known[c] for c in summed]
 
 
 def _reference_bars(ref: PreparedNumeric) -> tuple[list[float], list[float], int]:

@@ -495,6 +495,7 @@ def _sequential(self: DriftMonitor, step: Step, window: Window, names: tuple[str
     before = [detectors.get(name) or Cusum(self.k, self.h) for name in names]
     after = advance(before, z, None if finite.all() else finite)
     out = {}
+    step.cusums = {}  # the window's detectors only (the live Step holds the stream's Cusums)
     for name, old, new in zip(names, before, after, strict=True):
         step.cusums[name] = new
         out[name] = {"statistic": max(new.up, new.down) / self.h,

@@ -22,6 +22,7 @@ from agent.window import Coded, Window
 from plugins.drift.extra import Extra
 from plugins.drift.monitor import DriftMonitor, drift_columns
 from plugins.drift.profile import BINS, NumericProfile, Profile, build
+from plugins.drift.sequential import Cusum, Cusums
 from plugins.drift.statistics import Prepared, scan
 from tests.plugins import drift_frozen
 from tests.plugins.test_drift import monitor
@@ -116,8 +117,16 @@ def compare(mon: DriftMonitor, window: Window) -> None:
     new = mon.evaluate(window)
     assert is_plain(new.results)
     same(new.results, old.results)
-    assert ({k: dataclasses.astuple(c) for k, c in new.cusums.items()}
-            == {k: dataclasses.astuple(c) for k, c in old.cusums.items()})
+    ident = (window.model, window.model_version)
+    kept = mon.cusums.get(ident, {})
+    if new.cusums is None:
+        assert not old.cusums
+    else:  # the window's detectors advanced, the stream's others as they were, in order
+        assert list(new.cusums) == list(dict.fromkeys([*kept, *old.cusums]))
+        assert ({k: dataclasses.astuple(new.cusums[k]) for k in old.cusums}
+                == {k: dataclasses.astuple(c) for k, c in old.cusums.items()})
+        assert ({k: dataclasses.astuple(c) for k, c in new.cusums.items() if k not in old.cusums}
+                == {k: dataclasses.astuple(kept[k]) for k in kept if k not in old.cusums})
     assert new.errors == old.errors
     mon.commit(new)
 
@@ -272,3 +281,101 @@ def test_the_lookup_tables_of_every_reference_share_one_budget() -> None:
     assert tables.get(object(), ("terms", 2)) is None
     tables.put(owners[0], "huge", np.zeros(1), 5 * MIN_ENTRY)  # beyond the budget: not kept
     assert tables.get(owners[0], "huge") is None
+
+
+# -- the CUSUM state as arrays (sequential.Cusums) ------------------------------------------
+
+@settings(max_examples=80, deadline=None)
+@given(st.integers(0, 2**32 - 1),
+       st.lists(st.tuples(st.lists(st.sampled_from("abcdefg"), min_size=1, max_size=7,
+                                   unique=True),
+                          st.sampled_from([0, 1, 2, 5, 60, 300]),
+                          st.sampled_from([0.0, 0.0, 0.5, 3.0]),
+                          st.sampled_from([0.0, 0.0, 0.1, 1.0])), min_size=1, max_size=12))
+def test_cusums_advance_as_one_detector_per_name_would(
+        seed: int, windows: list[tuple[list[str], int, float, float]]) -> None:
+    """Windows whose streams come and go (new ones start from zero, absent ones keep their
+    state and their place), empty windows, left-out values, shifts that raise alarms: each
+    name's detector is where Cusum.update on its valid values takes it, the statistic is
+    max(up, down) / h and the alarms are counted per window and in all; a copy never
+    changes the one it came from."""
+    rng = np.random.default_rng(seed)
+    k, h = 0.055, 8.0
+    expected: dict[str, Cusum] = {}
+    found = Cusums(k, h)
+    for names, n, shift, gaps in windows:
+        z = rng.normal(shift, 1, (len(names), n))
+        z[rng.random(z.shape) < 0.02] = np.inf if shift else -np.inf
+        valid = np.isfinite(z) & (rng.random(z.shape) >= gaps)
+        before = {name: dataclasses.astuple(found[name]) for name in found}
+        new, statistic, fired, total = found.advanced(
+            tuple(names), z, None if valid.all() else valid)
+        assert {name: dataclasses.astuple(found[name]) for name in found} == before
+        for i, name in enumerate(names):
+            detector = expected.setdefault(name, Cusum(k, h))
+            alarms = detector.alarms
+            detector.update(z[i][valid[i]])
+            same(statistic[i], max(detector.up, detector.down) / h)
+            assert (fired[i], total[i]) == (detector.alarms - alarms, detector.alarms)
+        assert list(new) == list(expected)  # in the order the names first came
+        assert {name: dataclasses.astuple(new[name]) for name in new} == {
+            name: dataclasses.astuple(c) for name, c in expected.items()}
+        found = new
+
+
+def sliding(rng: np.random.Generator, start: float, n: int, shift: float, gaps: float,
+            drop: list[str]) -> Window:
+    """A window of a sliding spec: it starts before the previous one ended."""
+    cols = spoiled(rng, columns(rng, n, shift), gaps, wild=True, unseen=False, drop=drop)
+    return classified(cols, rng, start, spec="500n/100n")
+
+
+@settings(max_examples=40, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.integers(0, 2**32 - 1),
+       st.lists(st.tuples(st.sampled_from([0, 3, 100, 257]), st.sampled_from([0.0, 4.0]),
+                          st.sampled_from([0.0, 0.05]),
+                          st.lists(st.sampled_from(NAMES), max_size=3, unique=True),
+                          st.sampled_from([0.5, 1.0, 2.0])), min_size=2, max_size=10))
+def test_many_windows_with_features_that_come_and_go_and_sliding_windows(
+        tmp_path: Path, profile: Profile, seed: int,
+        windows: list[tuple[int, float, float, list[str], float]]) -> None:
+    """The CUSUM state carried across many windows, each leaving out other features, some
+    overlapping the rows read before (a sliding spec: no CUSUM step then), NaN, infinities
+    and values past the fences, drifts that raise alarms: the same results and detectors
+    as the frozen path, window after window, from the same state."""
+    rng = np.random.default_rng(seed)
+    mon = monitor(tmp_path, profile)
+    start = 0.0
+    for n, shift, gaps, drop, step in windows:
+        window = sliding(rng, start, n, shift, gaps, drop)
+        window.end = start + 1.0
+        old = drift_frozen.evaluate(mon, window)
+        new = mon.evaluate(window)
+        same(new.results, old.results)
+        assert (new.cusums is None) == (old.cusums is None)
+        if new.cusums is not None:
+            for name, detector in old.cusums.items():
+                assert dataclasses.astuple(new.cusums[name]) == dataclasses.astuple(detector)
+        assert new.read_until == old.read_until
+        mon.commit(new)
+        start += step  # 0.5: overlaps the last window's rows
+
+
+def test_the_thresholds_kept_across_windows_are_bounded(tmp_path: Path, profile: Profile
+                                                        ) -> None:
+    """Window sizes and feature counts without end (each a new z) keep at most
+    RULES_KEPT x THRESHOLDS_KEPT thresholds in the process."""
+    from plugins.drift import monitor as module  # noqa: PLC0415
+    from plugins.drift.statistics import numeric_threshold  # noqa: PLC0415
+
+    mon = monitor(tmp_path, profile)
+    for tests in range(1, 3 * module.RULES_KEPT):
+        z = 2.0 + tests / 100
+        for n in range(module.THRESHOLDS_KEPT + 50):
+            limits = mon._limits(z)
+            limits.setdefault((n, 10_000), numeric_threshold(mon.rule, n, 10_000, z))
+        assert len(module._LIMITS) <= module.RULES_KEPT
+        assert all(len(kept) <= module.THRESHOLDS_KEPT + 1
+                   for kept in module._LIMITS.values())
+    module._LIMITS.clear()  # none of these z values is a test's: leave no trace
