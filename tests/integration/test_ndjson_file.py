@@ -56,6 +56,9 @@ def test_samples_and_labels_from_files_become_windows(write_config: ConfigWriter
     window = {"model": "m", "model_version": "", "window": "100n"}
     poll(lambda: value(agent.scrape(), "inferwatch_model_window_labeled_samples", **window)
          == 100, 30, what="a final window of 100 labelled samples from the files")
+    # The plugin's own counters come with its next collection, not with the window.
+    poll(lambda: value(agent.scrape(), "inferwatch_ndjson_file_rejected_total",
+                       reason="invalid_json") == 1, 10, what="the file plugin's counters")
     metrics = agent.scrape()
     assert value(metrics, "inferwatch_samples_received_total", model="m") == 200
     assert value(metrics, "inferwatch_labels_received_total", model="m") == 200
