@@ -213,9 +213,10 @@ class DriftMonitor(Monitor):
         return step.results
 
     def evaluate(self, window: Window) -> Step:
-        """This window against its reference; reads state, changes none. In a worker thread,
-        or on the loop for a small window (agent.worker.offload: the hand-off would cost
-        more than the window)."""
+        """This window against its reference; reads state, changes none (but the scan's
+        hint on the reference's batch, `Batch.gappy`, which only orders its checks and never
+        changes a result). In a worker thread, or on the loop for a small window
+        (agent.worker.offload: the hand-off would cost more than the window)."""
         ident = (window.model, window.model_version)
         step = Step(ident, self.first_spec.get(ident, window.spec))
         columns = drift_columns(window)

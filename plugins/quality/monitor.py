@@ -39,6 +39,7 @@ log = structlog.get_logger("inferwatch")
 Key = tuple[str, str, str]  # model, model_version, window spec
 FIRST_PASSES_KEPT = 1000  # windows between their first pass and their final one
 HANDOVER_CELLS = 4096  # score cells up to which a first pass keeps its arrays for the final
+HANDOVER_BUDGET = 1 << 18  # score cells all waiting first passes keep (2 MiB a float copy)
 _UNFITTED = Calibration(None)
 
 
@@ -74,6 +75,7 @@ class QualityMonitor(Monitor):
         # Streams whose last final pass found labels its first pass had not seen: their first
         # passes leave the labelled rows' estimate to the final pass (it would be wasted).
         self.relabelled: set[Key] = set()
+        self.handover_cells = 0  # score cells the waiting first passes' hand-overs hold
         self.compute_seconds = 0.0
 
     async def process(self, window: Window) -> Sequence[Event]:
@@ -84,11 +86,18 @@ class QualityMonitor(Monitor):
         if relabelled is not None:
             (self.relabelled.add if relabelled else self.relabelled.discard)(key)
         if window.final:
-            self.first_pass.pop(slot, None)
+            self._forget(self.first_pass.pop(slot, None))
         elif first is not None:
+            self._forget(self.first_pass.get(slot))
+            if first.handover is not None:
+                cells = first.rows * len(first.classes)
+                if self.handover_cells + cells > HANDOVER_BUDGET:
+                    first.handover = None  # its final pass computes what it would reuse
+                else:
+                    self.handover_cells += cells
             self.first_pass[slot] = first
             while len(self.first_pass) > FIRST_PASSES_KEPT:
-                del self.first_pass[next(iter(self.first_pass))]
+                self._forget(self.first_pass.pop(next(iter(self.first_pass))))
         window.results.update(results)
         self.latest[key] = window
         if window.final and "cost" in results:
@@ -98,6 +107,11 @@ class QualityMonitor(Monitor):
         if series is not None:
             self._export(key, series, results)
         return events
+
+    def _forget(self, first: FirstPass | None) -> None:
+        """A first pass leaves: the score cells its hand-over held are free again."""
+        if first is not None and first.handover is not None:
+            self.handover_cells -= first.rows * len(first.classes)
 
     def _export(self, key: Key, series: Accumulator, results: dict[str, Any]) -> None:
         """The window's series (computed with it), completed with what changed on the loop."""
@@ -193,8 +207,9 @@ class QualityMonitor(Monitor):
         realized metrics, sharing their sort): a small binary window of a stream whose labels
         are in by the first pass (else the work is wasted: the final pass redoes it)."""
         key = (window.model, window.model_version, window.spec)
+        cells = window.rows * len(window.classes)
         return (window.positive >= 0 and not window.provisional and key not in self.relabelled
-                and window.rows * len(window.classes) <= HANDOVER_CELLS)
+                and cells <= HANDOVER_CELLS and self.handover_cells + cells <= HANDOVER_BUDGET)
 
     def _handover(self, window: Window, proba: np.ndarray | None,
                   same_rows: dict[str, Any] | None) -> Handover | None:

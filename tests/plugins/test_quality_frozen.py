@@ -322,3 +322,27 @@ def test_probabilities_of_odd_rows_are_the_frozen_ones() -> None:
                     same(got, want)
                     same(probabilities(scores, np.array([True, False, True])),
                          old_classification.probabilities(scores, np.array([True, False, True])))
+
+
+def test_waiting_hand_overs_stay_within_their_budget_and_change_no_result(
+        monkeypatch: Any, tmp_path: Path) -> None:
+    """Beyond the budget a first pass keeps no hand-over: its final pass computes again, to
+    the same bits; the cells held come back as finals (or evictions) drop first passes."""
+    monkeypatch.setattr("plugins.quality.monitor.HANDOVER_BUDGET", 3 * 400)
+    case = {"seed": 5, "k": 2, "windows": 8, "rows": 200, "positive": 1, "ties": 0,
+            "scores": "ok", "labels": "half", "shared": "same", "lag": 0, "groups": False,
+            "cost": None, "thresholds": False, "running": False}
+    windows = _windows(case)
+    config = _config(case)
+    live = _monitor(QualityMonitor, tmp_path / "live", config)
+    frozen = _monitor(FrozenMonitor, tmp_path / "frozen", config)
+    held = []
+    for window in [first for first, _ in windows] + [final for _, final in windows]:
+        mine, theirs = _copy(window), _copy(window)
+        asyncio.run(live.process(mine))
+        asyncio.run(frozen.process(theirs))
+        same(mine.results, theirs.results, f"final={window.final} start={window.start}")
+        held.append(live.handover_cells)
+    assert max(held) == 3 * 400  # three windows' hand-overs, never a fourth
+    assert sum(f.handover is not None for f in live.first_pass.values()) == 0
+    assert live.handover_cells == 0
