@@ -8,9 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import struct
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pytest
@@ -24,29 +22,12 @@ from plugins.drift.monitor import DriftMonitor, drift_columns
 from plugins.drift.profile import BINS, NumericProfile, Profile, build
 from plugins.drift.sequential import Cusum, Cusums
 from plugins.drift.statistics import Prepared, scan
+from tests.bits import same
 from tests.plugins import drift_frozen
 from tests.plugins.test_drift import monitor
 
 LEVELS = np.array(["a", "b", "c", "d", "e", "f", "g"], dtype=object)
 ROWS = [0, 1, 2, 3, 4, 5, 17, 100, 257, 4097]
-
-
-def same(new: Any, old: Any, path: str = "$") -> None:
-    """Equal in type, value and order: floats by their bits (NaN included), dicts by their
-    keys in order."""
-    assert type(new) is type(old), (path, new, old)
-    if isinstance(new, dict):
-        assert list(new) == list(old), path
-        for key in new:
-            same(new[key], old[key], f"{path}.{key}")
-    elif isinstance(new, list | tuple):
-        assert len(new) == len(old), path
-        for i, (a, b) in enumerate(zip(new, old, strict=True)):
-            same(a, b, f"{path}[{i}]")
-    elif isinstance(new, float):
-        assert struct.pack("<d", new) == struct.pack("<d", old), (path, new, old)
-    else:
-        assert new == old, (path, new, old)
 
 
 def columns(rng: np.random.Generator, n: int, shift: float = 0.0) -> dict[str, np.ndarray]:

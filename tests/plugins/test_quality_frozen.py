@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import math
-import struct
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -27,29 +26,10 @@ from plugins.quality.cbpe import Calibration, estimate
 from plugins.quality.classification import Ranked, classification, probabilities
 from plugins.quality.config import Cost, ModelQuality, QualityConfig, Threshold
 from plugins.quality.monitor import QualityMonitor
+from tests.bits import same
 from tests.plugins.quality_frozen import cbpe as old_cbpe
 from tests.plugins.quality_frozen import classification as old_classification
 from tests.plugins.quality_frozen.monitor import QualityMonitor as FrozenMonitor
-
-
-def same(got: Any, want: Any, where: str = "") -> None:
-    """Equal in type, key order and, for floats, in bits (NaN included)."""
-    assert type(got) is type(want), f"{where}: {type(got)} != {type(want)}"
-    if isinstance(want, dict):
-        assert list(got) == list(want), f"{where}: keys {list(got)} != {list(want)}"
-        for key in want:
-            same(got[key], want[key], f"{where}.{key}")
-    elif isinstance(want, list | tuple):
-        assert len(got) == len(want), where
-        for i, (g, w) in enumerate(zip(got, want, strict=True)):
-            same(g, w, f"{where}[{i}]")
-    elif isinstance(want, float):
-        assert struct.pack("<d", got) == struct.pack("<d", want), f"{where}: {got!r} {want!r}"
-    elif isinstance(want, np.ndarray):
-        assert got.dtype == want.dtype, where
-        assert got.tobytes() == want.tobytes(), where
-    else:
-        assert got == want, f"{where}: {got!r} != {want!r}"
 
 
 def same_events(got: list[Event], want: list[Event]) -> None:
