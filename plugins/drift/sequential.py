@@ -141,24 +141,29 @@ def advance(detectors: list[Cusum], z: np.ndarray, valid: np.ndarray | None,
     walk[:, 0] += [d.up for d in detectors] + [d.down for d in detectors]
     np.add.accumulate(walk, axis=1, out=walk)  # np.cumsum, without its Python wrapper
     floor = np.minimum(np.minimum.reduce(walk, axis=1), 0.0)
-    alarmed = [False] * k
     # First one bound for every row (the highest partial sum over the lowest floor), then,
     # only if that is beyond the lowest h, a bound per row, then the rows' walks themselves.
     lowest_h = detectors[0].h if same else min(d.h for d in detectors)
+    alarmed: set[int] = set()
     if not np.maximum.reduce(walk, axis=None) - floor.min() <= lowest_h:
-        h = np.array([d.h for d in detectors] * 2)
-        rows = np.flatnonzero(~(np.maximum.reduce(walk, axis=1) - floor <= h))
-        reflected = walk[rows]
-        _reflected_after_sum(reflected)
-        for row, crossed in zip(rows.tolist(),
-                                (np.maximum.reduce(reflected, axis=1) > h[rows]).tolist(),
-                                strict=True):
-            alarmed[row % k] = alarmed[row % k] or crossed
+        alarmed = _crossed(walk, floor, np.array([d.h for d in detectors] * 2), k)
     last = (walk[:, -1] - floor).tolist()
     counted = [n] * k if valid is None else np.add.reduce(valid, axis=1).tolist()
-    return [_updated(d, z[i] if valid is None else z[i][valid[i]]) if alarmed[i]
+    return [_updated(d, z[i] if valid is None else z[i][valid[i]]) if i in alarmed
             else Cusum(d.k, d.h, last[i], last[k + i], d.alarms, d.samples + counted[i])
             for i, d in enumerate(detectors)]
+
+
+def _crossed(walk: np.ndarray, floor: np.ndarray, h: float | np.ndarray, k: int) -> set[int]:
+    """The detectors (row % k of the 2k rows: ups, then downs) whose reflected walk crosses
+    h (one for all, or one per row): a bound per row first (its highest partial sum over its
+    floor), then the walks of the rows beyond it, reflected."""
+    rows = np.flatnonzero(~(np.maximum.reduce(walk, axis=1) - floor <= h))
+    reflected = walk[rows]  # a copy: `walk` stays the summed steps
+    _reflected_after_sum(reflected)
+    limit = h[rows] if isinstance(h, np.ndarray) else h
+    crossed = (np.maximum.reduce(reflected, axis=1) > limit).tolist()
+    return {row % k for row, hit in zip(rows.tolist(), crossed, strict=True) if hit}
 
 
 def _updated(detector: Cusum, z: np.ndarray) -> Cusum:
@@ -223,7 +228,7 @@ class Cusums(Mapping[str, Cusum]):
         np.add.accumulate(walk, axis=1, out=walk)
         floor = np.minimum(np.minimum.reduce(walk, axis=1), 0.0)
         alarmed = ([] if np.maximum.reduce(walk, axis=None) - floor.min() <= self.h
-                   else self._alarmed(walk, floor, k))
+                   else sorted(_crossed(walk, floor, self.h, k)))
         last = walk[:, -1] - floor
         counted = n if valid is None else np.add.reduce(valid, axis=1)
         alarms = grown.alarms if rows is None else grown.alarms[rows]
@@ -241,16 +246,6 @@ class Cusums(Mapping[str, Cusum]):
                 alarms[i], samples[i] = found.alarms, found.samples
         new = grown._replaced(rows, both, last, alarms, samples)
         return new, new._statistic(last), fired, alarms.tolist()
-
-    def _alarmed(self, walk: np.ndarray, floor: np.ndarray, k: int) -> list[int]:
-        """The detectors whose reflected walk crosses h (`advance`'s bound per row first,
-        then the rows' walks themselves)."""
-        rows = np.flatnonzero(~(np.maximum.reduce(walk, axis=1) - floor <= self.h))
-        reflected = walk[rows]
-        _reflected_after_sum(reflected)
-        crossed = (np.maximum.reduce(reflected, axis=1) > self.h).tolist()
-        return sorted({row % k for row, hit in zip(rows.tolist(), crossed, strict=True)
-                       if hit})
 
     def _replaced(self, rows: np.ndarray | None, both: np.ndarray | None, last: np.ndarray,
                   alarms: np.ndarray, samples: np.ndarray) -> Cusums:

@@ -270,11 +270,11 @@ def _numeric_block(rows: list[dict[str, Any]], names: list[str],
         column = table[i]
         if counts[i]:
             column[infinite[i]] = np.nan
-        spec = declared.get(name)
-        bad = _out_of_range(column, spec) if spec is not None else 0
-        out[name] = (column, Counter({k: v for k, v in (("non_finite", counts[i]),
-                                                        ("out_of_range", bad)) if v})
-                     if counts[i] or bad else None)  # most features have no issue
+        bad = _out_of_range(column, declared.get(name))
+        issues = None  # most features have none: no Counter for them
+        if counts[i] or bad:
+            issues = +Counter(non_finite=counts[i], out_of_range=bad)  # the non-zero ones
+        out[name] = (column, issues)
     return out
 
 

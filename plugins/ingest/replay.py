@@ -342,7 +342,7 @@ class Replay:
         self.with_results += any(window.results.values())
         stream = self.streams.setdefault((window.model, window.model_version), {"windows": 0})
         stream["windows"] += window.final
-        self.out.write(self.lines.encode(window_line(window)))
+        self._print(window_line(window))
         # A monitor's per-window summary (quality.window, drift.window) repeats the line above.
         said = [e for e in [*self.events, *events] if e.kind not in SUMMARIES]
         for i, event in enumerate(said):
@@ -350,7 +350,7 @@ class Replay:
         self.events.clear()
 
     def _print(self, line: dict[str, Any]) -> None:
-        self.out.write(msgspec.json.encode(line).decode() + "\n")  # one write a line
+        self.out.write(self.lines.encode(line))  # one write a line
 
     def summary(self) -> dict[str, Any]:
         return {"windows": self.windows, "samples": sum(self.pipeline.seen.values()),
